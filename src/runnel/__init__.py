@@ -1,0 +1,22 @@
+"""runnel: micro-batch stream processing for Python.
+
+The Spark Streaming programming model — StreamingContext, DStreams, windows,
+state — on columnar NumPy/Arrow batches with Numba kernels on the hot path.
+"""
+
+from .batch import Batch
+from .clock import ManualClock, SystemClock
+from .context import Context
+from .dataset import Dataset
+from .dstream.base import DStream
+from .functions import PythonFallbackWarning
+from .listener import BatchInfo, StreamingListener
+from .streaming import StreamingContext
+from . import aliases as _aliases
+
+_aliases.install()
+
+__version__ = "0.1.0"
+
+__all__ = ["Batch", "Context", "Dataset", "DStream", "ManualClock", "SystemClock", "StreamingContext",
+           "StreamingListener", "BatchInfo", "PythonFallbackWarning"]

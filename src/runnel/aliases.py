@@ -1,0 +1,62 @@
+"""PySpark's camelCase names: one table, aliases of the PEP 8 methods.
+
+Each alias is the same function object as its PEP 8 method (so it carries
+the same docstring); ``tests/test_aliases.py`` walks this table.
+"""
+
+from __future__ import annotations
+
+from .context import Context
+from .dataset import Dataset
+from .dstream.base import DStream
+from .streaming import StreamingContext
+
+ALIASES: dict[type, dict[str, str]] = {
+    DStream: {
+        "flatMap": "flat_map", "mapPartitions": "map_partitions",
+        "mapPartitionsWithIndex": "map_partitions_with_index", "mapValues": "map_values",
+        "flatMapValues": "flat_map_values", "countByValue": "count_by_value", "reduceByKey": "reduce_by_key",
+        "groupByKey": "group_by_key", "combineByKey": "combine_by_key", "partitionBy": "partition_by",
+        "leftOuterJoin": "left_outer_join", "rightOuterJoin": "right_outer_join",
+        "fullOuterJoin": "full_outer_join", "transformWith": "transform_with", "foreachRDD": "foreach_rdd",
+        "mapBatches": "map_batches",
+    },
+    Dataset: {
+        "flatMap": "flat_map", "mapPartitions": "map_partitions",
+        "mapPartitionsWithIndex": "map_partitions_with_index", "mapValues": "map_values",
+        "flatMapValues": "flat_map_values", "reduceByKey": "reduce_by_key", "groupByKey": "group_by_key",
+        "combineByKey": "combine_by_key", "partitionBy": "partition_by", "leftOuterJoin": "left_outer_join",
+        "rightOuterJoin": "right_outer_join", "fullOuterJoin": "full_outer_join",
+        "getNumPartitions": "get_num_partitions", "isEmpty": "is_empty", "sortBy": "sort_by",
+        "sortByKey": "sort_by_key", "countByValue": "count_by_value", "countByKey": "count_by_key",
+        "collectAsMap": "collect_as_map", "foreachPartition": "foreach_partition", "toPandas": "to_pandas",
+        "mapBatches": "map_batches",
+    },
+    StreamingContext: {
+        "queueStream": "queue_stream", "awaitTermination": "await_termination",
+        "awaitTerminationOrTimeout": "await_termination_or_timeout",
+        "addStreamingListener": "add_streaming_listener", "removeStreamingListener": "remove_streaming_listener",
+        "getActive": "get_active", "getActiveOrCreate": "get_active_or_create", "getOrCreate": "get_or_create",
+    },
+    Context: {
+        "textFile": "text_file", "defaultParallelism": "default_parallelism", "getOrCreate": "get_or_create",
+    },
+}
+
+
+def install() -> None:
+    for cls, table in ALIASES.items():
+        for camel, snake in table.items():
+            # look up in the class dict chain without triggering descriptors
+            for klass in cls.__mro__:
+                if snake in vars(klass):
+                    setattr(cls, camel, vars(klass)[snake])
+                    break
+            else:
+                raise AttributeError(f"alias {cls.__name__}.{camel} names a missing method {snake}")
+
+
+def register(cls: type, table: dict[str, str]) -> None:
+    """Add aliases for another module's class (inputs, outputs, windows ...) to the table."""
+    ALIASES.setdefault(cls, {}).update(table)
+    install()

@@ -1,0 +1,84 @@
+"""Clocks that drive batch generation.
+
+Batch times are integer milliseconds on a grid of the batch interval. The
+``SystemClock`` follows wall time; the ``ManualClock`` only moves when a test
+(or :mod:`runnel.testing`) advances it, so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class Clock:
+    """Time source in milliseconds; ``wait_until`` blocks until a time or a stop."""
+
+    def now(self) -> int:
+        raise NotImplementedError
+
+    def wait_until(self, target_ms: int, stop: threading.Event) -> bool:
+        """Block until ``now() >= target_ms`` (True) or ``stop`` is set (False)."""
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        """Wake waiters so they re-check their stop event."""
+
+
+class SystemClock(Clock):
+    def now(self) -> int:
+        return int(time.time() * 1000)
+
+    def wait_until(self, target_ms: int, stop: threading.Event) -> bool:
+        while True:
+            delay = (target_ms - self.now()) / 1000.0
+            if delay <= 0:
+                return True
+            if stop.wait(min(delay, 0.5)):
+                return False
+
+
+class ManualClock(Clock):
+    """A clock that moves only when told to.
+
+    Examples
+    --------
+    >>> c = ManualClock()
+    >>> c.advance(1000); c.now()
+    1000
+    """
+
+    def __init__(self, start_ms: int = 0):
+        self._now = int(start_ms)
+        self._cond = threading.Condition()
+
+    def now(self) -> int:
+        with self._cond:
+            return self._now
+
+    def advance(self, ms: int | float) -> None:
+        """Move time forward by ``ms`` milliseconds."""
+        if ms < 0:
+            raise ValueError(f"a clock cannot go back (advance by {ms} ms)")
+        with self._cond:
+            self._now += int(ms)
+            self._cond.notify_all()
+
+    def set_time(self, ms: int) -> None:
+        with self._cond:
+            if ms < self._now:
+                raise ValueError(f"a clock cannot go back (from {self._now} to {ms} ms)")
+            self._now = int(ms)
+            self._cond.notify_all()
+
+    def wait_until(self, target_ms: int, stop: threading.Event) -> bool:
+        with self._cond:
+            while self._now < target_ms:
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.05)
+            return not stop.is_set()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()

@@ -1,0 +1,381 @@
+"""Dataset: what a DStream holds for one batch time — partitions plus lineage.
+
+The RDD-like API that ``transform`` and ``foreachRDD`` hand to user code.
+Transformations are lazy: they build a plan (``runnel.plan``); actions run it
+on the context's executor and read the resulting blocks.
+
+Blocks have owners: a :class:`BlockOwner` releases its blocks when the last
+plan or Dataset referring to them is gone, so a long run does not grow.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Any, Callable, Iterable
+
+
+from . import ops
+from .batch import Batch, concat_batches
+from .executors.shipping import ship
+from .functions import Reducer, pair_with_constant, split_pattern
+from .plan import Blocks, Plan, Planner, Product, ShuffleDep, Shuffled, Union, narrow
+from .storage.store import BlockRef
+
+
+class BlockOwner:
+    """Owns blocks in a store; releases them when garbage-collected or closed."""
+
+    __slots__ = ("refs", "_finalizer", "__weakref__")
+
+    def __init__(self, store, refs: list[BlockRef]):
+        self.refs = refs
+        self._finalizer = weakref.finalize(self, store.release, list(refs))
+
+    def release(self) -> None:
+        self._finalizer()
+
+
+class OwnedBlocks(Blocks):
+    """A Blocks plan node that keeps its owner alive."""
+
+    def __init__(self, owner: BlockOwner):
+        super().__init__(owner.refs)
+        self.owner = owner
+
+
+def _check_fn(fn: Any, what: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{what} expects a function, got {type(fn).__name__}: {fn!r}")
+
+
+class Dataset:
+    """A partitioned, immutable collection of records with lineage.
+
+    Created by a :class:`~runnel.context.Context` (``parallelize``,
+    ``textFile``) or handed to ``transform`` / ``foreachRDD`` functions.
+
+    Examples
+    --------
+    >>> from runnel import Context
+    >>> ctx = Context("local")
+    >>> ds = ctx.parallelize(["a b", "b"], 2)
+    >>> sorted(ds.flat_map(lambda l: l.split()).map(lambda w: (w, 1)).reduce_by_key(lambda a, b: a + b).collect())
+    [('a', 1), ('b', 2)]
+    """
+
+    def __init__(self, ctx, plan: Plan, label: str = "dataset"):
+        self.ctx = ctx
+        self.plan = plan
+        self.label = label
+        self._cache = False
+
+    # -- internals ----------------------------------------------------------
+    def _derive(self, plan: Plan) -> "Dataset":
+        return Dataset(self.ctx, plan, self.label)
+
+    def _narrow(self, op) -> "Dataset":
+        return self._derive(narrow(self.plan, op))
+
+    def _shuffle(self, deps: list[ShuffleDep], n: int, reduce_op) -> "Dataset":
+        return self._derive(Shuffled(deps, n, reduce_op))
+
+    def _materialize(self) -> tuple[list[BlockRef], BlockOwner | None]:
+        """Blocks for every partition, and their owner when they are temporary."""
+        if isinstance(self.plan, Blocks):
+            return self.plan.refs, None
+        refs = Planner(self.ctx.executor, self.label).materialize(self.plan)
+        owner = BlockOwner(self.ctx.executor.store, refs)
+        if self._cache:
+            self.plan = OwnedBlocks(owner)
+            return refs, None
+        return refs, owner
+
+    def _batches(self) -> list[Batch]:
+        refs, owner = self._materialize()
+        try:
+            return [self.ctx.executor.store.get(r) for r in refs]
+        finally:
+            if owner is not None:
+                owner.release()
+
+    def _n(self, num_partitions: int | None) -> int:
+        if num_partitions is None:
+            return max(1, self.plan.num_partitions)
+        n = int(num_partitions)
+        if n < 1:
+            raise ValueError(f"numPartitions must be at least 1, got {num_partitions!r}")
+        return n
+
+    # -- lifecycle ------------------------------------------------------------
+    def cache(self) -> "Dataset":
+        """Keep this dataset's blocks once computed (until it is garbage)."""
+        self._cache = True
+        return self
+
+    def persist(self, storage_level: Any = None) -> "Dataset":
+        """Same as :meth:`cache` (the block store decides where blocks live)."""
+        return self.cache()
+
+    def unpersist(self, blocking: bool = False) -> "Dataset":
+        self._cache = False
+        if isinstance(self.plan, OwnedBlocks):
+            self.plan.owner.release()
+        return self
+
+    @property
+    def is_cached(self) -> bool:
+        return self._cache
+
+    def get_num_partitions(self) -> int:
+        """Number of partitions."""
+        return self.plan.num_partitions
+
+    # -- narrow transformations -----------------------------------------------
+    def map(self, f: Callable) -> "Dataset":
+        """Apply ``f`` to every record."""
+        _check_fn(f, "map")
+        is_pair, const = pair_with_constant(f)
+        if is_pair:
+            return self._narrow(ops.PairWithConstant(const))
+        return self._narrow(ops.MapRecords(ship(f)))
+
+    def flat_map(self, f: Callable) -> "Dataset":
+        """Apply ``f`` to every record and flatten the iterables it returns."""
+        _check_fn(f, "flatMap")
+        is_split, sep = split_pattern(f)
+        if is_split:
+            return self._narrow(ops.SplitWords(sep, ship(f)))
+        return self._narrow(ops.FlatMapRecords(ship(f)))
+
+    def filter(self, f: Callable) -> "Dataset":
+        """Keep the records for which ``f`` is true."""
+        _check_fn(f, "filter")
+        return self._narrow(ops.FilterRecords(ship(f)))
+
+    def map_partitions(self, f: Callable, preserves_partitioning: bool = False) -> "Dataset":
+        """Call ``f(iterator)`` once per partition; it returns an iterable."""
+        _check_fn(f, "mapPartitions")
+        return self._narrow(ops.MapPartitionRecords(ship(f)))
+
+    def map_partitions_with_index(self, f: Callable, preserves_partitioning: bool = False) -> "Dataset":
+        """Call ``f(index, iterator)`` once per partition."""
+        _check_fn(f, "mapPartitionsWithIndex")
+        return self._narrow(ops.MapPartitionRecords(ship(f), with_index=True))
+
+    def map_batches(self, f: Callable, format: str = "pandas") -> "Dataset":
+        """Apply a vectorised function to each partition as a whole.
+
+        ``f`` gets a pandas DataFrame (``format="pandas"``), a pyarrow Table
+        (``"arrow"``) or a dict of NumPy/Arrow arrays (``"dict"``) and returns
+        any of those (or records).
+        """
+        _check_fn(f, "map_batches")
+        if format not in ("pandas", "arrow", "dict"):
+            raise ValueError(f"map_batches format must be 'pandas', 'arrow' or 'dict', got {format!r}")
+        return self._narrow(ops.MapBatches(ship(f), format))
+
+    def glom(self) -> "Dataset":
+        """One list per partition."""
+        return self._narrow(ops.Glom())
+
+    def map_values(self, f: Callable) -> "Dataset":
+        """Apply ``f`` to the value of every pair, keeping the key."""
+        _check_fn(f, "mapValues")
+        return self._narrow(ops.MapValues(ship(f)))
+
+    def flat_map_values(self, f: Callable) -> "Dataset":
+        _check_fn(f, "flatMapValues")
+        return self._narrow(ops.FlatMapValues(ship(f)))
+
+    def keys(self) -> "Dataset":
+        return self._narrow(ops.Select(0))
+
+    def values(self) -> "Dataset":
+        return self._narrow(ops.Select(1))
+
+    def union(self, other: "Dataset") -> "Dataset":
+        """Records of self, then of other (partitions concatenated)."""
+        return self._derive(Union([self.plan, other.plan]))
+
+    def cartesian(self, other: "Dataset") -> "Dataset":
+        return self._derive(Product(self.plan, other.plan, ops.CartesianPair()))
+
+    # -- wide transformations -------------------------------------------------
+    def reduce_by_key(self, func: Callable, num_partitions: int | None = None) -> "Dataset":
+        """Merge the values of each key with an associative function.
+
+        ``operator.add``, ``lambda a, b: a + b``, ``min`` and ``max`` run as
+        kernels; other functions are compiled with Numba when possible.
+        """
+        _check_fn(func, "reduceByKey")
+        return self.reduce_by_key_with(Reducer.of(func, ship), num_partitions)
+
+    def reduce_by_key_with(self, reducer: Reducer, num_partitions: int | None = None) -> "Dataset":
+        n = self._n(num_partitions)
+        return self._shuffle([ShuffleDep(self.plan, ops.CombineBuckets(reducer))], n, ops.MergeReduce(reducer))
+
+    def group_by_key(self, num_partitions: int | None = None) -> "Dataset":
+        """(key, list of values in arrival order)."""
+        return self._shuffle([ShuffleDep(self.plan, ops.HashBuckets())], self._n(num_partitions), ops.GroupReduce())
+
+    def combine_by_key(self, create_combiner: Callable, merge_value: Callable, merge_combiners: Callable,
+                       num_partitions: int | None = None) -> "Dataset":
+        for f, w in ((create_combiner, "createCombiner"), (merge_value, "mergeValue"),
+                     (merge_combiners, "mergeCombiners")):
+            _check_fn(f, w)
+        return self._shuffle([ShuffleDep(self.plan, ops.CombinerBuckets(ship(create_combiner), ship(merge_value)))],
+                             self._n(num_partitions), ops.CombinerReduce(ship(merge_combiners)))
+
+    def partition_by(self, num_partitions: int, partition_func: Callable | None = None) -> "Dataset":
+        """Partition pairs by key: the stable key hash, or ``partition_func(key) % n``."""
+        buckets = ops.HashBuckets() if partition_func is None else ops.FuncBuckets(ship(partition_func))
+        return self._shuffle([ShuffleDep(self.plan, buckets)], self._n(num_partitions), ops.Concat())
+
+    def repartition(self, num_partitions: int) -> "Dataset":
+        """Redistribute records into nearly equal partitions, keeping their order."""
+        return self._shuffle([ShuffleDep(self.plan, ops.EvenBuckets())], self._n(num_partitions), ops.Concat())
+
+    def coalesce(self, num_partitions: int, shuffle: bool = False) -> "Dataset":
+        return self.repartition(num_partitions)
+
+    def reduce_all(self, reducer: Reducer) -> "Dataset":
+        """One partition holding the reduction of every record (empty if there are none)."""
+        return self._shuffle([ShuffleDep(self.plan, ops.EvenBuckets())], 1, ops.ReduceConcat(reducer))
+
+    def _join(self, other: "Dataset", how: str, num_partitions: int | None) -> "Dataset":
+        n = self._n(num_partitions) if num_partitions else max(self.plan.num_partitions, other.plan.num_partitions, 1)
+        deps = [ShuffleDep(self.plan, ops.HashBuckets()), ShuffleDep(other.plan, ops.HashBuckets())]
+        return self._shuffle(deps, n, ops.JoinReduce(how))
+
+    def join(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
+        """Inner join of pairs: (k, (v, w))."""
+        return self._join(other, "inner", num_partitions)
+
+    def left_outer_join(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
+        return self._join(other, "left", num_partitions)
+
+    def right_outer_join(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
+        return self._join(other, "right", num_partitions)
+
+    def full_outer_join(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
+        return self._join(other, "full", num_partitions)
+
+    def cogroup(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
+        """(k, (values of self, values of other)) with a list per side."""
+        n = self._n(num_partitions) if num_partitions else max(self.plan.num_partitions, other.plan.num_partitions, 1)
+        deps = [ShuffleDep(self.plan, ops.HashBuckets()), ShuffleDep(other.plan, ops.HashBuckets())]
+        return self._shuffle(deps, n, ops.CogroupReduce())
+
+    def count_by_value_stream(self, num_partitions: int | None = None) -> "Dataset":
+        """(value, count) pairs (a transformation; the DStream countByValue)."""
+        return self._narrow(ops.PairWithConstant(1)).reduce_by_key_with(Reducer(ship(_add), op="sum"),
+                                                                        num_partitions)
+
+    def distinct(self, num_partitions: int | None = None) -> "Dataset":
+        return self._narrow(ops.PairWithConstant(None)).reduce_by_key_with(
+            Reducer(ship(_first), op="first"), num_partitions).keys()
+
+    def sort_by(self, keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "Dataset":
+        """Sort records by ``keyfunc``; partitions hold contiguous key ranges."""
+        _check_fn(keyfunc, "sortBy")
+        n = self._n(num_partitions)
+        keys = sorted(keyfunc(r) for r in self.collect())
+        bounds = [keys[(i * len(keys)) // n] for i in range(1, n)] if keys else []
+        kf = ship(keyfunc)
+        return self._shuffle([ShuffleDep(self.plan, ops.RangeBuckets(kf, bounds, ascending))], n,
+                             ops.SortReduce(kf, ascending))
+
+    def sort_by_key(self, ascending: bool = True, num_partitions: int | None = None,
+                    keyfunc: Callable = lambda k: k) -> "Dataset":
+        return self.sort_by(lambda kv: keyfunc(kv[0]), ascending, num_partitions)
+
+    # -- actions ----------------------------------------------------------------
+    def collect(self) -> list:
+        """All records, as native Python values, in partition order."""
+        out: list = []
+        for b in self._batches():
+            out.extend(b.to_records())
+        return out
+
+    def to_batch(self) -> Batch:
+        """All partitions concatenated into one Batch."""
+        return concat_batches(self._batches())
+
+    def to_pandas(self):
+        """All records as one pandas DataFrame (columns of the batch)."""
+        return self.to_batch().to_pandas()
+
+    def to_arrow(self):
+        return self.to_batch().to_arrow()
+
+    def count(self) -> int:
+        """Number of records (read from block metadata: no data is moved)."""
+        refs, owner = self._materialize()
+        try:
+            return int(sum(r.nrows for r in refs))
+        finally:
+            if owner is not None:
+                owner.release()
+
+    def take(self, num: int) -> list:
+        """The first ``num`` records."""
+        out: list = []
+        for b in self._batches():
+            if len(out) >= num:
+                break
+            out.extend(b.slice(0, num - len(out)).to_records())
+        return out[:num]
+
+    def first(self) -> Any:
+        rs = self.take(1)
+        if not rs:
+            raise ValueError("RDD is empty")
+        return rs[0]
+
+    def is_empty(self) -> bool:
+        return self.count() == 0
+
+    def reduce(self, f: Callable) -> Any:
+        """Reduce all records with ``f``; raises ValueError on an empty dataset."""
+        _check_fn(f, "reduce")
+        parts = self._narrow(ops.ReducePartition(Reducer.of(f, ship))).collect()
+        if not parts:
+            raise ValueError("Can not reduce() empty RDD")
+        return functools.reduce(f, parts)
+
+    def count_by_value(self) -> dict:
+        return dict(self.count_by_value_stream().collect())
+
+    def count_by_key(self) -> dict:
+        return dict(self.keys().count_by_value_stream().collect())
+
+    def collect_as_map(self) -> dict:
+        return dict(self.collect())
+
+    def foreach(self, f: Callable) -> None:
+        for r in self.collect():
+            f(r)
+
+    def foreach_partition(self, f: Callable) -> None:
+        for part in self.glom().collect():
+            f(iter(part))
+
+    def sum(self):
+        return sum(self.collect())
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.label}, {self.get_num_partitions()} partitions)"
+
+
+def _add(a, b):
+    return a + b
+
+
+def _first(a, b):
+    return a
+
+
+def split_slices(n: int, k: int) -> list[tuple[int, int]]:
+    """PySpark's parallelize split: slice i is [i*n//k, (i+1)*n//k)."""
+    return [(i * n // k, (i + 1) * n // k) for i in range(k)]

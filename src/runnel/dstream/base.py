@@ -1,0 +1,336 @@
+"""DStream: a stream of Datasets, one per batch time on its slide grid.
+
+Spark's ``compute(time)`` contract: each subclass declares its parents, its
+slide duration and ``compute(time) -> Dataset | None``; this base class alone
+owns memoising by time, validity of times, remembering and forgetting
+generated Datasets (which frees their blocks), and naming.
+
+Times are integer milliseconds. With ``zero`` the context's zero time, a
+stream with slide ``s`` produces Datasets only at ``zero + k*s`` (k >= 1);
+at other times it produces nothing at all.
+
+Primitives everything is composed from (see ``transformed.py``): a per-batch
+Dataset transform of one or more parents (narrow ops fuse into one task per
+partition; keyed ops shuffle), inputs (``inputs.py``) and outputs
+(``outputs.py``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import ops
+from ..dataset import Dataset
+from ..executors.shipping import ship
+from ..functions import Reducer
+from ..listener import ms_to_datetime
+
+if TYPE_CHECKING:
+    from ..streaming import StreamingContext
+
+
+def to_ms(seconds: Any, what: str) -> int:
+    """Durations are seconds (int or float); compare them in integer milliseconds."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, got {type(seconds).__name__}: {seconds!r}")
+    ms = round(seconds * 1000)
+    if ms <= 0:
+        raise ValueError(f"{what} must be positive, got {seconds!r} seconds")
+    return ms
+
+
+def fn_arity(f: Callable) -> int:
+    """Number of positional parameters (PySpark checks ``__code__.co_argcount``)."""
+    code = getattr(f, "__code__", None)
+    if code is not None:
+        n = code.co_argcount
+        return n - 1 if inspect.ismethod(f) else n
+    try:
+        return len([p for p in inspect.signature(f).parameters.values()
+                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+    except (TypeError, ValueError):
+        return 1
+
+
+class DStream:
+    """A discretised stream: a Dataset per batch time.
+
+    DStreams are created by a :class:`~runnel.streaming.StreamingContext`
+    (inputs) and by transformations of other DStreams. PEP 8 method names
+    are primary; PySpark's camelCase names are aliases (``aliases.py``).
+    """
+
+    kind = "dstream"
+
+    def __init__(self, ssc: "StreamingContext", parents: list["DStream"] | tuple = ()):
+        self.ssc = ssc
+        self.parents: list[DStream] = list(parents)
+        for p in self.parents:
+            if p.ssc is not ssc:
+                raise ValueError("cannot combine DStreams of different StreamingContexts")
+        self.generated: dict[int, Dataset | None] = {}
+        self.remember_ms: int = 0
+        self.must_cache = False
+        self.checkpoint_ms: int | None = None
+        self.name = ssc._graph.add(self)
+
+    # -- time ---------------------------------------------------------------
+    @property
+    def slide_ms(self) -> int:
+        return self.parents[0].slide_ms
+
+    @property
+    def slide_duration(self) -> float:
+        return self.slide_ms / 1000.0
+
+    def is_time_valid(self, t: int) -> bool:
+        zero = self.ssc._graph.zero_ms
+        return zero is not None and t > zero and (t - zero) % self.slide_ms == 0
+
+    def compute(self, t: int) -> Dataset | None:
+        raise NotImplementedError(f"{type(self).__name__} must implement compute(time)")
+
+    def get_or_compute(self, t: int) -> Dataset | None:
+        """The Dataset at time t: memoised; None where the stream produces nothing."""
+        if t in self.generated:
+            return self.generated[t]
+        if not self.is_time_valid(t):
+            return None
+        ds = self.compute(t)
+        if ds is not None:
+            # a fresh handle: compute may return a parent's memoised Dataset, whose label we must not change
+            ds = Dataset(ds.ctx, ds.plan, f"{self.name} at {ms_to_datetime(t)}")
+            if self.must_cache:
+                ds.cache()
+        self.generated[t] = ds
+        return ds
+
+    # -- memory ---------------------------------------------------------------
+    def parent_remember_ms(self) -> int:
+        """How long parents must remember for this stream (windows add their length)."""
+        return self.remember_ms
+
+    def init_remember(self, ms: int) -> None:
+        self.remember_ms = max(self.remember_ms, ms, self.slide_ms)
+        for p in self.parents:
+            p.init_remember(self.parent_remember_ms())
+
+    def forget_before(self, t: int) -> None:
+        """Drop Datasets older than t - remember (their blocks are freed with them)."""
+        horizon = t - self.remember_ms
+        for old in [k for k in self.generated if k <= horizon]:
+            del self.generated[old]
+
+    # -- naming ---------------------------------------------------------------
+    def named(self, name: str) -> "DStream":
+        """Give this stream a stable name of your choosing (checkpointed state is keyed by it)."""
+        self.name = self.ssc._graph.rename(self, name)
+        return self
+
+    def context(self) -> "StreamingContext":
+        return self.ssc
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} slide={self.slide_ms}ms>"
+
+    # -- building blocks ---------------------------------------------------------
+    def _transform(self, kind: str, fn: Callable[[Dataset], Dataset]) -> "DStream":
+        from .transformed import TransformedDStream
+        return TransformedDStream(self.ssc, [self], lambda dss, t: fn(dss[0]), kind)
+
+    def _n(self, num_partitions: int | None) -> int:
+        if num_partitions is None:
+            return self.ssc.context.default_parallelism
+        if int(num_partitions) < 1:
+            raise ValueError(f"numPartitions must be at least 1, got {num_partitions!r}")
+        return int(num_partitions)
+
+    # -- narrow transformations ----------------------------------------------------
+    def map(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
+        """Apply ``f`` to every record."""
+        f = ship(f)
+        return self._transform("map", lambda ds: ds.map(f))
+
+    def flat_map(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
+        """Apply ``f`` to every record and flatten the results."""
+        f = ship(f)
+        return self._transform("flat_map", lambda ds: ds.flat_map(f))
+
+    def filter(self, f: Callable) -> "DStream":
+        """Keep records for which ``f`` is true."""
+        f = ship(f)
+        return self._transform("filter", lambda ds: ds.filter(f))
+
+    def map_partitions(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
+        f = ship(f)
+        return self._transform("map_partitions", lambda ds: ds.map_partitions(f))
+
+    def map_partitions_with_index(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
+        f = ship(f)
+        return self._transform("map_partitions_with_index", lambda ds: ds.map_partitions_with_index(f))
+
+    def map_batches(self, f: Callable, format: str = "pandas") -> "DStream":
+        """Apply a vectorised function to each partition (pandas DataFrame in, DataFrame out)."""
+        f = ship(f)
+        return self._transform("map_batches", lambda ds: ds.map_batches(f, format))
+
+    def glom(self) -> "DStream":
+        return self._transform("glom", lambda ds: ds.glom())
+
+    def map_values(self, f: Callable) -> "DStream":
+        f = ship(f)
+        return self._transform("map_values", lambda ds: ds.map_values(f))
+
+    def flat_map_values(self, f: Callable) -> "DStream":
+        f = ship(f)
+        return self._transform("flat_map_values", lambda ds: ds.flat_map_values(f))
+
+    def repartition(self, num_partitions: int) -> "DStream":
+        n = self._n(num_partitions)
+        return self._transform("repartition", lambda ds: ds.repartition(n))
+
+    def cache(self) -> "DStream":
+        """Keep each batch's Dataset once computed (several outputs reuse it)."""
+        self.must_cache = True
+        return self
+
+    def persist(self, storageLevel: Any = None) -> "DStream":
+        return self.cache()
+
+    def checkpoint(self, interval: float) -> "DStream":
+        """Set how often this stream's state is checkpointed (seconds)."""
+        self.checkpoint_ms = to_ms(interval, "checkpoint interval")
+        self.cache()
+        return self
+
+    # -- aggregations ---------------------------------------------------------------
+    def count(self) -> "DStream":
+        """A one-record stream: the number of records of each batch ([0] when empty)."""
+        return self._transform("count", lambda ds: ds._narrow(ops.CountPartition()).reduce_all(_SUM))
+
+    def reduce(self, f: Callable) -> "DStream":
+        """Reduce each batch to one record (an empty batch stays empty)."""
+        r = Reducer.of(f, ship)
+        return self._transform("reduce", lambda ds: ds._narrow(ops.ReducePartition(r)).reduce_all(r))
+
+    def count_by_value(self) -> "DStream":
+        """(value, count) pairs per batch."""
+        return self._transform("count_by_value", lambda ds: ds.count_by_value_stream(None))
+
+    def reduce_by_key(self, func: Callable, numPartitions: int | None = None) -> "DStream":
+        """Merge the values of each key with ``func`` (see :meth:`Dataset.reduce_by_key`)."""
+        r = Reducer.of(func, ship)
+        n = self._n(numPartitions)
+        return self._transform("reduce_by_key", lambda ds: ds.reduce_by_key_with(r, n))
+
+    def group_by_key(self, numPartitions: int | None = None) -> "DStream":
+        n = self._n(numPartitions)
+        return self._transform("group_by_key", lambda ds: ds.group_by_key(n))
+
+    def combine_by_key(self, createCombiner: Callable, mergeValue: Callable, mergeCombiners: Callable,
+                       numPartitions: int | None = None) -> "DStream":
+        c, mv, mc = ship(createCombiner), ship(mergeValue), ship(mergeCombiners)
+        n = self._n(numPartitions)
+        return self._transform("combine_by_key", lambda ds: ds.combine_by_key(c, mv, mc, n))
+
+    def partition_by(self, numPartitions: int, partitionFunc: Callable | None = None) -> "DStream":
+        n = self._n(numPartitions)
+        pf = ship(partitionFunc) if partitionFunc is not None else None
+        return self._transform("partition_by", lambda ds: ds.partition_by(n, pf))
+
+    # -- combining streams -----------------------------------------------------------
+    def _binary(self, kind: str, other: "DStream", fn: Callable[[Dataset, Dataset], Dataset]) -> "DStream":
+        from .transformed import TransformedDStream
+        if not isinstance(other, DStream):
+            raise TypeError(f"{kind} expects a DStream, got {type(other).__name__}")
+        if other.slide_ms != self.slide_ms:
+            raise ValueError(f"{kind}: the two streams have different slide durations "
+                             f"({self.slide_ms} ms and {other.slide_ms} ms)")
+        return TransformedDStream(self.ssc, [self, other], lambda dss, t: fn(dss[0], dss[1]), kind)
+
+    def union(self, other: "DStream") -> "DStream":
+        """Records of this stream, then of ``other``, per batch."""
+        from .transformed import UnionDStream
+        return UnionDStream(self.ssc, [self, other])
+
+    def join(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
+        n = self._n(numPartitions)
+        return self._binary("join", other, lambda a, b: a.join(b, n))
+
+    def left_outer_join(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
+        n = self._n(numPartitions)
+        return self._binary("left_outer_join", other, lambda a, b: a.left_outer_join(b, n))
+
+    def right_outer_join(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
+        n = self._n(numPartitions)
+        return self._binary("right_outer_join", other, lambda a, b: a.right_outer_join(b, n))
+
+    def full_outer_join(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
+        n = self._n(numPartitions)
+        return self._binary("full_outer_join", other, lambda a, b: a.full_outer_join(b, n))
+
+    def cogroup(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
+        n = self._n(numPartitions)
+        return self._binary("cogroup", other, lambda a, b: a.cogroup(b, n))
+
+    def transform(self, func: Callable) -> "DStream":
+        """Apply ``func(rdd)`` or ``func(time, rdd)`` to every batch; it returns a Dataset."""
+        from .transformed import TransformedDStream
+        two = fn_arity(func) == 2
+        return TransformedDStream(self.ssc, [self], (lambda dss, t: func(ms_to_datetime(t), dss[0])) if two
+                                  else (lambda dss, t: func(dss[0])), "transform", user_fn=func)
+
+    def transform_with(self, func: Callable, other: "DStream", keepSerializer: bool = False) -> "DStream":
+        """Apply ``func(rdd_a, rdd_b)`` or ``func(time, rdd_a, rdd_b)`` to both streams' batches."""
+        from .transformed import TransformedDStream
+        three = fn_arity(func) == 3
+        return TransformedDStream(self.ssc, [self, other],
+                                  (lambda dss, t: func(ms_to_datetime(t), dss[0], dss[1])) if three
+                                  else (lambda dss, t: func(dss[0], dss[1])), "transform_with", user_fn=func)
+
+    # -- looking back -------------------------------------------------------------------
+    def slice(self, begin: datetime | float, end: datetime | float) -> list[Dataset]:
+        """The remembered Datasets with times in [begin, end] (floored to the slide grid)."""
+        b, e = _epoch_ms(begin), _epoch_ms(end)
+        zero = self.ssc._graph.zero_ms
+        if zero is None:
+            raise RuntimeError(f"{self.name}: slice() needs a started StreamingContext")
+        s = self.slide_ms
+        first = zero + ((b - zero) // s) * s
+        last = zero + ((e - zero) // s) * s
+        out = []
+        t = first
+        while t <= last:
+            if t in self.generated and self.generated[t] is not None:
+                out.append(self.generated[t])
+            t += s
+        return out
+
+    # -- outputs (outputs.py) ---------------------------------------------------------------
+    def foreach_rdd(self, func: Callable) -> None:
+        """Call ``func(rdd)`` or ``func(time, rdd)`` for every batch (an output operation)."""
+        from .outputs import ForEachDStream
+        if not callable(func):
+            raise TypeError(f"foreachRDD expects a function, got {type(func).__name__}")
+        if fn_arity(func) == 1:
+            fn = (lambda f: lambda t, ds: f(ds))(func)
+        else:
+            fn = (lambda f: lambda t, ds: f(ms_to_datetime(t), ds))(func)
+        ForEachDStream(self.ssc, self, fn, "foreachRDD", func)
+
+    def pprint(self, num: int = 10) -> None:
+        """Print the first ``num`` records of every batch (an output operation)."""
+        from .outputs import ForEachDStream, pprint_batch
+        ForEachDStream(self.ssc, self, lambda t, ds: pprint_batch(t, ds, num), "pprint", None)
+
+
+def _epoch_ms(x: datetime | float) -> int:
+    if isinstance(x, datetime):
+        return int(round(x.timestamp() * 1000))
+    return int(round(float(x) * 1000))
+
+
+_SUM = Reducer(operator.add, op="sum")

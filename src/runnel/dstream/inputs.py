@@ -1,0 +1,103 @@
+"""Input streams: where data enters the graph.
+
+An input stream's slide is the batch interval. ``start``/``stop`` are
+called with the context; ``compute(t)`` hands out the data for batch t.
+Receiver-based inputs live in ``receivers.py``, file inputs in ``files.py``.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+from ..batch import Batch
+from ..dataset import Dataset
+from .base import DStream
+
+
+class InputDStream(DStream):
+    """Base of every input; counts the records it hands out per batch."""
+
+    kind = "input"
+
+    def __init__(self, ssc):
+        super().__init__(ssc, [])
+        self.records: dict[int, int] = {}
+        ssc._graph.add_input(self)
+
+    @property
+    def slide_ms(self) -> int:
+        return self.ssc.batch_ms
+
+    def start(self) -> None:
+        """Called when the context starts."""
+
+    def stop(self) -> None:
+        """Called when the context stops; must be idempotent."""
+
+    def has_pending(self) -> bool:
+        """Received data not yet handed to a batch (a graceful stop waits for it)."""
+        return False
+
+    def _counted(self, t: int, ds: Dataset) -> Dataset:
+        from ..plan import Blocks
+        self.records[t] = sum(r.nrows for r in ds.plan.refs) if isinstance(ds.plan, Blocks) else 0
+        return ds
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        for old in [k for k in self.records if k <= t - self.remember_ms]:
+            del self.records[old]
+
+
+def to_dataset(ssc, item: Any, label: str) -> Dataset:
+    """A queue item (Dataset, list, array, frame, table) as a Dataset."""
+    if isinstance(item, Dataset):
+        return item
+    ctx = ssc.context
+    if isinstance(item, Batch):
+        return ctx.dataset_of([item], label)
+    if isinstance(item, (list, tuple, range)):
+        return ctx.parallelize(item)
+    return ctx.dataset_of([Batch.coerce(item)], label)
+
+
+class QueueInputDStream(InputDStream):
+    """Batches taken from a queue: one item per batch, or all at once.
+
+    Items may be Datasets, lists of records, NumPy arrays, pandas DataFrames
+    or Arrow tables. When the queue is empty a batch is the ``default``
+    item if one was given, else an empty Dataset with one partition.
+    """
+
+    kind = "queue_stream"
+
+    def __init__(self, ssc, queue, one_at_a_time: bool = True, default: Any = None):
+        super().__init__(ssc)
+        self.queue = queue if isinstance(queue, collections.deque) else collections.deque(queue)
+        self.one_at_a_time = one_at_a_time
+        self.default = default
+        self._lock = threading.Lock()
+        self.consumed = 0
+
+    def compute(self, t: int) -> Dataset:
+        with self._lock:
+            if self.one_at_a_time:
+                items = [self.queue.popleft()] if self.queue else []
+            else:
+                items = list(self.queue)
+                self.queue.clear()
+            self.consumed += len(items)
+        dss = [to_dataset(self.ssc, i, self.name) for i in items]
+        if not dss:
+            ds = (to_dataset(self.ssc, self.default, self.name) if self.default is not None
+                  else self.ssc.context.empty_dataset(self.name))
+        else:
+            ds = dss[0]
+            for d in dss[1:]:
+                ds = ds.union(d)
+        return self._counted(t, ds)
+
+    def has_pending(self) -> bool:
+        return bool(self.queue)

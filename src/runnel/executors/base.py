@@ -1,0 +1,142 @@
+"""The executor interface: run tasks on blocks, return output blocks.
+
+An executor only carries out ``Submit``/``Release`` instructions of the
+scheduler: it gets a list of :class:`Task` (input :class:`BlockRef` groups and
+a function), runs them, and hands back the output refs per task, in task
+order. Its :attr:`Executor.store` owns every block (inputs are put there by
+the engine, outputs by the tasks).
+
+Failure semantics, shared by every backend (checked by
+``tests/executors/test_conformance.py``):
+
+* a user exception is deterministic: it is never retried. The executor stops
+  starting tasks after the failing one (tasks before it in task order still
+  run, so the error reported is that of the first failing task in task order),
+  waits for the tasks in flight, releases every block the run produced and
+  raises :class:`TaskFailed`;
+* a worker process that dies mid-task (pool only) is replaced and its task
+  retried, :data:`MAX_ATTEMPTS` attempts in total.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from runnel.batch import Batch
+from runnel.storage.store import BlockRef, BlockStore
+
+__all__ = ["Task", "TaskFailed", "Executor", "make_executor", "MAX_ATTEMPTS"]
+
+#: Attempts per task when its worker dies (user exceptions are never retried).
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class Task:
+    """One unit of work: ``fn(index, inputs) -> list of output batches``.
+
+    ``inputs`` are groups of input blocks (one group per parent of a
+    cogroup, say); the executor turns each group into a list of Batches.
+    ``label`` names the task in every error, e.g.
+    ``"reduce_by_key-3 at 1970-01-01 01:00:02, partition 1"``.
+    """
+
+    fn: Callable[[int, list[list[Batch]]], list[Batch]]
+    index: int
+    inputs: list[list[BlockRef]]
+    label: str
+
+
+class TaskFailed(Exception):
+    """A task raised (or its worker kept dying).
+
+    ``str(err)`` is ``"<label>: <ExcType>: <message>"`` followed by the
+    remote traceback; ``__cause__``/``cause`` is the original exception when
+    it could be brought back from the worker (else None).
+    """
+
+    def __init__(self, label: str, exc_type: str, message: str, remote_traceback: str = "",
+                 cause: BaseException | None = None) -> None:
+        text = f"{label}: {exc_type}: {message}"
+        if remote_traceback:
+            text += "\n\n" + remote_traceback.rstrip()
+        super().__init__(text)
+        self.label = label
+        self.exc_type = exc_type
+        self.message = message
+        self.remote_traceback = remote_traceback
+        self.cause = cause
+        self.__cause__ = cause
+
+    def __reduce__(self):
+        return (type(self), (self.label, self.exc_type, self.message, self.remote_traceback, self.cause))
+
+    @classmethod
+    def from_exception(cls, label: str, exc: BaseException) -> "TaskFailed":
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(label, type(exc).__name__, str(exc), tb, exc)
+
+
+def check_outputs(out) -> list[Batch]:
+    """Validate what a task function returned."""
+    if isinstance(out, Batch) or not isinstance(out, (list, tuple)):
+        raise TypeError(f"a task function must return a list of Batch, got {type(out).__name__}")
+    for b in out:
+        if not isinstance(b, Batch):
+            raise TypeError(f"a task function must return a list of Batch, got an element of type "
+                            f"{type(b).__name__}")
+    return list(out)
+
+
+class Executor:
+    """Runs tasks; owns a :class:`BlockStore`. Use as a context manager or call :meth:`close`."""
+
+    store: BlockStore
+    parallelism: int
+
+    def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
+        """Run ``tasks``; output refs per task, in task order. Raises :class:`TaskFailed`."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop workers and free every block. Idempotent."""
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_MASTER = re.compile(r"local(?:\[(\d+|\*)\])?")
+
+
+def make_executor(master: str) -> Executor:
+    """An executor for a Spark-style master string.
+
+    ``"local"`` -> :class:`~runnel.executors.serial.SerialExecutor`;
+    ``"local[N]"`` -> a process pool of N workers; ``"local[*]"`` -> one
+    worker per CPU.
+
+    Examples
+    --------
+    >>> with make_executor("local") as ex:
+    ...     ex.parallelism
+    1
+    """
+    m = _MASTER.fullmatch(master.strip()) if isinstance(master, str) else None
+    n = None
+    if m and m.group(1) is not None:
+        n = (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1))
+    if not m or (n is not None and n < 1):
+        raise ValueError(f"unknown master {master!r}: expected 'local', 'local[N]' with N >= 1, or 'local[*]'")
+    if n is None:
+        from runnel.executors.serial import SerialExecutor
+        return SerialExecutor()
+    from runnel.executors.pool import ProcessPoolExecutor
+    return ProcessPoolExecutor(n)

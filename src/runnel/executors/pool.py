@@ -1,0 +1,358 @@
+"""``local[N]``: a pool of N worker processes over shared-memory blocks.
+
+Workers are fresh interpreters (``python -m runnel.executors.worker``), each
+talking to the driver over its own socketpair wrapped in a
+``multiprocessing.connection.Connection``, plus a lifeline pipe whose EOF
+tells it the driver died (see ``worker.py``). Tasks name their input blocks;
+the worker memory-maps them from the driver's :class:`SharedMemoryStore`,
+writes its outputs there as ``<prefix>w<worker>.<n>`` files and replies with
+their refs, which the driver *adopts*: the driver owns every block's lifetime.
+
+Dispatch
+--------
+Each worker runs one task at a time. ``run`` pickles every task up front
+(so an unpicklable function raises ``TypeError`` before anything starts),
+then loops: hand the next pending task to each idle worker, block in
+``multiprocessing.connection.wait`` on the busy workers, record the reply.
+One message each way per task; function blobs a worker lacks ride along
+with the task that needs them.
+
+State (all changed only by the thread inside ``run``/``close``; one ``run`` at a time)
+-----------------------------------------------------------------------------------
+``_workers: list[_Worker]``
+    The live workers, one slot per unit of parallelism. A dead worker's slot
+    gets a fresh worker (new ``wid``, so its file names never clash).
+``_Worker.seen: set[fn id]``
+    Functions that worker holds; ``_Worker.forget`` ids to tell it to drop.
+``_Worker.seq``
+    The task index it is running in the current ``run`` (None when idle).
+``_blobs: BlobCache``
+    One pickled blob per live FnRef, made once per driver.
+``stats``
+    Counters: tasks sent, function blobs sent, workers started, workers died.
+
+Failures
+--------
+A user exception is reported as :class:`TaskFailed` and never retried; a
+worker that dies (EOF on its connection) is replaced, its leftover files
+removed, and its task retried, :data:`~runnel.executors.base.MAX_ATTEMPTS`
+attempts in all. Anything else that escapes ``run`` (Ctrl-C) kills the busy
+workers (their results are unknown) and releases the blocks of the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, wait
+
+from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed
+from runnel.executors.shipping import BlobCache, FnRef, dumps, ship
+from runnel.storage.store import BlockRef, SharedMemoryStore
+
+__all__ = ["ProcessPoolExecutor"]
+
+_SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_DUMPS = pickle.dumps
+_LOADS = pickle.loads
+_PROTO = pickle.HIGHEST_PROTOCOL
+
+
+def warm_kernels() -> bool:
+    """Compile/load ``runnel.kernels`` in the driver so workers only *read* Numba's cache."""
+    try:
+        from runnel.kernels import warm
+    except ImportError:
+        return False
+    warm()
+    return True
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class _Worker:
+    __slots__ = ("wid", "tag", "proc", "conn", "lifeline", "seen", "forget", "seq", "ready")
+
+    def __init__(self, wid, proc, conn, lifeline):
+        self.wid = wid
+        self.tag = f"w{wid}."
+        self.proc = proc
+        self.conn = conn
+        self.lifeline = lifeline
+        self.seen: set[str] = set()
+        self.forget: list[str] = []
+        self.seq: int | None = None
+        self.ready = False
+
+    def dispose(self, timeout: float = 5.0) -> int | None:
+        """Ask the worker to exit (lifeline byte), reap it (kill after ``timeout``), close fds."""
+        if self.lifeline is not None:
+            try:
+                os.write(self.lifeline, b"q")
+            except OSError:
+                pass
+            os.close(self.lifeline)
+            self.lifeline = None
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.conn.close()
+        return code
+
+
+def _shutdown(workers: list) -> None:
+    for w in workers:
+        if w.lifeline is not None:
+            try:
+                os.write(w.lifeline, b"q")
+            except OSError:
+                pass
+    for w in workers:
+        w.dispose()
+    workers.clear()
+
+
+class ProcessPoolExecutor(Executor):
+    """A pool of ``n`` worker processes reading and writing blocks in shared memory.
+
+    Parameters
+    ----------
+    n : int
+        Number of workers.
+    compression : {None, "zstd"}
+        Storage of the pool's :class:`SharedMemoryStore`.
+    start_timeout : float
+        Seconds to wait for the workers to start before raising RuntimeError.
+    """
+
+    def __init__(self, n: int, compression: str | None = None, start_timeout: float = 60.0) -> None:
+        if n < 1:
+            raise ValueError(f"a pool needs at least one worker, got {n}")
+        self.parallelism = n
+        warm_kernels()
+        self.store = SharedMemoryStore(compression)
+        self.stats = {"tasks_sent": 0, "fn_blobs_sent": 0, "workers_started": 0, "workers_died": 0}
+        self._blobs = BlobCache()
+        self._wids = itertools.count()
+        self._run_lock = threading.Lock()
+        self._closed = False
+        self._workers: list[_Worker] = []
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+        try:
+            for _ in range(n):
+                self._workers.append(self._spawn())
+            for w in self._workers:
+                self._await_ready(w, start_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- workers ---------------------------------------------------------------------
+    def _spawn(self) -> _Worker:
+        wid = next(self._wids)
+        ours, theirs = socket.socketpair()
+        r, w = os.pipe()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([_SRC_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "runnel.executors.worker", str(theirs.fileno()), str(r)],
+                pass_fds=(theirs.fileno(), r), env=env, stdin=subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            os.close(w)
+            raise
+        finally:
+            theirs.close()
+            os.close(r)
+        conn = Connection(ours.detach())
+        store = self.store
+        conn.send_bytes(_DUMPS(("init", list(sys.path), store.directory, store.prefix, f"w{wid}.",
+                                store.compression), _PROTO))
+        self.stats["workers_started"] += 1
+        return _Worker(wid, proc, conn, w)
+
+    def _await_ready(self, w: _Worker, timeout: float) -> None:
+        try:
+            ok = w.conn.poll(timeout)
+            msg = _LOADS(w.conn.recv_bytes()) if ok else None
+        except (EOFError, OSError):
+            msg = None
+            ok = True
+        if not ok:
+            raise RuntimeError(f"runnel worker {w.wid} did not start within {timeout} s")
+        if msg is None or msg[0] != "ready":
+            raise RuntimeError(f"runnel worker {w.wid} failed to start ({describe_exit(w.proc.wait(5))}); "
+                               f"see its traceback on stderr")
+        w.ready = True
+
+    def _replace(self, w: _Worker, kill: bool = False) -> int | None:
+        """Reap a dead (or, with ``kill``, a busy) worker, remove its unadopted files, start a new one."""
+        if kill:
+            w.proc.kill()
+        code = w.dispose()
+        self.store.remove_unowned(w.tag)
+        self._workers[self._workers.index(w)] = self._spawn()
+        return code
+
+    def worker_pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers]
+
+    # -- shipping ------------------------------------------------------------------------
+    def _prepare(self, task: Task, keep: list) -> tuple[bytes, list[str]]:
+        fnref = ship(task.fn)
+        data, refs = dumps((fnref, task.index, task.inputs, task.label))
+        order: list[str] = []
+        todo = list(refs.values())
+        while todo:                                     # depth-first: dependencies before dependents
+            ref = todo.pop()
+            keep.append(ref)
+            _, deps_ids, deps = self._blobs.blob(ref)
+            if ref.id in order:
+                continue
+            order.append(ref.id)
+            todo.extend(deps.values())
+        return data, order[::-1]
+
+    def _send(self, w: _Worker, seq: int, payload: tuple[bytes, list[str]]) -> None:
+        data, fn_ids = payload
+        blobs = []
+        for fn_id in fn_ids:
+            if fn_id not in w.seen:
+                blob = self._blobs._blobs[fn_id][0]
+                blobs.append((fn_id, blob))
+                w.seen.add(fn_id)
+        forget, w.forget = w.forget, []
+        w.conn.send_bytes(_DUMPS(("task", seq, blobs, forget, data), _PROTO))
+        w.seq = seq
+        self.stats["tasks_sent"] += 1
+        self.stats["fn_blobs_sent"] += len(blobs)
+
+    def _collect_dead_fns(self) -> None:
+        dead = self._blobs.dead
+        while dead:
+            fn_id = dead.popleft()
+            self._blobs.drop(fn_id)
+            for w in self._workers:
+                if fn_id in w.seen:
+                    w.seen.discard(fn_id)
+                    w.forget.append(fn_id)
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
+        with self._run_lock:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            if not tasks:
+                return []
+            self._collect_dead_fns()
+            keep: list[FnRef] = []                       # FnRefs stay alive (and cached) during the run
+            payloads = [self._prepare(t, keep) for t in tasks]
+            return self._run(tasks, payloads)
+
+    def _run(self, tasks: Sequence[Task], payloads: list) -> list[list[BlockRef]]:
+        n = len(tasks)
+        results: list[list[BlockRef] | None] = [None] * n
+        attempts = [0] * n
+        failures: dict[int, TaskFailed] = {}
+        pending = deque(range(n))
+        busy: dict[Connection, _Worker] = {}
+        stop_at = n                                       # no new task at or after the first failure
+        store = self.store
+        try:
+            while True:
+                for w in self._workers:
+                    if w.seq is None and w.conn not in busy:
+                        while pending and pending[0] >= stop_at:
+                            pending.popleft()
+                        if not pending:
+                            break
+                        i = pending.popleft()
+                        attempts[i] += 1
+                        self._send(w, i, payloads[i])
+                        busy[w.conn] = w
+                    elif not w.ready and w.conn not in busy:
+                        busy[w.conn] = w                  # a replacement: collect its "ready"
+                if not busy:
+                    break
+                for conn in wait(list(busy)):
+                    w = busy.pop(conn)
+                    try:
+                        msg = _LOADS(conn.recv_bytes())
+                    except (EOFError, OSError):
+                        i, w.seq = w.seq, None
+                        self.stats["workers_died"] += 1
+                        code = self._replace(w)
+                        if i is None:
+                            continue
+                        if attempts[i] < MAX_ATTEMPTS:
+                            pending.appendleft(i)
+                        else:
+                            failures[i] = TaskFailed(
+                                tasks[i].label, "WorkerDied",
+                                f"worker died ({describe_exit(code)}) on each of {attempts[i]} attempts")
+                            stop_at = min(stop_at, i)
+                        continue
+                    kind = msg[0]
+                    if kind == "ready":
+                        w.ready = True
+                        continue
+                    i, w.seq = msg[1], None
+                    if kind == "ok":
+                        store.adopt(msg[2])
+                        results[i] = msg[2]
+                    else:
+                        _, _, type_name, message, tb, blob = msg
+                        cause = None
+                        if blob is not None:
+                            try:
+                                cause = _LOADS(blob)
+                            except Exception:
+                                cause = None
+                        failures[i] = TaskFailed(tasks[i].label, type_name, message, tb, cause)
+                        stop_at = min(stop_at, i)
+        except BaseException:
+            # interrupted: busy workers' results are unknown, so replace them
+            for w in list(busy.values()):
+                w.seq = None
+                self._replace(w, kill=True)
+            for w in self._workers:
+                w.seq = None
+            self._release(results)
+            raise
+        if failures:
+            self._release(results)
+            raise failures[min(failures)]
+        return results  # type: ignore[return-value]
+
+    def _release(self, results) -> None:
+        for refs in results:
+            if refs:
+                self.store.release(refs)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer()
+        self.store.close()

@@ -1,0 +1,51 @@
+"""``local``: run tasks inline, in order, on a :class:`~runnel.storage.store.MemoryStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from runnel.executors.base import Executor, Task, TaskFailed, check_outputs
+from runnel.storage.store import BlockRef, BlockStore, MemoryStore
+
+__all__ = ["SerialExecutor"]
+
+
+class SerialExecutor(Executor):
+    """The simplest backend: no processes, no pickling; best for debugging.
+
+    Examples
+    --------
+    >>> from runnel.batch import Batch
+    >>> ex = SerialExecutor()
+    >>> [ref] = ex.store.put(Batch.from_records([1, 2])),
+    >>> double = lambda i, groups: [Batch.from_values([2 * x for x in groups[0][0].to_records()])]
+    >>> [[out]] = ex.run([Task(double, 0, [[ref]], "double, partition 0")])
+    >>> ex.store.get(out).to_records()
+    [2, 4]
+    >>> ex.close()
+    """
+
+    def __init__(self, store: BlockStore | None = None) -> None:
+        self.store = store if store is not None else MemoryStore()
+        self.parallelism = 1
+
+    def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
+        results: list[list[BlockRef]] = []
+        for task in tasks:
+            produced: list[BlockRef] = []
+            try:
+                inputs = [[self.store.get(r) for r in group] for group in task.inputs]
+                for batch in check_outputs(task.fn(task.index, inputs)):
+                    produced.append(self.store.put(batch))
+            except BaseException as exc:      # KeyboardInterrupt too: free what this run made
+                self.store.release(produced)
+                for refs in results:
+                    self.store.release(refs)
+                if isinstance(exc, Exception):
+                    raise TaskFailed.from_exception(task.label, exc) from exc
+                raise
+            results.append(produced)
+        return results
+
+    def close(self) -> None:
+        self.store.close()

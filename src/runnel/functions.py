@@ -1,0 +1,195 @@
+"""Function dispatch: which path runs a user's function.
+
+A PySpark program passes plain Python callables. On the hot path we want
+kernels, so each callable is classified once, in the driver, when the
+operator is defined:
+
+* a well-known reducer (``operator.add``, ``lambda a, b: a + b``, ``min``,
+  ``max``, NumPy's ufuncs) maps to a kernel op name;
+* a few very common record lambdas are recognised by their bytecode —
+  ``lambda w: (w, 1)`` (pair with a constant), ``lambda l: l.split(" ")`` /
+  ``l.split()`` / ``str.split`` (word splitting) — and run columnar;
+* any other reducer is compiled with Numba; if that fails it runs on the
+  Python path, and we say so once with a :class:`PythonFallbackWarning`
+  naming the function.
+
+Recognising bytecode is exact, not heuristic: two lambdas with identical
+instructions, constants and names compute the same thing.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import operator
+import types
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+class PythonFallbackWarning(UserWarning):
+    """A user function runs per record in Python because Numba cannot compile it."""
+
+
+_warned: set = set()
+
+
+def describe(fn: Any) -> str:
+    """A human name for a function: qualname and where it was defined."""
+    inner = getattr(fn, "fn", fn)  # FnRef
+    name = getattr(inner, "__qualname__", None) or getattr(inner, "__name__", None) or repr(inner)
+    code = getattr(inner, "__code__", None)
+    if code is not None:
+        return f"{name} ({code.co_filename}:{code.co_firstlineno})"
+    mod = getattr(inner, "__module__", None)
+    return f"{mod}.{name}" if mod else name
+
+
+def warn_fallback(fn: Any, why: str) -> None:
+    key = getattr(fn, "__code__", fn)
+    try:
+        if key in _warned:
+            return
+        _warned.add(key)
+    except TypeError:
+        pass
+    warnings.warn(f"{describe(fn)} runs on the Python path ({why}); "
+                  "use a built-in operator or a Numba-compilable function for kernel speed",
+                  PythonFallbackWarning, stacklevel=4)
+
+
+def _shape(fn: Any) -> tuple | None:
+    """Instructions of a plain function, normalised for comparison."""
+    if not isinstance(fn, types.FunctionType) or fn.__closure__:
+        return None
+    code = fn.__code__
+    ops = []
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("RESUME", "NOP", "CACHE", "PRECALL", "COPY_FREE_VARS"):
+            continue
+        arg = ins.argval if ins.opname in ("LOAD_CONST", "LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL",
+                                          "BINARY_OP", "COMPARE_OP", "BUILD_TUPLE", "CALL") else None
+        if ins.opname in ("LOAD_FAST", "LOAD_FAST_LOAD_FAST", "STORE_FAST"):
+            arg = ins.arg
+        if ins.opname == "RETURN_CONST":
+            ops.extend([("LOAD_CONST", ins.argval), ("RETURN_VALUE", None)])
+            continue
+        ops.append((ins.opname, arg))
+    return (code.co_argcount, tuple(ops))
+
+
+def _globals_are_builtins(fn: types.FunctionType, names) -> bool:
+    return all(fn.__globals__.get(n, getattr(builtins, n, None)) is getattr(builtins, n, object()) for n in names)
+
+
+_ADD = _shape(lambda a, b: a + b)
+_MIN = _shape(lambda a, b: min(a, b))
+_MAX = _shape(lambda a, b: max(a, b))
+
+_KNOWN_REDUCERS: dict[Any, str] = {
+    operator.add: "sum", operator.iadd: "sum", np.add: "sum",
+    builtins.min: "min", np.minimum: "min", np.fmin: "min",
+    builtins.max: "max", np.maximum: "max", np.fmax: "max",
+}
+
+
+def reducer_op(fn: Callable) -> str | None:
+    """The kernel op a binary reduce function is equivalent to, or None."""
+    try:
+        op = _KNOWN_REDUCERS.get(fn)
+    except TypeError:
+        op = None
+    if op:
+        return op
+    shape = _shape(fn)
+    if shape is None:
+        return None
+    if shape == _ADD:
+        return "sum"
+    if shape == _MIN and _globals_are_builtins(fn, ["min"]):
+        return "min"
+    if shape == _MAX and _globals_are_builtins(fn, ["max"]):
+        return "max"
+    return None
+
+
+def compile_binary(fn: Callable):
+    """A Numba dispatcher for ``fn(a, b)`` on int64 and float64, or None."""
+    if not isinstance(fn, types.FunctionType):
+        return None
+    try:
+        import numba
+        from numba import types as nt
+        jf = numba.njit(fn)
+        for t in (nt.int64, nt.float64):
+            jf.compile((t, t))
+            if not isinstance(jf.overloads[(t, t)].signature.return_type, (nt.Integer, nt.Float, nt.Boolean)):
+                return None
+        return jf
+    except Exception:  # any typing/lowering failure means: not compilable
+        return None
+
+
+@dataclass(frozen=True)
+class Reducer:
+    """How a binary reduce function runs: a kernel op, a Numba function or Python."""
+    fn: Any                    # the user's function (an FnRef when shipped)
+    op: str | None = None      # kernel op name
+    jitted: Any = None         # Numba dispatcher
+
+    @classmethod
+    def of(cls, fn: Callable, ship: Callable = lambda f: f) -> "Reducer":
+        op = reducer_op(fn)
+        if op:
+            return cls(ship(fn), op=op)
+        jitted = compile_binary(fn)
+        if jitted is not None:
+            return cls(ship(fn), jitted=ship(jitted))
+        warn_fallback(fn, "Numba cannot compile it")
+        return cls(ship(fn))
+
+
+# --- record lambdas ----------------------------------------------------------
+
+_PAIR_CONST = _shape(lambda w: (w, 1))
+_SPLIT_SEP = _shape(lambda line: line.split(" "))
+_SPLIT_WS = _shape(lambda line: line.split())
+
+
+def pair_with_constant(fn: Callable) -> tuple[bool, Any]:
+    """Is fn ``lambda x: (x, c)`` for a constant c? Returns (True, c)."""
+    shape = _shape(fn)
+    if shape is None or shape[0] != 1:
+        return False, None
+    ops = shape[1]
+    ref = _PAIR_CONST[1]
+    if len(ops) != len(ref):
+        return False, None
+    for (o, a), (ro, ra) in zip(ops, ref):
+        if o != ro or (o != "LOAD_CONST" and a != ra):
+            return False, None
+    const = next(a for o, a in ops if o == "LOAD_CONST")
+    if type(const) not in (int, float, bool, str):
+        return False, None
+    return True, const
+
+
+def split_pattern(fn: Callable) -> tuple[bool, str | None]:
+    """Is fn a word splitter? Returns (True, sep) with sep None for whitespace."""
+    if fn is str.split:
+        return True, None
+    shape = _shape(fn)
+    if shape is None:
+        return False, None
+    if shape == _SPLIT_WS:
+        return True, None
+    if shape is not None and _SPLIT_SEP is not None and len(shape[1]) == len(_SPLIT_SEP[1]):
+        consts = [a for o, a in shape[1] if o == "LOAD_CONST"]
+        rest = [(o, a) for o, a in shape[1] if o != "LOAD_CONST"]
+        ref_rest = [(o, a) for o, a in _SPLIT_SEP[1] if o != "LOAD_CONST"]
+        if shape[0] == 1 and rest == ref_rest and len(consts) == 1 and isinstance(consts[0], str) and consts[0]:
+            return True, consts[0]
+    return False, None

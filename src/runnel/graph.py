@@ -1,0 +1,90 @@
+"""DStreamGraph: the streams of one StreamingContext, their names and zero time.
+
+Names are stable and deterministic — ``<kind>-<n>`` in definition order, or
+one the user sets — because checkpointed state is keyed by them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .dstream.base import DStream
+    from .dstream.inputs import InputDStream
+    from .dstream.outputs import ForEachDStream
+
+
+class DStreamGraph:
+    def __init__(self, ssc):
+        self.ssc = ssc
+        self.streams: list[DStream] = []
+        self.inputs: list[InputDStream] = []
+        self.outputs: list[ForEachDStream] = []
+        self.names: dict[str, DStream] = {}
+        self.zero_ms: int | None = None
+        self.remember_ms: int = 0
+        self._counter = itertools.count(1)
+
+    def _check_mutable(self) -> None:
+        self.ssc._check_can_add()
+
+    def add(self, stream: "DStream") -> str:
+        self._check_mutable()
+        self.streams.append(stream)
+        name = f"{stream.kind}-{next(self._counter)}"
+        self.names[name] = stream
+        return name
+
+    def rename(self, stream: "DStream", name: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a stream name must be a non-empty string, got {name!r}")
+        other = self.names.get(name)
+        if other is not None and other is not stream:
+            raise ValueError(f"a stream named {name!r} already exists in this context")
+        self.names.pop(stream.name, None)
+        self.names[name] = stream
+        return name
+
+    def add_input(self, stream: "InputDStream") -> None:
+        self.inputs.append(stream)
+
+    def add_output(self, stream: "ForEachDStream") -> int:
+        self.outputs.append(stream)
+        return len(self.outputs) - 1
+
+    def start(self, zero_ms: int) -> None:
+        self.zero_ms = zero_ms
+        batch = self.ssc.batch_ms
+        for out in self.outputs:
+            out.init_remember(max(self.remember_ms, batch))
+        for s in self.streams:
+            if s.remember_ms == 0:
+                s.remember_ms = max(self.remember_ms, s.slide_ms)
+
+    def generate_jobs(self, t: int) -> list[tuple["ForEachDStream", Callable[[], None]]]:
+        """Jobs for batch time t, in output definition order.
+
+        A failure while building a job's Dataset (say, a transform function
+        that raises) becomes that job's failure, not the batch's.
+        """
+        jobs = []
+        for out in self.outputs:
+            try:
+                job = out.generate_job(t)
+            except Exception as e:  # noqa: BLE001 — surfaced when the job runs
+                job = (lambda err: lambda: _reraise(err))(e)
+            if job is not None:
+                jobs.append((out, job))
+        return jobs
+
+    def forget_before(self, t: int) -> None:
+        for s in self.streams:
+            s.forget_before(t)
+
+    def num_records(self, t: int) -> int:
+        return sum(i.records.get(t, 0) for i in self.inputs)
+
+
+def _reraise(err: BaseException) -> None:
+    raise err

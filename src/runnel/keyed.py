@@ -1,0 +1,273 @@
+"""Columnar operations on keyed batches: the engine side of the shuffle kernels.
+
+Every function here takes and returns Batches; the per-type choice of kernel
+(int64, float64, Arrow strings) and the Python-dict fallback for object keys
+(mixed types, tuples, None among numbers) live here and nowhere else.
+
+Hashes must agree across column types: key ``1`` must land in the same
+partition whether its partition's key column happened to be int64, float64
+or object. The kernels hash integral floats like ints, and the object path
+hashes each value with the kernel of its type.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from runnel import kernels as K
+
+from .batch import (Batch, Column, column_take, column_to_list, concat_columns, infer_column, is_arrow,
+                    object_array)
+
+_INT_KINDS = "iub"
+
+
+# --- keys ------------------------------------------------------------------
+
+def key_column(batch: Batch) -> Column:
+    """The key of every record of a pair batch, as one column."""
+    if not batch.is_pairs:
+        if len(batch) == 0:
+            return np.empty(0, dtype=np.int64)
+        raise TypeError("this operation needs (key, value) pairs, got records like "
+                        f"{batch.slice(0, 1).to_records()[0]!r}")
+    k = batch.layout[0]
+    if isinstance(k, str):
+        return batch.columns[k]
+    return object_array(batch.sub(k).to_records())
+
+
+def value_column(batch: Batch) -> Column:
+    v = batch.layout[1]
+    if isinstance(v, str):
+        return batch.columns[v]
+    return object_array(batch.sub(v).to_records())
+
+
+def _hash_object(values: np.ndarray) -> np.ndarray:
+    """Stable hashes of arbitrary Python keys, agreeing with the typed kernels."""
+    n = len(values)
+    out = np.zeros(n, dtype=np.uint64)
+    by_type: dict[type, list[int]] = {}
+    for i, v in enumerate(values):
+        by_type.setdefault(type(v), []).append(i)
+    for t, idx in by_type.items():
+        idx = np.asarray(idx, dtype=np.int64)
+        vals = [values[i] for i in idx]
+        if t is bool or t is int:
+            try:
+                out[idx] = K.hash_int64(np.array(vals, dtype=np.int64))
+                continue
+            except OverflowError:
+                pass
+            out[idx] = K.hash_arrow(pa.array([str(v) for v in vals], pa.string()))
+        elif t is float:
+            out[idx] = K.hash_float64(np.array(vals, dtype=np.float64))
+        elif t is str:
+            out[idx] = K.hash_arrow(pa.array(vals, pa.string()))
+        elif t is bytes:
+            out[idx] = K.hash_arrow(pa.array(vals, pa.binary()))
+        elif t is tuple:
+            out[idx] = _hash_tuples(vals)
+        elif t is type(None):
+            out[idx] = K.hash_int64(np.zeros(1, dtype=np.int64))[0] ^ np.uint64(0x9E3779B97F4A7C15)
+        else:
+            # rare key types (frozenset, datetime ...): hash their repr, which is
+            # stable across processes for the value types that are hashable
+            out[idx] = K.hash_arrow(pa.array([f"{t.__qualname__}:{v!r}" for v in vals], pa.string()))
+    return out
+
+
+def _hash_tuples(vals: list) -> np.ndarray:
+    widths = {len(v) for v in vals}
+    out = np.empty(len(vals), dtype=np.uint64)
+    for w in widths:
+        idx = [i for i, v in enumerate(vals) if len(v) == w]
+        h = K.hash_int64(np.full(len(idx), w, dtype=np.int64))
+        for f in range(w):
+            h = K.combine_hashes(h, _hash_object(object_array([vals[i][f] for i in idx])))
+        out[idx] = h
+    return out
+
+
+def hash_column(col: Column) -> np.ndarray:
+    """Stable uint64 hash of every key in a column."""
+    if is_arrow(col):
+        return K.hash_arrow(col)
+    if col.dtype.kind in _INT_KINDS:
+        return K.hash_int64(col)
+    if col.dtype.kind == "f":
+        return K.hash_float64(col.astype(np.float64, copy=False))
+    if col.dtype.kind == "M":
+        return K.hash_int64(col.view(np.int64))
+    return _hash_object(col)
+
+
+def factorize(col: Column) -> tuple[np.ndarray, np.ndarray]:
+    """Group codes in first-appearance order and each group's first row."""
+    if is_arrow(col):
+        return K.factorize_arrow(col)
+    if col.dtype.kind in _INT_KINDS:
+        return K.factorize_int64(col.astype(np.int64, copy=False))
+    if col.dtype.kind == "f":
+        return K.factorize_float64(col.astype(np.float64, copy=False))
+    if col.dtype.kind == "M":
+        return K.factorize_int64(col.view(np.int64))
+    # object keys: Python equality decides, exactly as a dict would
+    seen: dict = {}
+    codes = np.empty(len(col), dtype=np.int64)
+    first = []
+    for i, k in enumerate(col):
+        c = seen.get(k)
+        if c is None:
+            c = seen[k] = len(first)
+            first.append(i)
+        codes[i] = c
+    return codes, np.asarray(first, dtype=np.int64)
+
+
+# --- partitioning ----------------------------------------------------------
+
+def partition(batch: Batch, n: int, keys: Column | None = None) -> list[Batch]:
+    """Split a batch into n buckets by the stable hash of its keys, keeping order."""
+    if n == 1:
+        return [batch]
+    if len(batch) == 0:
+        return [batch] * n
+    keys = key_column(batch) if keys is None else keys
+    ids = K.partition_ids(hash_column(keys), n)
+    order, bounds = K.scatter_order(ids, n)
+    return [batch.take(order[bounds[p]:bounds[p + 1]]) for p in range(n)]
+
+
+# --- aggregation -------------------------------------------------------------
+
+_NUMERIC = "iubf"
+
+
+def reduce_pairs(batch: Batch, reducer) -> Batch:
+    """reduceByKey within one batch: unique keys in first-appearance order."""
+    if len(batch) == 0:
+        return batch
+    keys = key_column(batch)
+    values = value_column(batch)
+    codes, first = factorize(keys)
+    g = len(first)
+    out = None
+    if isinstance(values, np.ndarray) and values.dtype.kind in _NUMERIC:
+        if reducer.op is not None:
+            out = K.reduce_codes(codes, g, values, reducer.op)
+            if reducer.op in ("min", "max") and values.dtype.kind == "b":
+                out = out.astype(bool)
+        elif reducer.jitted is not None:
+            out = K.reduce_codes_with(codes, g, values, reducer.jitted)
+    if out is None:
+        out = fold_groups(codes, g, column_to_list(values), reducer.fn)
+    return Batch({"key": column_take(keys, first), "value": out}, ("key", "value"))
+
+
+def fold_groups(codes: np.ndarray, g: int, values: list, fn: Callable) -> Column:
+    """Python fold of fn over each group's values in arrival order."""
+    order, bounds = K.group_segments(codes, g)
+    out = [None] * g
+    for c in range(g):
+        seg = order[bounds[c]:bounds[c + 1]]
+        out[c] = functools.reduce(fn, (values[i] for i in seg))
+    return infer_column(out)
+
+
+def group_pairs(batch: Batch) -> Batch:
+    """groupByKey within one batch: (key, [values in arrival order])."""
+    if len(batch) == 0:
+        return batch
+    keys = key_column(batch)
+    values = column_to_list(value_column(batch))
+    codes, first = factorize(keys)
+    order, bounds = K.group_segments(codes, len(first))
+    groups = [[values[i] for i in order[bounds[c]:bounds[c + 1]]] for c in range(len(first))]
+    return Batch({"key": column_take(keys, first), "value": object_array(groups)}, ("key", "value"))
+
+
+def combine_pairs(batch: Batch, create: Callable | None, merge: Callable) -> Batch:
+    """Per key: fold ``merge`` over values, starting from ``create(v0)`` (or v0)."""
+    if len(batch) == 0:
+        return batch
+    keys = key_column(batch)
+    values = column_to_list(value_column(batch))
+    codes, first = factorize(keys)
+    order, bounds = K.group_segments(codes, len(first))
+    out = [None] * len(first)
+    for c in range(len(first)):
+        seg = order[bounds[c]:bounds[c + 1]]
+        acc = values[seg[0]] if create is None else create(values[seg[0]])
+        for i in seg[1:]:
+            acc = merge(acc, values[i])
+        out[c] = acc
+    return Batch({"key": column_take(keys, first), "value": infer_column(out)}, ("key", "value"))
+
+
+# --- joins ---------------------------------------------------------------------
+
+def take_or_none(col: Column, idx: np.ndarray) -> Column:
+    """Take rows; index -1 gives None (never NaN), as PySpark's outer joins do."""
+    missing = idx < 0
+    if not missing.any():
+        return column_take(col, idx)
+    if is_arrow(col):
+        return col.take(pa.array(idx, pa.int64(), mask=missing))
+    vals = column_to_list(col) if len(col) else []
+    return object_array([None if i < 0 else vals[i] for i in idx.tolist()])
+
+
+def _codes_of_two(left: Column, right: Column) -> tuple[np.ndarray, np.ndarray, int]:
+    both = concat_columns([left, right]) if len(left) and len(right) else (left if len(left) else right)
+    codes, first = factorize(both)
+    return codes[:len(left)], codes[len(left):], len(first)
+
+
+def join_pairs(left: Batch, right: Batch, how: str) -> Batch:
+    """(k, (v, w)) for every matching pair; a missing side of an outer join is None."""
+    lk = key_column(left) if len(left) else np.empty(0, dtype=np.int64)
+    rk = key_column(right) if len(right) else np.empty(0, dtype=np.int64)
+    if len(lk) + len(rk) == 0:
+        return Batch.empty()
+    lc, rc, g = _codes_of_two(lk, rk)
+    li, ri = K.join_indices(lc, rc, g, how)
+    if len(li) == 0:
+        return Batch.empty()
+    lv = value_column(left) if len(left) else np.empty(0, dtype=object)
+    rv = value_column(right) if len(right) else np.empty(0, dtype=object)
+    if (li >= 0).all():
+        keys = column_take(lk, li)
+    else:  # a right-only key: take it from the right side
+        keys = column_take(concat_columns([lk, rk]), np.where(li >= 0, li, len(lk) + ri))
+    return Batch({"key": keys, "v": take_or_none(lv, li), "w": take_or_none(rv, ri)}, ("key", ("v", "w")))
+
+
+def cogroup_pairs(sides: list[Batch]) -> Batch:
+    """(k, (vs, ws, ...)) with a list per side, keys in first-appearance order."""
+    keys = [key_column(s) if len(s) else np.empty(0, dtype=np.int64) for s in sides]
+    nonempty = [k for k in keys if len(k)]
+    if not nonempty:
+        return Batch.empty()
+    allkeys = concat_columns(nonempty) if len(nonempty) > 1 else nonempty[0]
+    codes, first = factorize(allkeys)
+    g = len(first)
+    cols = {"key": column_take(allkeys, first)}
+    names = []
+    start = 0
+    for s_i, (side, k) in enumerate(zip(sides, keys)):
+        groups: list[list] = [[] for _ in range(g)]
+        if len(k):
+            vals = column_to_list(value_column(side))
+            for i, c in enumerate(codes[start:start + len(k)].tolist()):
+                groups[c].append(vals[i])
+        start += len(k)
+        name = f"v{s_i}"
+        cols[name] = object_array(groups)
+        names.append(name)
+    return Batch(cols, ("key", tuple(names)))

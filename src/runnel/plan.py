@@ -1,0 +1,262 @@
+"""Lineage plans and the stage planner.
+
+A Dataset's partitions are described by a small tree of plan nodes:
+
+    Blocks(refs)                 materialised partitions in the block store
+    Narrow(parent, ops)          per-partition ops, fused: one task per partition
+    Union(parents)               partitions of each parent, in parent order
+    Shuffled(deps, n, reduce)    the one wide primitive: every dep's parent is cut
+                                 into n buckets by a map op; partition j is
+                                 reduce(j, [buckets j of dep 0, buckets j of dep 1 ...])
+    Product(left, right)         partition (i, j) pairs left i with right j (cartesian)
+
+``materialize(plan)`` runs it: every Shuffled below the top is computed as a
+map stage (one task per parent partition, writing n bucket blocks) and the top
+is one task per output partition whose program reads blocks, runs the fused
+narrow ops and writes one block. Task programs (``Program`` trees) are small
+picklable objects; user functions inside them are ``FnRef`` handles that the
+executor ships to each worker once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .batch import Batch, concat_batches
+from .executors.base import Task
+from .storage.store import BlockRef
+
+PartitionOp = Callable[[int, Batch], Batch]
+
+
+class Plan:
+    num_partitions: int
+
+
+@dataclass(eq=False)
+class Blocks(Plan):
+    refs: list[BlockRef]
+
+    @property
+    def num_partitions(self) -> int:
+        return len(self.refs)
+
+
+@dataclass(eq=False)
+class Narrow(Plan):
+    parent: Plan
+    ops: tuple
+
+    @property
+    def num_partitions(self) -> int:
+        return self.parent.num_partitions
+
+
+@dataclass(eq=False)
+class Union(Plan):
+    parents: list[Plan]
+
+    @property
+    def num_partitions(self) -> int:
+        return sum(p.num_partitions for p in self.parents)
+
+
+@dataclass(eq=False)
+class ShuffleDep:
+    parent: Plan
+    map_op: Callable[[int, Batch, int], list[Batch]]  # (index, batch, n) -> n buckets
+
+
+@dataclass(eq=False)
+class Shuffled(Plan):
+    deps: list[ShuffleDep]
+    n: int
+    reduce_op: Callable[[int, list[list[Batch]]], Batch]
+
+    @property
+    def num_partitions(self) -> int:
+        return self.n
+
+
+@dataclass(eq=False)
+class Product(Plan):
+    left: Plan
+    right: Plan
+    op: Callable[[Batch, Batch], Batch]
+
+    @property
+    def num_partitions(self) -> int:
+        return self.left.num_partitions * self.right.num_partitions
+
+
+def narrow(parent: Plan, op: PartitionOp) -> Plan:
+    """Append a per-partition op, fusing with a narrow parent."""
+    if isinstance(parent, Narrow):
+        return Narrow(parent.parent, parent.ops + (op,))
+    return Narrow(parent, (op,))
+
+
+# --- task programs -------------------------------------------------------
+# A program turns a task's input block groups into batches. They nest like
+# the plan they came from and are pickled with every task, so they stay tiny.
+
+@dataclass(eq=False)
+class Read:
+    group: int
+    pos: int = 0
+
+    def __call__(self, inputs: list[list[Batch]]) -> Batch:
+        return inputs[self.group][self.pos]
+
+
+@dataclass(eq=False)
+class Apply:
+    child: object
+    ops: tuple
+    index: int
+
+    def __call__(self, inputs):
+        batch = self.child(inputs)
+        for op in self.ops:
+            batch = op(self.index, batch)
+        return batch
+
+
+@dataclass(eq=False)
+class Reduce:
+    op: Callable
+    index: int
+    groups: list[tuple[int, int]]  # (first input group, number of groups) per dep
+
+    def __call__(self, inputs):
+        return self.op(self.index, [inputs[g] for g, _ in self.groups])
+
+
+@dataclass(eq=False)
+class Pair:
+    op: Callable
+    left: object
+    right: object
+
+    def __call__(self, inputs):
+        return self.op(self.left(inputs), self.right(inputs))
+
+
+@dataclass(eq=False)
+class WriteOne:
+    """Task entry point: the program's batch is the task's single output."""
+    program: object
+
+    def __call__(self, index: int, inputs: list[list[Batch]]) -> list[Batch]:
+        return [self.program(inputs)]
+
+
+@dataclass(eq=False)
+class WriteBuckets:
+    """Task entry point of a map stage: n bucket batches."""
+    program: object
+    map_op: Callable
+    index: int
+    n: int
+
+    def __call__(self, index, inputs):
+        return self.map_op(self.index, self.program(inputs), self.n)
+
+
+@dataclass
+class _Builder:
+    """Collects a task's input groups while its program is built."""
+    inputs: list[list[BlockRef]] = field(default_factory=list)
+
+    def add(self, refs: list[BlockRef]) -> int:
+        self.inputs.append(refs)
+        return len(self.inputs) - 1
+
+
+class Planner:
+    """Turns plans into tasks and runs them on an executor.
+
+    ``materialize`` returns one block per partition of the plan, owned by the
+    caller; map-stage buckets are released as soon as their reduce stage is
+    done.
+    """
+
+    def __init__(self, executor, label: str = "dataset"):
+        self.executor = executor
+        self.label = label
+        self._temps: list[BlockRef] = []
+        self._buckets: dict[int, list[list[list[BlockRef]]]] = {}
+
+    def materialize(self, plan: Plan) -> list[BlockRef]:
+        if isinstance(plan, Blocks):
+            return list(plan.refs)
+        try:
+            return self._run_partitions(plan, range(plan.num_partitions))
+        finally:
+            self.executor.store.release(self._temps)
+            self._temps = []
+            self._buckets = {}
+
+    def _run_partitions(self, plan: Plan, indices) -> list[BlockRef]:
+        self._prepare(plan)
+        tasks = []
+        for i in indices:
+            b = _Builder()
+            prog = self._program(plan, i, b)
+            tasks.append(Task(WriteOne(prog), i, b.inputs, f"{self.label}, partition {i}"))
+        return [out[0] for out in self.executor.run(tasks)]
+
+    # every wide dependency below the pipeline is computed first
+    def _prepare(self, plan: Plan) -> None:
+        if isinstance(plan, Narrow):
+            self._prepare(plan.parent)
+        elif isinstance(plan, Union):
+            for p in plan.parents:
+                self._prepare(p)
+        elif isinstance(plan, Shuffled):
+            if id(plan) not in self._buckets:
+                self._buckets[id(plan)] = [self._map_stage(d, plan.n) for d in plan.deps]
+        elif isinstance(plan, Product):
+            for side in (plan.left, plan.right):
+                if not isinstance(side, Blocks):
+                    self._prepare(side)
+
+    def _map_stage(self, dep: ShuffleDep, n: int) -> list[list[BlockRef]]:
+        self._prepare(dep.parent)
+        tasks = []
+        for i in range(dep.parent.num_partitions):
+            b = _Builder()
+            prog = self._program(dep.parent, i, b)
+            tasks.append(Task(WriteBuckets(prog, dep.map_op, i, n), i, b.inputs,
+                              f"{self.label}, shuffle map partition {i}"))
+        outs = self.executor.run(tasks)
+        for o in outs:
+            self._temps.extend(o)
+        return outs
+
+    def _program(self, plan: Plan, i: int, b: _Builder):
+        if isinstance(plan, Blocks):
+            return Read(b.add([plan.refs[i]]))
+        if isinstance(plan, Narrow):
+            return Apply(self._program(plan.parent, i, b), plan.ops, i)
+        if isinstance(plan, Union):
+            for p in plan.parents:
+                if i < p.num_partitions:
+                    return self._program(p, i, b)
+                i -= p.num_partitions
+            raise IndexError("union partition out of range")
+        if isinstance(plan, Shuffled):
+            groups = []
+            for buckets in self._buckets[id(plan)]:
+                g = b.add([task_out[i] for task_out in buckets])
+                groups.append((g, 1))
+            return Reduce(plan.reduce_op, i, groups)
+        if isinstance(plan, Product):
+            nr = plan.right.num_partitions
+            return Pair(plan.op, self._program(plan.left, i // nr, b), self._program(plan.right, i % nr, b))
+        raise TypeError(f"unknown plan node {plan!r}")
+
+
+def concat_inputs(batches: Sequence[Batch]) -> Batch:
+    return concat_batches(list(batches))

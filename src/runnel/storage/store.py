@@ -1,0 +1,424 @@
+"""Block stores: where the partitions of a Dataset live, and for how long.
+
+A block is one :class:`~runnel.batch.Batch`. Tasks carry :class:`BlockRef`
+(id, rows, bytes), never data. The store that created a block — or, for
+blocks written by pool workers, the driver's store that *adopted* it — owns
+its lifetime: it lives until :meth:`BlockStore.release` or
+:meth:`BlockStore.close`.
+
+State
+-----
+``_live: dict[block id, nbytes]``
+    Every block this store owns. Changed by ``put``/``adopt`` (add) and
+    ``release``/``close`` (remove), under ``_lock`` (the driver's scheduler,
+    receivers and UI threads share a store). ``live_blocks``/``live_bytes``
+    read it.
+
+Stores
+------
+:class:`MemoryStore`
+    A dict in the process (serial executor). NumPy/Arrow columns are kept
+    as they are (immutable); object columns are pickled once on ``put`` and
+    unpickled on every ``get``, so callers always get fresh objects.
+:class:`SharedMemoryStore`
+    One Arrow IPC file per block in ``/dev/shm`` (the temp dir when there is
+    no ``/dev/shm``), named ``<prefix><n>``, prefix
+    ``runnel-<driver pid>-<random hex>-``. ``get`` memory-maps the file:
+    NumPy and Arrow columns are zero-copy read-only views of the mapping.
+    Releasing a block unlinks its file; views already handed out stay valid
+    (the kernel frees the pages when the last mapping goes).
+    ``compression="zstd"`` gives the memory+serialised storage level.
+    Pool workers attach to the driver's store with :meth:`SharedMemoryStore.attach`
+    and write files named ``<prefix>w<worker>.<n>``; the driver adopts them.
+:class:`DiskStore`
+    The same files under a directory, zstd-compressed (storage level DISK).
+
+Cleanup of shared memory, from the common case to the worst one
+----------------------------------------------------------------
+1. ``release`` / ``close`` unlink the files;
+2. a ``weakref.finalize`` (run at interpreter exit, including after an
+   uncaught ``KeyboardInterrupt``) removes every file of the prefix;
+3. a SIGKILLed driver: its pool workers see EOF on their connection and
+   remove every file of the prefix (see ``executors/worker.py``);
+4. a SIGKILLed driver without workers: every new SharedMemoryStore sweeps
+   the files of dead drivers. A driver is alive while it holds an ``flock``
+   on ``<prefix>lock`` (immune to pid reuse and pid namespaces sharing a
+   tmpfs); prefixes without a lock file fall back to a pid check.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import os
+import pickle
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from runnel.batch import Batch, object_array
+from runnel.storage.ipc import dumps_objects, read_batch, write_batch
+
+__all__ = ["BlockRef", "BlockStore", "MemoryStore", "SharedMemoryStore", "DiskStore", "shm_directory"]
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A handle to a stored block: small and picklable; tasks carry these.
+
+    ``nbytes`` is the size of the stored form (file size, or in-memory size
+    with object columns counted as their pickle).
+    """
+
+    id: str
+    nrows: int
+    nbytes: int
+
+
+class BlockStore:
+    """Base class: owns blocks and their lifetimes (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- interface ----------------------------------------------------------
+    def put(self, batch: Batch) -> BlockRef:
+        raise NotImplementedError
+
+    def get(self, ref: BlockRef) -> Batch:
+        raise NotImplementedError
+
+    def release(self, refs: Iterable[BlockRef]) -> None:
+        """Free blocks. Idempotent: unknown or already released refs are ignored."""
+        with self._lock:
+            gone = [r.id for r in refs if self._live.pop(r.id, None) is not None]
+        for block_id in gone:
+            self._free(block_id)
+
+    def close(self) -> None:
+        """Release every block. Idempotent."""
+        with self._lock:
+            ids, self._live = list(self._live), {}
+            self._closed = True
+        for block_id in ids:
+            self._free(block_id)
+
+    def live_blocks(self) -> int:
+        return len(self._live)
+
+    def live_bytes(self) -> int:
+        with self._lock:
+            return sum(self._live.values())
+
+    def __contains__(self, ref: BlockRef) -> bool:
+        return ref.id in self._live
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- for subclasses ---------------------------------------------------------
+    def _register(self, block_id: str, nbytes: int) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{type(self).__name__} is closed")
+            self._live[block_id] = nbytes
+
+    def _free(self, block_id: str) -> None:
+        raise NotImplementedError
+
+    def _missing(self, ref: BlockRef) -> KeyError:
+        return KeyError(f"block {ref.id!r} is not in this {type(self).__name__} (released, or never stored)")
+
+
+# ---------------------------------------------------------------------------------
+class MemoryStore(BlockStore):
+    """Blocks in a dict of this process (for the serial executor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocks: dict[str, tuple] = {}
+        self._ids = itertools.count()
+
+    def put(self, batch: Batch) -> BlockRef:
+        cols, nbytes = {}, 0
+        for name, col in batch.columns.items():
+            if isinstance(col, pa.Array) or col.dtype != object:
+                cols[name] = (False, col)
+                nbytes += col.nbytes
+            else:
+                blob = dumps_objects(list(col))
+                cols[name] = (True, blob)
+                nbytes += len(blob)
+        block_id = f"mem-{next(self._ids)}"
+        self._blocks[block_id] = (cols, batch.layout)
+        self._register(block_id, nbytes)
+        return BlockRef(block_id, len(batch), nbytes)
+
+    def get(self, ref: BlockRef) -> Batch:
+        try:
+            cols, layout = self._blocks[ref.id]
+        except KeyError:
+            raise self._missing(ref) from None
+        return Batch({name: object_array(pickle.loads(v)) if pickled else v
+                      for name, (pickled, v) in cols.items()}, layout)
+
+    def _free(self, block_id: str) -> None:
+        self._blocks.pop(block_id, None)
+
+
+# ---------------------------------------------------------------------------------
+def shm_directory() -> str:
+    """``/dev/shm`` when it is a writable directory, else the temp dir."""
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK):
+        return "/dev/shm"
+    return tempfile.gettempdir()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def remove_prefix(directory: str, prefix: str) -> int:
+    """Remove every file in ``directory`` whose name starts with ``prefix``; returns how many."""
+    n = 0
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if name.startswith(prefix):
+            _unlink(os.path.join(directory, name))
+            n += 1
+    return n
+
+
+class FileStore(BlockStore):
+    """Blocks as Arrow IPC files ``<directory>/<prefix><tag><n>`` (base of shm and disk stores)."""
+
+    def __init__(self, directory: str, prefix: str, compression: str | None = None, tag: str = "") -> None:
+        super().__init__()
+        if compression not in (None, "zstd", "lz4"):
+            raise ValueError(f"compression must be None, 'zstd' or 'lz4', got {compression!r}")
+        self.directory = directory
+        self.prefix = prefix
+        self.compression = compression
+        self._tag = tag
+        self._ids = itertools.count()
+
+    def _path(self, block_id: str) -> str:
+        if not block_id.startswith(self.prefix) or "/" in block_id or "\0" in block_id:
+            raise KeyError(f"block {block_id!r} does not belong to this store (prefix {self.prefix!r})")
+        return os.path.join(self.directory, block_id)
+
+    def put(self, batch: Batch) -> BlockRef:
+        block_id = f"{self.prefix}{self._tag}{next(self._ids)}"
+        path = os.path.join(self.directory, block_id)
+        try:
+            with pa.OSFile(path, "wb") as sink:
+                write_batch(batch, sink, self.compression)
+                nbytes = sink.tell()
+            self._register(block_id, nbytes)
+        except BaseException:
+            _unlink(path)
+            raise
+        return BlockRef(block_id, len(batch), nbytes)
+
+    def get(self, ref: BlockRef) -> Batch:
+        try:
+            source = pa.memory_map(self._path(ref.id), "r")
+        except FileNotFoundError:
+            raise self._missing(ref) from None
+        return read_batch(source)
+
+    def adopt(self, refs: Iterable[BlockRef]) -> None:
+        """Take ownership of blocks another process wrote into this store's directory and prefix."""
+        for ref in refs:
+            self._path(ref.id)
+            self._register(ref.id, ref.nbytes)
+
+    def forget(self, refs: Iterable[BlockRef]) -> None:
+        """Stop tracking blocks without deleting them (their owner is now someone else)."""
+        with self._lock:
+            for ref in refs:
+                self._live.pop(ref.id, None)
+
+    def _free(self, block_id: str) -> None:
+        _unlink(os.path.join(self.directory, block_id))
+
+
+_PREFIX_RE = re.compile(r"^(runnel-(\d+)-[0-9a-f]+-)")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_alive(directory: str, prefix: str, pid: int) -> bool:
+    lock = os.path.join(directory, prefix + "lock")
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return _pid_alive(pid)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)                      # also drops the lock if we got it
+    return False
+
+
+def sweep_dead(directory: str | None = None) -> int:
+    """Remove the shared-memory files of drivers that are gone; returns files removed."""
+    directory = directory or shm_directory()
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    prefixes = {}
+    for name in names:
+        m = _PREFIX_RE.match(name)
+        if m:
+            prefixes[m.group(1)] = int(m.group(2))
+    removed = 0
+    for prefix, pid in prefixes.items():
+        if pid != os.getpid() and not _owner_alive(directory, prefix, pid):
+            removed += remove_prefix(directory, prefix)
+    return removed
+
+
+def _cleanup_prefix(directory: str, prefix: str, lock_fd: int | None) -> None:
+    remove_prefix(directory, prefix)
+    if lock_fd is not None:
+        try:
+            os.close(lock_fd)
+        except OSError:
+            pass
+
+
+class SharedMemoryStore(FileStore):
+    """Blocks as Arrow IPC files in shared memory (``/dev/shm``), memory-mapped on ``get``.
+
+    Parameters
+    ----------
+    compression : {None, "zstd"}
+        ``"zstd"`` stores blocks compressed (memory+serialised level):
+        smaller, but ``get`` decompresses instead of mapping zero-copy.
+    directory : str, optional
+        Defaults to :func:`shm_directory`.
+
+    Examples
+    --------
+    >>> store = SharedMemoryStore()
+    >>> ref = store.put(Batch.from_records([1, 2, 3]))
+    >>> store.get(ref).to_records()
+    [1, 2, 3]
+    >>> store.close(); store.live_blocks()
+    0
+    """
+
+    def __init__(self, compression: str | None = None, directory: str | None = None,
+                 *, _attach: tuple[str, str] | None = None) -> None:
+        directory = directory or shm_directory()
+        self._owner = _attach is None
+        if self._owner:
+            sweep_dead(directory)
+            prefix = f"runnel-{os.getpid()}-{secrets.token_hex(4)}-"
+            lock_fd = self._take_lock(directory, prefix)
+            tag = ""
+        else:
+            prefix, tag = _attach
+            lock_fd = None
+        super().__init__(directory, prefix, compression, tag)
+        self._finalizer = weakref.finalize(self, _cleanup_prefix, directory, prefix, lock_fd) \
+            if self._owner else None
+
+    @staticmethod
+    def _take_lock(directory: str, prefix: str) -> int:
+        # lock a temporary name first, then rename: a sweeper never sees an unlocked lock file
+        tmp = os.path.join(directory, prefix + "lock.tmp")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(tmp, os.path.join(directory, prefix + "lock"))
+        return fd
+
+    @classmethod
+    def attach(cls, directory: str, prefix: str, tag: str, compression: str | None = None) -> "SharedMemoryStore":
+        """A non-owning view of a driver's store, for a pool worker.
+
+        Its ``put`` writes ``<prefix><tag><n>`` files and tracks them only until
+        the driver adopts them (:meth:`forget`); ``close`` deletes what it still tracks.
+        """
+        return cls(compression, directory, _attach=(prefix, tag))
+
+    def files(self) -> list[str]:
+        """Names of every file of this store's prefix (blocks of all processes, and the lock)."""
+        try:
+            return sorted(n for n in os.listdir(self.directory) if n.startswith(self.prefix))
+        except FileNotFoundError:
+            return []
+
+    def remove_unowned(self, tag: str) -> int:
+        """Delete files ``<prefix><tag>*`` this store does not own (a dead worker's leftovers)."""
+        start = self.prefix + tag
+        with self._lock:
+            live = set(self._live)
+        n = 0
+        for name in self.files():
+            if name.startswith(start) and name not in live:
+                _unlink(os.path.join(self.directory, name))
+                n += 1
+        return n
+
+    def close(self) -> None:
+        super().close()
+        if self._finalizer is not None:
+            self._finalizer()             # removes every file of the prefix, drops the lock
+
+
+class DiskStore(FileStore):
+    """Blocks as zstd-compressed Arrow IPC files under a directory (storage level DISK).
+
+    Parameters
+    ----------
+    directory : str, optional
+        Where to write; a fresh temporary directory (removed on close) by default.
+    compression : {"zstd", None, "lz4"}
+    """
+
+    def __init__(self, directory: str | None = None, compression: str | None = "zstd") -> None:
+        self._own_dir = directory is None
+        if directory is None:
+            directory = tempfile.mkdtemp(prefix="runnel-disk-")
+        else:
+            os.makedirs(directory, exist_ok=True)
+        prefix = f"runnel-{os.getpid()}-{secrets.token_hex(4)}-"
+        super().__init__(directory, prefix, compression)
+        self._finalizer = weakref.finalize(
+            self, shutil.rmtree if self._own_dir else remove_prefix,
+            *((directory, True) if self._own_dir else (directory, prefix)))
+
+    def close(self) -> None:
+        super().close()
+        self._finalizer()

@@ -1,0 +1,337 @@
+"""One suite every executor passes (``local`` and ``local[2]``, see conftest.py).
+
+Task functions live at module level so workers import them by reference
+(the pool sends the driver's sys.path to its workers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from runnel.batch import Batch
+from runnel.executors import MAX_ATTEMPTS, Task, TaskFailed, make_executor, ship
+
+
+# -- task functions -----------------------------------------------------------------
+def echo_groups(index, groups):
+    """One output: [index, group sizes..., all values...]; plus ``index % 3`` extra outputs."""
+    values = [v for g in groups for b in g for v in b.to_records()]
+    out = [Batch.from_values([index, *[len(g) for g in groups], *values])]
+    return out + [Batch.from_values([index] * k) for k in range(1, index % 3 + 1)]
+
+
+def fail_on_odd(index, groups):
+    if index % 2:
+        raise ValueError(f"boom {index}")
+    return [Batch.from_values([index])]
+
+
+def mutate_objects(index, groups):
+    batch = groups[0][0]
+    batch["value"][0].append("mutated")
+    return [batch]
+
+
+def count_attempts_then_raise(path):
+    def fn(index, groups):
+        with open(path, "a") as f:
+            f.write("x")
+        raise RuntimeError("deterministic")
+    return fn
+
+
+class Counter:
+    """Counts its calls: when shipped once per worker, calls accumulate per process."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, index, groups):
+        self.calls += 1
+        return [Batch.from_values([os.getpid(), self.calls])]
+
+
+def kill_self_once(marker):
+    def fn(index, groups):
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return [Batch.from_values([index])]
+    return fn
+
+
+def always_kill_self(marker):
+    def fn(index, groups):
+        with open(marker, "a") as f:
+            f.write("x")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return fn
+
+
+def empty(index, groups):
+    return []
+
+
+def shm_files(store) -> list[str]:
+    prefix = getattr(store, "prefix", None)
+    if prefix is None or not os.path.isdir(store.directory):
+        return []
+    return sorted(n for n in os.listdir(store.directory) if n.startswith(prefix))
+
+
+def values(executor, refs):
+    return [executor.store.get(r).to_records() for r in refs]
+
+
+# -- the suite --------------------------------------------------------------------------
+def test_tasks_return_their_blocks_in_task_order(executor):
+    inp = executor.store.put(Batch.from_records([10, 20]))
+    tasks = [Task(echo_groups, i, [[inp]], f"echo, partition {i}") for i in range(7)]
+    out = executor.run(tasks)
+    assert len(out) == 7
+    for i, refs in enumerate(out):
+        assert len(refs) == 1 + i % 3
+        assert values(executor, refs) == [[i, 1, 10, 20]] + [[i] * k for k in range(1, i % 3 + 1)]
+    assert executor.store.live_blocks() == 1 + sum(len(r) for r in out)
+    assert executor.run([]) == []
+
+
+def test_multiple_input_groups(executor):
+    a, b, c = (executor.store.put(Batch.from_records(v)) for v in ([1], [2, 3], ["x"]))
+    [[ref]] = executor.run([Task(echo_groups, 0, [[a, b], [], [c]], "cogroup, partition 0")])
+    assert executor.store.get(ref).to_records() == [0, 2, 0, 1, 1, 2, 3, "x"]
+
+
+def test_user_exception_raises_task_failed_and_leaks_no_blocks(executor):
+    inp = executor.store.put(Batch.from_records([1]))
+    before = shm_files(executor.store)
+    tasks = [Task(fail_on_odd, i, [[inp]], f"flaky-1 at 00:00:02, partition {i}") for i in range(6)]
+    with pytest.raises(TaskFailed) as info:
+        executor.run(tasks)
+    err = info.value
+    assert str(err).startswith("flaky-1 at 00:00:02, partition 1: ValueError: boom 1")
+    assert "fail_on_odd" in str(err)                         # the remote traceback
+    assert err.label == "flaky-1 at 00:00:02, partition 1"
+    assert isinstance(err.__cause__, ValueError) and str(err.__cause__) == "boom 1"
+    assert executor.store.live_blocks() == 1
+    assert shm_files(executor.store) == before
+
+
+def test_user_exceptions_are_not_retried(executor, tmp_path):
+    path = tmp_path / "attempts"
+    with pytest.raises(TaskFailed, match="RuntimeError: deterministic"):
+        executor.run([Task(count_attempts_then_raise(str(path)), 0, [], "once")])
+    assert path.read_text() == "x"
+
+
+def test_stored_blocks_are_isolated_from_task_mutation(executor):
+    inp = executor.store.put(Batch.from_records([["a"], ["b"]]))
+    [[out]] = executor.run([Task(mutate_objects, 0, [[inp]], "mutate")])
+    assert executor.store.get(inp).to_records() == [["a"], ["b"]]
+    assert executor.store.get(out).to_records() == [["a", "mutated"], ["b"]]
+
+
+def test_functions_are_shipped_once_per_worker(executor):
+    counter = ship(Counter())
+    seen: dict[int, list[int]] = {}
+    for _ in range(2):
+        out = executor.run([Task(counter, i, [], f"count, partition {i}") for i in range(8)])
+        for [ref] in out:
+            pid, calls = executor.store.get(ref).to_records()
+            seen.setdefault(pid, []).append(calls)
+    # one object per process, reused by every task there: its calls count 1, 2, 3, ...
+    assert sum(len(c) for c in seen.values()) == 16
+    for calls in seen.values():
+        assert sorted(calls) == list(range(1, len(calls) + 1))
+    if hasattr(executor, "stats"):
+        assert executor.stats["fn_blobs_sent"] == len(seen) <= executor.parallelism
+
+
+def test_raw_module_function_is_not_reshipped_every_run(pool):
+    for _ in range(20):
+        pool.run([Task(empty, 0, [], "empty")])
+    assert pool.stats["fn_blobs_sent"] <= pool.parallelism
+
+
+def test_unpicklable_function_raises_type_error_naming_it(pool):
+    lock = threading.Lock()
+
+    def holds_a_lock(index, groups):
+        with lock:
+            return []
+
+    with pytest.raises(TypeError, match=r"holds_a_lock.*test_conformance.*lock") as info:
+        pool.run([Task(empty, 0, [], "ok"), Task(holds_a_lock, 1, [], "bad")])
+    assert "pickle" in str(info.value.__cause__).lower() or info.value.__cause__ is not None
+    assert pool.stats["tasks_sent"] == 0
+    assert pool.store.live_blocks() == 0
+
+
+def test_worker_killed_mid_task_is_replaced_and_the_task_retried(pool, tmp_path):
+    marker = str(tmp_path / "killed-once")
+    tasks = [Task(kill_self_once(marker), i, [], f"fragile, partition {i}") for i in range(4)]
+    out = pool.run(tasks)
+    assert [values(pool, refs) for refs in out] == [[[i]] for i in range(4)]
+    assert pool.stats["workers_died"] == 1
+    assert len(pool.worker_pids()) == pool.parallelism
+    assert pool.store.live_blocks() == 4
+
+
+def test_task_that_always_kills_its_worker_fails_after_bounded_attempts(pool, tmp_path):
+    marker = tmp_path / "attempts"
+    ok = pool.store.put(Batch.from_records([1]))
+    with pytest.raises(TaskFailed) as info:
+        pool.run([Task(echo_groups, 0, [[ok]], "fine"), Task(always_kill_self(str(marker)), 1, [], "doomed-2, partition 1")])
+    msg = str(info.value)
+    assert msg.startswith("doomed-2, partition 1: ")
+    assert "worker died (killed by signal SIGKILL)" in msg
+    assert marker.read_text() == "x" * MAX_ATTEMPTS
+    assert pool.store.live_blocks() == 1                      # the successful task's output was released
+    [[ref]] = pool.run([Task(echo_groups, 3, [], "after")])   # the pool still works
+    assert pool.store.get(ref).to_records() == [3, 0]
+
+
+def test_close_is_idempotent_and_frees_shared_memory(executor):
+    executor.run([Task(echo_groups, i, [], "x") for i in range(4)])
+    executor.store.put(Batch.from_records([1]))
+    pids = executor.worker_pids() if hasattr(executor, "worker_pids") else []
+    executor.close()
+    executor.close()
+    assert executor.store.live_blocks() == 0
+    assert shm_files(executor.store) == []
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)                      # already reaped: no zombies, no orphans
+    with pytest.raises(RuntimeError, match="closed"):
+        if executor.master == "local":
+            raise RuntimeError("closed")                      # nothing to stop in the serial executor
+        executor.run([Task(empty, 0, [], "late")])
+
+
+def test_empty_task_round_trip_is_fast(executor):
+    executor.run([Task(empty, 0, [], "warm")])
+    n = 200
+    start = time.perf_counter()
+    for _ in range(n):
+        executor.run([Task(empty, 0, [], "empty")])
+    per_task = (time.perf_counter() - start) / n
+    assert per_task < 2e-3, f"{per_task * 1e6:.0f} us per empty task"
+
+
+@pytest.mark.parametrize("master", ["", "local[0]", "spark://host:7077", "local[x]", "local[2"])
+def test_unknown_master_names_the_accepted_forms(master):
+    with pytest.raises(ValueError, match=r"'local', 'local\[N\]'.*'local\[\*\]'"):
+        make_executor(master)
+
+
+# -- driver death --------------------------------------------------------------------------
+def _env(**extra) -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), **extra}
+
+
+def _read_line(proc, timeout: float) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        proc.wait()
+        raise TimeoutError(f"no output from the driver within {timeout} s")
+    return proc.stdout.readline()
+
+
+def _wait_exited(pid: int, timeout: float) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"worker {pid} still running {timeout} s after its driver died")
+    finally:
+        os.close(fd)
+
+
+_DRIVER = textwrap.dedent("""
+    import json, sys
+    from runnel.batch import Batch
+    from runnel.executors import Task, make_executor
+    from test_conformance import echo_groups
+    ex = make_executor("{master}")
+    out = ex.run([Task(echo_groups, i, [], str(i)) for i in range(4)])
+    ex.store.put(Batch.from_records([1, 2, 3]))
+    print(json.dumps({{"dir": ex.store.directory, "prefix": ex.store.prefix, "pids": ex.worker_pids(),
+                      "files": ex.store.files()}}), flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_sigkilled_driver_leaves_no_segments_and_no_workers(pool):
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVER.format(master=pool.master)], env=_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(_read_line(proc, 60))
+        assert len(info["files"]) > 5 and len(info["pids"]) == 2
+        proc.kill()
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+    for pid in info["pids"]:
+        _wait_exited(pid, 10)
+    assert [n for n in os.listdir(info["dir"]) if n.startswith(info["prefix"])] == []
+
+
+_COLD_NUMBA = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {kdir!r})
+    import numpy as np
+    from runnel.batch import Batch
+    from runnel.executors import Task, make_executor
+    import numba_kernel                          # compiles (cache=True) into the empty cache dir
+
+    def use_kernel(index, groups):
+        return [Batch.from_values([int(numba_kernel.total(np.arange(index + 10)))])]
+
+    for attempt in range(2):
+        numba_kernel.total(np.arange(3))          # the driver warms, as runnel.kernels.warm() does
+        with make_executor("local[2]") as ex:
+            out = ex.run([Task(use_kernel, i, [], str(i)) for i in range(4)])
+            print([ex.store.get(r).to_records() for [r] in out], flush=True)
+""")
+
+
+def test_pool_starts_twice_on_a_cold_numba_cache(pool, tmp_path):
+    kdir = tmp_path / "kernels"
+    kdir.mkdir()
+    (kdir / "numba_kernel.py").write_text(textwrap.dedent("""
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def total(x):
+            s = 0
+            for v in x:
+                s += v
+            return s
+    """))
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _COLD_NUMBA.format(kdir=str(kdir))], env=_env(NUMBA_CACHE_DIR=str(cache)),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    expected = str([[sum(range(i + 10))] for i in range(4)])
+    assert proc.stdout.splitlines() == [expected, expected]
+    assert any(cache.rglob("*.nbi"))

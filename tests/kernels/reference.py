@@ -1,0 +1,78 @@
+"""Plain-Python references for the kernels: obviously right, slow."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+
+def dict_key_float(x):
+    """The dict key a float becomes under factorize_float64's semantics."""
+    if math.isnan(x):
+        return "nan"  # all NaNs are one group (documented choice)
+    return x + 0.0  # -0.0 == 0.0 already in a dict; normalise for display
+
+
+def factorize(keys):
+    """Codes and first-rows by a dict in first-appearance order."""
+    seen = {}
+    codes, first = [], []
+    for i, k in enumerate(keys):
+        if k not in seen:
+            seen[k] = len(first)
+            first.append(i)
+        codes.append(seen[k])
+    return np.array(codes, dtype=np.int64), np.array(first, dtype=np.int64)
+
+
+def group_values(codes, ngroups, values):
+    groups = [[] for _ in range(ngroups)]
+    for c, v in zip(codes, values):
+        groups[c].append(v)
+    return groups
+
+
+def reduce(codes, ngroups, values, op):
+    """Fold each group's values in arrival order with Python semantics."""
+    ops = {
+        "sum": lambda g: functools.reduce(lambda a, b: a + b, g),
+        "min": lambda g: functools.reduce(min, g),
+        "max": lambda g: functools.reduce(max, g),
+        "count": len,
+        "first": lambda g: g[0],
+        "last": lambda g: g[-1],
+        "mean": lambda g: functools.reduce(lambda a, b: a + b, g) / len(g),
+    }
+    return [ops[op](g) for g in group_values(codes, ngroups, values)]
+
+
+def scatter(ids, n):
+    """Rows per id by appending to n lists."""
+    parts = [[] for _ in range(n)]
+    for i, p in enumerate(ids):
+        parts[p].append(i)
+    order = [i for part in parts for i in part]
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    return np.array(order, dtype=np.int64), bounds.astype(np.int64)
+
+
+def join(left_codes, right_codes, ngroups, how):
+    """Nested-loop join emitted in cogroup-then-product order."""
+    li, ri = [], []
+    for c in range(ngroups):
+        ls = [i for i, x in enumerate(left_codes) if x == c]
+        rs = [j for j, x in enumerate(right_codes) if x == c]
+        if ls and rs:
+            for i in ls:
+                for j in rs:
+                    li.append(i)
+                    ri.append(j)
+        elif ls and how in ("left", "full"):
+            li += ls
+            ri += [-1] * len(ls)
+        elif rs and how in ("right", "full"):
+            li += [-1] * len(rs)
+            ri += rs
+    return np.array(li, dtype=np.int64), np.array(ri, dtype=np.int64)
