@@ -30,7 +30,10 @@ no ``fastmath``
 
 from __future__ import annotations
 
+import functools
+
 import numba
+import numpy as np
 
 __all__ = ["JIT_OPTIONS", "jit", "is_jitted"]
 
@@ -62,8 +65,26 @@ def jit(fn=None, **overrides):
     if options.get("parallel") and options.get("cache"):
         raise ValueError("parallel=True with cache=True crashes process pools (numba#4807)")
     if fn is None:
-        return lambda f: numba.njit(**options)(f)
+        return lambda f: jit(f, **overrides)
+    if numba.config.DISABLE_JIT:
+        return _as_python(fn)
     return numba.njit(**options)(fn)
+
+
+def _as_python(fn):
+    """``fn`` for ``NUMBA_DISABLE_JIT=1`` runs (readable kernel failures).
+
+    Compiled kernels wrap uint64/int64 arithmetic silently, as the hashes
+    rely on; NumPy scalars warn instead, and tests turn warnings into errors.
+    """
+
+    @functools.wraps(fn)
+    def run(*args):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return fn(*args)
+
+    run.py_func = fn
+    return run
 
 
 def is_jitted(fn) -> bool:

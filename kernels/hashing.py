@@ -406,16 +406,13 @@ def hash_arrow(arr):
         # Hashing chunk by chunk avoids copying the data buffers together.
         return np.concatenate([hash_arrow(c) for c in arr.chunks])
     if isinstance(arr, pa.DictionaryArray):
-        out = hash_arrow(arr.dictionary)[_dictionary_indices(arr)]
-        if arr.null_count:
-            out[arr.is_null().to_numpy(zero_copy_only=False)] = NULL_HASH
+        # Hash each dictionary entry once, then gather by index.
+        out = np.full(len(arr), NULL_HASH, dtype=np.uint64)
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        indices = arr.indices.to_numpy(zero_copy_only=False)
+        out[valid] = hash_arrow(arr.dictionary)[indices[valid].astype(np.int64)]
         return out
     return hash_binary(*arrow_binary_layout(arr))
-
-
-def _dictionary_indices(arr):
-    """Indices of a DictionaryArray as int64, nulls mapped to 0 (masked later)."""
-    return arr.indices.fill_null(0).to_numpy().astype(np.int64, copy=False)
 
 
 def combine_hashes(h1, h2):

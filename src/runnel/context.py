@@ -100,8 +100,8 @@ class Context:
                                                  data.step, dtype=np.int64)}, "value")
                        for a, b in split_slices(n, k)]
             return self.dataset_of(batches, "parallelize")
-        if not isinstance(data, (list, tuple)) and (hasattr(data, "__array__") or hasattr(data, "columns")
-                                                    or isinstance(data, (pa.Table, pa.Array))):
+        if isinstance(data, Batch) or not isinstance(data, (list, tuple)) and (
+                hasattr(data, "__array__") or hasattr(data, "columns") or isinstance(data, (pa.Table, pa.Array))):
             whole = Batch.coerce(data)
         else:
             whole = Batch.from_records(list(data))

@@ -104,6 +104,40 @@ class StreamingContext:
         """
         return QueueInputDStream(self, rdds, one_at_a_time, default)
 
+    def socket_text_stream(self, hostname: str, port: int, storage_level: Any = None) -> DStream:
+        """Lines of UTF-8 text from a TCP server, received by a receiver thread.
+
+        The receiver reconnects when the server goes away; every complete
+        line received is delivered to a batch.
+        """
+        from .dstream.receivers import ReceiverInputDStream, SocketReceiver
+        return ReceiverInputDStream(self, SocketReceiver(hostname, int(port)))
+
+    def receiver_stream(self, receiver: Any) -> DStream:
+        """A stream fed by a user :class:`~runnel.dstream.receivers.Receiver`."""
+        from .dstream.receivers import ReceiverInputDStream
+        return ReceiverInputDStream(self, receiver)
+
+    def text_file_stream(self, directory: str) -> DStream:
+        """Lines of the text files that appear in ``directory`` after start (each read once)."""
+        from .dstream.files import FileInputDStream
+        return FileInputDStream(self, directory, kind="text")
+
+    def binary_records_stream(self, directory: str, record_length: int) -> DStream:
+        """Fixed-length ``bytes`` records of the files that appear in ``directory`` after start."""
+        from .dstream.files import FileInputDStream
+        return FileInputDStream(self, directory, kind="binary", record_length=record_length)
+
+    def rate_stream(self, kind: str = "words", records_per_batch: int = 1000, **options: Any) -> DStream:
+        """A built-in generated source for demos and benchmarks (no server needed).
+
+        ``kind="words"`` gives lines of Zipf-distributed words, ``"pairs"``
+        (int64 key, float64 value) pairs, ``"ints"`` integers; the data of a
+        batch depends only on its time and the seed, so runs are repeatable.
+        """
+        from .dstream.rate import RateInputDStream
+        return RateInputDStream(self, kind, records_per_batch, **options)
+
     def union(self, *dstreams: DStream) -> DStream:
         """Union of several streams, in argument order."""
         if not dstreams:

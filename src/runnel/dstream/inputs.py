@@ -11,7 +11,6 @@ import collections
 import threading
 from typing import Any
 
-from ..batch import Batch
 from ..dataset import Dataset
 from .base import DStream
 
@@ -55,12 +54,8 @@ def to_dataset(ssc, item: Any, label: str) -> Dataset:
     """A queue item (Dataset, list, array, frame, table) as a Dataset."""
     if isinstance(item, Dataset):
         return item
-    ctx = ssc.context
-    if isinstance(item, Batch):
-        return ctx.dataset_of([item], label)
-    if isinstance(item, (list, tuple, range)):
-        return ctx.parallelize(item)
-    return ctx.dataset_of([Batch.coerce(item)], label)
+    # like plain lists, columnar items are split into the default parallelism
+    return ssc.context.parallelize(item)
 
 
 class QueueInputDStream(InputDStream):

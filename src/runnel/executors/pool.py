@@ -316,6 +316,8 @@ class ProcessPoolExecutor(Executor):
                     kind = msg[0]
                     if kind == "ready":
                         w.ready = True
+                        if w.seq is not None:             # a task was queued behind the handshake
+                            busy[conn] = w
                         continue
                     i, w.seq = msg[1], None
                     if kind == "ok":

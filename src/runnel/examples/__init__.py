@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m runnel.examples.network_wordcount``."""

@@ -1,0 +1,29 @@
+"""The notebooks run: every code cell executes without error, in order."""
+
+import json
+import pathlib
+
+import pytest
+
+NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs(path):
+    nb = json.loads(path.read_text())
+    ns: dict = {}
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert cells, f"{path.name} has no code"
+    for cell in cells:
+        src = "".join(cell["source"])
+        exec(compile(src, f"{path.name}", "exec"), ns)
+
+
+def test_quickstart_counts(capsys):
+    path = next(p for p in NOTEBOOKS if p.name == "quickstart.ipynb")
+    nb = json.loads(path.read_text())
+    ns: dict = {}
+    exec(compile("".join(nb["cells"][1]["source"]), "quickstart", "exec"), ns)
+    results = [r for _, r in ns["results"]]
+    assert results[0] == [("be", 2), ("not", 1), ("or", 1), ("to", 2)]
+    assert results[2] == [("not", 1), ("or", 1), ("stream", 1), ("to", 1)]
