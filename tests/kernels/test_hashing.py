@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import BOOTSTRAP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import I64_MAX, I64_MIN, float_keys, int_keys, string_keys
@@ -24,7 +23,7 @@ from runnel.kernels import (
 
 SETTINGS = settings(max_examples=150, deadline=None)
 
-FIXED_SCRIPT = BOOTSTRAP + """
+FIXED_SCRIPT = """
 import json, numpy as np, pyarrow as pa
 from runnel.kernels import hash_int64, hash_float64, hash_arrow
 print(json.dumps({
