@@ -16,6 +16,12 @@ from . import aliases as _aliases
 
 _aliases.install()
 
+from .dstream import savers as _savers  # noqa: E402  (file outputs attach to DStream)
+from .pyspark import compat as _pyspark_compat  # noqa: E402  (PySpark keyword spellings)
+
+_savers.install()
+_pyspark_compat.install()
+
 __version__ = "0.1.0"
 
 __all__ = ["Batch", "Context", "Dataset", "DStream", "ManualClock", "SystemClock", "StreamingContext",

@@ -82,3 +82,11 @@ class ManualClock(Clock):
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
+
+
+_MANUAL_CLOCK_NAMES = ("org.apache.spark.util.ManualClock", "ManualClock", "manual")
+
+
+def clock_from_conf(conf: dict) -> Clock | None:
+    """Spark's ``spark.streaming.clock`` setting: a ManualClock when it names one."""
+    return ManualClock() if conf.get("spark.streaming.clock") in _MANUAL_CLOCK_NAMES else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from .clock import Clock, ManualClock, SystemClock
+from .clock import Clock, ManualClock, SystemClock, clock_from_conf
 from .context import Context
 from .dstream.base import DStream, fn_arity, to_ms
 from .dstream.inputs import QueueInputDStream
@@ -62,7 +62,7 @@ class StreamingContext:
         else:
             self.context = Context.get_or_create(context_or_master or "local[*]", app_name)
             self._owns_context = True
-        self.clock = clock or SystemClock()
+        self.clock = clock or clock_from_conf(self.context.conf) or SystemClock()
         self._graph = DStreamGraph(self)
         self._bus = ListenerBus()
         self._scheduler = JobScheduler(self)
