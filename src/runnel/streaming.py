@@ -10,6 +10,7 @@ by every later ``await_termination``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ from .graph import DStreamGraph
 from .listener import BatchInfo, ListenerBus, StreamingStarted
 from .scheduler.scheduler import JobScheduler
 
+log = logging.getLogger("runnel.streaming")
 INITIALIZED, ACTIVE, STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
 
 
@@ -223,6 +225,11 @@ class StreamingContext:
                 i.stop()
             if stop_gracefully:
                 self._drain_inputs()
+            else:
+                pending = [i.name for i in self._graph.inputs if i.has_pending()]
+                if pending:
+                    log.warning("runnel: stopping without stop_gracefully discards data received but not yet "
+                                "processed by %s", ", ".join(pending))
             self._scheduler.stop(wait_for_queue=stop_gracefully)
         if stop_spark_context and not self.context.stopped:
             self.context.stop()

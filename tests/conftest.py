@@ -1,0 +1,58 @@
+"""Shared fixtures: every graph-level test runs on ``local`` and ``local[2]``.
+
+Contexts are session-scoped (a ``local[2]`` pool takes a moment to start):
+pytest groups the tests by master, so each pool starts once per session.
+A StreamingContext wraps the shared Context and is stopped without
+stopping it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from runnel import Context, ManualClock, StreamingContext
+
+MASTERS = ["local", "local[2]"]
+
+
+@pytest.fixture(scope="session", params=MASTERS)
+def master(request) -> str:
+    """The master string of the executor under test."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def ctx(master):
+    """A Context on ``master``, shared by the whole session."""
+    c = Context(master)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def ssc(ctx):
+    """A StreamingContext with a 1 s batch on a ManualClock; stopped after the test."""
+    s = StreamingContext(ctx, 1, clock=ManualClock())
+    yield s
+    s.stop(stop_spark_context=False)
+    assert not ctx.stopped, "a test stopped the shared Context"
+
+
+@pytest.fixture
+def collect():
+    """``collect(stream)`` registers an output and returns the list it fills per batch."""
+    def attach(stream):
+        out: list = []
+        stream.foreach_rdd(lambda ds: out.append(ds.collect()))
+        return out
+    return attach
+
+
+@pytest.fixture
+def run(ctx):
+    """:func:`runnel.testing.run_stream` on the shared Context (several inputs: ``run(build, a, b)``)."""
+    from runnel.testing import run_streams
+
+    def go(build, *inputs, **kw):
+        return run_streams(build, inputs, ctx, **kw)
+    return go

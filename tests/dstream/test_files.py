@@ -1,0 +1,110 @@
+import os
+
+import pytest
+
+from runnel.dstream.files import FileInputDStream
+
+
+def write(path, data, mtime_ms):
+    """Write a file and set its modification time (ms on the manual clock's time line)."""
+    with open(path, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else
+                                                                   {"encoding": "utf-8", "newline": ""})) as f:
+        f.write(data)
+    os.utime(path, ns=(mtime_ms * 1_000_000, mtime_ms * 1_000_000))
+
+
+def collecting(stream):
+    out = []
+    stream.foreach_rdd(lambda rdd: out.append(rdd.collect()))
+    return out
+
+
+def test_only_new_visible_files_are_read_each_once(inputs_ssc, tmp_path):
+    write(tmp_path / "old.txt", "old\n", 500)         # present at start: ignored
+    ssc = inputs_ssc()
+    out = collecting(ssc.text_file_stream(str(tmp_path)))
+    ssc.start()
+    write(tmp_path / "a.txt", "a1\r\na2\n", 900)
+    write(tmp_path / ".hidden", "hidden\n", 900)
+    write(tmp_path / "_tmp", "tmp\n", 900)
+    os.mkdir(tmp_path / "subdir")
+    ssc.run_batches(1)
+    write(tmp_path / "b.txt", "b1\nb2", 1500)          # no final newline
+    os.rename(tmp_path / ".hidden", tmp_path / "renamed.txt")   # renamed into place: now visible
+    ssc.run_batches(1)
+    write(tmp_path / "a.txt", "a rewritten\n", 2500)   # already read: never again
+    ssc.run_batches(1)
+    assert out == [["a1", "a2"], ["hidden", "b1", "b2"], []]   # (mtime, name) order
+
+
+def test_modification_time_decides_the_batch(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    out = collecting(stream)
+    ssc.start()
+    write(tmp_path / "at-1000.txt", "t1000\n", 1000)   # batch time == mtime: this batch
+    write(tmp_path / "at-1001.txt", "t1001\n", 1001)
+    write(tmp_path / "at-2999.txt", "t2999\n", 2999)
+    write(tmp_path / "at-2500.txt", "t2500\n", 2500)
+    write(tmp_path / "old-mtime.txt", "moved in\n", 5)  # new name with an old mtime: next batch
+    ssc.run_batches(3)
+    assert out == [["moved in", "t1000"], ["t1001"], ["t2500", "t2999"]]   # mtime order within a batch
+    assert stream.processed == {"at-1000.txt", "at-1001.txt", "at-2999.txt", "at-2500.txt", "old-mtime.txt"}
+
+
+def test_binary_records_are_fixed_length_bytes(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    out = collecting(ssc.binary_records_stream(str(tmp_path), 4))
+    ssc.start()
+    write(tmp_path / "r1.bin", b"abcd\x00\x01\x02\x03wxyz", 800)
+    write(tmp_path / "empty.bin", b"", 800)
+    ssc.run_batches(1)
+    write(tmp_path / "r2.bin", b"1234", 1800)
+    ssc.run_batches(1)
+    assert out == [[b"abcd", b"\x00\x01\x02\x03", b"wxyz"], [b"1234"]]
+    assert all(type(r) is bytes for r in out[0])
+
+
+def test_a_file_not_a_multiple_of_the_record_length_fails_its_batch_clearly(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    stream = ssc.binary_records_stream(str(tmp_path), 4)
+    out = collecting(stream)
+    ssc.start()
+    write(tmp_path / "bad.bin", b"abcdef", 900)
+    ssc.run_batches(1)
+    with pytest.raises(ValueError, match=rf"{stream.name} .*bad\.bin has 6 bytes, not a multiple of the record "
+                                         r"length 4"):
+        ssc.await_termination_or_timeout(0)
+    write(tmp_path / "good.bin", b"abcd", 1900)       # later batches still run; the bad file is not retried
+    ssc.run_batches(1)
+    assert out == [[b"abcd"]]
+
+
+def test_definition_errors(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    with pytest.raises(FileNotFoundError, match="textFileStream: directory .*missing.* does not exist"):
+        ssc.text_file_stream(str(tmp_path / "missing"))
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        ssc.binary_records_stream(str(tmp_path / "plain"), 4)
+    with pytest.raises(ValueError, match="recordLength must be positive"):
+        ssc.binary_records_stream(str(tmp_path), 0)
+    with pytest.raises(TypeError, match="recordLength must be an int"):
+        ssc.binary_records_stream(str(tmp_path), "4")
+    with pytest.raises(TypeError, match="recordLength must be an int"):
+        ssc.binary_records_stream(str(tmp_path), True)
+    with pytest.raises(ValueError, match="kind"):
+        FileInputDStream(ssc, str(tmp_path), kind="csv")
+    with pytest.raises(ValueError, match="binary file streams only"):
+        FileInputDStream(ssc, str(tmp_path), kind="text", record_length=3)
+
+
+def test_text_that_is_not_utf8_names_the_file(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    collecting(stream)
+    ssc.start()
+    write(tmp_path / "latin1.txt", "café\n".encode("latin-1"), 900)
+    ssc.run_batches(1)
+    with pytest.raises(ValueError, match=r"latin1\.txt is not UTF-8"):
+        ssc.await_termination_or_timeout(0)
