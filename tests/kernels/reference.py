@@ -76,3 +76,29 @@ def join(left_codes, right_codes, ngroups, how):
             li += [-1] * len(rs)
             ri += rs
     return np.array(li, dtype=np.int64), np.array(ri, dtype=np.int64)
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _rotl64(x, r):
+    return ((x << r) | (x >> (64 - r))) & _MASK64
+
+
+def hash_bytes(b):
+    """The definition of runnel's string hash, in plain Python ints.
+
+    Seed with the length, one xxHash64-style round per 8-byte little-endian
+    word (the last one zero-padded), then splitmix64's finaliser. The
+    kernels compute it with masked unaligned loads and, up to 16 bytes,
+    without a loop; this is what they must agree with.
+    """
+    p1, p2, p3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x85EBCA77C2B2AE63
+    h = 0x27D4EB2F165667C5 ^ ((len(b) * p1) & _MASK64)
+    for i in range(0, len(b), 8):
+        w = int.from_bytes(b[i:i + 8].ljust(8, b"\0"), "little")
+        h ^= (_rotl64((w * p2) & _MASK64, 31) * p1) & _MASK64
+        h = (_rotl64(h, 27) * p1 + p3) & _MASK64
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return h ^ (h >> 31)

@@ -36,3 +36,15 @@ string_keys = st.lists(st.one_of(st.none(), text), max_size=60)
 codes_and_n = st.integers(1, 8).flatmap(
     lambda n: st.tuples(st.lists(st.integers(0, n - 1), max_size=60), st.just(n))
 )
+
+# Byte strings for the word-at-a-time paths: every length 0..20 around the
+# 8- and 16-byte word boundaries, longer ones, NUL bytes and UTF-8.
+byte_keys = st.lists(
+    st.one_of(
+        st.integers(0, 20).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
+        st.binary(min_size=17, max_size=40),
+        st.text(max_size=12).map(lambda t: t.encode()),
+        st.sampled_from([b"", b"\0", b"a", b"a\0", b"abcdefgh", b"abcdefgh\0", b"x" * 16, b"x" * 16 + b"\0"]),
+    ),
+    max_size=40,
+)

@@ -9,7 +9,8 @@ import pytest
 import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import I64_MAX, I64_MIN, codes_and_n, float_keys, int_keys, string_keys
+from strategies import I64_MAX, I64_MIN, byte_keys, codes_and_n, float_keys, int_keys, string_keys
+from test_hashing import pack_binary
 
 from runnel.kernels import (
     REDUCE_OPS,
@@ -84,6 +85,24 @@ def test_factorize_arrow_matches_dict(values, typ, cut):
     np.testing.assert_array_equal(factorize_arrow(arr.slice(cut))[0], ref.factorize(values[cut:])[0])
     chunked = pa.chunked_array([arr.slice(0, cut), arr.slice(cut)], typ)
     np.testing.assert_array_equal(factorize_arrow(chunked)[0], ref_codes)
+
+
+@SETTINGS
+@given(byte_keys.filter(bool), st.data(), st.binary(max_size=9), st.sampled_from([b"", b"\xff", b"\xaa" * 20]))
+def test_factorize_binary_word_paths_match_dict(pool, data, prefix, suffix):
+    # Repeats of short (word-compared) and long (byte-compared) strings,
+    # including at the very end of a buffer that ends with the last value.
+    values = data.draw(st.lists(st.sampled_from(pool), max_size=60))
+    offsets, buf = pack_binary(values, prefix, suffix)
+    validity = np.array(data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values))), dtype=bool)
+    codes, first = factorize_binary(offsets.astype(np.int32), buf)
+    ref_codes, ref_first = ref.factorize(values)
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(first, ref_first)
+    codes, first = factorize_binary(offsets, buf, validity)
+    ref_codes, ref_first = ref.factorize([v if ok else None for v, ok in zip(values, validity)])
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(first, ref_first)
 
 
 def test_factorize_binary_direct_layout():

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import I64_MAX, I64_MIN, float_keys, int_keys, string_keys
+import reference as ref
+from strategies import I64_MAX, I64_MIN, byte_keys, float_keys, int_keys, string_keys
 
 from runnel.kernels import (
     NAN_HASH,
@@ -163,3 +164,34 @@ def test_combine_hashes_is_order_sensitive_and_deterministic():
     assert ab[0] != ba[0]
     assert ab[0] == ba[1]  # (1, 2) in both orders of rows
     np.testing.assert_array_equal(ab, combine_hashes(a, b))
+
+
+def pack_binary(values, prefix, suffix):
+    """Arrow-layout (offsets, data) of ``values`` with garbage bytes around them.
+
+    With ``suffix == b""`` the data buffer ends exactly where the last value
+    ends, so the kernels' bounds-safe tail path runs; bytes in the prefix
+    and suffix must never leak into a hash.
+    """
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum([len(v) for v in values], out=offsets[1:])
+    data = np.frombuffer(prefix + b"".join(values) + suffix, dtype=np.uint8).copy()
+    return offsets + len(prefix), data
+
+
+@SETTINGS
+@given(byte_keys, st.binary(max_size=9), st.sampled_from([b"", b"\xff", b"\xff" * 7, b"\xff" * 8, b"\xaa" * 20]),
+       st.sampled_from([np.int32, np.int64]))
+def test_hash_binary_matches_the_reference_definition(values, prefix, suffix, off_dtype):
+    offsets, data = pack_binary(values, prefix, suffix)
+    h = hash_binary(offsets.astype(off_dtype), data)
+    assert h.tolist() == [ref.hash_bytes(v) for v in values]
+
+
+@SETTINGS
+@given(byte_keys, st.data())
+def test_hash_arrow_of_sliced_binary_matches_the_reference(values, data):
+    arr = pa.array(values, pa.binary())
+    start = data.draw(st.integers(0, len(values)))
+    stop = data.draw(st.integers(start, len(values)))
+    assert hash_arrow(arr.slice(start, stop - start)).tolist() == [ref.hash_bytes(v) for v in values[start:stop]]
