@@ -24,10 +24,13 @@ import dis
 import operator
 import types
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+from .executors.shipping import FnRef
 
 
 class PythonFallbackWarning(UserWarning):
@@ -63,6 +66,8 @@ def warn_fallback(fn: Any, why: str) -> None:
 
 def _shape(fn: Any) -> tuple | None:
     """Instructions of a plain function, normalised for comparison."""
+    if isinstance(fn, FnRef):  # DStream methods ship functions before the Dataset op recognises them
+        fn = fn.fn
     if not isinstance(fn, types.FunctionType) or fn.__closure__:
         return None
     code = fn.__code__
@@ -116,21 +121,37 @@ def reducer_op(fn: Callable) -> str | None:
     return None
 
 
+_compiled: "weakref.WeakKeyDictionary[Callable, Any]" = weakref.WeakKeyDictionary()
+
+
 def compile_binary(fn: Callable):
-    """A Numba dispatcher for ``fn(a, b)`` on int64 and float64, or None."""
+    """A Numba dispatcher for ``fn(a, b)`` on int64 and float64, or None.
+
+    Only when ``fn`` returns its arguments' type (int64 for ints, float64 for
+    floats): the kernel casts results to the values' dtype, which would turn
+    ``(a + b) / 2`` on ints into ints. Memoised per function, so a reducer
+    passed again (in ``transform``, every batch) is compiled once.
+    """
     if not isinstance(fn, types.FunctionType):
         return None
     try:
-        import numba
+        return _compiled[fn]
+    except KeyError:
+        pass
+    jf = None
+    try:
         from numba import types as nt
-        jf = numba.njit(fn)
+        from runnel.kernels._config import jit
+        jf = jit(fn, cache=False)  # a user's function: not disk-cached (see kernels/_config.py)
         for t in (nt.int64, nt.float64):
             jf.compile((t, t))
-            if not isinstance(jf.overloads[(t, t)].signature.return_type, (nt.Integer, nt.Float, nt.Boolean)):
-                return None
-        return jf
+            if jf.overloads[(t, t)].signature.return_type != t:
+                jf = None
+                break
     except Exception:  # any typing/lowering failure means: not compilable
-        return None
+        jf = None
+    _compiled[fn] = jf
+    return jf
 
 
 @dataclass(frozen=True)
@@ -179,7 +200,7 @@ def pair_with_constant(fn: Callable) -> tuple[bool, Any]:
 
 def split_pattern(fn: Callable) -> tuple[bool, str | None]:
     """Is fn a word splitter? Returns (True, sep) with sep None for whitespace."""
-    if fn is str.split:
+    if getattr(fn, "fn", fn) is str.split:
         return True, None
     shape = _shape(fn)
     if shape is None:

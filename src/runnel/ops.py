@@ -97,8 +97,13 @@ class SplitWords:
         if col is None or not is_arrow(col) or not pa.types.is_string(col.type) or col.null_count:
             return FlatMapRecords(self.fallback)(index, batch)
         if self.sep is None:
+            # Arrow's utf8_split_whitespace reads past the end of the last string and misses
+            # its trailing whitespace when the bytes after the buffer are not ASCII (blocks read
+            # from shared memory: 'é ' -> ['é ']); an ASCII sentinel string keeps it in bounds
+            padded = pa.concat_arrays([col, pa.array([" " * 8], col.type)])
+            lists = pc.utf8_split_whitespace(padded).slice(0, len(col))
             # Arrow keeps empty strings between runs of whitespace; Python's split() drops them
-            words = pc.list_flatten(pc.utf8_split_whitespace(col))
+            words = pc.list_flatten(lists)
             words = words.filter(pc.not_equal(pc.utf8_length(words), 0))
         else:
             words = pc.list_flatten(pc.split_pattern(col, self.sep))
@@ -177,7 +182,8 @@ class ReducePartition:
         r = self.reducer
         if batch.is_scalar:
             col = batch.columns[batch.layout]
-            if isinstance(col, np.ndarray) and col.dtype.kind in "iuf" and r.op is not None:
+            if isinstance(col, np.ndarray) and col.dtype.kind in "iuf" and r.op is not None \
+                    and not (r.op == "sum" and keyed.sum_may_overflow(col)):
                 from runnel import kernels as K
                 codes = np.zeros(len(col), dtype=np.int64)
                 return Batch({"value": K.reduce_codes(codes, 1, col, r.op)}, "value")
@@ -242,7 +248,10 @@ class MergeReduce:
     reducer: Reducer
 
     def __call__(self, index, groups):
-        return keyed.reduce_pairs(concat_batches(groups[0]), self.reducer)
+        parts = [b for b in groups[0] if len(b)]
+        if len(parts) == 1:  # one map output: CombineBuckets already reduced it
+            return parts[0]
+        return keyed.reduce_pairs(concat_batches(parts), self.reducer)
 
 
 @dataclass(eq=False)

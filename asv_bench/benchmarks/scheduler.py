@@ -1,0 +1,101 @@
+"""The engine's per-batch overhead: W5 (10-record batches), empty batches, time to a first result.
+
+A tiny batch costs almost nothing to compute, so these time the scheduler,
+the plan, the executor round trip and the block store. ANCHORS.md: runnel
+aims at >= 2,000 batches/s on ``local[2]`` and a first result within a
+second of start on a warm cache. pandas / polars do the same groupby per
+10-record DataFrame (their floor for a "batch").
+"""
+
+import time
+
+from . import RunnelStream, skip_unless_importable
+
+IMPLS = ["runnel-local", "runnel-local[2]", "pandas", "polars"]
+ROUND = 200   # batches per track_* measurement
+
+
+class TinyBatches:
+    params = [IMPLS]
+    param_names = ["impl"]
+    number = 1
+    repeat = (5, 50, 20.0)
+    warmup_time = 0
+    processes = 1
+    timeout = 600
+
+    def setup(self, impl):
+        from runnel.bench import workloads as wl
+        tiny = wl.make_batches("W5", ROUND)
+        self.stream = None
+        if impl.startswith("runnel-"):
+            s = self.stream = RunnelStream(impl.removeprefix("runnel-"), "W5")
+
+            def one():
+                s.queue.append(tiny[0])
+                s.run(1)
+
+            def many():
+                s.queue.extend(tiny)
+                s.run(len(tiny))
+
+            self.one, self.many, self.empty = one, many, lambda: s.run(1)
+        else:
+            if impl == "pandas":
+                convert, compute = wl.to_pandas, wl.pandas_batch
+            else:
+                skip_unless_importable("polars")
+                convert, compute = wl.to_polars, wl.polars_batch
+            frames = [convert(b) for b in tiny]
+            nothing = convert(tiny[0].slice(0, 0))
+
+            def many():
+                for f in frames:
+                    compute(f)
+
+            self.one, self.many, self.empty = (lambda: compute(frames[0])), many, (lambda: compute(nothing))
+        self.many()  # warm-up
+
+    def teardown(self, impl):
+        if self.stream is not None:
+            self.stream.close()
+
+    def time_tiny_batch(self, impl):
+        self.one()
+
+    def time_empty_batch(self, impl):
+        self.empty()
+
+    def track_batches_per_s(self, impl):
+        t0 = time.perf_counter()
+        self.many()
+        return ROUND / (time.perf_counter() - t0)
+
+    track_batches_per_s.unit = "batches/s"
+
+
+class FirstResult:
+    """From ``StreamingContext(master, ...)`` to the first batch's output, warm Numba cache."""
+
+    params = [["local", "local[2]"]]
+    param_names = ["master"]
+    number = 1
+    repeat = (1, 3, 60.0)
+    warmup_time = 0
+    processes = 1
+    timeout = 600
+
+    def setup(self, master):
+        from runnel.kernels import warm
+        warm()  # fills the on-disk cache if needed; the benchmark then measures the warm path
+
+    def time_first_result(self, master):
+        from runnel import ManualClock, StreamingContext
+        ssc = StreamingContext(master, 1, clock=ManualClock())
+        out = []
+        ssc.queue_stream([[(1, 1.0), (2, 2.0)]]).reduceByKey(lambda a, b: a + b).foreachRDD(
+            lambda rdd: out.append(rdd.collect()))
+        ssc.start()
+        ssc.run_batches(1)
+        ssc.stop()
+        assert out, "no output"

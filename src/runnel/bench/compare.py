@@ -1,0 +1,454 @@
+"""Side-by-side comparison: ``python -m runnel.bench.compare [--quick] [--batches N] [--only W1,W2]``.
+
+Runs the ANCHORS workloads (W1 word count, W2 int reduceByKey, W5 tiny
+batches; see :mod:`runnel.bench.workloads`) in one process on:
+
+* runnel ``local`` and ``local[2]`` — a real :class:`~runnel.StreamingContext`
+  on a :class:`~runnel.ManualClock`, fed by ``queue_stream``, results brought
+  to the driver by ``foreachRDD`` (``rdd.to_batch()``, columnar);
+* pandas and polars, the same computation per batch on the same data;
+* PySpark DStreams (``local[2]``) when ``pyspark`` imports and Java is on
+  the PATH; otherwise the row says why it was skipped.
+
+How runnel is timed
+-------------------
+W1/W2: a batch's clock starts when the driver *submits* it — puts its
+partitions (one per core) into the block store and queues the Dataset —
+and stops when ``run_batches(1)`` returns, i.e. after the foreachRDD output
+has the batch's result in the driver. Kernels are warmed first
+(``runnel.kernels.warm``) and the first ``--warmup`` batches are not counted,
+so no Numba compilation is timed. The figure is records per second over the
+median batch. Context (process pool) start-up is reported separately.
+
+W5: 10-record batches are queued and ``ssc.run_batches(n)`` advances the
+clock n intervals and waits for each; batches/s is the median over rounds.
+The empty-batch overhead is the same with nothing queued (ms per batch).
+
+The baselines get their input already converted to their own format (a
+pandas / polars DataFrame): their figure is pure per-batch compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import workloads as wl
+from .workloads import WORKLOADS, Workload
+
+ALL_SYSTEMS = ("runnel-local", "runnel-local[2]", "pandas", "polars", "pyspark")
+#: runnel's aims on local[2] (ANCHORS.md), printed next to the results.
+AIMS = {"W1": 50e6, "W2": 150e6, "W5": 2000.0}
+
+
+@dataclass
+class Result:
+    workload: str
+    system: str
+    rate: float | None = None            # records/s, or batches/s for W5
+    batch_ms: float | None = None        # median ms per batch
+    empty_ms: float | None = None        # W5: median ms per empty batch
+    summary: tuple | None = None         # (keys, total) of the last output
+    note: str = ""
+
+
+@dataclass
+class Settings:
+    quick: bool = False
+    batches: int = 7
+    warmup: int = 2
+    rounds: int = 5
+    tiny_per_round: int = 200
+    seed: int = wl.DEFAULT_SEED
+    workloads: tuple = ("W1", "W2", "W5")
+    systems: tuple = ALL_SYSTEMS
+    notes: list = field(default_factory=list)
+
+
+# --- runnel ------------------------------------------------------------------------
+
+def _runnel_stream(ssc, w: Workload, queue, last: list):
+    """The workload on ``queue``; its output keeps the last batch's result (columnar) in ``last[0]``."""
+
+    def output(rdd):
+        last[0] = rdd.to_batch()
+
+    wl.dstream_pipeline(w, ssc.queue_stream(queue)).foreach_rdd(output)
+
+
+def run_runnel_batches(ctx, w: Workload, batches: list, warmup: int) -> Result:
+    """W1/W2 on a StreamingContext over ``ctx``: ms per batch from submission through output."""
+    from .. import ManualClock, StreamingContext
+    from ..dataset import split_slices
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    queue: collections.deque = collections.deque()
+    last: list = [None]
+    _runnel_stream(ssc, w, queue, last)
+    k = ctx.default_parallelism
+    times = []
+    ssc.start()
+    try:
+        for b in batches:
+            parts = [b.slice(a, c) for a, c in split_slices(len(b), k)]
+            t0 = time.perf_counter()
+            queue.append(ctx.dataset_of(parts, f"{w.name} input"))
+            ssc.run_batches(1)
+            times.append(time.perf_counter() - t0)
+    finally:
+        ssc.stop(stop_spark_context=False)
+    med = statistics.median(times[warmup:])
+    return Result(w.name, "", w.records(len(batches[0])) / med, med * 1e3, summary=wl.result_summary(last[0]))
+
+
+def run_runnel_tiny(ctx, w: Workload, tiny: list, s: Settings) -> Result:
+    """W5: batches/s of 10-record batches through ``run_batches(n)``, and ms per empty batch."""
+    from .. import ManualClock, StreamingContext
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    queue: collections.deque = collections.deque()
+    last: list = [None]
+    _runnel_stream(ssc, w, queue, last)
+    n = len(tiny)
+    full, empty = [], []
+    ssc.start()
+    try:
+        for r in range(s.rounds + 1):  # round 0 warms up
+            queue.extend(tiny)
+            t0 = time.perf_counter()
+            ssc.run_batches(n)
+            full.append(time.perf_counter() - t0)
+        summary = wl.result_summary(last[0])
+        for r in range(s.rounds + 1):
+            t0 = time.perf_counter()
+            ssc.run_batches(n)
+            empty.append(time.perf_counter() - t0)
+    finally:
+        ssc.stop(stop_spark_context=False)
+    return Result(w.name, "", n / statistics.median(full[1:]), statistics.median(full[1:]) / n * 1e3,
+                  statistics.median(empty[1:]) / n * 1e3, summary)
+
+
+def run_runnel(master: str, data: dict, s: Settings) -> list[Result]:
+    from ..context import Context
+    from ..kernels import warm
+    t0 = time.perf_counter()
+    warm()
+    t_warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ctx = Context(master, "runnel-bench")
+    t_ctx = time.perf_counter() - t0
+    s.notes.append(f"runnel {master}: kernels warm in {t_warm:.2f} s (cache in {_numba_cache()}); "
+                   f"Context start {t_ctx:.2f} s (not timed below)")
+    out = []
+    try:
+        for name in s.workloads:
+            w = WORKLOADS[name]
+            try:
+                if name == "W5":
+                    r = run_runnel_tiny(ctx, w, data[name], s)
+                else:
+                    r = run_runnel_batches(ctx, w, data[name], s.warmup)
+            except Exception as e:  # keep going: one failing workload must not hide the others
+                r = Result(name, "", note=f"FAILED: {type(e).__name__}: {e}")
+            r.system = f"runnel {master}"
+            out.append(r)
+    finally:
+        ctx.stop()
+    return out
+
+
+def _numba_cache() -> str:
+    return os.environ.get("NUMBA_CACHE_DIR") or "__pycache__ next to the kernels"
+
+
+# --- per-batch baselines (pandas, polars) -------------------------------------------------
+
+def run_frames(system: str, compute: Callable, convert: Callable, data: dict, s: Settings) -> list[Result]:
+    out = []
+    for name in s.workloads:
+        w = WORKLOADS[name]
+        try:
+            frames = [convert(b) for b in data[name]]  # conversion is not timed
+            if name == "W5":
+                empty = convert(_empty_pairs())
+                full, none = [], []
+                for r in range(s.rounds + 1):
+                    t0 = time.perf_counter()
+                    for f in frames:
+                        res = compute(f)
+                    full.append(time.perf_counter() - t0)
+                for r in range(s.rounds + 1):
+                    t0 = time.perf_counter()
+                    for _ in frames:
+                        compute(empty)
+                    none.append(time.perf_counter() - t0)
+                n = len(frames)
+                med = statistics.median(full[1:])
+                r = Result(name, system, n / med, med / n * 1e3, statistics.median(none[1:]) / n * 1e3,
+                           wl.result_summary(res))
+            else:
+                times = []
+                for f in frames:
+                    t0 = time.perf_counter()
+                    res = compute(f)
+                    times.append(time.perf_counter() - t0)
+                med = statistics.median(times[s.warmup:])
+                r = Result(name, system, w.records(len(data[name][0])) / med, med * 1e3,
+                           summary=wl.result_summary(res))
+        except Exception as e:
+            r = Result(name, system, note=f"FAILED: {type(e).__name__}: {e}")
+        out.append(r)
+    return out
+
+
+def _empty_pairs():
+    from ..batch import Batch
+    return Batch.from_pairs(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
+
+
+# --- PySpark (only where installed) ------------------------------------------------------------
+
+def pyspark_missing() -> str | None:
+    """Why PySpark cannot run here, or None."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java runtime (java not on PATH, JAVA_HOME unset)"
+    return None
+
+
+def run_pyspark(data: dict, s: Settings) -> list[Result]:
+    """PySpark DStreams on local[2]: per-batch processing delay from a StreamingListener."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.streaming import StreamingContext, StreamingListener
+
+    class Delays(StreamingListener):
+        def __init__(self):
+            self.ms: list[float] = []
+
+        def onBatchCompleted(self, completed):
+            delay = completed.batchInfo().processingDelay()  # a scala.Option[Long] through py4j
+            self.ms.append(float(delay.get()))
+
+    conf = SparkConf().setMaster("local[2]").setAppName("runnel-bench").set("spark.ui.enabled", "false")
+    sc = SparkContext(conf=conf)
+    sc.setLogLevel("ERROR")
+    out = []
+    try:
+        for name in s.workloads:
+            w = WORKLOADS[name]
+            batches = data[name]
+            try:
+                recs = [b.to_records() for b in batches]
+                rdds = [sc.parallelize(r, 2).cache() for r in recs]
+                for r in rdds:
+                    r.count()  # materialise before the stream starts
+                ssc = StreamingContext(sc, 0.2 if name == "W5" else 1)
+                delays = Delays()
+                ssc.addStreamingListener(delays)
+                last: list = [None]
+                stream = wl.dstream_pipeline(w, ssc.queueStream(rdds))
+                stream.foreachRDD(lambda rdd: last.__setitem__(0, rdd.collect()))
+                ssc.start()
+                deadline = time.time() + 600
+                while len(delays.ms) < len(rdds) and time.time() < deadline:
+                    time.sleep(0.05)
+                ssc.stop(stopSparkContext=False, stopGraceFully=False)
+                ms = delays.ms[s.warmup:] or delays.ms
+                med = statistics.median(ms) / 1e3
+                if name == "W5":
+                    out.append(Result(name, "pyspark local[2]", 1 / med, med * 1e3, summary=wl.result_summary(last[0]),
+                                      note="processing delay only"))
+                else:
+                    out.append(Result(name, "pyspark local[2]", w.records(len(batches[0])) / med, med * 1e3,
+                                      summary=wl.result_summary(last[0]), note="processing delay"))
+            except Exception as e:
+                out.append(Result(name, "pyspark local[2]", note=f"FAILED: {type(e).__name__}: {e}"))
+    finally:
+        sc.stop()
+    return out
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+def _fmt_rate(r: Result, w: Workload) -> str:
+    if r.rate is None:
+        return "-"
+    if w.unit == "batches/s":
+        return f"{r.rate:,.0f} /s"
+    return f"{r.rate / 1e6:,.2f} M/s" if r.rate >= 1e5 else f"{r.rate:,.0f} /s"
+
+
+def _check(r: Result, ref: Result | None) -> str:
+    if r.summary is None or ref is None or ref.summary is None:
+        return ""
+    keys, total = r.summary
+    rkeys, rtotal = ref.summary
+    ok = keys == rkeys and abs(total - rtotal) <= 1e-9 * max(1.0, abs(rtotal))
+    return "ok" if ok else f"MISMATCH keys {keys} vs {rkeys}, total {total:.6g} vs {rtotal:.6g}"
+
+
+def format_table(results: list[Result], s: Settings) -> str:
+    head = ("workload", "system", "throughput", "ms/batch", "÷pandas", "÷polars", "empty ms", "check")
+    rows = []
+    for name in s.workloads:
+        w = WORKLOADS[name]
+        mine = [r for r in results if r.workload == name]
+        base = {r.system: r for r in mine}
+        pandas, polars = base.get("pandas"), base.get("polars")
+        size = w.records(w.size(s.quick))
+        title = f"{name} {w.title if not s.quick else w.kind + f' ({size:,} records/batch)'}"
+        for i, r in enumerate(mine):
+            ratio = lambda b: (f"{r.rate / b.rate:.2f}x" if r.system.startswith("runnel") and b and b.rate
+                               and r.rate else "")  # noqa: E731
+            check = _check(r, pandas) if r.system != "pandas" else ""
+            rows.append((title if i == 0 else "", r.system,
+                         _fmt_rate(r, w) if r.rate is not None else r.note,
+                         f"{r.batch_ms:.3f}" if r.batch_ms is not None else "",
+                         ratio(pandas), ratio(polars),
+                         f"{r.empty_ms:.3f}" if r.empty_ms is not None else "",
+                         check if r.rate is not None else ""))
+            if r.rate is not None and r.note:
+                rows[-1] = rows[-1][:-1] + ((check + " " + f"({r.note})").strip(),)
+    widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
+    line = lambda x: "  ".join(str(c).ljust(wd) for c, wd in zip(x, widths)).rstrip()  # noqa: E731
+    out = [line(head), line(tuple("-" * wd for wd in widths))]
+    prev = None
+    for row in rows:
+        if row[0] and prev is not None:
+            out.append("")
+        out.append(line(row))
+        prev = row
+    return "\n".join(out)
+
+
+def header(s: Settings) -> str:
+    import numba
+    import pandas
+    import pyarrow
+    vers = [f"numpy {np.__version__}", f"numba {numba.__version__}", f"pandas {pandas.__version__}",
+            f"pyarrow {pyarrow.__version__}"]
+    try:
+        import polars
+        vers.append(f"polars {polars.__version__}")
+    except ImportError:
+        pass
+    how = (f"median of {s.batches} batches after {s.warmup} warm-up" +
+           (f"; W5: median of {s.rounds} rounds of {s.tiny_per_round} batches" if "W5" in s.workloads else ""))
+    return (f"runnel bench{' (--quick: tiny sizes, figures meaningless)' if s.quick else ''}\n"
+            f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, "
+            + ", ".join(vers) + "\n"
+            f"data: {wl.data_source()}, seed {s.seed}\n{how}; load average {_load()}")
+
+
+def _load() -> str:
+    """The 1-minute load average: figures taken on a busy machine are not comparable."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "n/a"
+
+
+# --- command ----------------------------------------------------------------------------------------
+
+def build_data(s: Settings) -> dict:
+    data = {}
+    for name in s.workloads:
+        if name == "W5":
+            data[name] = wl.make_batches(name, s.tiny_per_round, quick=s.quick, seed=s.seed)
+        else:
+            data[name] = wl.make_batches(name, s.warmup + s.batches, quick=s.quick, seed=s.seed)
+    return data
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    p = argparse.ArgumentParser(prog="python -m runnel.bench.compare", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke test); figures are meaningless")
+    p.add_argument("--batches", type=int, default=None, help="measured batches per workload (default 7; 3 quick)")
+    p.add_argument("--warmup", type=int, default=None, help="uncounted batches first (default 2; 1 quick)")
+    p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W2")
+    p.add_argument("--systems", default=None, help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}")
+    p.add_argument("--seed", type=int, default=wl.DEFAULT_SEED)
+    a = p.parse_args(argv)
+    s = Settings(quick=a.quick, seed=a.seed)
+    s.batches = a.batches if a.batches is not None else (3 if a.quick else 7)
+    s.warmup = a.warmup if a.warmup is not None else (1 if a.quick else 2)
+    if s.batches < 1 or s.warmup < 0:
+        p.error("--batches must be >= 1 and --warmup >= 0")
+    if a.quick:
+        s.rounds, s.tiny_per_round = 2, 20
+    if a.only:
+        names = tuple(x.strip().upper() for x in a.only.split(",") if x.strip())
+        bad = [x for x in names if x not in WORKLOADS]
+        if bad:
+            p.error(f"unknown workload(s) {', '.join(bad)}; choose from {', '.join(WORKLOADS)}")
+        s.workloads = names
+    if a.systems:
+        names = tuple(x.strip() for x in a.systems.split(",") if x.strip())
+        bad = [x for x in names if x not in ALL_SYSTEMS]
+        if bad:
+            p.error(f"unknown system(s) {', '.join(bad)}; choose from {', '.join(ALL_SYSTEMS)}")
+        s.systems = names
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    s = parse_args(argv)
+    t_start = time.perf_counter()
+    print(header(s), flush=True)
+    t0 = time.perf_counter()
+    data = build_data(s)
+    print(f"input built in {time.perf_counter() - t0:.1f} s (not timed)", flush=True)
+    results: list[Result] = []
+    for system in s.systems:
+        print(f"running {system} ...", flush=True)
+        if system.startswith("runnel-"):
+            results += run_runnel(system.removeprefix("runnel-"), data, s)
+        elif system == "pandas":
+            results += run_frames("pandas", wl.pandas_batch, wl.to_pandas, data, s)
+        elif system == "polars":
+            try:
+                import polars  # noqa: F401
+            except ImportError:
+                results += [Result(n, "polars", note="skipped: polars is not installed") for n in s.workloads]
+                continue
+            results += run_frames("polars", wl.polars_batch, wl.to_polars, data, s)
+        elif system == "pyspark":
+            why = pyspark_missing()
+            if why:
+                results += [Result(n, "pyspark local[2]", note=f"skipped: {why}") for n in s.workloads]
+                continue
+            try:
+                results += run_pyspark(data, s)
+            except Exception as e:
+                results += [Result(n, "pyspark local[2]", note=f"FAILED: {type(e).__name__}: {e}")
+                            for n in s.workloads]
+    table = format_table(results, s)
+    print()
+    print(table)
+    print()
+    for n in s.notes:
+        print(f"note: {n}")
+    aims = ", ".join(f"{n} >= {AIMS[n] / 1e6:g} M/s" if WORKLOADS[n].unit == "records/s"
+                     else f"{n} >= {AIMS[n]:,.0f} /s" for n in s.workloads)
+    print(f"note: runnel's aims on local[2] (ANCHORS.md): {aims}")
+    print("note: ÷pandas / ÷polars = runnel throughput / baseline throughput (above 1 = runnel faster); "
+          "'empty ms' = per-batch time of a batch with no records; 'check' compares keys and totals with pandas")
+    print(f"total {time.perf_counter() - t_start:.1f} s; load average at the end {_load()}")
+    failed = any(r.note.startswith("FAILED") for r in results)
+    return 1 if failed or "MISMATCH" in table else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
