@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from .batch import Batch, infer_column
-from .dataset import BlockOwner, Dataset, OwnedBlocks, split_slices
+from .dataset import BlockOwner, Dataset, OwnedBlocks, batched_slices, split_slices
 from .executors import make_executor
 
 
@@ -88,8 +88,10 @@ class Context:
     def parallelize(self, data: Iterable, num_slices: int | None = None) -> Dataset:
         """Distribute Python data (or a NumPy array / DataFrame) into partitions.
 
-        Slice i of n records in k slices holds records ``[i*n//k, (i+1)*n//k)``,
-        as in PySpark.
+        As in PySpark: slice i of ``range(n)`` in k slices holds
+        ``[i*n//k, (i+1)*n//k)``; other data is split in chunks
+        (:func:`~runnel.dataset.batched_slices`), so ``[1, 2, 3]`` in 5 slices
+        is ``[[], [1], [], [2], [3]]``.
         """
         k = self.default_parallelism if num_slices is None else int(num_slices)
         if k < 1:
@@ -106,7 +108,7 @@ class Context:
         else:
             whole = Batch.from_records(list(data))
         n = len(whole)
-        return self.dataset_of([whole.slice(a, b) for a, b in split_slices(n, k)], "parallelize")
+        return self.dataset_of([whole.slice(a, b) for a, b in batched_slices(n, k)], "parallelize")
 
     def text_file(self, path: str, min_partitions: int | None = None) -> Dataset:
         """Lines of a text file, or of every ``part-*`` file in a directory."""

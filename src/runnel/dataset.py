@@ -19,7 +19,7 @@ from . import ops
 from .batch import Batch, concat_batches
 from .executors.shipping import ship
 from .functions import Reducer, pair_with_constant, split_pattern
-from .plan import Blocks, Plan, Planner, Product, ShuffleDep, Shuffled, Union, narrow
+from .plan import Blocks, Cached, Plan, Planner, Product, ShuffleDep, Shuffled, Union, narrow
 from .storage.store import BlockRef
 
 
@@ -69,13 +69,25 @@ class Dataset:
         self.plan = plan
         self.label = label
         self._cache = False
+        self._lineage: Plan | None = None  # the plan a cached dataset was computed from
 
     # -- internals ----------------------------------------------------------
     def _derive(self, plan: Plan) -> "Dataset":
         return Dataset(self.ctx, plan, self.label)
 
+    def _dep(self) -> Plan:
+        """The plan datasets derived from this one build on.
+
+        A cached dataset not computed yet is referred to, not copied: the plan
+        it is read from is decided when a derived dataset runs, so outputs
+        built before the first one ran still read its blocks.
+        """
+        if self._cache and not isinstance(self.plan, Blocks):
+            return Cached(self)
+        return self.plan
+
     def _narrow(self, op) -> "Dataset":
-        return self._derive(narrow(self.plan, op))
+        return self._derive(narrow(self._dep(), op))
 
     def _shuffle(self, deps: list[ShuffleDep], n: int, reduce_op) -> "Dataset":
         return self._derive(Shuffled(deps, n, reduce_op))
@@ -87,7 +99,7 @@ class Dataset:
         refs = Planner(self.ctx.executor, self.label).materialize(self.plan)
         owner = BlockOwner(self.ctx.executor.store, refs)
         if self._cache:
-            self.plan = OwnedBlocks(owner)
+            self._lineage, self.plan = self.plan, OwnedBlocks(owner)
             return refs, None
         return refs, owner
 
@@ -119,8 +131,9 @@ class Dataset:
 
     def unpersist(self, blocking: bool = False) -> "Dataset":
         self._cache = False
-        if isinstance(self.plan, OwnedBlocks):
+        if self._lineage is not None:  # drop the cached blocks, recompute from lineage next time
             self.plan.owner.release()
+            self.plan, self._lineage = self._lineage, None
         return self
 
     @property
@@ -196,10 +209,10 @@ class Dataset:
 
     def union(self, other: "Dataset") -> "Dataset":
         """Records of self, then of other (partitions concatenated)."""
-        return self._derive(Union([self.plan, other.plan]))
+        return self._derive(Union([self._dep(), other._dep()]))
 
     def cartesian(self, other: "Dataset") -> "Dataset":
-        return self._derive(Product(self.plan, other.plan, ops.CartesianPair()))
+        return self._derive(Product(self._dep(), other._dep(), ops.CartesianPair()))
 
     # -- wide transformations -------------------------------------------------
     def reduce_by_key(self, func: Callable, num_partitions: int | None = None) -> "Dataset":
@@ -213,39 +226,39 @@ class Dataset:
 
     def reduce_by_key_with(self, reducer: Reducer, num_partitions: int | None = None) -> "Dataset":
         n = self._n(num_partitions)
-        return self._shuffle([ShuffleDep(self.plan, ops.CombineBuckets(reducer))], n, ops.MergeReduce(reducer))
+        return self._shuffle([ShuffleDep(self._dep(), ops.CombineBuckets(reducer))], n, ops.MergeReduce(reducer))
 
     def group_by_key(self, num_partitions: int | None = None) -> "Dataset":
         """(key, list of values in arrival order)."""
-        return self._shuffle([ShuffleDep(self.plan, ops.HashBuckets())], self._n(num_partitions), ops.GroupReduce())
+        return self._shuffle([ShuffleDep(self._dep(), ops.HashBuckets())], self._n(num_partitions), ops.GroupReduce())
 
     def combine_by_key(self, create_combiner: Callable, merge_value: Callable, merge_combiners: Callable,
                        num_partitions: int | None = None) -> "Dataset":
         for f, w in ((create_combiner, "createCombiner"), (merge_value, "mergeValue"),
                      (merge_combiners, "mergeCombiners")):
             _check_fn(f, w)
-        return self._shuffle([ShuffleDep(self.plan, ops.CombinerBuckets(ship(create_combiner), ship(merge_value)))],
+        return self._shuffle([ShuffleDep(self._dep(), ops.CombinerBuckets(ship(create_combiner), ship(merge_value)))],
                              self._n(num_partitions), ops.CombinerReduce(ship(merge_combiners)))
 
     def partition_by(self, num_partitions: int, partition_func: Callable | None = None) -> "Dataset":
         """Partition pairs by key: the stable key hash, or ``partition_func(key) % n``."""
         buckets = ops.HashBuckets() if partition_func is None else ops.FuncBuckets(ship(partition_func))
-        return self._shuffle([ShuffleDep(self.plan, buckets)], self._n(num_partitions), ops.Concat())
+        return self._shuffle([ShuffleDep(self._dep(), buckets)], self._n(num_partitions), ops.Concat())
 
     def repartition(self, num_partitions: int) -> "Dataset":
         """Redistribute records into nearly equal partitions, keeping their order."""
-        return self._shuffle([ShuffleDep(self.plan, ops.EvenBuckets())], self._n(num_partitions), ops.Concat())
+        return self._shuffle([ShuffleDep(self._dep(), ops.EvenBuckets())], self._n(num_partitions), ops.Concat())
 
     def coalesce(self, num_partitions: int, shuffle: bool = False) -> "Dataset":
         return self.repartition(num_partitions)
 
     def reduce_all(self, reducer: Reducer) -> "Dataset":
         """One partition holding the reduction of every record (empty if there are none)."""
-        return self._shuffle([ShuffleDep(self.plan, ops.EvenBuckets())], 1, ops.ReduceConcat(reducer))
+        return self._shuffle([ShuffleDep(self._dep(), ops.EvenBuckets())], 1, ops.ReduceConcat(reducer))
 
     def _join(self, other: "Dataset", how: str, num_partitions: int | None) -> "Dataset":
         n = self._n(num_partitions) if num_partitions else max(self.plan.num_partitions, other.plan.num_partitions, 1)
-        deps = [ShuffleDep(self.plan, ops.HashBuckets()), ShuffleDep(other.plan, ops.HashBuckets())]
+        deps = [ShuffleDep(self._dep(), ops.HashBuckets()), ShuffleDep(other._dep(), ops.HashBuckets())]
         return self._shuffle(deps, n, ops.JoinReduce(how))
 
     def join(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
@@ -264,7 +277,7 @@ class Dataset:
     def cogroup(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
         """(k, (values of self, values of other)) with a list per side."""
         n = self._n(num_partitions) if num_partitions else max(self.plan.num_partitions, other.plan.num_partitions, 1)
-        deps = [ShuffleDep(self.plan, ops.HashBuckets()), ShuffleDep(other.plan, ops.HashBuckets())]
+        deps = [ShuffleDep(self._dep(), ops.HashBuckets()), ShuffleDep(other._dep(), ops.HashBuckets())]
         return self._shuffle(deps, n, ops.CogroupReduce())
 
     def count_by_value_stream(self, num_partitions: int | None = None) -> "Dataset":
@@ -283,7 +296,7 @@ class Dataset:
         keys = sorted(keyfunc(r) for r in self.collect())
         bounds = [keys[(i * len(keys)) // n] for i in range(1, n)] if keys else []
         kf = ship(keyfunc)
-        return self._shuffle([ShuffleDep(self.plan, ops.RangeBuckets(kf, bounds, ascending))], n,
+        return self._shuffle([ShuffleDep(self._dep(), ops.RangeBuckets(kf, bounds, ascending))], n,
                              ops.SortReduce(kf, ascending))
 
     def sort_by_key(self, ascending: bool = True, num_partitions: int | None = None,
@@ -377,5 +390,19 @@ def _first(a, b):
 
 
 def split_slices(n: int, k: int) -> list[tuple[int, int]]:
-    """PySpark's parallelize split: slice i is [i*n//k, (i+1)*n//k)."""
+    """PySpark's parallelize split of a range: slice i is [i*n//k, (i+1)*n//k)."""
     return [(i * n // k, (i + 1) * n // k) for i in range(k)]
+
+
+def batched_slices(n: int, k: int) -> list[tuple[int, int]]:
+    """PySpark's parallelize split of a list (or array) of n records into k slices.
+
+    PySpark serialises the list in chunks of ``b = max(1, min(n // k, 1024))``
+    records and the JVM splits the m chunks as a range (slice i gets chunks
+    ``[i*m//k, (i+1)*m//k)``): ``[1, 2, 3]`` in 5 slices is
+    ``[[], [1], [], [2], [3]]``, ``list(range(10))`` in 4 is
+    ``[[0, 1], [2, 3], [4, 5], [6, 7, 8, 9]]``.
+    """
+    b = max(1, min(n // k, 1024))
+    m = -(-n // b)
+    return [(min(i * m // k * b, n), min((i + 1) * m // k * b, n)) for i in range(k)]

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from runnel import kernels as K
 
+from .executors.shipping import FnRef
 from .batch import (Batch, Column, column_take, column_to_list, concat_columns, infer_column, is_arrow,
                     object_array)
 
@@ -130,6 +131,10 @@ def factorize(col: Column) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(first, dtype=np.int64)
 
 
+def unship(f):
+    return f.fn if isinstance(f, FnRef) else f
+
+
 # --- partitioning ----------------------------------------------------------
 
 def partition(batch: Batch, n: int, keys: Column | None = None) -> list[Batch]:
@@ -159,15 +164,25 @@ def reduce_pairs(batch: Batch, reducer) -> Batch:
     g = len(first)
     out = None
     if isinstance(values, np.ndarray) and values.dtype.kind in _NUMERIC:
-        if reducer.op is not None:
+        if reducer.op == "sum" and sum_may_overflow(values):
+            pass  # Python ints do not wrap: fold in Python
+        elif reducer.op is not None:
             out = K.reduce_codes(codes, g, values, reducer.op)
             if reducer.op in ("min", "max") and values.dtype.kind == "b":
                 out = out.astype(bool)
-        elif reducer.jitted is not None:
-            out = K.reduce_codes_with(codes, g, values, reducer.jitted)
+        elif reducer.jitted is not None and values.dtype.kind in "if":
+            # the dispatcher travels to workers inside an FnRef; the kernel wants it bare
+            out = K.reduce_codes_with(codes, g, values, unship(reducer.jitted))
     if out is None:
         out = fold_groups(codes, g, column_to_list(values), reducer.fn)
     return Batch({"key": column_take(keys, first), "value": out}, ("key", "value"))
+
+
+def sum_may_overflow(values: np.ndarray) -> bool:
+    """Could an int64 sum of these values wrap (where Python's ints would not)?"""
+    if values.dtype.kind not in "iu" or len(values) == 0:
+        return False
+    return max(abs(int(values.max())), abs(int(values.min()))) * len(values) > np.iinfo(np.int64).max
 
 
 def fold_groups(codes: np.ndarray, g: int, values: list, fn: Callable) -> Column:

@@ -9,6 +9,7 @@ A Dataset's partitions are described by a small tree of plan nodes:
                                  into n buckets by a map op; partition j is
                                  reduce(j, [buckets j of dep 0, buckets j of dep 1 ...])
     Product(left, right)         partition (i, j) pairs left i with right j (cartesian)
+    Cached(dataset)              a cached Dataset's blocks, computed when first needed
 
 ``materialize(plan)`` runs it: every Shuffled below the top is computed as a
 map stage (one task per parent partition, writing n bucket blocks) and the top
@@ -88,6 +89,22 @@ class Product(Plan):
     @property
     def num_partitions(self) -> int:
         return self.left.num_partitions * self.right.num_partitions
+
+
+@dataclass(eq=False)
+class Cached(Plan):
+    """A cached Dataset: computed once, when first needed, then read from its blocks."""
+    dataset: object
+
+    @property
+    def num_partitions(self) -> int:
+        return self.dataset.plan.num_partitions
+
+    def resolve(self) -> Plan:
+        """The dataset's blocks (computing them now if needed), or its lineage once unpersisted."""
+        if self.dataset.is_cached:
+            self.dataset._materialize()
+        return self.dataset.plan
 
 
 def narrow(parent: Plan, op: PartitionOp) -> Plan:
@@ -209,7 +226,9 @@ class Planner:
 
     # every wide dependency below the pipeline is computed first
     def _prepare(self, plan: Plan) -> None:
-        if isinstance(plan, Narrow):
+        if isinstance(plan, Cached):
+            self._prepare(plan.resolve())
+        elif isinstance(plan, Narrow):
             self._prepare(plan.parent)
         elif isinstance(plan, Union):
             for p in plan.parents:
@@ -238,6 +257,8 @@ class Planner:
     def _program(self, plan: Plan, i: int, b: _Builder):
         if isinstance(plan, Blocks):
             return Read(b.add([plan.refs[i]]))
+        if isinstance(plan, Cached):
+            return self._program(plan.resolve(), i, b)
         if isinstance(plan, Narrow):
             return Apply(self._program(plan.parent, i, b), plan.ops, i)
         if isinstance(plan, Union):

@@ -6,6 +6,7 @@ Task functions live at module level so workers import them by reference
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -16,7 +17,6 @@ import textwrap
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from runnel.batch import Batch
@@ -83,6 +83,18 @@ def empty(index, groups):
     return []
 
 
+def add_one(x):
+    return x + 1
+
+
+def apply_twice(f, x):
+    return f(f(x))
+
+
+def compose_task(b, c, index, groups):
+    return [Batch.from_values([b(c(index))])]
+
+
 def shm_files(store) -> list[str]:
     prefix = getattr(store, "prefix", None)
     if prefix is None or not os.path.isdir(store.directory):
@@ -143,6 +155,7 @@ def test_stored_blocks_are_isolated_from_task_mutation(executor):
 
 
 def test_functions_are_shipped_once_per_worker(executor):
+    sent = getattr(executor, "stats", {}).get("fn_blobs_sent", 0)
     counter = ship(Counter())
     seen: dict[int, list[int]] = {}
     for _ in range(2):
@@ -155,13 +168,23 @@ def test_functions_are_shipped_once_per_worker(executor):
     for calls in seen.values():
         assert sorted(calls) == list(range(1, len(calls) + 1))
     if hasattr(executor, "stats"):
-        assert executor.stats["fn_blobs_sent"] == len(seen) <= executor.parallelism
+        assert executor.stats["fn_blobs_sent"] - sent == len(seen) <= executor.parallelism
+
+
+def test_nested_shipped_functions_reach_workers_dependencies_first(executor):
+    c = ship(add_one)
+    b = ship(functools.partial(apply_twice, c))
+    a = ship(functools.partial(compose_task, b, c))     # a -> b -> c and a -> c
+    out = executor.run([Task(a, i, [], f"nested, partition {i}") for i in range(4)])
+    assert [values(executor, refs) for refs in out] == [[[i + 3]] for i in range(4)]
 
 
 def test_raw_module_function_is_not_reshipped_every_run(pool):
+    pool.run([Task(empty, i, [], "empty") for i in range(2 * pool.parallelism)])
+    sent = pool.stats["fn_blobs_sent"]
     for _ in range(20):
         pool.run([Task(empty, 0, [], "empty")])
-    assert pool.stats["fn_blobs_sent"] <= pool.parallelism
+    assert pool.stats["fn_blobs_sent"] == sent
 
 
 def test_unpicklable_function_raises_type_error_naming_it(pool):
@@ -171,21 +194,32 @@ def test_unpicklable_function_raises_type_error_naming_it(pool):
         with lock:
             return []
 
+    sent = pool.stats["tasks_sent"]
     with pytest.raises(TypeError, match=r"holds_a_lock.*test_conformance.*lock") as info:
         pool.run([Task(empty, 0, [], "ok"), Task(holds_a_lock, 1, [], "bad")])
     assert "pickle" in str(info.value.__cause__).lower() or info.value.__cause__ is not None
-    assert pool.stats["tasks_sent"] == 0
+    assert pool.stats["tasks_sent"] == sent
     assert pool.store.live_blocks() == 0
 
 
 def test_worker_killed_mid_task_is_replaced_and_the_task_retried(pool, tmp_path):
     marker = str(tmp_path / "killed-once")
+    died = pool.stats["workers_died"]
     tasks = [Task(kill_self_once(marker), i, [], f"fragile, partition {i}") for i in range(4)]
     out = pool.run(tasks)
     assert [values(pool, refs) for refs in out] == [[[i]] for i in range(4)]
-    assert pool.stats["workers_died"] == 1
+    assert pool.stats["workers_died"] - died == 1
     assert len(pool.worker_pids()) == pool.parallelism
     assert pool.store.live_blocks() == 4
+
+
+def test_worker_that_died_while_idle_is_replaced(pool):
+    victim = pool.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    os.waitpid(victim, 0)                                     # reaped here, so it is surely gone
+    out = pool.run([Task(echo_groups, i, [], f"after idle death, partition {i}") for i in range(4)])
+    assert [values(pool, refs)[0] for refs in out] == [[i] for i in range(4)]
+    assert victim not in pool.worker_pids()
 
 
 def test_task_that_always_kills_its_worker_fails_after_bounded_attempts(pool, tmp_path):
@@ -199,10 +233,11 @@ def test_task_that_always_kills_its_worker_fails_after_bounded_attempts(pool, tm
     assert marker.read_text() == "x" * MAX_ATTEMPTS
     assert pool.store.live_blocks() == 1                      # the successful task's output was released
     [[ref]] = pool.run([Task(echo_groups, 3, [], "after")])   # the pool still works
-    assert pool.store.get(ref).to_records() == [3, 0]
+    assert pool.store.get(ref).to_records() == [3]
 
 
 def test_close_is_idempotent_and_frees_shared_memory(executor):
+    executor = make_executor(executor.master)            # its own: this one gets closed
     executor.run([Task(echo_groups, i, [], "x") for i in range(4)])
     executor.store.put(Batch.from_records([1]))
     pids = executor.worker_pids() if hasattr(executor, "worker_pids") else []
@@ -214,8 +249,6 @@ def test_close_is_idempotent_and_frees_shared_memory(executor):
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)                      # already reaped: no zombies, no orphans
     with pytest.raises(RuntimeError, match="closed"):
-        if executor.master == "local":
-            raise RuntimeError("closed")                      # nothing to stop in the serial executor
         executor.run([Task(empty, 0, [], "late")])
 
 
@@ -240,13 +273,26 @@ def _env(**extra) -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), **extra}
 
 
-def _read_line(proc, timeout: float) -> str:
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        proc.kill()
-        proc.wait()
-        raise TimeoutError(f"no output from the driver within {timeout} s")
-    return proc.stdout.readline()
+class _Lines:
+    """Lines from a subprocess's stdout pipe, each read with a bounded wait (no buffering surprises)."""
+
+    def __init__(self, proc, stderr_path):
+        self.proc, self.fd, self.buf, self.stderr_path = proc, proc.stdout.fileno(), b"", stderr_path
+
+    def read(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
+            chunk = os.read(self.fd, 65536) if ready else None
+            if not chunk:
+                self.proc.kill()
+                self.proc.wait()
+                what = "exited" if chunk == b"" else f"printed no line within {timeout} s"
+                raise AssertionError(f"the driver {what}; its stderr:\n{self.stderr_path.read_text()}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
 
 
 def _wait_exited(pid: int, timeout: float) -> None:
@@ -276,11 +322,14 @@ _DRIVER = textwrap.dedent("""
 """)
 
 
-def test_sigkilled_driver_leaves_no_segments_and_no_workers(pool):
-    proc = subprocess.Popen([sys.executable, "-c", _DRIVER.format(master=pool.master)], env=_env(),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def test_sigkilled_driver_leaves_no_segments_and_no_workers(pool, tmp_path):
+    stderr = tmp_path / "stderr"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", _DRIVER.format(master=pool.master)], env=_env(),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+    lines = _Lines(proc, stderr)
     try:
-        info = json.loads(_read_line(proc, 60))
+        info = json.loads(lines.read(180))
         assert len(info["files"]) > 5 and len(info["pids"]) == 2
         proc.kill()
         assert proc.wait(10) == -signal.SIGKILL
@@ -291,8 +340,62 @@ def test_sigkilled_driver_leaves_no_segments_and_no_workers(pool):
         proc.stdin.close()
         proc.stdout.close()
     for pid in info["pids"]:
-        _wait_exited(pid, 10)
+        _wait_exited(pid, 30)
     assert [n for n in os.listdir(info["dir"]) if n.startswith(info["prefix"])] == []
+
+
+_BUSY_DRIVER = textwrap.dedent("""
+    import json, sys
+    from runnel.executors import Task, make_executor
+    from test_conformance import announce_and_sleep
+    ex = make_executor("{master}")
+    print(json.dumps({{"dir": ex.store.directory, "prefix": ex.store.prefix, "pids": ex.worker_pids()}}),
+          flush=True)
+    ex.run([Task(announce_and_sleep, i, [], str(i)) for i in range(2)])
+""")
+
+
+def announce_and_sleep(index, groups):
+    os.write(1, f"started {os.getpid()}\n".encode())  # workers share the driver's stdout; one atomic write
+    time.sleep(120)
+    return []
+
+
+def test_workers_busy_in_a_task_exit_when_the_driver_is_sigkilled(pool, tmp_path):
+    stderr = tmp_path / "stderr"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", _BUSY_DRIVER.format(master=pool.master)], env=_env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    lines = _Lines(proc, stderr)
+    try:
+        info = json.loads(lines.read(180))
+        started = [lines.read(120) for _ in range(2)]
+        assert all(line.startswith("started ") for line in started), started
+        started = {int(line.split()[1]) for line in started}
+        assert started == set(info["pids"])
+        proc.kill()
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    for pid in info["pids"]:
+        _wait_exited(pid, 30)
+    assert [n for n in os.listdir(info["dir"]) if n.startswith(info["prefix"])] == []
+
+
+def test_functions_of_past_runs_are_forgotten(pool, monkeypatch):
+    from runnel.executors import shipping
+    monkeypatch.setattr(shipping, "RECENT", 4)
+    for k in range(40):
+        def per_run(index, groups, k=k):
+            return [Batch.from_values([k])]
+        [[ref]] = pool.run([Task(per_run, 0, [], f"run {k}")])
+        assert pool.store.get(ref).to_records() == [k]
+    # bounded by the LRU of recently shipped functions plus what this module holds
+    assert len(pool._blobs) <= 4 + 8
+    assert all(len(w.seen) <= 4 + 8 for w in pool._workers)
 
 
 _COLD_NUMBA = textwrap.dedent("""
@@ -314,6 +417,7 @@ _COLD_NUMBA = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow          # a cold cache means runnel.kernels.warm() compiles every kernel (~20 s)
 def test_pool_starts_twice_on_a_cold_numba_cache(pool, tmp_path):
     kdir = tmp_path / "kernels"
     kdir.mkdir()

@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 
 from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed
-from runnel.executors.shipping import BlobCache, FnRef, dumps, ship
+from runnel.executors.shipping import BlobCache, dumps, ship
 from runnel.storage.store import BlockRef, SharedMemoryStore
 
 __all__ = ["ProcessPoolExecutor"]
@@ -67,13 +67,24 @@ _LOADS = pickle.loads
 _PROTO = pickle.HIGHEST_PROTOCOL
 
 
+_warmed = False
+
+
 def warm_kernels() -> bool:
-    """Compile/load ``runnel.kernels`` in the driver so workers only *read* Numba's cache."""
+    """Compile/load ``runnel.kernels`` in the driver so workers only *read* Numba's cache.
+
+    Once per process: after the first call the cache is filled and the
+    driver's dispatchers are compiled (a second ``warm()`` costs ~1.5 s).
+    """
+    global _warmed
+    if _warmed:
+        return True
     try:
         from runnel.kernels import warm
     except ImportError:
         return False
     warm()
+    _warmed = True
     return True
 
 
@@ -187,7 +198,8 @@ class ProcessPoolExecutor(Executor):
             os.close(r)
         conn = Connection(ours.detach())
         store = self.store
-        conn.send_bytes(_DUMPS(("init", list(sys.path), store.directory, store.prefix, f"w{wid}.",
+        conn.send_bytes(_DUMPS(("init", [os.path.abspath(p) if p in ("", ".") else p for p in sys.path],
+                                store.directory, store.prefix, f"w{wid}.",
                                 store.compression), _PROTO))
         self.stats["workers_started"] += 1
         return _Worker(wid, proc, conn, w)
@@ -219,28 +231,16 @@ class ProcessPoolExecutor(Executor):
         return [w.proc.pid for w in self._workers]
 
     # -- shipping ------------------------------------------------------------------------
-    def _prepare(self, task: Task, keep: list) -> tuple[bytes, list[str]]:
-        fnref = ship(task.fn)
-        data, refs = dumps((fnref, task.index, task.inputs, task.label))
-        order: list[str] = []
-        todo = list(refs.values())
-        while todo:                                     # depth-first: dependencies before dependents
-            ref = todo.pop()
-            keep.append(ref)
-            _, deps_ids, deps = self._blobs.blob(ref)
-            if ref.id in order:
-                continue
-            order.append(ref.id)
-            todo.extend(deps.values())
-        return data, order[::-1]
+    def _prepare(self, task: Task) -> tuple[bytes, list[str]]:
+        data, refs = dumps((ship(task.fn), task.index, task.inputs, task.label))
+        return data, self._blobs.order(refs)
 
     def _send(self, w: _Worker, seq: int, payload: tuple[bytes, list[str]]) -> None:
         data, fn_ids = payload
         blobs = []
         for fn_id in fn_ids:
             if fn_id not in w.seen:
-                blob = self._blobs._blobs[fn_id][0]
-                blobs.append((fn_id, blob))
+                blobs.append((fn_id, self._blobs.data(fn_id)))
                 w.seen.add(fn_id)
         forget, w.forget = w.forget, []
         w.conn.send_bytes(_DUMPS(("task", seq, blobs, forget, data), _PROTO))
@@ -266,8 +266,8 @@ class ProcessPoolExecutor(Executor):
             if not tasks:
                 return []
             self._collect_dead_fns()
-            keep: list[FnRef] = []                       # FnRefs stay alive (and cached) during the run
-            payloads = [self._prepare(t, keep) for t in tasks]
+            # FnRefs stay alive (and their blobs cached) while the tasks that refer to them do
+            payloads = [self._prepare(t) for t in tasks]
             return self._run(tasks, payloads)
 
     def _run(self, tasks: Sequence[Task], payloads: list) -> list[list[BlockRef]]:
@@ -289,29 +289,22 @@ class ProcessPoolExecutor(Executor):
                             break
                         i = pending.popleft()
                         attempts[i] += 1
-                        self._send(w, i, payloads[i])
+                        try:
+                            self._send(w, i, payloads[i])
+                        except OSError:                   # died while idle (OOM killer, say)
+                            stop_at = self._died(w, i, tasks, attempts, pending, failures, stop_at)
+                            continue
                         busy[w.conn] = w
-                    elif not w.ready and w.conn not in busy:
-                        busy[w.conn] = w                  # a replacement: collect its "ready"
                 if not busy:
+                    if any(i < stop_at for i in pending):
+                        continue
                     break
                 for conn in wait(list(busy)):
                     w = busy.pop(conn)
                     try:
                         msg = _LOADS(conn.recv_bytes())
                     except (EOFError, OSError):
-                        i, w.seq = w.seq, None
-                        self.stats["workers_died"] += 1
-                        code = self._replace(w)
-                        if i is None:
-                            continue
-                        if attempts[i] < MAX_ATTEMPTS:
-                            pending.appendleft(i)
-                        else:
-                            failures[i] = TaskFailed(
-                                tasks[i].label, "WorkerDied",
-                                f"worker died ({describe_exit(code)}) on each of {attempts[i]} attempts")
-                            stop_at = min(stop_at, i)
+                        stop_at = self._died(w, w.seq, tasks, attempts, pending, failures, stop_at)
                         continue
                     kind = msg[0]
                     if kind == "ready":
@@ -346,6 +339,20 @@ class ProcessPoolExecutor(Executor):
             self._release(results)
             raise failures[min(failures)]
         return results  # type: ignore[return-value]
+
+    def _died(self, w: _Worker, i: int | None, tasks, attempts, pending, failures, stop_at: int) -> int:
+        """A worker died (running task ``i``, or idle): replace it, retry or fail the task; new ``stop_at``."""
+        w.seq = None
+        self.stats["workers_died"] += 1
+        code = self._replace(w)
+        if i is None:
+            return stop_at
+        if attempts[i] < MAX_ATTEMPTS:
+            pending.appendleft(i)
+            return stop_at
+        failures[i] = TaskFailed(tasks[i].label, "WorkerDied",
+                                 f"worker died ({describe_exit(code)}) on each of {attempts[i]} attempts")
+        return min(stop_at, i)
 
     def _release(self, results) -> None:
         for refs in results:

@@ -28,8 +28,11 @@ class SerialExecutor(Executor):
     def __init__(self, store: BlockStore | None = None) -> None:
         self.store = store if store is not None else MemoryStore()
         self.parallelism = 1
+        self._closed = False
 
     def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
+        if self._closed:
+            raise RuntimeError("the executor is closed")
         results: list[list[BlockRef]] = []
         for task in tasks:
             produced: list[BlockRef] = []
@@ -48,4 +51,5 @@ class SerialExecutor(Executor):
         return results
 
     def close(self) -> None:
+        self._closed = True
         self.store.close()

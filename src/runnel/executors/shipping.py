@@ -93,7 +93,7 @@ def ship(fn: Callable) -> FnRef:
             _recent.move_to_end(key)
             return ref
         ref = _recent[key] = FnRef(fn)
-        if len(_recent) > RECENT:
+        while len(_recent) > RECENT:
             _recent.popitem(last=False)
         return ref
 
@@ -155,17 +155,21 @@ class BlobCache:
     """
 
     def __init__(self) -> None:
-        self._blobs: dict[str, tuple[bytes, tuple[str, ...]]] = {}
+        self._blobs: dict[str, tuple[bytes, dict[str, FnRef]]] = {}
         self.dead: deque[str] = deque()
 
     def __len__(self) -> int:
         return len(self._blobs)
 
-    def blob(self, ref: FnRef) -> tuple[bytes, tuple[str, ...], dict[str, FnRef]]:
-        """(blob, dependency ids, dependency FnRefs) for ``ref``; raises TypeError naming it."""
+    def blob(self, ref: FnRef) -> tuple[bytes, dict[str, FnRef]]:
+        """(blob, the FnRefs it refers to) for ``ref``; raises TypeError naming the function.
+
+        Holding the dependencies here does not extend their lives: ``ref.fn``
+        refers to them anyway.
+        """
         got = self._blobs.get(ref.id)
         if got is not None:
-            return got[0], got[1], {}
+            return got
         try:
             # pickle the FnRef itself (by value, skipping its own persistent id) so the worker
             # gets an FnRef with the same id and name
@@ -175,10 +179,29 @@ class BlobCache:
                             f"({type(exc).__name__}: {exc}). Functions must not capture locks, sockets, "
                             f"open files or the StreamingContext; move such objects inside the function "
                             f"or use a module-level function.") from exc
-        self._blobs[ref.id] = (data, tuple(deps))
-        dead = self.dead
-        weakref.finalize(ref, dead.append, ref.id)
-        return data, tuple(deps), deps
+        got = self._blobs[ref.id] = (data, deps)
+        weakref.finalize(ref, self.dead.append, ref.id)
+        return got
+
+    def data(self, fn_id: str) -> bytes:
+        return self._blobs[fn_id][0]
+
+    def order(self, refs: dict[str, FnRef]) -> list[str]:
+        """Ids of ``refs`` and everything they refer to, dependencies first (post-order)."""
+        out: list[str] = []
+        done: set[str] = set()
+
+        def visit(ref: FnRef) -> None:
+            if ref.id in done:
+                return
+            done.add(ref.id)
+            for dep in self.blob(ref)[1].values():
+                visit(dep)
+            out.append(ref.id)
+
+        for ref in refs.values():
+            visit(ref)
+        return out
 
     def drop(self, fn_id: str) -> None:
         self._blobs.pop(fn_id, None)

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from runnel.batch import Batch, object_array
-from runnel.storage.ipc import dumps_objects, read_batch, write_batch
+from runnel.storage.ipc import batch_to_buffer, dumps_objects, read_batch, write_batch
 
 __all__ = ["BlockRef", "BlockStore", "MemoryStore", "SharedMemoryStore", "DiskStore", "shm_directory"]
 
@@ -207,6 +207,10 @@ def remove_prefix(directory: str, prefix: str) -> int:
     return n
 
 
+#: Blocks up to this size are written from one buffer and read with read(2) rather than mapped.
+_SMALL = 64 * 1024
+
+
 class FileStore(BlockStore):
     """Blocks as Arrow IPC files ``<directory>/<prefix><tag><n>`` (base of shm and disk stores)."""
 
@@ -229,9 +233,16 @@ class FileStore(BlockStore):
         block_id = f"{self.prefix}{self._tag}{next(self._ids)}"
         path = os.path.join(self.directory, block_id)
         try:
-            with pa.OSFile(path, "wb") as sink:
-                write_batch(batch, sink, self.compression)
-                nbytes = sink.tell()
+            if batch.nbytes() <= _SMALL:
+                # one write(2) instead of Arrow's one per IPC piece: ~2x faster for tiny blocks
+                data = batch_to_buffer(batch, self.compression)
+                with open(path, "wb", buffering=0) as f:
+                    f.write(data)
+                nbytes = data.size
+            else:
+                with pa.OSFile(path, "wb") as sink:
+                    write_batch(batch, sink, self.compression)
+                    nbytes = sink.tell()
             self._register(block_id, nbytes)
         except BaseException:
             _unlink(path)
@@ -239,8 +250,14 @@ class FileStore(BlockStore):
         return BlockRef(block_id, len(batch), nbytes)
 
     def get(self, ref: BlockRef) -> Batch:
+        path = self._path(ref.id)
         try:
-            source = pa.memory_map(self._path(ref.id), "r")
+            if ref.nbytes <= _SMALL:
+                # a fresh mapping costs page faults and a munmap: reading a small file is ~2x faster
+                with open(path, "rb", buffering=0) as f:
+                    source = f.read()
+            else:
+                source = pa.memory_map(path, "r")
         except FileNotFoundError:
             raise self._missing(ref) from None
         return read_batch(source)
