@@ -1,5 +1,4 @@
 import threading
-import time
 
 import numpy as np
 import pandas as pd
@@ -116,9 +115,10 @@ def test_no_record_lost_or_duplicated_when_storing_during_batches(inputs_ssc, in
     ssc.start()
     inputs_poll(r.is_started, "the receiver to start")
     done = threading.Event()
+    batch_ran = threading.Semaphore(0)
 
     def feed():
-        i = 0
+        i, pause_at = 0, 20_000
         while i < n:                               # single records and odd-sized chunks, interleaved
             if i % 3 == 0:
                 r.store_many(range(i, min(n, i + 37)))
@@ -126,8 +126,9 @@ def test_no_record_lost_or_duplicated_when_storing_during_batches(inputs_ssc, in
             else:
                 r.store(i)
                 i += 1
-            if i % 2000 == 0:
-                time.sleep(0.0005)                 # spread the stores over many batches
+            if i >= pause_at:                      # spread the stores over several batches
+                pause_at += 20_000
+                assert batch_ran.acquire(timeout=30), "no batch ran while storing"
         done.set()
 
     feeder = threading.Thread(target=feed)
@@ -135,10 +136,11 @@ def test_no_record_lost_or_duplicated_when_storing_during_batches(inputs_ssc, in
     batches = 0
     while not done.is_set() or stream.has_pending():
         ssc.run_batches(1)
+        batch_ran.release()
         batches += 1
         assert batches < 10_000, "the stream never drained"
     feeder.join(10)
-    assert batches >= 3
+    assert batches >= 5
     got = [x for batch in out for x in batch]
     assert len(got) == n
     assert got == list(range(n))                   # each record once, in arrival order
