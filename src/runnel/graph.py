@@ -24,6 +24,7 @@ class DStreamGraph:
         self.names: dict[str, DStream] = {}
         self.zero_ms: int | None = None
         self.remember_ms: int = 0
+        self.functions: list = []   # FnRefs of every operator, checked for shipping at start
         self._counter = itertools.count(1)
 
     def _check_mutable(self) -> None:

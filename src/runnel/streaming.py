@@ -197,6 +197,7 @@ class StreamingContext:
             active = StreamingContext._active
             if active is not None and active is not self and active._state == ACTIVE:
                 raise RuntimeError("Only one StreamingContext may be started in this process")
+            self.context.executor.check_shippable(self._graph.functions)
             now = self.clock.now()
             first = (now // self.batch_ms + 1) * self.batch_ms
             zero = first - self.batch_ms

@@ -4,12 +4,15 @@ from runnel.executors import make_executor
 from runnel.storage.store import BlockRef
 
 MASTERS = ["local", "local[2]"]
+#: The suite exercises the pool's machinery, so no stage may run inline in the driver.
+POOL_OPTIONS = {"local[2]": {"inline_bytes": 0}}
 
 
 @pytest.fixture(scope="module", params=MASTERS)
 def _shared_executor(request):
-    ex = make_executor(request.param)
+    ex = make_executor(request.param, **POOL_OPTIONS.get(request.param, {}))
     ex.master = request.param
+    ex.options = POOL_OPTIONS.get(request.param, {})
     yield ex
     ex.close()
 

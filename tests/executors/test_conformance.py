@@ -239,7 +239,7 @@ def test_task_that_always_kills_its_worker_fails_after_bounded_attempts(pool, tm
 
 
 def test_close_is_idempotent_and_frees_shared_memory(executor):
-    executor = make_executor(executor.master)            # its own: this one gets closed
+    executor = make_executor(executor.master, **executor.options)  # its own: this one gets closed
     executor.run([Task(echo_groups, i, [], "x") for i in range(4)])
     executor.store.put(Batch.from_records([1]))
     pids = executor.worker_pids() if hasattr(executor, "worker_pids") else []
@@ -315,7 +315,7 @@ _DRIVER = textwrap.dedent("""
     from runnel.batch import Batch
     from runnel.executors import Task, make_executor
     from test_conformance import echo_groups
-    ex = make_executor("{master}")
+    ex = make_executor("{master}", inline_bytes=0)
     out = ex.run([Task(echo_groups, i, [], str(i)) for i in range(4)])
     ex.store.put(Batch.from_records([1, 2, 3]))
     print(json.dumps({{"dir": ex.store.directory, "prefix": ex.store.prefix, "pids": ex.worker_pids(),
@@ -350,7 +350,7 @@ _BUSY_DRIVER = textwrap.dedent("""
     import json, sys
     from runnel.executors import Task, make_executor
     from test_conformance import announce_and_sleep
-    ex = make_executor("{master}")
+    ex = make_executor("{master}", inline_bytes=0)
     print(json.dumps({{"dir": ex.store.directory, "prefix": ex.store.prefix, "pids": ex.worker_pids()}}),
           flush=True)
     ex.run([Task(announce_and_sleep, i, [], str(i)) for i in range(2)])
@@ -413,7 +413,7 @@ _COLD_NUMBA = textwrap.dedent("""
 
     for attempt in range(2):
         numba_kernel.total(np.arange(3))          # the driver warms, as runnel.kernels.warm() does
-        with make_executor("local[2]") as ex:
+        with make_executor("local[2]", inline_bytes=0) as ex:
             out = ex.run([Task(use_kernel, i, [], str(i)) for i in range(4)])
             print([ex.store.get(r).to_records() for [r] in out], flush=True)
 """)

@@ -141,6 +141,12 @@ class DStream:
         from .transformed import TransformedDStream
         return TransformedDStream(self.ssc, [self], lambda dss, t: fn(dss[0]), kind)
 
+    def _ship(self, fn: Callable):
+        """Wrap a user function for the workers and remember it as part of this graph."""
+        ref = ship(fn)
+        self.ssc._graph.functions.append(ref)
+        return ref
+
     def _n(self, num_partitions: int | None) -> int:
         if num_partitions is None:
             return self.ssc.context.default_parallelism
@@ -151,41 +157,41 @@ class DStream:
     # -- narrow transformations ----------------------------------------------------
     def map(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
         """Apply ``f`` to every record."""
-        f = ship(f)
+        f = self._ship(f)
         return self._transform("map", lambda ds: ds.map(f))
 
     def flat_map(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
         """Apply ``f`` to every record and flatten the results."""
-        f = ship(f)
+        f = self._ship(f)
         return self._transform("flat_map", lambda ds: ds.flat_map(f))
 
     def filter(self, f: Callable) -> "DStream":
         """Keep records for which ``f`` is true."""
-        f = ship(f)
+        f = self._ship(f)
         return self._transform("filter", lambda ds: ds.filter(f))
 
     def map_partitions(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
-        f = ship(f)
+        f = self._ship(f)
         return self._transform("map_partitions", lambda ds: ds.map_partitions(f))
 
     def map_partitions_with_index(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
-        f = ship(f)
+        f = self._ship(f)
         return self._transform("map_partitions_with_index", lambda ds: ds.map_partitions_with_index(f))
 
     def map_batches(self, f: Callable, format: str = "pandas") -> "DStream":
         """Apply a vectorised function to each partition (pandas DataFrame in, DataFrame out)."""
-        f = ship(f)
+        f = self._ship(f)
         return self._transform("map_batches", lambda ds: ds.map_batches(f, format))
 
     def glom(self) -> "DStream":
         return self._transform("glom", lambda ds: ds.glom())
 
     def map_values(self, f: Callable) -> "DStream":
-        f = ship(f)
+        f = self._ship(f)
         return self._transform("map_values", lambda ds: ds.map_values(f))
 
     def flat_map_values(self, f: Callable) -> "DStream":
-        f = ship(f)
+        f = self._ship(f)
         return self._transform("flat_map_values", lambda ds: ds.flat_map_values(f))
 
     def repartition(self, num_partitions: int) -> "DStream":
@@ -213,7 +219,7 @@ class DStream:
 
     def reduce(self, f: Callable) -> "DStream":
         """Reduce each batch to one record (an empty batch stays empty)."""
-        r = Reducer.of(f, ship)
+        r = Reducer.of(f, self._ship)
         return self._transform("reduce", lambda ds: ds._narrow(ops.ReducePartition(r)).reduce_all(r))
 
     def count_by_value(self) -> "DStream":
@@ -222,7 +228,7 @@ class DStream:
 
     def reduce_by_key(self, func: Callable, numPartitions: int | None = None) -> "DStream":
         """Merge the values of each key with ``func`` (see :meth:`Dataset.reduce_by_key`)."""
-        r = Reducer.of(func, ship)
+        r = Reducer.of(func, self._ship)
         n = self._n(numPartitions)
         return self._transform("reduce_by_key", lambda ds: ds.reduce_by_key_with(r, n))
 
@@ -232,13 +238,13 @@ class DStream:
 
     def combine_by_key(self, createCombiner: Callable, mergeValue: Callable, mergeCombiners: Callable,
                        numPartitions: int | None = None) -> "DStream":
-        c, mv, mc = ship(createCombiner), ship(mergeValue), ship(mergeCombiners)
+        c, mv, mc = self._ship(createCombiner), self._ship(mergeValue), self._ship(mergeCombiners)
         n = self._n(numPartitions)
         return self._transform("combine_by_key", lambda ds: ds.combine_by_key(c, mv, mc, n))
 
     def partition_by(self, numPartitions: int, partitionFunc: Callable | None = None) -> "DStream":
         n = self._n(numPartitions)
-        pf = ship(partitionFunc) if partitionFunc is not None else None
+        pf = self._ship(partitionFunc) if partitionFunc is not None else None
         return self._transform("partition_by", lambda ds: ds.partition_by(n, pf))
 
     # -- combining streams -----------------------------------------------------------

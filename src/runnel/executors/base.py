@@ -92,11 +92,41 @@ def check_outputs(out) -> list[Batch]:
     return list(out)
 
 
+def run_inline(store: BlockStore, tasks: Sequence[Task]) -> list[list[BlockRef]]:
+    """Run tasks in this process, in order, on ``store`` (the serial backend's loop).
+
+    On an error, every block this call produced is released before the error
+    propagates; a user exception becomes :class:`TaskFailed`.
+    """
+    results: list[list[BlockRef]] = []
+    for task in tasks:
+        produced: list[BlockRef] = []
+        try:
+            inputs = [[store.get(r) for r in group] for group in task.inputs]
+            for batch in check_outputs(task.fn(task.index, inputs)):
+                produced.append(store.put(batch))
+        except BaseException as exc:      # KeyboardInterrupt too: free what this run made
+            store.release(produced)
+            for refs in results:
+                store.release(refs)
+            if isinstance(exc, Exception):
+                raise TaskFailed.from_exception(task.label, exc) from exc
+            raise
+        results.append(produced)
+    return results
+
+
 class Executor:
     """Runs tasks; owns a :class:`BlockStore`. Use as a context manager or call :meth:`close`."""
 
     store: BlockStore
     parallelism: int
+
+    def check_shippable(self, refs) -> None:
+        """Raise TypeError naming any of these FnRefs this executor could not send to a worker.
+
+        The serial executor sends nothing, so it accepts everything.
+        """
 
     def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
         """Run ``tasks``; output refs per task, in task order. Raises :class:`TaskFailed`."""
@@ -116,12 +146,13 @@ class Executor:
 _MASTER = re.compile(r"local(?:\[(\d+|\*)\])?")
 
 
-def make_executor(master: str) -> Executor:
+def make_executor(master: str, **pool_options) -> Executor:
     """An executor for a Spark-style master string.
 
     ``"local"`` -> :class:`~runnel.executors.serial.SerialExecutor`;
     ``"local[N]"`` -> a process pool of N workers; ``"local[*]"`` -> one
-    worker per CPU.
+    worker per CPU. ``pool_options`` go to the pool (e.g. ``inline_bytes=0``
+    sends every task to a worker).
 
     Examples
     --------
@@ -139,4 +170,4 @@ def make_executor(master: str) -> Executor:
         from runnel.executors.serial import SerialExecutor
         return SerialExecutor()
     from runnel.executors.pool import ProcessPoolExecutor
-    return ProcessPoolExecutor(n)
+    return ProcessPoolExecutor(n, **pool_options)

@@ -55,7 +55,7 @@ from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 
-from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed
+from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed, run_inline
 from runnel.executors.shipping import BlobCache, dumps, ship
 from runnel.storage.store import BlockRef, SharedMemoryStore
 
@@ -68,6 +68,11 @@ _PROTO = pickle.HIGHEST_PROTOCOL
 
 
 _warmed = False
+
+#: A stage whose input blocks total at most this many bytes runs in the driver:
+#: a worker round trip (~0.4 ms with shared-memory files) costs more than the work.
+#: W5 (10-record batches) on local[2]: 197 -> 882 batches/s, together with held small blocks.
+INLINE_BYTES = 256 * 1024
 
 
 def warm_kernels() -> bool:
@@ -154,14 +159,20 @@ class ProcessPoolExecutor(Executor):
         Storage of the pool's :class:`SharedMemoryStore`.
     start_timeout : float
         Seconds to wait for the workers to start before raising RuntimeError.
+    inline_bytes : int
+        Stages whose inputs total at most this many bytes run in the driver,
+        and the driver keeps its own blocks of up to 64 KiB in memory until a
+        worker needs them; 0 sends every task to a worker.
     """
 
-    def __init__(self, n: int, compression: str | None = None, start_timeout: float = 60.0) -> None:
+    def __init__(self, n: int, compression: str | None = None, start_timeout: float = 60.0,
+                 inline_bytes: int = INLINE_BYTES) -> None:
         if n < 1:
             raise ValueError(f"a pool needs at least one worker, got {n}")
         self.parallelism = n
+        self.inline_bytes = inline_bytes
         warm_kernels()
-        self.store = SharedMemoryStore(compression)
+        self.store = SharedMemoryStore(compression, hold_small=inline_bytes > 0)
         self.stats = {"tasks_sent": 0, "fn_blobs_sent": 0, "workers_started": 0, "workers_died": 0}
         self._blobs = BlobCache()
         self._wids = itertools.count()
@@ -258,6 +269,12 @@ class ProcessPoolExecutor(Executor):
                     w.seen.discard(fn_id)
                     w.forget.append(fn_id)
 
+    def check_shippable(self, refs) -> None:
+        # stages on tiny inputs run in the driver without pickling anything, so a function
+        # that cannot travel must be caught here, not by the first big batch
+        for ref in refs:
+            self._blobs.blob(ref)
+
     # -- run -------------------------------------------------------------------------------
     def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
         with self._run_lock:
@@ -266,8 +283,12 @@ class ProcessPoolExecutor(Executor):
             if not tasks:
                 return []
             self._collect_dead_fns()
+            refs = [r for t in tasks for g in t.inputs for r in g]
+            if self.inline_bytes and sum(r.nbytes for r in refs) <= self.inline_bytes:
+                return run_inline(self.store, tasks)
             # FnRefs stay alive (and their blobs cached) while the tasks that refer to them do
             payloads = [self._prepare(t) for t in tasks]
+            self.store.spill(refs)
             return self._run(tasks, payloads)
 
     def _run(self, tasks: Sequence[Task], payloads: list) -> list[list[BlockRef]]:

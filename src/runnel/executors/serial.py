@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from runnel.executors.base import Executor, Task, TaskFailed, check_outputs
+from runnel.executors.base import Executor, Task, run_inline
 from runnel.storage.store import BlockRef, BlockStore, MemoryStore
 
 __all__ = ["SerialExecutor"]
@@ -33,22 +33,7 @@ class SerialExecutor(Executor):
     def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
         if self._closed:
             raise RuntimeError("the executor is closed")
-        results: list[list[BlockRef]] = []
-        for task in tasks:
-            produced: list[BlockRef] = []
-            try:
-                inputs = [[self.store.get(r) for r in group] for group in task.inputs]
-                for batch in check_outputs(task.fn(task.index, inputs)):
-                    produced.append(self.store.put(batch))
-            except BaseException as exc:      # KeyboardInterrupt too: free what this run made
-                self.store.release(produced)
-                for refs in results:
-                    self.store.release(refs)
-                if isinstance(exc, Exception):
-                    raise TaskFailed.from_exception(task.label, exc) from exc
-                raise
-            results.append(produced)
-        return results
+        return run_inline(self.store, tasks)
 
     def close(self) -> None:
         self._closed = True

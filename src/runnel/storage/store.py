@@ -231,6 +231,12 @@ class FileStore(BlockStore):
 
     def put(self, batch: Batch) -> BlockRef:
         block_id = f"{self.prefix}{self._tag}{next(self._ids)}"
+        nbytes = self._write(block_id, batch)
+        self._register(block_id, nbytes)
+        return BlockRef(block_id, len(batch), nbytes)
+
+    def _write(self, block_id: str, batch: Batch) -> int:
+        """Write ``batch`` as the file of ``block_id``; its size in bytes."""
         path = os.path.join(self.directory, block_id)
         try:
             if batch.nbytes() <= _SMALL:
@@ -238,16 +244,13 @@ class FileStore(BlockStore):
                 data = batch_to_buffer(batch, self.compression)
                 with open(path, "wb", buffering=0) as f:
                     f.write(data)
-                nbytes = data.size
-            else:
-                with pa.OSFile(path, "wb") as sink:
-                    write_batch(batch, sink, self.compression)
-                    nbytes = sink.tell()
-            self._register(block_id, nbytes)
+                return data.size
+            with pa.OSFile(path, "wb") as sink:
+                write_batch(batch, sink, self.compression)
+                return sink.tell()
         except BaseException:
             _unlink(path)
             raise
-        return BlockRef(block_id, len(batch), nbytes)
 
     def get(self, ref: BlockRef) -> Batch:
         path = self._path(ref.id)
@@ -344,6 +347,9 @@ class SharedMemoryStore(FileStore):
         smaller, but ``get`` decompresses instead of mapping zero-copy.
     directory : str, optional
         Defaults to :func:`shm_directory`.
+    hold_small : bool
+        Keep the owner's blocks of up to 64 KiB in its own memory until
+        :meth:`spill` writes them for another process.
 
     Examples
     --------
@@ -356,7 +362,7 @@ class SharedMemoryStore(FileStore):
     """
 
     def __init__(self, compression: str | None = None, directory: str | None = None,
-                 *, _attach: tuple[str, str] | None = None) -> None:
+                 *, hold_small: bool = False, _attach: tuple[str, str] | None = None) -> None:
         directory = directory or shm_directory()
         self._owner = _attach is None
         if self._owner:
@@ -370,6 +376,39 @@ class SharedMemoryStore(FileStore):
         super().__init__(directory, prefix, compression, tag)
         self._finalizer = weakref.finalize(self, _cleanup_prefix, directory, prefix, lock_fd) \
             if self._owner else None
+        # The driver keeps its small blocks in its own memory and writes them to
+        # shared memory only when a worker is about to read them (``spill``): a
+        # tiny batch whose stages run inline never touches the file system.
+        # W5 (10-record batches) on local[2]: ~8 file writes and reads per batch saved.
+        self._held: dict[str, BlockRef] = {}
+        self._mem = MemoryStore() if self._owner and hold_small else None
+
+    def put(self, batch: Batch) -> BlockRef:
+        if self._mem is None or batch.nbytes() > _SMALL:
+            return super().put(batch)
+        block_id = f"{self.prefix}{self._tag}{next(self._ids)}"
+        self._held[block_id] = inner = self._mem.put(batch)
+        self._register(block_id, inner.nbytes)
+        return BlockRef(block_id, len(batch), inner.nbytes)
+
+    def get(self, ref: BlockRef) -> Batch:
+        inner = self._held.get(ref.id)
+        if inner is not None:
+            return self._mem.get(inner)
+        return super().get(ref)
+
+    def spill(self, refs: Iterable[BlockRef]) -> None:
+        """Write held blocks to shared memory so another process can read them."""
+        for ref in refs:
+            inner = self._held.get(ref.id)
+            if inner is not None and not os.path.exists(os.path.join(self.directory, ref.id)):
+                self._write(ref.id, self._mem.get(inner))
+
+    def _free(self, block_id: str) -> None:
+        inner = self._held.pop(block_id, None)
+        if inner is not None:
+            self._mem.release([inner])
+        super()._free(block_id)
 
     @staticmethod
     def _take_lock(directory: str, prefix: str) -> int:
