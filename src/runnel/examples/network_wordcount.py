@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         ssc.await_termination_or_timeout(args.seconds)
     finally:
-        ssc.stop(stop_spark_context=True, stop_gracefully=False)
+        ssc.stop(stop_spark_context=True, stop_gracefully=True)
         if server is not None:
             server.stop()
 
