@@ -30,9 +30,19 @@ def executor(_shared_executor):
     ex.store.release([BlockRef(i, 0, 0) for i in list(ex.store._live)])
 
 
+@pytest.fixture(scope="module")
+def _shared_pool():
+    ex = make_executor("local[2]", **POOL_OPTIONS["local[2]"])
+    ex.master = "local[2]"
+    ex.options = POOL_OPTIONS["local[2]"]
+    yield ex
+    ex.close()
+
+
 @pytest.fixture
-def pool(executor):
-    """The executor, for behaviour only a process pool has (skipped on ``local``)."""
-    if executor.master == "local":
-        pytest.skip("process pool only")
-    return executor
+def pool(_shared_pool):
+    """A process pool, for behaviour only a pool has (worker death, shipping, shared memory)."""
+    ex = _shared_pool
+    assert ex.store.live_blocks() == 0
+    yield ex
+    ex.store.release([BlockRef(i, 0, 0) for i in list(ex.store._live)])
