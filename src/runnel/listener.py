@@ -59,7 +59,6 @@ class BatchInfo:
     processing_end_time: int | None = None
     output_operation_infos: dict[int, OutputOperationInfo] = field(default_factory=dict)
     stream_records: dict[str, int] = field(default_factory=dict)
-    state: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def scheduling_delay(self) -> int | None:

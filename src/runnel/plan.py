@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .batch import Batch, concat_batches
+from .batch import Batch
 from .executors.base import Task
 from .storage.store import BlockRef
 
@@ -278,6 +278,3 @@ class Planner:
             return Pair(plan.op, self._program(plan.left, i // nr, b), self._program(plan.right, i % nr, b))
         raise TypeError(f"unknown plan node {plan!r}")
 
-
-def concat_inputs(batches: Sequence[Batch]) -> Batch:
-    return concat_batches(list(batches))

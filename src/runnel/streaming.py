@@ -19,7 +19,7 @@ from .context import Context
 from .dstream.base import DStream, fn_arity, to_ms
 from .dstream.inputs import QueueInputDStream
 from .graph import DStreamGraph
-from .listener import BatchInfo, ListenerBus, StreamingStarted
+from .listener import ListenerBus, StreamingStarted
 from .scheduler.scheduler import JobScheduler
 
 log = logging.getLogger("runnel.streaming")
@@ -71,7 +71,6 @@ class StreamingContext:
         self._state = INITIALIZED
         self._stopped = threading.Event()
         self.checkpoint_dir: str | None = None
-        self._batch_hooks: list[Callable[[int, BatchInfo], None]] = []
 
     # -- properties ----------------------------------------------------------
     @property
@@ -179,10 +178,6 @@ class StreamingContext:
 
     def remove_streaming_listener(self, listener: Any) -> None:
         self._bus.remove(listener)
-
-    def _after_batch(self, t: int, info: BatchInfo) -> None:
-        for hook in self._batch_hooks:
-            hook(t, info)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:

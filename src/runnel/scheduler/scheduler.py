@@ -161,7 +161,6 @@ class JobScheduler:
             bus.post("onOutputOperationCompleted", OutputOperationEvent(op))
         info.processing_end_time = self.clock.now()
         self.ssc._graph.forget_before(js.time)
-        self.ssc._after_batch(js.time, info)
         bus.post("onBatchCompleted", BatchEvent(info))
         with self.cond:
             self.running = None
