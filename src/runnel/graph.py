@@ -69,12 +69,15 @@ class DStreamGraph:
         A failure while building a job's Dataset (say, a transform function
         that raises) becomes that job's failure, not the batch's.
         """
+        from .executors.base import TaskFailed
+        from .listener import ms_to_datetime
         jobs = []
         for out in self.outputs:
             try:
                 job = out.generate_job(t)
-            except Exception as e:  # noqa: BLE001 — surfaced when the job runs
-                job = (lambda err: lambda: _reraise(err))(e)
+            except Exception as e:  # surfaced when the job runs, naming the output and the batch
+                err = TaskFailed.from_exception(f"{out.description} at {ms_to_datetime(t)}", e)
+                job = (lambda err: lambda: _reraise(err))(err)
             if job is not None:
                 jobs.append((out, job))
         return jobs
