@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runnel import Context, ManualClock, StreamingContext, StreamingListener
+from runnel.executors.base import TaskFailed
 
 
 def noop(rdd):
@@ -168,8 +169,9 @@ def test_an_error_in_transform_fails_that_output_only(ssc, collect):
     ssc.start()
     ssc.run_batches(3)
     assert out == [[1], [3]]
-    with pytest.raises(KeyError, match="transform broke"):
+    with pytest.raises(TaskFailed, match="transform broke") as err:  # names the output and the batch time
         ssc.await_termination_or_timeout(0)
+    assert isinstance(err.value.__cause__, KeyError)
 
 
 # --- outputs ----------------------------------------------------------------------------

@@ -154,6 +154,48 @@ def compile_binary(fn: Callable):
     return jf
 
 
+#: function (or its code) -> {input dtype: (dispatcher, output dtype) or None when it does not compile}
+_unary: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def compile_unary(fn: Callable, dtype: np.dtype):
+    """``(dispatcher, result dtype)`` for ``fn(x)`` on ``dtype`` values, or None.
+
+    Compiled lazily, in the process that runs the task, the first time a
+    column big enough to repay the compilation arrives; with Python's error
+    model, so ``1 / 0`` still raises ZeroDivisionError as it would per record.
+    A function whose result is not a number or a bool (say, a string) is
+    left to the Python path silently: Numba could not make it a column
+    anyway. One that fails to compile at all gets the fallback warning once.
+    Caveat: int64 results wrap on overflow where Python ints would not.
+    """
+    fn = fn.fn if isinstance(fn, FnRef) else fn
+    if not isinstance(fn, types.FunctionType):
+        return None
+    # a lambda re-created per batch (inside transform) has the same code: compile it once
+    key = fn.__code__ if fn.__closure__ is None and not fn.__defaults__ else fn
+    per_fn = _unary.setdefault(key, {})
+    if dtype in per_fn:
+        return per_fn[dtype]
+    result = None
+    try:
+        from numba import from_dtype
+        from numba import types as nt
+        from runnel.kernels._config import jit
+        jf = jit(fn, cache=False, error_model="python")
+        arg = from_dtype(dtype)
+        jf.compile((arg,))
+        rt = jf.overloads[(arg,)].signature.return_type
+        if isinstance(rt, nt.Boolean):
+            result = (jf, np.dtype(np.bool_))
+        elif isinstance(rt, (nt.Integer, nt.Float)):
+            result = (jf, np.dtype(str(rt)))
+    except Exception:  # any typing/lowering failure means: not compilable
+        warn_fallback(fn, f"Numba cannot compile it for {dtype} values")
+    per_fn[dtype] = result
+    return result
+
+
 @dataclass(frozen=True)
 class Reducer:
     """How a binary reduce function runs: a kernel op, a Numba function or Python."""

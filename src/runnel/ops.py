@@ -22,13 +22,32 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runnel.kernels.apply import filter_mask, map_values
+
 from . import keyed
 from .batch import Batch, column_to_list, concat_batches, infer_column, is_arrow, object_array
-from .functions import Reducer
+from .functions import Reducer, compile_unary
 
 
 def _records_out(out: list) -> Batch:
     return Batch.from_records(out)
+
+
+#: A numeric column at least this long runs a map/filter function compiled with Numba
+#: (compiling costs ~0.1-0.5 s once per function and process; per record in Python,
+#: 1M ints take ~0.2 s, compiled ~2 ms).
+COMPILE_MIN_ROWS = 20_000
+
+
+def _compiled_for(batch: Batch, fn: Callable):
+    """(numeric column, compiled fn, result dtype) when fn should run compiled on this batch."""
+    if not isinstance(batch.layout, str) or len(batch) < COMPILE_MIN_ROWS:
+        return None
+    col = batch.columns[batch.layout]
+    if not isinstance(col, np.ndarray) or col.dtype.kind not in "biuf":
+        return None
+    got = compile_unary(fn, col.dtype)
+    return None if got is None else (col, *got)
 
 
 @dataclass(eq=False)
@@ -36,6 +55,10 @@ class MapRecords:
     fn: Callable
 
     def __call__(self, index: int, batch: Batch) -> Batch:
+        compiled = _compiled_for(batch, self.fn)
+        if compiled is not None:
+            col, jf, out_dtype = compiled
+            return Batch({"value": map_values(col, jf, out_dtype)}, "value")
         f = self.fn
         return _records_out([f(r) for r in batch.to_records()])
 
@@ -45,6 +68,10 @@ class FilterRecords:
     fn: Callable
 
     def __call__(self, index, batch):
+        compiled = _compiled_for(batch, self.fn)
+        if compiled is not None:
+            col, jf, _ = compiled
+            return batch.filter(filter_mask(col, jf))
         f = self.fn
         mask = np.fromiter((bool(f(r)) for r in batch.to_records()), dtype=bool, count=len(batch))
         return batch.filter(mask)

@@ -256,8 +256,9 @@ def test_transform_with_time_gets_a_naive_datetime(run):
 
 
 def test_transform_must_return_a_dataset(run):
-    with pytest.raises(TypeError, match="must return a Dataset"):
+    with pytest.raises(Exception, match="must return a Dataset") as err:
         run(lambda s: s.transform(lambda rdd: rdd.collect()), [[1]])
+    assert isinstance(err.value.__cause__, TypeError)
 
 
 def test_transform_with(run):
