@@ -25,6 +25,7 @@ from .aggregate import (
     reduce_codes,
     reduce_codes_with,
 )
+from .apply import filter_mask, map_values
 from .hashing import (
     NAN_HASH,
     NULL_HASH,
@@ -58,6 +59,8 @@ __all__ = [
     "group_segments",
     "join_indices",
     "cogroup_segments",
+    "map_values",
+    "filter_mask",
     "warm",
 ]
 

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from runnel.kernels.apply import filter_mask, map_values
+from runnel.kernels import filter_mask, map_values
 
 from . import keyed
 from .batch import Batch, column_to_list, concat_batches, infer_column, is_arrow, object_array

@@ -198,7 +198,8 @@ def save_as_text_files(stream: "DStream", prefix: str, suffix: str | None = None
     >>> ssc.start(); ssc.run_batches(2); ssc.stop(stop_spark_context=False)
     >>> sorted(os.listdir(out))
     ['sq-1000.txt', 'sq-2000.txt']
-    >>> open(out + "/sq-1000.txt/part-00000").read()
+    >>> with open(out + "/sq-1000.txt/part-00000") as f:
+    ...     f.read()
     '(1, 1)\\n(2, 4)\\n'
     >>> ssc.context.text_file(out + "/sq-2000.txt").collect()
     ['(3, 9)']
