@@ -392,3 +392,16 @@ def test_narrow_chain_is_independent_of_partitions(ctx, xs, k, n):
     assert ds.collect() == expected
     assert ds.repartition(n).glom().map(len).collect() != [] and sorted(ds.repartition(n).collect()) == \
         sorted(expected)
+
+
+def test_zip_partitions_combines_co_partitioned_datasets_without_a_shuffle(ctx):
+    from runnel.batch import concat_batches
+
+    a = ctx.parallelize([("a", 1), ("b", 2), ("c", 3)]).partition_by(2)
+    b = ctx.parallelize([("a", 10), ("c", 30)]).partition_by(2)
+    zipped = a.zip_partitions([b], lambda i, parts: concat_batches(parts))
+    assert zipped.get_num_partitions() == 2
+    assert [sorted(p) for p in zipped.glom().collect()] == \
+        [sorted(pa + pb) for pa, pb in zip(a.glom().collect(), b.glom().collect())]
+    with pytest.raises(ValueError, match="equal partition counts"):
+        a.zip_partitions([ctx.parallelize([1], 1)], lambda i, parts: parts[0])

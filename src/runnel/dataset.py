@@ -19,7 +19,7 @@ from . import ops
 from .batch import Batch, concat_batches
 from .executors.shipping import ship
 from .functions import Reducer, pair_with_constant, split_pattern
-from .plan import Blocks, Cached, Plan, Planner, Product, ShuffleDep, Shuffled, Union, narrow
+from .plan import Blocks, Cached, Plan, Planner, Product, ShuffleDep, Shuffled, Union, Zip, narrow
 from .storage.store import BlockRef
 
 
@@ -210,6 +210,14 @@ class Dataset:
     def union(self, other: "Dataset") -> "Dataset":
         """Records of self, then of other (partitions concatenated)."""
         return self._derive(Union([self._dep(), other._dep()]))
+
+    def zip_partitions(self, others: list["Dataset"], op) -> "Dataset":
+        """Partition i is ``op(i, [partition i of self, of others[0], ...])``, without a shuffle.
+
+        For datasets partitioned alike (the same key hash and count), such as a
+        state table and the new data shuffled to join it.
+        """
+        return self._derive(Zip([self._dep()] + [o._dep() for o in others], op))
 
     def cartesian(self, other: "Dataset") -> "Dataset":
         return self._derive(Product(self._dep(), other._dep(), ops.CartesianPair()))

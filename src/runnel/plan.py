@@ -9,6 +9,9 @@ A Dataset's partitions are described by a small tree of plan nodes:
                                  into n buckets by a map op; partition j is
                                  reduce(j, [buckets j of dep 0, buckets j of dep 1 ...])
     Product(left, right)         partition (i, j) pairs left i with right j (cartesian)
+    Zip(parents, op)             partition i is op(i, [partition i of each parent]): a narrow
+                                 combine of co-partitioned plans (window partials, state tables
+                                 hashed with the same partitioner), no shuffle
     Cached(dataset)              a cached Dataset's blocks, computed when first needed
 
 ``materialize(plan)`` runs it: every Shuffled below the top is computed as a
@@ -107,6 +110,21 @@ class Cached(Plan):
         return self.dataset.plan
 
 
+@dataclass(eq=False)
+class Zip(Plan):
+    parents: list[Plan]
+    op: Callable[[int, list[Batch]], Batch]
+
+    def __post_init__(self):
+        counts = {p.num_partitions for p in self.parents}
+        if len(counts) != 1:
+            raise ValueError(f"zip needs plans with equal partition counts, got {sorted(counts)}")
+
+    @property
+    def num_partitions(self) -> int:
+        return self.parents[0].num_partitions
+
+
 def narrow(parent: Plan, op: PartitionOp) -> Plan:
     """Append a per-partition op, fusing with a narrow parent."""
     if isinstance(parent, Narrow):
@@ -158,6 +176,16 @@ class Pair:
 
     def __call__(self, inputs):
         return self.op(self.left(inputs), self.right(inputs))
+
+
+@dataclass(eq=False)
+class Combine:
+    op: Callable
+    index: int
+    children: list
+
+    def __call__(self, inputs):
+        return self.op(self.index, [c(inputs) for c in self.children])
 
 
 @dataclass(eq=False)
@@ -236,6 +264,9 @@ class Planner:
         elif isinstance(plan, Shuffled):
             if id(plan) not in self._buckets:
                 self._buckets[id(plan)] = [self._map_stage(d, plan.n) for d in plan.deps]
+        elif isinstance(plan, Zip):
+            for p in plan.parents:
+                self._prepare(p)
         elif isinstance(plan, Product):
             for side in (plan.left, plan.right):
                 if not isinstance(side, Blocks):
@@ -273,6 +304,8 @@ class Planner:
                 g = b.add([task_out[i] for task_out in buckets])
                 groups.append((g, 1))
             return Reduce(plan.reduce_op, i, groups)
+        if isinstance(plan, Zip):
+            return Combine(plan.op, i, [self._program(p, i, b) for p in plan.parents])
         if isinstance(plan, Product):
             nr = plan.right.num_partitions
             return Pair(plan.op, self._program(plan.left, i // nr, b), self._program(plan.right, i % nr, b))
