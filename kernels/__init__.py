@@ -37,6 +37,8 @@ from .hashing import (
 )
 from .join import JOIN_HOWS, cogroup_segments, join_indices
 from .partition import partition_ids, scatter_order
+from .state import warm as _warm_state
+from .window import warm as _warm_window
 
 __all__ = [
     "NAN_HASH",
@@ -126,3 +128,5 @@ def warm():
         for validity in (None, np.array([True, False])):
             hash_binary(offsets, data, validity)
             factorize_binary(offsets, data, validity)
+    _warm_state()
+    _warm_window()

@@ -12,6 +12,8 @@ from .dstream.base import DStream
 from .functions import PythonFallbackWarning
 from .listener import BatchInfo, StreamingListener
 from .streaming import StreamingContext
+from .updaters import StateSpec
+from . import updaters
 from . import aliases as _aliases
 
 _aliases.install()
@@ -25,4 +27,4 @@ _pyspark_compat.install()
 __version__ = "0.1.0"
 
 __all__ = ["Batch", "Context", "Dataset", "DStream", "ManualClock", "SystemClock", "StreamingContext",
-           "StreamingListener", "BatchInfo", "PythonFallbackWarning"]
+           "StreamingListener", "BatchInfo", "PythonFallbackWarning", "StateSpec", "updaters"]

@@ -19,7 +19,10 @@ ALIASES: dict[type, dict[str, str]] = {
         "groupByKey": "group_by_key", "combineByKey": "combine_by_key", "partitionBy": "partition_by",
         "leftOuterJoin": "left_outer_join", "rightOuterJoin": "right_outer_join",
         "fullOuterJoin": "full_outer_join", "transformWith": "transform_with", "foreachRDD": "foreach_rdd",
-        "mapBatches": "map_batches",
+        "mapBatches": "map_batches", "countByWindow": "count_by_window", "reduceByWindow": "reduce_by_window",
+        "reduceByKeyAndWindow": "reduce_by_key_and_window", "countByValueAndWindow": "count_by_value_and_window",
+        "groupByKeyAndWindow": "group_by_key_and_window", "updateStateByKey": "update_state_by_key",
+        "mapWithState": "map_with_state",
     },
     Dataset: {
         "flatMap": "flat_map", "mapPartitions": "map_partitions",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 
 from . import ops

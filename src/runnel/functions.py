@@ -94,6 +94,21 @@ _ADD = _shape(lambda a, b: a + b)
 _MIN = _shape(lambda a, b: min(a, b))
 _MAX = _shape(lambda a, b: max(a, b))
 
+_SUB = _shape(lambda a, b: a - b)
+_KNOWN_SUBTRACTIONS = (operator.sub, operator.isub, np.subtract)
+
+
+def is_subtraction(fn: Callable) -> bool:
+    """Is ``fn`` ``a - b`` (the inverse of add, for incremental windows)?"""
+    fn = fn.fn if isinstance(fn, FnRef) else fn
+    try:
+        if fn in _KNOWN_SUBTRACTIONS:
+            return True
+    except TypeError:
+        pass
+    return _shape(fn) == _SUB
+
+
 _KNOWN_REDUCERS: dict[Any, str] = {
     operator.add: "sum", operator.iadd: "sum", np.add: "sum",
     builtins.min: "min", np.minimum: "min", np.fmin: "min",

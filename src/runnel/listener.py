@@ -59,6 +59,8 @@ class BatchInfo:
     processing_end_time: int | None = None
     output_operation_infos: dict[int, OutputOperationInfo] = field(default_factory=dict)
     stream_records: dict[str, int] = field(default_factory=dict)
+    #: stream name -> {"keys": n, "bytes": b} of every state table computed in this batch
+    state_tables: dict[str, dict] = field(default_factory=dict)
 
     @property
     def scheduling_delay(self) -> int | None:

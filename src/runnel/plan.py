@@ -25,7 +25,7 @@ executor ships to each worker once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 from .batch import Batch
 from .executors.base import Task

@@ -297,6 +297,55 @@ class DStream:
                                   (lambda dss, t: func(ms_to_datetime(t), dss[0], dss[1])) if three
                                   else (lambda dss, t: func(dss[0], dss[1])), "transform_with", user_fn=func)
 
+    # -- windows (window.py) ---------------------------------------------------------------
+    def window(self, windowDuration: float, slideDuration: float | None = None) -> "DStream":
+        """All records of the last ``windowDuration`` seconds, every ``slideDuration`` seconds."""
+        from .window import window
+        return window(self, windowDuration, slideDuration)
+
+    def count_by_window(self, windowDuration: float, slideDuration: float) -> "DStream":
+        """The number of records in each window (one record per window)."""
+        from .window import count_by_window
+        return count_by_window(self, windowDuration, slideDuration)
+
+    def reduce_by_window(self, reduceFunc: Callable, invReduceFunc: Callable | None, windowDuration: float,
+                         slideDuration: float) -> "DStream":
+        """Reduce the records of each window, incrementally when ``invReduceFunc`` is given."""
+        from .window import reduce_by_window
+        return reduce_by_window(self, reduceFunc, invReduceFunc, windowDuration, slideDuration)
+
+    def reduce_by_key_and_window(self, func: Callable, invFunc: Callable | None = None,
+                                 windowDuration: float | None = None, slideDuration: float | None = None,
+                                 numPartitions: int | None = None, filterFunc: Callable | None = None) -> "DStream":
+        """reduceByKey over a sliding window; with ``invFunc``, incrementally (old ⊕ entering ⊖ leaving)."""
+        from .window import reduce_by_key_and_window
+        return reduce_by_key_and_window(self, func, invFunc, windowDuration, slideDuration, numPartitions,
+                                        filterFunc)
+
+    def count_by_value_and_window(self, windowDuration: float, slideDuration: float,
+                                  numPartitions: int | None = None) -> "DStream":
+        """(value, count) over a sliding window; counts that drop to 0 are removed."""
+        from .window import count_by_value_and_window
+        return count_by_value_and_window(self, windowDuration, slideDuration, numPartitions)
+
+    def group_by_key_and_window(self, windowDuration: float, slideDuration: float,
+                                numPartitions: int | None = None) -> "DStream":
+        """(key, values in time order) over a sliding window."""
+        from .window import group_by_key_and_window
+        return group_by_key_and_window(self, windowDuration, slideDuration, numPartitions)
+
+    # -- per-key state (state.py) ----------------------------------------------------------------
+    def update_state_by_key(self, updateFunc: Callable, numPartitions: int | None = None,
+                            initialRDD: Any = None) -> "DStream":
+        """Keep a state per key: ``updateFunc(new values, state or None) -> new state`` (None deletes)."""
+        from .state import update_state_by_key
+        return update_state_by_key(self, updateFunc, numPartitions, initialRDD)
+
+    def map_with_state(self, spec: Any) -> "DStream":
+        """Spark's mapWithState: ``spec = StateSpec.function(fn)``; fn(key, value, state) per new record."""
+        from .state import map_with_state
+        return map_with_state(self, spec)
+
     # -- looking back -------------------------------------------------------------------
     def slice(self, begin: datetime | float, end: datetime | float) -> list[Dataset]:
         """The remembered Datasets with times in [begin, end] (floored to the slide grid)."""

@@ -160,6 +160,15 @@ class JobScheduler:
             op.end_time = self.clock.now()
             bus.post("onOutputOperationCompleted", OutputOperationEvent(op))
         info.processing_end_time = self.clock.now()
+        for s in self.ssc._graph.streams:  # stateful streams report their tables' keys and bytes
+            report = getattr(s, "state_report", None)
+            try:
+                got = report(js.time) if report is not None else None
+            except Exception:  # a report must never stop the batch from completing
+                log.exception("runnel: state report of %s failed", s.name)
+                got = None
+            if got is not None:
+                info.state_tables[s.name] = got
         self.ssc._graph.forget_before(js.time)
         bus.post("onBatchCompleted", BatchEvent(info))
         with self.cond:

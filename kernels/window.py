@@ -1,0 +1,188 @@
+"""Sliding-window kernels: keyed merge/subtract of per-slide partial aggregates.
+
+An incremental window update is one pass over three kinds of rows that the
+engine concatenates and factorizes into group codes (one code per key)::
+
+    rows:   [ old window | leaving partials | entering partials ]
+    codes:  [ 0 3 1 2    | 1 3              | 0 4 4             ]
+
+Per key the kernel folds each segment (leaving/entering partials of several
+slices fold with ``fn``), then combines them exactly as PySpark's
+``PythonReducedWindowedDStream`` does::
+
+    new = fn(inv(old, fold(leaving)), fold(entering))
+
+    key only in old              -> inv(old, leaving) or old (kept, even at 0)
+    key only in entering         -> fold(entering)
+    leaving key absent from old  -> ignored (PySpark's leftOuterJoin)
+
+``window_update`` is the add/subtract kernel (``op="sum"``, int64 or
+float64; cached); ``window_update_with`` takes any Numba-compiled pair
+``(fn, inv)`` and, like ``aggregate.reduce_codes_with``, is not disk-cached
+(a dispatcher argument is typed by the function's identity).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._config import is_jitted, jit
+from .aggregate import _check_codes
+
+__all__ = ["window_update", "window_update_with", "WINDOW_OPS", "warm"]
+
+#: Invertible built-in pairs of :func:`window_update`.
+WINDOW_OPS = ("sum",)
+
+
+@jit
+def _sum_update_worker(codes, values, bounds, acc, seen, out, present):
+    # acc/seen rows: 0 old window, 1 leaving, 2 entering (one pass over rows,
+    # then one over groups; every slot written is this call's own buffer).
+    ng = out.shape[0]
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        if c < 0 or c >= ng:
+            raise ValueError("codes out of range [0, ngroups)")
+        s = 0 if i < bounds[0] else (1 if i < bounds[1] else 2)
+        if seen[s, c]:
+            acc[s, c] = acc[s, c] + values[i]
+        else:
+            seen[s, c] = True
+            acc[s, c] = values[i]
+    for c in range(ng):
+        if seen[0, c]:
+            x = acc[0, c]
+            if seen[1, c]:
+                x = x - acc[1, c]
+            if seen[2, c]:
+                x = x + acc[2, c]
+            out[c] = x
+            present[c] = True
+        elif seen[2, c]:
+            out[c] = acc[2, c]
+            present[c] = True
+
+
+# Not cached, as aggregate._fold_worker: typed by the identity of fn and inv.
+@jit(cache=False)
+def _fn_update_worker(codes, values, bounds, acc, seen, out, present, fn, inv):
+    ng = out.shape[0]
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        if c < 0 or c >= ng:
+            raise ValueError("codes out of range [0, ngroups)")
+        s = 0 if i < bounds[0] else (1 if i < bounds[1] else 2)
+        if seen[s, c]:
+            acc[s, c] = fn(acc[s, c], values[i])
+        else:
+            seen[s, c] = True
+            acc[s, c] = values[i]
+    for c in range(ng):
+        if seen[0, c]:
+            x = acc[0, c]
+            if seen[1, c]:
+                x = inv(x, acc[1, c])
+            if seen[2, c]:
+                x = fn(x, acc[2, c])
+            out[c] = x
+            present[c] = True
+        elif seen[2, c]:
+            out[c] = acc[2, c]
+            present[c] = True
+
+
+def _prepare(codes, ngroups, values, counts):
+    codes, ngroups = _check_codes(codes, ngroups)
+    values = np.asarray(values)
+    if values.ndim != 1 or values.shape[0] != codes.shape[0]:
+        raise ValueError(f"values must be 1-D with one value per code ({codes.shape[0]}), got shape {values.shape}")
+    if values.dtype.kind in "iu" and not (values.dtype.kind == "u" and values.dtype.itemsize == 8):
+        values = values.astype(np.int64, copy=False)
+    elif values.dtype.kind == "f":
+        values = values.astype(np.float64, copy=False)
+    else:
+        raise TypeError(f"values must be int64 or float64 (or a narrower int/float), got {values.dtype}")
+    n_old, n_leave = (int(x) for x in counts)
+    if n_old < 0 or n_leave < 0 or n_old + n_leave > codes.shape[0]:
+        raise ValueError(f"segment counts {counts!r} do not fit {codes.shape[0]} rows")
+    bounds = np.array([n_old, n_old + n_leave], dtype=np.int64)
+    acc = np.zeros((3, ngroups), dtype=values.dtype)
+    seen = np.zeros((3, ngroups), dtype=np.bool_)
+    out = np.zeros(ngroups, dtype=values.dtype)
+    present = np.zeros(ngroups, dtype=np.bool_)
+    return codes, values, bounds, acc, seen, out, present
+
+
+def window_update(codes, ngroups, values, counts, op="sum"):
+    """New window values from old window, leaving and entering rows.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        int64 group codes in ``[0, ngroups)`` of the concatenated rows
+        ``[old window | leaving partials | entering partials]``.
+    ngroups : int
+        Number of groups.
+    values : numpy.ndarray
+        int64 or float64 (narrower ints/floats are widened), one per row.
+    counts : (int, int)
+        Rows of the old window and of the leaving partials; the rest enter.
+    op : {"sum"}
+        The invertible pair: add / subtract.
+
+    Returns
+    -------
+    out, present : numpy.ndarray
+        ``out[c]`` is group c's new value where ``present[c]`` (it is in the
+        old window or enters); groups that only leave are not present.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from runnel.kernels.window import window_update
+    >>> out, present = window_update(np.array([0, 1, 0, 2]), 3, np.array([5, 1, 5, 7]), (2, 1))
+    >>> out[present].tolist(), present.tolist()
+    ([0, 1, 7], [True, True, True])
+    """
+    if op not in WINDOW_OPS:
+        raise ValueError(f"unknown op {op!r}; expected one of {', '.join(WINDOW_OPS)}")
+    codes, values, bounds, acc, seen, out, present = _prepare(codes, ngroups, values, counts)
+    _sum_update_worker(codes, values, bounds, acc, seen, out, present)
+    return out, present
+
+
+def window_update_with(codes, ngroups, values, counts, fn, inv):
+    """:func:`window_update` for any Numba-compiled pair ``fn`` / ``inv``.
+
+    ``new = fn(inv(old, fold_fn(leaving)), fold_fn(entering))`` per group;
+    results are cast to the values' dtype. Plain Python functions are
+    refused (TypeError): the engine runs those on its Python path.
+
+    Examples
+    --------
+    >>> import numba, numpy as np
+    >>> from runnel.kernels.window import window_update_with
+    >>> mul = numba.njit(lambda a, b: a * b)
+    >>> div = numba.njit(lambda a, b: a / b)
+    >>> out, present = window_update_with(np.array([0, 0, 0]), 1, np.array([6.0, 2.0, 5.0]), (1, 1), mul, div)
+    >>> out.tolist()
+    [15.0]
+    """
+    for f, what in ((fn, "fn"), (inv, "inv")):
+        if not is_jitted(f):
+            raise TypeError(f"{what} must be a Numba-compiled function, got "
+                            f"{getattr(f, '__qualname__', type(f).__name__)}; use the engine's Python path")
+    codes, values, bounds, acc, seen, out, present = _prepare(codes, ngroups, values, counts)
+    _fn_update_worker(codes, values, bounds, acc, seen, out, present, fn, inv)
+    return out, present
+
+
+def warm():
+    """Compile the cached window kernels (int64, float64; writeable and read-only values)."""
+    codes = np.array([0, 1, 0], dtype=np.int64)
+    for v in (np.array([1, 2, 3], dtype=np.int64), np.array([1.0, 2.0, 3.0])):
+        ro = v.copy()
+        ro.flags.writeable = False
+        for values in (v, ro):
+            window_update(codes, 2, values, (1, 1))

@@ -1,0 +1,543 @@
+"""Per-key state: updateStateByKey and mapWithState on columnar state tables.
+
+The state of a stream is a Dataset of ``numPartitions`` partitions, keyed by
+the same stable hash as the shuffle. Every batch::
+
+    state(t - slide) ──────────────────────────┐  (no shuffle: partition i stays i)
+    new pairs(t) ── shuffle into numPartitions ─┴─ zip partition by partition ─> state(t)
+
+and the update runs once per partition: the built-in updaters
+(``runnel.updaters``) reduce the new values to one partial per key in the
+shuffle and merge it into the table with ``kernels.state.merge_state``;
+any other function runs on the Python path, once per key.
+
+Each state Dataset is cached; once computed, its lineage is dropped (the
+stream forgets the previous state right after), so a long run holds one or
+two state tables, and keys removed (None, timeout, time-to-live) leave the
+table. ``state_report(t)`` gives (keys, bytes) for the listener's BatchInfo.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import keyed
+from ..batch import Batch, column_take, column_to_list, concat_batches, concat_columns, infer_column, object_array
+from ..dataset import Dataset
+from ..functions import Reducer
+from ..plan import Blocks, ShuffleDep
+from ..updaters import State, StateSpec, Updater
+from .base import DStream
+
+__all__ = ["update_state_by_key", "map_with_state", "StateDStream", "MapWithStateDStream",
+           "write_state_table", "read_state_table"]
+
+_warned_checkpoint: set = set()
+
+
+# --- partition ops (picklable; run in tasks) ---------------------------------------------
+
+def _pairs(batch: Batch) -> tuple[list, list]:
+    if len(batch) == 0:
+        return [], []
+    return column_to_list(keyed.key_column(batch)), column_to_list(keyed.value_column(batch))
+
+
+def _table(keys: list, values: list, extra: dict | None = None) -> Batch:
+    if not keys:
+        return Batch.empty()
+    cols = {"key": infer_column(keys), "value": infer_column(values)}
+    cols.update(extra or {})
+    return Batch(cols, ("key", "value"))
+
+
+@dataclass(eq=False)
+class UpdateByKey:
+    """updateStateByKey's Python path: ``fn(new values, state or None)`` per key, None drops it."""
+    fn: Callable
+    has_state: bool
+
+    def __call__(self, index: int, batches: list[Batch]) -> Batch:
+        state, new = batches if self.has_state else (Batch.empty(), batches[0])
+        new_keys, groups = _pairs(new)
+        fresh = dict(zip(new_keys, groups))
+        f = self.fn
+        keys, values = [], []
+        for k, s in zip(*_pairs(state)):
+            r = f(fresh.pop(k, []), s)
+            if r is not None:
+                keys.append(k)
+                values.append(r)
+        for k, vs in fresh.items():
+            r = f(vs, None)
+            if r is not None:
+                keys.append(k)
+                values.append(r)
+        return _table(keys, values)
+
+
+def _partials(batch: Batch, kind: str) -> Batch:
+    """One partial aggregate per key: (key, value[, _count]) — count/mean carry counts."""
+    if len(batch) == 0:
+        return batch
+    if kind in ("count", "mean"):
+        keys = keyed.key_column(batch)
+        ones = Batch({"key": keys, "value": np.ones(len(keys), np.int64)}, ("key", "value"))
+        counts = keyed.reduce_pairs(ones, _REDUCERS["sum"])
+        if kind == "count":
+            return counts
+        sums = keyed.reduce_pairs(batch, _REDUCERS["sum"])  # same keys, same first-appearance order
+        return Batch({"key": sums.columns["key"], "value": sums.columns["value"],
+                      "_count": counts.columns["value"]}, ("key", "value"))
+    return keyed.reduce_pairs(batch, _REDUCERS[_MERGE[kind]])
+
+
+def _merge_partials(batch: Batch, kind: str) -> Batch:
+    """Partials of one key from several map tasks merged (map order = arrival order)."""
+    if len(batch) == 0:
+        return batch
+    out = keyed.reduce_pairs(batch, _REDUCERS[_MERGE[kind]])
+    if kind == "mean":
+        c = keyed.reduce_pairs(Batch({"key": keyed.key_column(batch), "value": batch.columns["_count"]},
+                                     ("key", "value")), _REDUCERS["sum"])
+        out = Batch({**out.columns, "_count": c.columns["value"]}, ("key", "value"))
+    return out
+
+
+@dataclass(eq=False)
+class PartialBuckets:
+    kind: str
+
+    def __call__(self, index, batch, n):
+        return keyed.partition(_partials(batch, self.kind), n)
+
+
+@dataclass(eq=False)
+class PartialReduce:
+    kind: str
+
+    def __call__(self, index, groups):
+        parts = [b for b in groups[0] if len(b)]
+        if len(parts) == 1:
+            return parts[0]
+        return _merge_partials(concat_batches(parts), self.kind)
+
+
+def _numeric(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype.kind in "if" and a.dtype.itemsize == 8
+
+
+def _merge_column(pos, old, seen, new, op, now, ttl):
+    from runnel.kernels.state import merge_state
+    if isinstance(old, np.ndarray) and isinstance(new, np.ndarray) and old.dtype.kind == "b":
+        old = old.astype(np.int64) if op == "sum" else old
+    if isinstance(new, np.ndarray) and new.dtype.kind == "b" and op == "sum":
+        new = new.astype(np.int64)
+    if _numeric(old) and _numeric(new) and old.dtype == new.dtype and not (
+            op == "sum" and old.dtype.kind == "i" and _may_overflow(old, new)):
+        return merge_state(pos, old, seen, new, op, now, ttl)
+    vals, s, keep = merge_state(pos, object_array(column_to_list(old)), seen, object_array(column_to_list(new)),
+                                op, now, ttl)
+    return infer_column(vals.tolist()), s, keep
+
+
+def _may_overflow(a: np.ndarray, b: np.ndarray) -> bool:
+    big = max((abs(int(x.max())) + abs(int(x.min())) for x in (a, b) if len(x)), default=0)
+    return big * 2 >= np.iinfo(np.int64).max
+
+
+@dataclass(eq=False)
+class MergeBuiltin:
+    """A built-in updater's state table (key, value[, _sum, _count][, _seen]) merged with partials."""
+    kind: str
+    ttl_ms: int
+    now: int
+    has_state: bool
+
+    def __call__(self, index, batches):
+        state, new = batches if self.has_state else (Batch.empty(), batches[0])
+        if len(state) == 0 and len(new) == 0:
+            return Batch.empty()
+        m = len(state)
+        skeys = keyed.key_column(state) if m else new.columns["key"][:0]
+        nkeys = keyed.key_column(new) if len(new) else skeys[:0]
+        allkeys = concat_columns([skeys, nkeys]) if m and len(nkeys) else (skeys if m else nkeys)
+        codes, _ = keyed.factorize(allkeys)
+        from runnel.kernels.state import match_positions
+        pos = match_positions(codes, m)
+        seen = state.columns["_seen"] if "_seen" in state.columns else np.full(m, self.now, np.int64)
+        nv = new.columns["value"] if len(new) else np.empty(0, np.int64)
+        if self.kind == "mean":
+            ssum = state.columns["_sum"] if m else np.empty(0, nv.dtype)
+            scnt = state.columns["_count"] if m else np.empty(0, np.int64)
+            ncnt = new.columns["_count"] if len(new) else np.empty(0, np.int64)
+            sums, out_seen, keep = _merge_column(pos, ssum, seen, nv, "sum", self.now, self.ttl_ms)
+            cnts, _, _ = _merge_column(pos, scnt, seen, ncnt, "sum", self.now, self.ttl_ms)
+            sums, cnts = _filter(sums, keep), _filter(cnts, keep)
+            if _numeric(sums) and _numeric(cnts):
+                value = sums / cnts
+            else:
+                value = infer_column([s / c for s, c in zip(column_to_list(sums), column_to_list(cnts))])
+            extra = {"_sum": sums, "_count": cnts}
+        else:
+            sv = state.columns["value"] if m else np.empty(0, nv.dtype)
+            value, out_seen, keep = _merge_column(pos, sv, seen, nv, _MERGE[self.kind], self.now, self.ttl_ms)
+            value = _filter(value, keep)
+            extra = {}
+        keys = column_take(allkeys, np.concatenate([np.arange(m), m + np.flatnonzero(pos < 0)])
+                                 .astype(np.int64)[keep])
+        if self.ttl_ms:
+            extra["_seen"] = out_seen[keep]
+        if len(keys) == 0:
+            return Batch.empty()
+        return Batch({"key": keys, "value": value, **extra}, ("key", "value"))
+
+
+def _filter(col, keep: np.ndarray):
+    return column_take(col, np.flatnonzero(keep))
+
+
+@dataclass(eq=False)
+class PrepareInitial:
+    """Give an initial (key, state) table the columns of a state table."""
+    kind: str | None
+    seen: int
+    with_seen: bool
+
+    def __call__(self, index, batch):
+        if len(batch) == 0:
+            return Batch.empty()
+        keys, values = keyed.key_column(batch), keyed.value_column(batch)
+        cols = {"key": keys, "value": values}
+        if self.kind == "mean":  # an initial mean counts as one value
+            cols["_sum"] = values
+            cols["_count"] = np.ones(len(keys), np.int64)
+        if self.with_seen:
+            cols["_seen"] = np.full(len(keys), self.seen, np.int64)
+        return Batch(cols, ("key", "value"))
+
+
+@dataclass(eq=False)
+class MapWithStateOp:
+    """mapWithState per partition: ``fn(key, value, state)`` per record, then timeouts.
+
+    Output: the new state rows (key, value, _seen), then the mapped records
+    (key None, value = what fn returned), told apart by the bool ``_m``.
+    """
+    fn: Callable
+    timeout_ms: int
+    now: int
+    has_state: bool
+
+    def __call__(self, index, batches):
+        state, new = batches if self.has_state else (Batch.empty(), batches[0])
+        if len(state) and "_m" in state.columns:
+            state = state.filter(~np.asarray(state.columns["_m"]))
+        skeys, svals = _pairs(state)
+        sseen = state.columns["_seen"].tolist() if len(state) else []
+        rows = {k: i for i, k in enumerate(skeys)}
+        handles: dict = {}
+        out: list = []
+        f = self.fn
+        for k, v in zip(*_pairs(new)):
+            st = handles.get(k)
+            if st is None:
+                i = rows.get(k)
+                st = handles[k] = State(True, svals[i]) if i is not None else State()
+            out.append(f(k, v, st))
+        keys, vals, seen = [], [], []
+        for k, s, t in zip(skeys, svals, sseen):
+            st = handles.pop(k, None)
+            if st is None:
+                if self.timeout_ms and self.now - t >= self.timeout_ms:
+                    out.append(f(k, None, State(True, s, timing_out=True)))
+                    continue
+                keys.append(k), vals.append(s), seen.append(t)
+            elif st.exists():
+                keys.append(k), vals.append(st._value), seen.append(self.now)
+        for k, st in handles.items():
+            if st.exists():
+                keys.append(k), vals.append(st._value), seen.append(self.now)
+        n = len(keys)
+        allk = keys + [None] * len(out)
+        if not allk:
+            return Batch.empty()
+        return Batch({"key": object_array(allk), "value": object_array(vals + out),
+                      "_seen": np.array(seen + [0] * len(out), np.int64),
+                      "_m": np.arange(len(allk)) >= n}, ("key", "value"))
+
+
+@dataclass(eq=False)
+class StateRows:
+    """The (key, state) pairs of a mapWithState output batch, as tidy columns."""
+    def __call__(self, index, batch):
+        if len(batch) == 0 or "_m" not in batch.columns:
+            return batch
+        b = batch.filter(~np.asarray(batch.columns["_m"]))
+        if len(b) == 0:
+            return Batch.empty()
+        return Batch({"key": infer_column(column_to_list(b.columns["key"])),
+                      "value": infer_column(column_to_list(b.columns["value"])),
+                      "_seen": b.columns["_seen"]}, ("key", "value"))
+
+
+@dataclass(eq=False)
+class MappedRows:
+    def __call__(self, index, batch):
+        if len(batch) == 0 or "_m" not in batch.columns:
+            return Batch.empty()
+        vals = column_to_list(batch.columns["value"][np.asarray(batch.columns["_m"])])
+        return Batch({"value": infer_column(vals)}, "value") if vals else Batch.empty()
+
+
+@dataclass(eq=False)
+class KeyValueOnly:
+    def __call__(self, index, batch):
+        if len(batch) == 0:
+            return batch
+        return batch.sub(("key", "value"))
+
+
+_REDUCERS = {"sum": Reducer(operator.add, op="sum"), "min": Reducer(min, op="min"),
+             "max": Reducer(max, op="max"), "last": Reducer(lambda a, b: b, op="last")}
+_MERGE = {"sum": "sum", "count": "sum", "mean": "sum", "min": "min", "max": "max", "last": "last"}
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+class StateDStream(DStream):
+    """A stream whose Dataset at t is the state table after batch t (cached, one step of lineage)."""
+
+    kind = "update_state_by_key"
+
+    def __init__(self, ssc, parent: DStream, n: int, initial: Any):
+        super().__init__(ssc, [parent])
+        self.n = n
+        self.initial = initial
+        self.must_cache = True
+
+    # the update of one batch: build the state Dataset at t from the previous one and the new data
+    def new_data(self, ds: Dataset) -> Dataset:
+        raise NotImplementedError
+
+    def update(self, prev: Dataset | None, new: Dataset, t: int) -> Dataset:
+        raise NotImplementedError
+
+    def prepare_initial(self, t: int):
+        return None
+
+    def _initial_dataset(self, t: int) -> Dataset | None:
+        if self.initial is None:
+            return None
+        init = self.initial
+        if not isinstance(init, Dataset):
+            init = self.ssc.context.parallelize(list(init))
+        init = init.partition_by(self.n)
+        op = self.prepare_initial(t)
+        return init._narrow(op) if op is not None else init
+
+    def compute(self, t: int) -> Dataset | None:
+        s = self.slide_ms
+        zero = self.ssc._graph.zero_ms
+        prev = self.get_or_compute(t - s) if t - s > zero else self._initial_dataset(t)
+        ds = self.parents[0].get_or_compute(t)
+        if ds is None:
+            ds = self.ssc.context.empty_dataset(f"{self.parents[0].name} (no data)")
+        return self.update(prev, self.new_data(ds), t)
+
+    def table(self, ds: Dataset) -> Dataset:
+        """The (key, state) table inside this stream's Dataset."""
+        return ds
+
+    # -- memory -------------------------------------------------------------------------
+    def init_remember(self, ms: int) -> None:
+        super().init_remember(ms)
+        if self.ssc.checkpoint_dir is None and id(self) not in _warned_checkpoint:
+            _warned_checkpoint.add(id(self))
+            warnings.warn(f"{self.name}: no checkpoint directory is set (ssc.checkpoint(dir)); "
+                          "its state will not survive a restart", RuntimeWarning, stacklevel=2)
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        for ds in self.generated.values():
+            # once computed, a state table is its blocks: dropping its lineage lets the previous
+            # table (which the lineage refers to) be freed as soon as the stream forgets it
+            if ds is not None and isinstance(ds.plan, Blocks):
+                ds._lineage = None
+
+    # -- observing ------------------------------------------------------------------------
+    def state_report(self, t: int) -> dict | None:
+        """{"keys": n, "bytes": b} of the state table at t, when it has been computed."""
+        ds = self.generated.get(t)
+        if ds is None or not isinstance(ds.plan, Blocks):
+            return None
+        return {"keys": sum(r.nrows for r in ds.plan.refs), "bytes": sum(r.nbytes for r in ds.plan.refs)}
+
+    def state_at(self, t: int | None = None) -> Dataset:
+        """The (key, state) Dataset at batch time t (ms; default the latest remembered)."""
+        done = [k for k, v in self.generated.items() if v is not None]
+        if not done:
+            raise LookupError(f"{self.name} holds no state yet")
+        t = max(done) if t is None else t
+        if t not in self.generated:
+            raise LookupError(f"{self.name}: no state remembered at {t} (remembered: {sorted(done)})")
+        return self.table(self.generated[t])._narrow(KeyValueOnly())
+
+    def state_frame(self, t: int | None = None):
+        """The state at batch t as a pandas DataFrame with columns key and value (debugging)."""
+        import pandas as pd
+        recs = self.state_at(t).collect()
+        return pd.DataFrame(recs, columns=["key", "value"])
+
+    def state_snapshots(self) -> DStream:
+        """A stream of the (key, state) pairs of every key, every batch."""
+        return self._transform("state_snapshots", lambda ds: self.table(ds)._narrow(KeyValueOnly()))
+
+
+class UpdateStateDStream(StateDStream):
+    def __init__(self, ssc, parent, fn: Callable, n: int, initial: Any):
+        super().__init__(ssc, parent, n, initial)
+        self.builtin = fn if isinstance(fn, Updater) else None
+        self.fn = None if self.builtin else self._ship(fn)
+        if self.builtin is not None:
+            from runnel.kernels.state import warm
+            warm()  # in the driver, before any pool worker needs the kernel (numba#4807)
+
+    def new_data(self, ds: Dataset) -> Dataset:
+        if self.builtin is None:
+            return ds.group_by_key(self.n)
+        kind = self.builtin.kind
+        return ds._shuffle([ShuffleDep(ds._dep(), PartialBuckets(kind))], self.n, PartialReduce(kind))
+
+    def prepare_initial(self, t: int):
+        if self.builtin is None:
+            return None
+        return PrepareInitial(self.builtin.kind, t, bool(self.builtin.ttl_ms))
+
+    def update(self, prev, new, t):
+        if self.builtin is None:
+            op = UpdateByKey(self.fn, prev is not None)
+        else:
+            op = MergeBuiltin(self.builtin.kind, self.builtin.ttl_ms, t, prev is not None)
+        return prev.zip_partitions([new], op) if prev is not None else new.zip_partitions([], op)
+
+
+class MapWithStateDStream(StateDStream):
+    """The internal stream of mapWithState: state rows and mapped records of each batch."""
+
+    kind = "map_with_state"
+
+    def __init__(self, ssc, parent, spec: StateSpec, n: int):
+        super().__init__(ssc, parent, n, spec.initial)
+        self.fn = self._ship(spec.fn)
+        self.timeout_ms = 0 if spec.timeout_s is None else round(spec.timeout_s * 1000)
+
+    def new_data(self, ds):
+        return ds.partition_by(self.n)
+
+    def prepare_initial(self, t):
+        return PrepareInitial(None, t, True)
+
+    def update(self, prev, new, t):
+        op = MapWithStateOp(self.fn, self.timeout_ms, t, prev is not None)
+        return prev.zip_partitions([new], op) if prev is not None else new.zip_partitions([], op)
+
+    def table(self, ds):
+        return ds._narrow(StateRows())
+
+    def state_report(self, t):
+        ds = self.generated.get(t)
+        if ds is None or not isinstance(ds.plan, Blocks):
+            return None
+        store = self.ssc.context.executor.store
+        keys = sum(len(b) - int(np.count_nonzero(b.columns["_m"])) for b in map(store.get, ds.plan.refs)
+                   if len(b) and "_m" in b.columns)
+        return {"keys": keys, "bytes": sum(r.nbytes for r in ds.plan.refs)}
+
+
+class MappedDStream(DStream):
+    """What mapWithState returns: the mapped records; ``state_snapshots()`` gives the state."""
+
+    kind = "mapped_with_state"
+
+    def __init__(self, ssc, states: MapWithStateDStream):
+        super().__init__(ssc, [states])
+        self.states = states
+
+    def compute(self, t):
+        ds = self.states.get_or_compute(t)
+        return None if ds is None else ds._narrow(MappedRows())
+
+    def state_snapshots(self) -> DStream:
+        return self.states.state_snapshots()
+
+    def state_frame(self, t: int | None = None):
+        return self.states.state_frame(t)
+
+    stateSnapshots = state_snapshots
+
+
+StateDStream.stateSnapshots = StateDStream.state_snapshots
+
+
+# --- entry points (the DStream methods call these) ------------------------------------------
+
+def update_state_by_key(stream: DStream, updateFunc: Callable, numPartitions: int | None = None,
+                        initialRDD: Any = None) -> DStream:
+    """PySpark's updateStateByKey (see the module docstring and ``runnel.updaters``)."""
+    if not callable(updateFunc):
+        raise TypeError(f"updateStateByKey expects a function, got {type(updateFunc).__name__}")
+    return UpdateStateDStream(stream.ssc, stream, updateFunc, stream._n(numPartitions), initialRDD)
+
+
+def map_with_state(stream: DStream, spec: StateSpec) -> DStream:
+    """Spark's mapWithState: the stream of what ``spec``'s function returns per record."""
+    if not isinstance(spec, StateSpec):
+        raise TypeError(f"mapWithState expects a StateSpec (StateSpec.function(fn)), got {type(spec).__name__}")
+    states = MapWithStateDStream(stream.ssc, stream, spec, stream._n(spec.partitions))
+    return MappedDStream(stream.ssc, states)
+
+
+# --- checkpoint-ready tables -------------------------------------------------------------------
+
+def write_state_table(stream: DStream, directory: str, t: int | None = None) -> str:
+    """Write the state table of ``stream`` at batch t as Arrow IPC (zstd), one file per partition.
+
+    The files go to ``<directory>/<stream name>/state-<t>/part-NNNNN.arrow``; returns that directory.
+    """
+    from ..storage.ipc import write_batch
+    s = stream.states if isinstance(stream, MappedDStream) else stream
+    if not isinstance(s, StateDStream):
+        raise TypeError(f"{stream.name} is not a stateful stream")
+    done = [k for k, v in s.generated.items() if v is not None]
+    t = max(done) if t is None else t
+    ds = s.table(s.generated[t])
+    path = os.path.join(directory, s.name, f"state-{t}")
+    os.makedirs(path, exist_ok=True)
+    store = ds.ctx.executor.store
+    refs, owner = ds._materialize()
+    try:
+        for i, r in enumerate(refs):
+            with open(os.path.join(path, f"part-{i:05d}.arrow"), "wb") as fh:
+                write_batch(store.get(r), fh, "zstd")
+    finally:
+        if owner is not None:
+            owner.release()
+    return path
+
+
+def read_state_table(ctx, path: str) -> Dataset:
+    """A state table written by :func:`write_state_table`, as a Dataset with the same partitions."""
+    from ..storage.ipc import read_batch
+    parts = sorted(p for p in os.listdir(path) if p.startswith("part-"))
+    batches = []
+    for p in parts:
+        with open(os.path.join(path, p), "rb") as fh:
+            batches.append(read_batch(fh.read()))
+    return ctx.dataset_of(batches, f"state table {path}")
