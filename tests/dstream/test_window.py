@@ -12,6 +12,10 @@ from hypothesis import strategies as st
 from runnel.dstream import window as W
 from runnel.testing import assert_batches_equal
 
+# these tests are about what windows compute, not about checkpointing: no checkpoint directory is set,
+# so each windowed stream warns once at start (tests/dstream/test_window_reporting.py tests that warning)
+pytestmark = pytest.mark.filterwarnings("ignore:.*will not survive a restart:RuntimeWarning")
+
 RANGES5 = [list(range(i + 1)) for i in range(5)]
 RANGES6 = [list(range(i + 1)) for i in range(6)]
 

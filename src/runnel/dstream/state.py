@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import operator
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -34,12 +33,10 @@ from ..functions import Reducer
 from ..plan import Blocks, ShuffleDep
 from ..updaters import State, StateSpec, Updater
 from .base import DStream
+from .stateful import StatefulDStream
 
 __all__ = ["update_state_by_key", "map_with_state", "StateDStream", "MapWithStateDStream",
            "write_state_table", "read_state_table"]
-
-_warned_checkpoint: set = set()
-
 
 # --- partition ops (picklable; run in tasks) ---------------------------------------------
 
@@ -311,7 +308,7 @@ _MERGE = {"sum": "sum", "count": "sum", "mean": "sum", "min": "min", "max": "max
 
 # --- streams ---------------------------------------------------------------------------------
 
-class StateDStream(DStream):
+class StateDStream(StatefulDStream):
     """A stream whose Dataset at t is the state table after batch t (cached, one step of lineage)."""
 
     kind = "update_state_by_key"
@@ -355,29 +352,7 @@ class StateDStream(DStream):
         """The (key, state) table inside this stream's Dataset."""
         return ds
 
-    # -- memory -------------------------------------------------------------------------
-    def init_remember(self, ms: int) -> None:
-        super().init_remember(ms)
-        if self.ssc.checkpoint_dir is None and id(self) not in _warned_checkpoint:
-            _warned_checkpoint.add(id(self))
-            warnings.warn(f"{self.name}: no checkpoint directory is set (ssc.checkpoint(dir)); "
-                          "its state will not survive a restart", RuntimeWarning, stacklevel=2)
-
-    def forget_before(self, t: int) -> None:
-        super().forget_before(t)
-        for ds in self.generated.values():
-            # once computed, a state table is its blocks: dropping its lineage lets the previous
-            # table (which the lineage refers to) be freed as soon as the stream forgets it
-            if ds is not None and isinstance(ds.plan, Blocks):
-                ds._lineage = None
-
-    # -- observing ------------------------------------------------------------------------
-    def state_report(self, t: int) -> dict | None:
-        """{"keys": n, "bytes": b} of the state table at t, when it has been computed."""
-        ds = self.generated.get(t)
-        if ds is None or not isinstance(ds.plan, Blocks):
-            return None
-        return {"keys": sum(r.nrows for r in ds.plan.refs), "bytes": sum(r.nbytes for r in ds.plan.refs)}
+    # -- memory and observing: StatefulDStream (restart warning, lineage dropped, state_report) --
 
     def state_at(self, t: int | None = None) -> Dataset:
         """The (key, state) Dataset at batch time t (ms; default the latest remembered)."""

@@ -68,6 +68,7 @@ from ..batch import Batch, column_take, column_to_list, concat_batches, concat_c
 from ..dataset import Dataset
 from ..functions import Reducer, compile_binary, is_subtraction, warn_fallback
 from .base import DStream, to_ms
+from .stateful import StatefulDStream, blocks_report, drop_lineage
 
 #: Every K-th slide the window is recomputed exactly from its partials (see the module docstring).
 RECOMPUTE_EVERY = 16
@@ -105,12 +106,22 @@ def _slice(parent: DStream, after: int, upto: int) -> list[Dataset]:
     return out
 
 
+def _held(parent: DStream, after: int, upto: int) -> list[Dataset]:
+    """The parent's remembered Datasets at times in (after, upto] — never computes one."""
+    return [ds for t, ds in list(parent.generated.items()) if after < t <= upto and ds is not None]
+
+
 # --- the window primitive ------------------------------------------------------------
 
-class WindowedDStream(DStream):
-    """The parent's records of ``(t - window, t]``, every ``slide``."""
+class WindowedDStream(StatefulDStream):
+    """The parent's records of ``(t - window, t]``, every ``slide``.
+
+    What it keeps is the parent's cached Datasets of the window: it reports
+    their records and bytes (``state_report``).
+    """
 
     kind = "window"
+    kept = "window"
 
     def __init__(self, parent: DStream, window_ms: int, slide_ms: int):
         self.window_ms, self._slide = window_ms, slide_ms
@@ -132,6 +143,13 @@ class WindowedDStream(DStream):
         for d in dss[1:]:
             out = out.union(d)
         return out
+
+    # -- observing (StatefulDStream: restart warning) --------------------------------------
+    def state_report(self, t: int) -> dict | None:
+        """{"keys": records, "bytes": b} of the parent's cached batches in the window at t."""
+        if t not in self.generated:
+            return None
+        return blocks_report(_held(self.parents[0], t - self.window_ms, t))
 
 
 # --- keyed reduction of windows -----------------------------------------------------------
@@ -276,10 +294,16 @@ def overlay_exact(window: Batch, exact: Batch, inverse: _Inverse) -> Batch:
     return _pairs(wk, vals)
 
 
-class ReducedWindowedDStream(DStream):
-    """A keyed window reduction over cached per-slide partials (see the module docstring)."""
+class ReducedWindowedDStream(StatefulDStream):
+    """A keyed window reduction over cached per-slide partials (see the module docstring).
+
+    What it keeps: the window table (the next slide updates it) and the
+    partials of ``(t - window, t]`` (``state_report``: the table's keys, the
+    bytes of both).
+    """
 
     kind = "reduce_by_key_and_window"
+    kept = "window"
 
     def __init__(self, partials: DStream, reducer: Reducer, inverse: _Inverse | None, window_ms: int, slide_ms: int,
                  num_partitions: int, filter_fn: Callable | None):
@@ -322,6 +346,18 @@ class ReducedWindowedDStream(DStream):
         if self.filter_fn is not None:
             out = out.filter(self.filter_fn)
         return out
+
+    # -- memory and observing (StatefulDStream) -------------------------------------------
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)  # the window tables: lineage dropped (previous window, leaving partials)
+        # the partials are this window's own stream: once computed they are their blocks, like the tables
+        drop_lineage(self.parents[0].generated.values())
+
+    def state_report(self, t: int) -> dict | None:
+        """{"keys": keys of the window table at t, "bytes": b of that table and the window's partials}."""
+        if t not in self.generated:
+            return None
+        return blocks_report([self.generated[t]], _held(self.parents[0], t - self.window_ms, t))
 
 
 @dataclass(eq=False)

@@ -1,0 +1,86 @@
+"""What every stream that keeps data across batches shares (per-key state, windows).
+
+:class:`StatefulDStream` gives such a stream three things, one mechanism for all:
+
+* **one warning at start** when no checkpoint directory is set
+  (``ssc.checkpoint(dir)``): its state will not survive a restart;
+* **lineage dropped once computed**: a computed, cached table is its blocks;
+  forgetting its plan lets the tables and partials it was computed from
+  (previous state, previous window, leaving partials) be freed as soon as
+  the stream forgets them, so memory is bounded by what the stream reports;
+* **a report per batch**, ``state_report(t) -> {"keys": n, "bytes": b}`` or
+  None, which the scheduler collects into ``BatchInfo.state_tables`` under
+  the stream's (stable) name. The default reports the stream's own Dataset
+  at t; streams keeping more (windows: their partials) override it with
+  :func:`blocks_report` over everything they hold.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterable
+
+from ..dataset import Dataset
+from ..plan import Blocks
+from .base import DStream
+
+__all__ = ["StatefulDStream", "warn_without_checkpoint", "drop_lineage", "blocks_report"]
+
+
+def warn_without_checkpoint(stream: DStream, what: str = "state", stacklevel: int = 3) -> None:
+    """Warn once per stream, when no checkpoint directory is set, that ``what`` will not survive a restart."""
+    if stream.ssc.checkpoint_dir is None and not getattr(stream, "_warned_no_checkpoint", False):
+        stream._warned_no_checkpoint = True
+        warnings.warn(f"{stream.name}: no checkpoint directory is set (ssc.checkpoint(dir)); "
+                      f"its {what} will not survive a restart", RuntimeWarning, stacklevel=stacklevel)
+
+
+def drop_lineage(datasets: Iterable[Dataset | None]) -> None:
+    """Forget the plans computed, cached Datasets were built from (their blocks stay)."""
+    for ds in list(datasets):  # a copy: the generator thread may add the next batch meanwhile
+        # once computed, a table is its blocks: dropping its lineage lets what the lineage refers to
+        # (the previous table, partials, raw input) be freed as soon as its own stream forgets it
+        if ds is not None and isinstance(ds.plan, Blocks):
+            ds._lineage = None
+
+
+def blocks_report(tables: Iterable[Dataset | None], held: Iterable[Dataset | None] = ()) -> dict:
+    """{"keys": rows of ``tables``, "bytes": bytes of ``tables`` and ``held``}, over computed Datasets.
+
+    Datasets not computed (yet) hold no blocks and count for nothing; a block
+    held by several of them is counted once.
+    """
+    seen: set = set()
+    out = {"keys": 0, "bytes": 0}
+    for counts_rows, group in ((True, tables), (False, held)):
+        for ds in group:
+            if ds is None or not isinstance(ds.plan, Blocks):
+                continue
+            for r in ds.plan.refs:
+                if r.id not in seen:
+                    seen.add(r.id)
+                    out["bytes"] += r.nbytes
+                    out["keys"] += r.nrows if counts_rows else 0
+    return out
+
+
+class StatefulDStream(DStream):
+    """A stream that keeps data across batches (see the module docstring)."""
+
+    #: what the restart warning says will be lost
+    kept = "state"
+
+    def init_remember(self, ms: int) -> None:
+        super().init_remember(ms)
+        warn_without_checkpoint(self, self.kept)
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        drop_lineage(self.generated.values())
+
+    def state_report(self, t: int) -> dict | None:
+        """{"keys": n, "bytes": b} of the table at t, when it has been computed."""
+        ds = self.generated.get(t)
+        if ds is None or not isinstance(ds.plan, Blocks):
+            return None
+        return {"keys": sum(r.nrows for r in ds.plan.refs), "bytes": sum(r.nbytes for r in ds.plan.refs)}
