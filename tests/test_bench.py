@@ -2,6 +2,7 @@
 
 import pytest
 
+from runnel.batch import concat_batches
 from runnel.bench import compare
 from runnel.bench import workloads as wl
 
@@ -25,6 +26,64 @@ def test_every_system_computes_the_same_aggregates_on_the_same_batch():
         assert wl.result_summary(got) == pytest.approx(expected)
 
 
+def _run_stream(name, batches, variant=None, quick=True):
+    """A workload's runnel stream on ``local`` over ``batches``: its last output and its state table (W4)."""
+    import collections
+    import warnings
+
+    from runnel import Context, ManualClock, StreamingContext
+    w = wl.WORKLOADS[name]
+    with Context("local") as ctx:
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        queue, last = collections.deque(batches), [None]
+        stream = wl.dstream_pipeline(name, ssc.queue_stream(queue), variant, quick)
+        stream.foreach_rdd(lambda rdd: last.__setitem__(0, rdd.count() if w.output == "count" else rdd.to_batch()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no checkpoint directory: expected
+            ssc.start()
+        try:
+            ssc.run_batches(len(batches))
+            state = wl.state_table(stream) if w.output == "count" else None
+        finally:
+            ssc.stop(stop_spark_context=False)
+    return last[0], state
+
+
+def test_window_workload_agrees_with_pandas_and_polars_every_slide_after_the_window_fills():
+    w = wl.WORKLOADS["W3"]
+    assert w.window == 20 and w.min_warmup() == 21 and w.min_warmup(quick=True) == w.window_batches(True) + 1
+    batches = wl.make_batches("W3", w.window_batches(True) + 3, n=300)
+    pd_step, pl_step = wl.pandas_runner(w, quick=True), wl.polars_runner(w, quick=True)
+    for b in batches:
+        expected = wl.result_summary(pd_step(wl.to_pandas(b)))
+        assert wl.result_summary(pl_step(wl.to_polars(b))) == pytest.approx(expected)
+    # the pandas window sums the last `window` batches; keys whose records all left stay (at ~0), as in
+    # PySpark's incremental window without a filterFunc -- and so in runnel's
+    recent = wl.pandas_batch(wl.to_pandas(concat_batches(batches[-w.window_batches(True):])))
+    assert float(pd_step.total.sum()) == pytest.approx(float(recent.sum()))
+    assert pd_step.total.loc[recent.index].to_numpy() == pytest.approx(recent.to_numpy())
+    assert len(pd_step.total) > len(recent)
+    got, _ = _run_stream("W3", batches)
+    assert wl.result_summary(got) == pytest.approx(expected)
+
+
+def test_state_workload_variants_agree_with_pandas_and_polars():
+    w = wl.WORKLOADS["W4"]
+    assert w.keys == 1_000_000 and w.variants == ("python", "running_sum", "map_with_state")
+    batches = wl.make_batches("W4", 3, n=200)
+    assert int(max(b["key"].max() for b in batches)) > 100_000  # W4's key range, not W2's
+    pd_step, pl_step = wl.pandas_runner(w), wl.polars_runner(w)
+    for b in batches:
+        expected = wl.result_summary(pd_step(wl.to_pandas(b)))
+        assert wl.result_summary(pl_step(wl.to_polars(b))) == pytest.approx(expected)
+    assert expected[0] > len(batches[0])  # the state outgrows a batch
+    for variant in w.variants:
+        count, state = _run_stream("W4", batches, variant)
+        assert wl.result_summary(state) == pytest.approx(expected), variant
+        if variant != "map_with_state":  # mapWithState's stream is the mapped records, one per input record
+            assert count == expected[0]
+
+
 def test_compare_quick_prints_a_table_with_ratios_and_skips_missing_pyspark(capsys, monkeypatch):
     monkeypatch.setattr(compare, "pyspark_missing", lambda: "pyspark is not installed")
     code = compare.main(["--quick", "--batches", "1", "--warmup", "1",
@@ -34,9 +93,14 @@ def test_compare_quick_prints_a_table_with_ratios_and_skips_missing_pyspark(caps
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("workload"))
     table = "\n".join(lines[head:])
-    for name in ("W1", "W2", "W5"):
+    for name in ("W1", "W2", "W3", "W4", "W5"):
         assert f"\n{name} " in "\n" + table
-    assert table.count("runnel local ") == 3 and table.count("pandas ") >= 3
+    # W4 runs three runnel variants
+    rows = [line for line in lines[head:] if not line.startswith(("state:", "target:", "note:"))]
+    assert sum("runnel local " in line for line in rows) == 7 and sum("pandas " in line for line in rows) >= 5
+    for variant in ("python", "running_sum", "map_with_state"):
+        assert f"runnel local {variant} " in table
+    assert "state: W4 runnel local running_sum: " in out and "bytes/key" in out
     assert "÷pandas" in table and "x  " in table  # a ratio was printed
     assert "skipped: pyspark is not installed" in table
     assert "MISMATCH" not in table and "FAILED" not in table

@@ -5,7 +5,9 @@
   call that does the same job (the figure worth quoting is the ratio), plus
   the cost of a cold Numba compile.
 * ``pipelines`` — W1 and W2 of ANCHORS.md through a real StreamingContext
-  (``local``, ``local[2]``) against pandas / polars per batch.
+  (``local``, ``local[2]``) against pandas / polars per batch; W3 (sliding
+  window) and W4 (running state, three updaters) in steady state; W4's
+  state memory (``track_state_bytes_per_key``, ``peakmem_w4``).
 * ``scheduler`` — W5 (10-record batches), the empty-batch overhead and the
   time to a first result.
 
@@ -63,6 +65,11 @@ def skip_unless_importable(module: str) -> None:
         raise NotImplementedError(f"{module} is not installed") from None
 
 
+def _workload_output(workload: str) -> str:
+    from runnel.bench.workloads import WORKLOADS
+    return WORKLOADS[workload].output
+
+
 class RunnelStream:
     """A started StreamingContext running a workload's pipeline on a queue.
 
@@ -72,7 +79,7 @@ class RunnelStream:
     until the foreachRDD output holds the result (columnar, in the driver).
     """
 
-    def __init__(self, master: str, workload: str):
+    def __init__(self, master: str, workload: str, variant: str | None = None):
         from runnel import Context, ManualClock, StreamingContext
         from runnel.bench.workloads import dstream_pipeline
         from runnel.kernels import warm
@@ -81,11 +88,14 @@ class RunnelStream:
         self.ssc = StreamingContext(self.ctx, 1, clock=ManualClock())
         self.queue: collections.deque = collections.deque()
         self.last = [None]
-        dstream_pipeline(workload, self.ssc.queue_stream(self.queue)).foreach_rdd(self._output)
+        self.output = _workload_output(workload)
+        self.stream = dstream_pipeline(workload, self.ssc.queue_stream(self.queue), variant)
+        self.stream.foreach_rdd(self._output)
         self.ssc.start()
 
     def _output(self, rdd) -> None:
-        self.last[0] = rdd.to_batch()
+        # W4's state stays in the workers (count); the others come to the driver, columnar
+        self.last[0] = rdd.count() if self.output == "count" else rdd.to_batch()
 
     def partitions(self, batch):
         from runnel.dataset import split_slices

@@ -1,7 +1,8 @@
 """Side-by-side comparison: ``python -m runnel.bench.compare [--quick] [--batches N] [--only W1,W2]``.
 
-Runs the ANCHORS workloads (W1 word count, W2 int reduceByKey, W5 tiny
-batches; see :mod:`runnel.bench.workloads`) in one process on:
+Runs the ANCHORS workloads (W1 word count, W2 int reduceByKey, W3 sliding
+window, W4 running state, W5 tiny batches; see :mod:`runnel.bench.workloads`)
+in one process on:
 
 * runnel ``local`` and ``local[2]`` — a real :class:`~runnel.StreamingContext`
   on a :class:`~runnel.ManualClock`, fed by ``queue_stream``, results brought
@@ -20,6 +21,17 @@ has the batch's result in the driver. Kernels are warmed first
 so no Numba compilation is timed. The figure is records per second over the
 median batch. Context (process pool) start-up is reported separately.
 
+W3/W4 are timed the same way, in steady state: the warm-up is at least what
+the workload needs (W3: the window fills, 21 batches; W4: the state reaches
+~1M keys, 5 batches). W4's timed output is the state table's ``count()``
+(the table stays in the workers, as it would feeding a sink); the final
+state is brought to the driver, untimed, to check it against pandas. W4 runs
+three runnel variants (a Python updater, the built-in ``running_sum()``,
+mapWithState), and prints the bytes per key of the state table from the
+listener's ``BatchInfo.state_tables``. The issue-3 targets (W3 >= 3x pandas,
+W4 with the built-in updater >= 4x pandas, < 40 bytes of state per key) are
+printed with what was measured.
+
 W5: 10-record batches are queued and ``ssc.run_batches(n)`` advances the
 clock n intervals and waits for each; batches/s is the median over rounds.
 The empty-batch overhead is the same with nothing queued (ms per batch).
@@ -37,6 +49,7 @@ import platform
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -48,7 +61,10 @@ from .workloads import WORKLOADS, Workload
 
 ALL_SYSTEMS = ("runnel-local", "runnel-local[2]", "pandas", "polars", "pyspark")
 #: runnel's aims on local[2] (ANCHORS.md), printed next to the results.
-AIMS = {"W1": 50e6, "W2": 150e6, "W5": 2000.0}
+AIMS = {"W1": 50e6, "W2": 150e6, "W3": 150e6, "W4": 100e6, "W5": 2000.0}
+#: issue 3's bars on local[2]: throughput over pandas per batch, and bytes of state per key
+TARGETS = {"W3": 3.0, "W4": 4.0}
+STATE_BYTES_PER_KEY = 40
 
 
 @dataclass
@@ -60,6 +76,8 @@ class Result:
     empty_ms: float | None = None        # W5: median ms per empty batch
     summary: tuple | None = None         # (keys, total) of the last output
     note: str = ""
+    mean_ms: float | None = None         # mean ms per measured batch (W3: includes the periodic exact recompute)
+    state: dict | None = None            # stream name -> {"keys", "bytes"} after the last batch (BatchInfo)
 
 
 @dataclass
@@ -70,30 +88,62 @@ class Settings:
     rounds: int = 5
     tiny_per_round: int = 200
     seed: int = wl.DEFAULT_SEED
-    workloads: tuple = ("W1", "W2", "W5")
+    workloads: tuple = ("W1", "W2", "W3", "W4", "W5")
     systems: tuple = ALL_SYSTEMS
     notes: list = field(default_factory=list)
+
+    def warmup_for(self, w: Workload) -> int:
+        """Uncounted batches for ``w``: --warmup, or more when the workload needs it (W3, W4)."""
+        return max(self.warmup, w.min_warmup(self.quick))
 
 
 # --- runnel ------------------------------------------------------------------------
 
-def _runnel_stream(ssc, w: Workload, queue, last: list):
-    """The workload on ``queue``; its output keeps the last batch's result (columnar) in ``last[0]``."""
+def _runnel_stream(ssc, w: Workload, queue, last: list, variant: str | None = None, quick: bool = False):
+    """The workload on ``queue``; its output keeps the last batch's result in ``last[0]``.
+
+    The result is columnar (``to_batch``), or for a ``count`` output (W4) the
+    number of rows: the state table stays in the workers. Returns the stream.
+    """
 
     def output(rdd):
-        last[0] = rdd.to_batch()
+        last[0] = rdd.count() if w.output == "count" else rdd.to_batch()
 
-    wl.dstream_pipeline(w, ssc.queue_stream(queue)).foreach_rdd(output)
+    stream = wl.dstream_pipeline(w, ssc.queue_stream(queue), variant, quick)
+    stream.foreach_rdd(output)
+    return stream
 
 
-def run_runnel_batches(ctx, w: Workload, batches: list, warmup: int) -> Result:
-    """W1/W2 on a StreamingContext over ``ctx``: ms per batch from submission through output."""
+def _state_listener():
+    """A listener keeping the last batch's ``BatchInfo.state_tables`` (keys and bytes of each state table)."""
+    from ..listener import StreamingListener
+
+    class StateTables(StreamingListener):
+        def __init__(self):
+            super().__init__()
+            self.last: dict = {}
+
+        def onBatchCompleted(self, batchCompleted):
+            self.last = dict(batchCompleted.batch_info.state_tables)
+
+    return StateTables()
+
+
+def run_runnel_batches(ctx, w: Workload, batches: list, warmup: int, variant: str | None = None,
+                       quick: bool = False) -> Result:
+    """W1-W4 on a StreamingContext over ``ctx``: ms per batch from submission through output."""
+    import warnings
+
     from .. import ManualClock, StreamingContext
     from ..dataset import split_slices
     ssc = StreamingContext(ctx, 1, clock=ManualClock())
     queue: collections.deque = collections.deque()
     last: list = [None]
-    _runnel_stream(ssc, w, queue, last)
+    # "no checkpoint directory is set": expected here (warned when the stream starts), the bench does not recover
+    warnings.filterwarnings("ignore", message=".*no checkpoint directory is set.*", category=RuntimeWarning)
+    stream = _runnel_stream(ssc, w, queue, last, variant, quick)
+    tables = _state_listener()
+    ssc.add_streaming_listener(tables)
     k = ctx.default_parallelism
     times = []
     ssc.start()
@@ -104,10 +154,13 @@ def run_runnel_batches(ctx, w: Workload, batches: list, warmup: int) -> Result:
             queue.append(ctx.dataset_of(parts, f"{w.name} input"))
             ssc.run_batches(1)
             times.append(time.perf_counter() - t0)
+        # W4: the final state comes to the driver after the clock (the timed output only counted it)
+        final = wl.state_table(stream) if w.output == "count" else last[0]
     finally:
         ssc.stop(stop_spark_context=False)
     med = statistics.median(times[warmup:])
-    return Result(w.name, "", w.records(len(batches[0])) / med, med * 1e3, summary=wl.result_summary(last[0]))
+    return Result(w.name, "", w.records(len(batches[0])) / med, med * 1e3, summary=wl.result_summary(final),
+                  mean_ms=statistics.mean(times[warmup:]) * 1e3, state=tables.last or None)
 
 
 def run_runnel_tiny(ctx, w: Workload, tiny: list, s: Settings) -> Result:
@@ -152,15 +205,16 @@ def run_runnel(master: str, data: dict, s: Settings) -> list[Result]:
     try:
         for name in s.workloads:
             w = WORKLOADS[name]
-            try:
-                if name == "W5":
-                    r = run_runnel_tiny(ctx, w, data[name], s)
-                else:
-                    r = run_runnel_batches(ctx, w, data[name], s.warmup)
-            except Exception as e:  # keep going: one failing workload must not hide the others
-                r = Result(name, "", note=f"FAILED: {type(e).__name__}: {e}")
-            r.system = f"runnel {master}"
-            out.append(r)
+            for variant in w.variants:
+                try:
+                    if name == "W5":
+                        r = run_runnel_tiny(ctx, w, data[name], s)
+                    else:
+                        r = run_runnel_batches(ctx, w, data[name], s.warmup_for(w), variant, s.quick)
+                except Exception as e:  # keep going: one failing workload must not hide the others
+                    r = Result(name, "", note=f"FAILED: {type(e).__name__}: {e}")
+                r.system = f"runnel {master}" + (f" {variant}" if variant else "")
+                out.append(r)
     finally:
         ctx.stop()
     return out
@@ -172,10 +226,12 @@ def _numba_cache() -> str:
 
 # --- per-batch baselines (pandas, polars) -------------------------------------------------
 
-def run_frames(system: str, compute: Callable, convert: Callable, data: dict, s: Settings) -> list[Result]:
+def run_frames(system: str, runner: Callable, convert: Callable, data: dict, s: Settings) -> list[Result]:
+    """A per-batch baseline; ``runner(workload, quick)`` gives a fresh step (stateful for W3/W4)."""
     out = []
     for name in s.workloads:
         w = WORKLOADS[name]
+        compute = runner(w, s.quick)
         try:
             frames = [convert(b) for b in data[name]]  # conversion is not timed
             if name == "W5":
@@ -201,7 +257,7 @@ def run_frames(system: str, compute: Callable, convert: Callable, data: dict, s:
                     t0 = time.perf_counter()
                     res = compute(f)
                     times.append(time.perf_counter() - t0)
-                med = statistics.median(times[s.warmup:])
+                med = statistics.median(times[s.warmup_for(w):])
                 r = Result(name, system, w.records(len(data[name][0])) / med, med * 1e3,
                            summary=wl.result_summary(res))
         except Exception as e:
@@ -255,24 +311,30 @@ def run_pyspark(data: dict, s: Settings) -> list[Result]:
                 for r in rdds:
                     r.count()  # materialise before the stream starts
                 ssc = StreamingContext(sc, 0.2 if name == "W5" else 1)
+                if w.window or w.output == "count":  # windows with an inverse and state need a checkpoint dir
+                    ssc.checkpoint(tempfile.mkdtemp(prefix="runnel-bench-spark-"))
                 delays = Delays()
                 ssc.addStreamingListener(delays)
                 last: list = [None]
-                stream = wl.dstream_pipeline(w, ssc.queueStream(rdds))
-                stream.foreachRDD(lambda rdd: last.__setitem__(0, rdd.collect()))
+                stream = wl.dstream_pipeline(w, ssc.queueStream(rdds), quick=s.quick)
+                if w.output == "count":  # W4: the state stays in Spark; (keys, total) of it, not 1M records
+                    stream.foreachRDD(lambda rdd: last.__setitem__(0, (rdd.count(), float(rdd.values().sum()))))
+                else:
+                    stream.foreachRDD(lambda rdd: last.__setitem__(0, rdd.collect()))
                 ssc.start()
                 deadline = time.time() + 600
                 while len(delays.ms) < len(rdds) and time.time() < deadline:
                     time.sleep(0.05)
                 ssc.stop(stopSparkContext=False, stopGraceFully=False)
-                ms = delays.ms[s.warmup:] or delays.ms
+                ms = delays.ms[s.warmup_for(w):] or delays.ms
                 med = statistics.median(ms) / 1e3
                 if name == "W5":
                     out.append(Result(name, "pyspark local[2]", 1 / med, med * 1e3, summary=wl.result_summary(last[0]),
                                       note="processing delay only"))
                 else:
+                    summary = last[0] if isinstance(last[0], tuple) else wl.result_summary(last[0])
                     out.append(Result(name, "pyspark local[2]", w.records(len(batches[0])) / med, med * 1e3,
-                                      summary=wl.result_summary(last[0]), note="processing delay"))
+                                      summary=summary, note="processing delay"))
             except Exception as e:
                 out.append(Result(name, "pyspark local[2]", note=f"FAILED: {type(e).__name__}: {e}"))
     finally:
@@ -333,6 +395,57 @@ def format_table(results: list[Result], s: Settings) -> str:
     return "\n".join(out)
 
 
+def state_lines(results: list[Result], s: Settings) -> list[str]:
+    """Bytes per key of every state/window table runnel reported after its last batch (BatchInfo.state_tables)."""
+    out = []
+    for r in results:
+        if not r.state or not r.system.startswith("runnel"):
+            continue
+        for stream, t in sorted(r.state.items()):
+            keys, nbytes = t.get("keys", 0), t.get("bytes", 0)
+            per = f"{nbytes / keys:.1f} bytes/key" if keys else "no keys"
+            out.append(f"state: {r.workload} {r.system}: {stream}: {keys:,} keys, {nbytes / 2**20:,.1f} MiB, {per}")
+    if any(r.state and "map_with_state" in r.system for r in results):
+        out.append("state: mapWithState's table also holds the batch's mapped records (its bytes/key overstates "
+                   "the state)")
+    return out
+
+
+def _bytes_per_key(r: Result) -> float | None:
+    tables = [t for t in (r.state or {}).values() if t.get("keys")]
+    if not tables:
+        return None
+    return sum(t["bytes"] for t in tables) / sum(t["keys"] for t in tables)
+
+
+def target_lines(results: list[Result], s: Settings) -> list[str]:
+    """Issue 3's targets (local[2]) next to what was measured."""
+    out = []
+    pandas = {r.workload: r for r in results if r.system == "pandas"}
+    for name, bar in TARGETS.items():
+        if name not in s.workloads:
+            continue
+        base = pandas.get(name)
+        mine = [r for r in results if r.workload == name and r.system.startswith("runnel local[2]")]
+        if name == "W4":  # the bar is for the built-in / compiled updater
+            mine = [r for r in mine if r.system.endswith("running_sum")]
+        for r in mine:
+            if base is None or not base.rate or not r.rate:
+                out.append(f"target: {name} {r.system} >= {bar:g}x pandas: not measured")
+                continue
+            x = r.rate / base.rate
+            out.append(f"target: {name} {r.system} >= {bar:g}x pandas per batch: {x:.2f}x "
+                       f"({'met' if x >= bar else 'NOT met'})")
+    if "W4" in s.workloads:
+        for r in results:
+            if r.workload == "W4" and r.system.startswith("runnel local[2]") and r.state:
+                b = _bytes_per_key(r)
+                if b is not None:
+                    out.append(f"target: W4 {r.system} state < {STATE_BYTES_PER_KEY} bytes/key: {b:.1f} "
+                               f"({'met' if b < STATE_BYTES_PER_KEY else 'NOT met'})")
+    return out
+
+
 def header(s: Settings) -> str:
     import numba
     import pandas
@@ -344,7 +457,10 @@ def header(s: Settings) -> str:
         vers.append(f"polars {polars.__version__}")
     except ImportError:
         pass
+    more = [f"{n} {s.warmup_for(WORKLOADS[n])}" for n in s.workloads
+            if n != "W5" and s.warmup_for(WORKLOADS[n]) != s.warmup]
     how = (f"median of {s.batches} batches after {s.warmup} warm-up" +
+           (f" ({', '.join(more)}: steady state)" if more else "") +
            (f"; W5: median of {s.rounds} rounds of {s.tiny_per_round} batches" if "W5" in s.workloads else ""))
     return (f"runnel bench{' (--quick: tiny sizes, figures meaningless)' if s.quick else ''}\n"
             f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, "
@@ -368,7 +484,7 @@ def build_data(s: Settings) -> dict:
         if name == "W5":
             data[name] = wl.make_batches(name, s.tiny_per_round, quick=s.quick, seed=s.seed)
         else:
-            data[name] = wl.make_batches(name, s.warmup + s.batches, quick=s.quick, seed=s.seed)
+            data[name] = wl.make_batches(name, s.warmup_for(WORKLOADS[name]) + s.batches, quick=s.quick, seed=s.seed)
     return data
 
 
@@ -416,14 +532,14 @@ def main(argv: list[str] | None = None) -> int:
         if system.startswith("runnel-"):
             results += run_runnel(system.removeprefix("runnel-"), data, s)
         elif system == "pandas":
-            results += run_frames("pandas", wl.pandas_batch, wl.to_pandas, data, s)
+            results += run_frames("pandas", wl.pandas_runner, wl.to_pandas, data, s)
         elif system == "polars":
             try:
                 import polars  # noqa: F401
             except ImportError:
                 results += [Result(n, "polars", note="skipped: polars is not installed") for n in s.workloads]
                 continue
-            results += run_frames("polars", wl.polars_batch, wl.to_polars, data, s)
+            results += run_frames("polars", wl.polars_runner, wl.to_polars, data, s)
         elif system == "pyspark":
             why = pyspark_missing()
             if why:
@@ -443,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     aims = ", ".join(f"{n} >= {AIMS[n] / 1e6:g} M/s" if WORKLOADS[n].unit == "records/s"
                      else f"{n} >= {AIMS[n]:,.0f} /s" for n in s.workloads)
     print(f"note: runnel's aims on local[2] (ANCHORS.md): {aims}")
+    for line in state_lines(results, s) + target_lines(results, s):
+        print(line)
     print("note: ÷pandas / ÷polars = runnel throughput / baseline throughput (above 1 = runnel faster); "
           "'empty ms' = per-batch time of a batch with no records; 'check' compares keys and totals with pandas")
     print(f"total {time.perf_counter() - t_start:.1f} s; load average at the end {_load()}")
