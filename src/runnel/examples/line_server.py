@@ -56,7 +56,9 @@ class LineServer:
         self.stop()
 
     def _lines(self, rng: np.random.Generator, n: int) -> list[str]:
-        ranks = np.minimum(rng.zipf(1.3, size=(n, self.words_per_line)), len(VOCABULARY)) - 1
+        # Zipf(1.3) bounded to the vocabulary: P(rank k) is proportional to k ** -1.3
+        weights = np.arange(1, len(VOCABULARY) + 1, dtype=np.float64) ** -1.3
+        ranks = rng.choice(len(VOCABULARY), size=(n, self.words_per_line), p=weights / weights.sum())
         return [" ".join(VOCABULARY[r] for r in row) for row in ranks]
 
     def _accept_loop(self) -> None:
