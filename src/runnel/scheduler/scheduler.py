@@ -37,6 +37,7 @@ from ..listener import BatchEvent, BatchInfo, OutputOperationEvent, OutputOperat
 
 log = logging.getLogger("runnel.scheduler")
 _KEEP_INFOS = 1000
+_STOP_WAIT = 30.0   # seconds a non-graceful stop waits for the running batch
 
 
 @dataclass
@@ -90,7 +91,11 @@ class JobScheduler:
             self._drain_queue()
         self.queue.put(None)
         if self._runner is not None and self._runner is not threading.current_thread():
-            self._runner.join(timeout)
+            # a graceful stop waits for every queued batch; otherwise a job stuck in user code
+            # must not hang stop() forever (the runner is a daemon thread)
+            self._runner.join(timeout if wait_for_queue else (timeout or _STOP_WAIT))
+            if self._runner.is_alive():
+                log.warning("runnel: stopped while batch %s was still running", self.running)
 
     def _drain_queue(self) -> None:
         while True:
@@ -110,7 +115,11 @@ class JobScheduler:
                 return
             if self._stop_generating.is_set():
                 return
-            self._generate(t)
+            try:
+                self._generate(t)
+            except Exception as e:  # the engine failed to build batch t: say so, keep generating
+                log.exception("runnel: could not generate the batch at %s ms", t)
+                self._remember(e)
             self.next_ms = t + interval
 
     def _generate(self, t: int) -> None:
@@ -180,6 +189,10 @@ class JobScheduler:
         from ..listener import ms_to_datetime
         log.error("runnel: output %s failed for batch %s: %s: %s", out.name, ms_to_datetime(t),
                   type(e).__name__, e)
+        self._remember(e)
+
+    def _remember(self, e: BaseException) -> None:
+        """Keep the first error for await_termination to re-raise."""
         with self.cond:
             if self.error is None:
                 self.error = e
