@@ -40,3 +40,31 @@ def test_batches_generated_while_one_runs_wait_their_turn(ctx):
     # the queued batches were submitted at 3000 ms (clock time) and started only after batch 1 ended
     assert all(i.scheduling_delay is not None and i.scheduling_delay >= 0 for i in delays.infos)
     assert delays.infos[1].submission_time == 3000 and delays.infos[1].processing_start_time == 3000
+
+
+def test_a_batch_the_engine_fails_to_build_is_reported_and_later_batches_run(ctx, monkeypatch):
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    out = []
+    ssc.queue_stream([[1], [2]]).foreach_rdd(lambda rdd: out.append(rdd.collect()))
+    real = ssc._graph.num_records
+    calls = []
+
+    def broken_once(t):
+        calls.append(t)
+        if len(calls) == 1:
+            raise RuntimeError("bookkeeping broke")
+        return real(t)
+
+    monkeypatch.setattr(ssc._graph, "num_records", broken_once)
+    ssc.start()
+    ssc.clock.advance(1000)
+    ssc.clock.advance(1000)
+    ssc._scheduler.wait_for_batch(2000, 30)
+    ssc.stop(stop_spark_context=False)
+    assert out == [[2]]                               # batch 1 was lost to the engine error, batch 2 ran
+    try:
+        ssc.await_termination(timeout=0)
+    except RuntimeError as e:
+        assert "bookkeeping broke" in str(e)
+    else:
+        raise AssertionError("the engine error was not reported")
