@@ -209,9 +209,6 @@ def remove_prefix(directory: str, prefix: str) -> int:
 
 #: Blocks up to this size are written from one buffer and read with read(2) rather than mapped.
 _SMALL = 64 * 1024
-#: At most this many released block files (and bytes) a driver keeps to write new blocks into.
-_SPARE_FILES = 16
-_SPARE_BYTES = 256 << 20
 
 
 class FileStore(BlockStore):
@@ -385,12 +382,6 @@ class SharedMemoryStore(FileStore):
         # W5 (10-record batches) on local[2]: ~8 file writes and reads per batch saved.
         self._held: dict[str, BlockRef] = {}
         self._mem = MemoryStore() if self._owner and hold_small else None
-        # The driver also recycles the files of released big blocks: writing into a tmpfs
-        # file's existing pages skips the kernel's page allocation and zeroing (8 MB: 2.8 ms
-        # to overwrite vs 5.6 ms to write a new file and unlink it). Bounded by _SPARE_*.
-        self._spares: list[tuple[int, str]] = []      # (bytes, file name), owner only
-        self._spare_bytes = 0
-        self._spare_ids = itertools.count()
 
     def put(self, batch: Batch) -> BlockRef:
         if self._mem is None or batch.nbytes() > _SMALL:
@@ -417,54 +408,7 @@ class SharedMemoryStore(FileStore):
         inner = self._held.pop(block_id, None)
         if inner is not None:
             self._mem.release([inner])
-        if not self._recycle(block_id):
-            super()._free(block_id)
-
-    def _recycle(self, block_id: str) -> bool:
-        """Keep a released block's file as a spare to write into; False when not kept."""
-        if not self._owner or self._closed:
-            return False
-        path = os.path.join(self.directory, block_id)
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
-            return False
-        with self._lock:
-            if size <= _SMALL or len(self._spares) >= _SPARE_FILES or self._spare_bytes + size > _SPARE_BYTES:
-                return False
-            name = f"{self.prefix}spare.{next(self._spare_ids)}"
-            os.rename(path, os.path.join(self.directory, name))
-            self._spares.append((size, name))
-            self._spare_bytes += size
-        return True
-
-    def _take_spare(self, need: int) -> str | None:
-        """The smallest spare file of at least ``need`` bytes, else the largest (it grows)."""
-        with self._lock:
-            if not self._spares:
-                return None
-            fits = [s for s in self._spares if s[0] >= need]
-            pick = min(fits) if fits else max(self._spares)
-            self._spares.remove(pick)
-            self._spare_bytes -= pick[0]
-            return pick[1]
-
-    def _write(self, block_id: str, batch: Batch) -> int:
-        spare = self._take_spare(batch.nbytes()) if self._owner and batch.nbytes() > _SMALL else None
-        if spare is None:
-            return super()._write(block_id, batch)
-        path = os.path.join(self.directory, block_id)
-        os.rename(os.path.join(self.directory, spare), path)
-        try:
-            with open(path, "r+b") as f:
-                sink = pa.PythonFile(f, mode="w")
-                write_batch(batch, sink, self.compression)
-                size = sink.tell()
-                f.truncate(size)
-            return size
-        except BaseException:
-            _unlink(path)
-            raise
+        super()._free(block_id)
 
     @staticmethod
     def _take_lock(directory: str, prefix: str) -> int:
