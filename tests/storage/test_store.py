@@ -153,3 +153,19 @@ def test_memory_store_keeps_numeric_columns_as_is():
     ref = s.put(b)
     assert s.get(ref)["value"] is b["value"]
     s.close()
+
+
+def test_a_batch_read_from_a_released_block_never_changes():
+    # get() of a big block is a zero-copy view of its file; user code may keep it (to_batch, to_pandas)
+    # after the block is released, so released files must never be written into again
+    s = SharedMemoryStore()
+    try:
+        n = 200_000
+        ref = s.put(Batch.from_pairs(np.arange(n), np.ones(n)))
+        view = s.get(ref)
+        s.release([ref])
+        for i in range(3):
+            s.put(Batch.from_pairs(np.full(n, -i - 1), np.zeros(n)))
+        assert view["key"][:3].tolist() == [0, 1, 2] and float(view["value"].sum()) == n
+    finally:
+        s.close()
