@@ -16,7 +16,25 @@ IMPLS = ["runnel-local", "runnel-local[2]", "pandas", "polars"]
 DISTINCT = 3
 
 
-class Pipeline:
+class _Steps:
+    """What the per-batch benchmarks share: ``setup`` sets ``step`` (one batch), ``records``, ``stream``."""
+
+    track_repeat = 5
+
+    def teardown(self, workload, impl):
+        if self.stream is not None:
+            self.stream.close()
+
+    def time_batch(self, workload, impl):
+        self.step()
+
+    def track_records_per_s(self, workload, impl):
+        return self.records / median_seconds(self.step, repeat=self.track_repeat)
+
+    track_records_per_s.unit = "records/s"
+
+
+class Pipeline(_Steps):
     params = [["W1", "W2"], IMPLS]
     param_names = ["workload", "impl"]
     number = 1                 # one call = one batch
@@ -47,17 +65,6 @@ class Pipeline:
         for _ in range(2):     # warm-up batches: kernels, pool, first-call caches
             self.step()
 
-    def teardown(self, workload, impl):
-        if self.stream is not None:
-            self.stream.close()
-
-    def time_batch(self, workload, impl):
-        self.step()
-
-    def track_records_per_s(self, workload, impl):
-        return self.records / median_seconds(self.step, repeat=5)
-
-    track_records_per_s.unit = "records/s"
 
 
 class Dataset:
@@ -100,7 +107,7 @@ def _quiet_state_warning():
     warnings.filterwarnings("ignore", message=".*no checkpoint directory is set.*", category=RuntimeWarning)
 
 
-class Steady:
+class Steady(_Steps):
     """W3 (sliding window) and W4 (running state) of ANCHORS.md in steady state, per batch.
 
     setup runs the workload's own warm-up (W3: 21 batches, so the window
@@ -119,6 +126,7 @@ class Steady:
     warmup_time = 0
     processes = 1
     timeout = 900
+    track_repeat = 3     # each timed batch consumes a fresh input
     #: batches prepared after the warm-up: enough for asv's repeats and the track_ benchmark
     TIMED = 12
 
@@ -154,17 +162,6 @@ class Steady:
         for _ in range(warm):
             self.step()
 
-    def teardown(self, workload, impl):
-        if self.stream is not None:
-            self.stream.close()
-
-    def time_batch(self, workload, impl):
-        self.step()
-
-    def track_records_per_s(self, workload, impl):
-        return self.records / median_seconds(self.step, repeat=3)
-
-    track_records_per_s.unit = "records/s"
 
 
 class StateMemory:

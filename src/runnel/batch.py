@@ -329,12 +329,6 @@ class Batch:
         """A view of part of the records (e.g. keys of a pair batch)."""
         return Batch({n: self.columns[n] for n in layout_columns(layout)}, layout)
 
-    def key_column(self) -> Column | None:
-        """The key column of a pair batch whose key is a plain column, else None."""
-        if self.is_pairs and isinstance(self.layout[0], str):
-            return self.columns[self.layout[0]]
-        return None
-
     def keys_batch(self) -> "Batch":
         if not self.is_pairs:
             raise TypeError(f"expected key-value pairs, got records of layout {self.layout!r}")
