@@ -22,6 +22,7 @@ One partition per non-empty file, in (mtime, name) order.
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -60,10 +61,14 @@ class FileInputDStream(InputDStream):
         self.record_length = record_length
         self.ignored: set[str] = set()
         self.processed: set[str] = set()
+        self._taken: dict[int, list[str]] = {}   # batch time -> names it read, until checkpointed
         self._failed: dict[int, Exception] = {}
+        self._restored = False
+        self._lock = threading.Lock()
 
     def start(self) -> None:
-        self.ignored = {name for name, _, _ in self._candidates()}
+        if not self._restored:          # a recovered stream keeps the files its first start ignored
+            self.ignored = {name for name, _, _ in self._candidates()}
 
     def _candidates(self) -> list[tuple[str, int, str]]:
         """(name, mtime ms, path) of visible regular files not read or ignored yet."""
@@ -88,7 +93,9 @@ class FileInputDStream(InputDStream):
         if t in self._failed:               # a second output of the same batch sees the same error
             raise self._failed[t]
         new = sorted((m, n, p) for n, m, p in self._candidates() if m <= t)
-        self.processed.update(n for _, n, _ in new)
+        with self._lock:                 # progress() reads both on the job-runner thread
+            self._taken[t] = [n for _, n, _ in new]
+            self.processed.update(n for _, n, _ in new)
         try:
             batches = [b for b in (self._read(p, t) for _, _, p in new) if len(b)]
         except Exception as e:
@@ -124,3 +131,19 @@ class FileInputDStream(InputDStream):
         super().forget_before(t)
         for old in [k for k in self._failed if k <= t]:
             del self._failed[old]
+
+    # -- checkpoints: a file read by a batch after the checkpoint is read again on recovery ------
+    def progress(self, t: int) -> dict:
+        with self._lock:
+            later = {n for bt, names in self._taken.items() if bt > t for n in names}
+            return {"ignored": sorted(self.ignored), "processed": sorted(self.processed - later)}
+
+    def restore_progress(self, progress: dict, t: int) -> None:
+        self.ignored = set(progress.get("ignored", ()))
+        self.processed = set(progress.get("processed", ()))
+        self._restored = True
+
+    def checkpoint_written(self, t: int) -> None:
+        with self._lock:
+            for old in [k for k in self._taken if k <= t]:
+                del self._taken[old]

@@ -39,6 +39,23 @@ class InputDStream(DStream):
         """Received data not yet handed to a batch (a graceful stop waits for it)."""
         return False
 
+    # -- checkpoints (runnel.checkpoint) ----------------------------------------------------
+    def progress(self, t: int) -> dict:
+        """JSON-serialisable progress of the batches <= t (what a recovery must not take again).
+
+        Called on the job-runner thread once batch t completed, while later
+        batches may be generated concurrently: keep per-batch records.
+        """
+        return {}
+
+    def restore_progress(self, progress: dict, t: int) -> None:
+        """On a recovered context, before ``start()``: ``progress`` is what :meth:`progress`
+        returned for the checkpoint at t. Batches after t are generated again and must get
+        the data they had before the crash."""
+
+    def checkpoint_written(self, t: int) -> None:
+        """Every retained checkpoint is at t or later: data used only by batches <= t may go."""
+
     def _counted(self, t: int, ds: Dataset) -> Dataset:
         from ..plan import Blocks
         self.records[t] = sum(r.nrows for r in ds.plan.refs) if isinstance(ds.plan, Blocks) else 0
@@ -75,6 +92,7 @@ class QueueInputDStream(InputDStream):
         self.default = default
         self._lock = threading.Lock()
         self.consumed = 0
+        self._consumed_at: dict[int, int] = {}   # batch time -> items consumed by it and earlier
 
     def compute(self, t: int) -> Dataset:
         with self._lock:
@@ -84,6 +102,7 @@ class QueueInputDStream(InputDStream):
                 items = list(self.queue)
                 self.queue.clear()
             self.consumed += len(items)
+            self._consumed_at[t] = self.consumed
         dss = [to_dataset(self.ssc, i, self.name) for i in items]
         if not dss:
             ds = (to_dataset(self.ssc, self.default, self.name) if self.default is not None
@@ -96,3 +115,19 @@ class QueueInputDStream(InputDStream):
 
     def has_pending(self) -> bool:
         return bool(self.queue)
+
+    def progress(self, t: int) -> dict:
+        done = [n for bt, n in list(self._consumed_at.items()) if bt <= t]
+        return {"consumed": max(done, default=0)}
+
+    def restore_progress(self, progress: dict, t: int) -> None:
+        """Drop the items batches <= t consumed (the recovered queue is the one the program built)."""
+        with self._lock:
+            for _ in range(min(int(progress.get("consumed", 0)), len(self.queue))):
+                self.queue.popleft()
+            self.consumed = int(progress.get("consumed", 0))
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        for old in sorted(k for k in self._consumed_at if k < t - self.remember_ms)[:-1]:
+            del self._consumed_at[old]   # the newest stays: progress() of a later batch may need it
