@@ -23,6 +23,8 @@ ALIASES: dict[type, dict[str, str]] = {
         "reduceByKeyAndWindow": "reduce_by_key_and_window", "countByValueAndWindow": "count_by_value_and_window",
         "groupByKeyAndWindow": "group_by_key_and_window", "updateStateByKey": "update_state_by_key",
         "mapWithState": "map_with_state",
+        "foreachPartitionTransactional": "foreach_partition_transactional",
+        "saveToParquet": "save_to_parquet", "saveToSqlite": "save_to_sqlite",
     },
     Dataset: {
         "flatMap": "flat_map", "mapPartitions": "map_partitions",

@@ -381,6 +381,33 @@ class DStream:
         from .outputs import ForEachDStream, pprint_batch
         ForEachDStream(self.ssc, self, lambda t, ds: pprint_batch(t, ds, num), "pprint", None)
 
+    # -- exactly-once outputs (runnel/sinks.py) ------------------------------------------------
+    def foreach_partition_transactional(self, fn: Callable) -> None:
+        """Call ``fn(batch_time_ms, partition_index, records)`` per partition of every batch, in the driver.
+
+        Time and index are the same when recovery re-runs a batch: build a unique id from
+        them to skip work an earlier run committed (:func:`runnel.sinks.foreach_partition_transactional`).
+        """
+        from ..sinks import foreach_partition_transactional
+        foreach_partition_transactional(self, fn)
+
+    def save_to_parquet(self, path: str, columns: Any = None) -> None:
+        """Save every batch into one Parquet table, a directory ``path/batch_time=<ms>`` per batch.
+
+        A re-run batch replaces its directory (:func:`runnel.sinks.save_to_parquet`); read the
+        table with :func:`runnel.sinks.read_parquet_table`.
+        """
+        from ..sinks import save_to_parquet
+        save_to_parquet(self, path, columns)
+
+    def save_to_sqlite(self, path: str, table: str, columns: Any = None) -> None:
+        """Save every batch into SQLite ``table``, its rows and batch id in one transaction.
+
+        A re-run batch replaces its rows (:func:`runnel.sinks.save_to_sqlite`).
+        """
+        from ..sinks import save_to_sqlite
+        save_to_sqlite(self, path, table, columns)
+
 
 def _epoch_ms(x: datetime | float) -> int:
     if isinstance(x, datetime):

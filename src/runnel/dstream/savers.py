@@ -209,7 +209,7 @@ def save_as_text_files(stream: "DStream", prefix: str, suffix: str | None = None
 
 
 # -- parquet --------------------------------------------------------------------------------
-def _arrow_column(col: Any, name: str, stream: str, t: int) -> pa.Array:
+def _arrow_column(col: Any, name: str, stream: str, t: int, op: str) -> pa.Array:
     if isinstance(col, pa.Array):
         return col
     if col.dtype != object:
@@ -218,17 +218,18 @@ def _arrow_column(col: Any, name: str, stream: str, t: int) -> pa.Array:
         return pa.array(col.tolist())
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as e:
         kinds = sorted({type(v).__name__ for v in col.tolist()})
-        raise TypeError(f"saveAsParquetFiles: stream {stream}, batch {ms_to_datetime(t)}: column {name!r} "
+        raise TypeError(f"{op}: stream {stream}, batch {ms_to_datetime(t)}: column {name!r} "
                         f"holds values Parquet cannot store in one column (types: {', '.join(kinds)}): {e}. "
                         "Map the records to one type per field first.") from e
 
 
-def _arrow_table(part: Batch, stream: str, t: int) -> pa.Table:
-    arrays = [_arrow_column(c, n, stream, t) for n, c in part.columns.items()]
+def _arrow_table(part: Batch, stream: str, t: int, op: str) -> pa.Table:
+    arrays = [_arrow_column(c, n, stream, t, op) for n, c in part.columns.items()]
     return pa.table(arrays, names=list(part.columns))
 
 
-def _unified_tables(ds: "Dataset", stream: str, t: int) -> tuple[list[pa.Table], Any]:
+def _unified_tables(ds: "Dataset", stream: str, t: int,
+                    op: str = "saveAsParquetFiles") -> tuple[list[pa.Table], Any]:
     """One table per partition, all with one schema, and the batch's record layout.
 
     A Parquet dataset needs one schema, but partitions type their columns
@@ -246,19 +247,19 @@ def _unified_tables(ds: "Dataset", stream: str, t: int) -> tuple[list[pa.Table],
         if layout is None:
             layout = (part.layout, part.names)
         elif (part.layout, part.names) != layout:
-            raise TypeError(f"saveAsParquetFiles: stream {stream}, batch {ms_to_datetime(t)}: partitions hold "
+            raise TypeError(f"{op}: stream {stream}, batch {ms_to_datetime(t)}: partitions hold "
                             f"records of different shapes ({layout[0]!r} and {part.layout!r}); one Parquet "
                             "dataset needs one schema")
-        tables.append(_arrow_table(part, stream, t))
+        tables.append(_arrow_table(part, stream, t, op))
     present = [x for x in tables if x is not None]
     if not present:
-        schema = _arrow_table(Batch.empty(), stream, t).schema
+        schema = _arrow_table(Batch.empty(), stream, t, op).schema
         return [schema.empty_table() for _ in tables] or [schema.empty_table()], Batch.empty().layout
     try:
         schema = pa.unify_schemas([x.schema for x in present], promote_options="permissive")
         out = [schema.empty_table() if x is None else x.select(schema.names).cast(schema) for x in tables]
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
-        raise TypeError(f"saveAsParquetFiles: stream {stream}, batch {ms_to_datetime(t)}: partitions have "
+        raise TypeError(f"{op}: stream {stream}, batch {ms_to_datetime(t)}: partitions have "
                         f"column types Parquet cannot unify: {e}") from e
     return out, layout[0]
 
