@@ -224,17 +224,21 @@ def test_restart_and_report_error_post_listener_events(inputs_ssc, inputs_poll):
     ssc.stop(stop_spark_context=False)
     assert out == [["start-1", "start-2"]]
     assert (r.starts, r.stops) == (2, 2)
-    assert listener.kinds() == ["started", "error", "stopped", "started", "stopped"]
+    # restart with an error reports it (onReceiverError) before the stop
+    assert listener.kinds() == ["started", "error", "error", "stopped", "started", "stopped"]
     infos = [info for _, info in listener.events]
     assert infos[1].lastErrorMessage() == "bad input seen" and "ValueError: boom" in infos[1].lastError()
-    assert "connection lost" in infos[2].last_error_message and "OSError: reset" in infos[2].last_error
-    assert infos[2].active is False and infos[3].active is True and infos[4].active is False
+    assert infos[2].lastErrorMessage() == "connection lost" and "OSError: reset" in infos[2].lastError()
+    assert "connection lost" in infos[3].last_error_message and "OSError: reset" in infos[3].last_error
+    assert infos[3].active is False and infos[4].active is True and infos[5].active is False
     assert {i.streamId() for i in infos} == {stream.stream_id}
     assert {i.name for i in infos} == {"Flaky"}
 
 
-def test_a_failing_on_start_is_reported_and_stops_the_receiver(inputs_ssc, inputs_poll):
+def test_a_failing_on_start_is_retried_with_backoff_then_given_up(inputs_ssc, inputs_poll):
     class Broken(Receiver):
+        restart_backoff = (0.001, 0.002)
+        max_restarts = 2
         stops = 0
 
         def on_start(self):
@@ -249,12 +253,36 @@ def test_a_failing_on_start_is_reported_and_stops_the_receiver(inputs_ssc, input
     r = Broken()
     out = collecting(ssc.receiver_stream(r))
     ssc.start()
-    inputs_poll(lambda: "stopped" in listener.kinds(), "the receiver to stop")
+    inputs_poll(lambda: r.is_stopped() and listener.kinds().count("stopped") == 3, "the receiver to give up")
     ssc.run_batches(1)                             # the context keeps running
     assert out == [[]]
-    assert listener.kinds() == ["started", "error", "stopped"]
-    assert "cannot open device" in listener.events[1][1].last_error
-    assert r.is_stopped() and r.stops == 1
+    assert listener.kinds() == ["started", "error", "stopped"] * 2 + ["started", "error", "error", "stopped"]
+    infos = [info for _, info in listener.events]
+    assert all("cannot open device" in i.last_error for i in infos if i.last_error)
+    assert infos[2].last_error_message.startswith("Restarting receiver with delay 1 ms: Error starting receiver")
+    assert infos[-1].last_error_message.startswith(f"Receiver {infos[0].stream_id} gave up after 2 restarts")
+    assert r.stops == 3
+
+
+def test_a_restart_after_data_was_stored_resets_the_backoff_and_the_limit(inputs_ssc, inputs_poll):
+    class Unstable(Receiver):
+        restart_backoff = (0.001, 0.001)
+        max_restarts = 1
+        starts = 0
+
+        def on_start(self):
+            self.starts += 1
+            if self.starts <= 4:                   # every start stores something, then fails
+                self.store_many([self.starts])
+                raise OSError("dropped")
+
+    ssc = inputs_ssc()
+    r = Unstable()
+    out = collecting(ssc.receiver_stream(r))
+    ssc.start()
+    inputs_poll(lambda: r.starts == 5 and r.is_started(), "the fifth start")
+    ssc.run_batches(1)
+    assert out == [[1, 2, 3, 4]]
 
 
 def test_receiver_stop_ends_it_but_its_data_is_still_delivered(inputs_ssc, inputs_poll):

@@ -8,7 +8,8 @@ previous batch into the next batch's Dataset.
 Pieces, and who owns what::
 
     receiver thread(s)  --store()-->  BlockGenerator  --take()-->  compute(t) on the
-    (user code)                       (buffer, lock)              job-generator thread
+    (user code)          rate limit   (buffer, lock)              job-generator thread
+                                      [write-ahead log]           [allocation log]
     supervisor thread: on_start / on_stop, restarts with backoff, listener events
 
 ``BlockGenerator`` state, all under its lock:
@@ -19,42 +20,75 @@ Pieces, and who owns what::
     closed    True once the receiver stopped for good: a later   supervisor, after the final
               store raises ReceiverStoppedError                  on_stop returned
     received  records stored so far (monotonic)                  store
+    seq       WAL entry of the newest block added                store (with a WAL)
+    taken     WAL entry of the newest block taken                take
+    acks      (entry, ack callback) waiting for an fsync         store adds, sync runs them
 
 Exactly once: ``take`` swaps both lists out under the lock, so a record is
 either in the lists a batch took, or stored after the swap and taken by the
-next batch; records are converted to columnar Batches outside the lock, on
-the job generator's thread, so ``store`` stays an append.
+next batch; without a WAL, records are converted to columnar Batches outside
+the lock, on the job generator's thread, so ``store`` stays an append.
+
+Write-ahead log (``spark.streaming.receiver.writeAheadLog.enable``, needs
+``ssc.checkpoint(dir)``). Under ``<checkpoint dir>/receivedData/<stream name>/``:
+
+    blocks/   every block, one entry each (Arrow IPC + zstd, :mod:`runnel.storage.wal`),
+              appended under the generator's lock, so blocks and entries share one order
+    batches/  one entry per batch that took data: {"time", "after", "through"}, i.e.
+              batch ``time`` took block entries (after, through]; written durably by
+              ``compute`` after those entries were fsynced, before the batch runs
+
+Recovery (``restore_progress(progress, t)``): batches after t that have an
+allocation entry read exactly those blocks back from the log; a batch within
+that span without one took nothing; entries no batch took go, ahead of new
+data, to the first batch after the span. ``checkpoint_written(t)`` deletes
+the log segments only batches <= t used.
+
+``ReceiverInputDStream`` progress state, under its lock (compute runs on the
+generator thread while ``progress`` runs on the job runner):
+
+    taken     batch time -> (last block entry it took or None, its allocation entry)
+    floor     last block entry taken by the batches already checkpointed
+    replay    recovered batch time -> (after, through, allocation entry)
 
 ``_Supervisor`` state, under its condition:
 
     state     "initialized" -> "started" -> ("restarting" -> "started")* -> "stopped"
     running   on_start returned or failed and on_stop is still due
     request   a pending restart (message, error, delay) from the receiver
-    final     (message, error) once a final stop was asked (context stop or
-              receiver.stop); the supervisor thread then calls on_stop once
+    final     (message, error) once a final stop was asked (context stop, receiver.stop,
+              or too many restarts without data); the supervisor thread then calls on_stop once
 """
 
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import json
 import logging
+import os
 import socket
 import threading
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 
 from ..batch import Batch, concat_batches
 from ..listener import ReceiverEvent, ReceiverInfo
+from ..storage.wal import DEFAULT_SEGMENT_BYTES, WriteAheadLog, encode_batch
 from .inputs import InputDStream
+from .ratecontrol import PIDRateEstimator, RateController, RateLimiter, RateSettings, conf_bool
 
 log = logging.getLogger("runnel.receivers")
 
 DEFAULT_BLOCK_RECORDS = 50_000
 _JOIN_TIMEOUT = 10.0
+_ACK_SYNC_BYTES = 4 << 20   # logged bytes awaiting acks that trigger an fsync before the next batch does
+WAL_ENABLE = "spark.streaming.receiver.writeAheadLog.enable"
+_NO_CHECKPOINT = ("Cannot enable receiver write-ahead log without checkpoint directory set. "
+                  "Please use streamingContext.checkpoint() to set the checkpoint directory.")
 
 
 class ReceiverStoppedError(RuntimeError):
@@ -63,34 +97,70 @@ class ReceiverStoppedError(RuntimeError):
 
 # -- buffering ---------------------------------------------------------------------------------
 class BlockGenerator:
-    """Buffers stored data as blocks until a batch takes all of it (see the module docstring)."""
+    """Buffers stored data as blocks until a batch takes all of it (see the module docstring).
 
-    def __init__(self, name: str, block_records: int = DEFAULT_BLOCK_RECORDS):
+    With a write-ahead log (``use_log``) every block is appended to it as it
+    is added, under the lock, so the blocks a batch takes are exactly the
+    log entries ``(after, through]`` that ``take`` returns.
+    """
+
+    def __init__(self, name: str, block_records: int = DEFAULT_BLOCK_RECORDS, *,
+                 limiter: RateLimiter | None = None):
         self.name = name
         self.block_records = block_records
+        self.limiter = limiter if limiter is not None else RateLimiter()
+        self.wal: WriteAheadLog | None = None
         self._lock = threading.Lock()
         self._blocks: list[Batch | list] = []
         self._current: list = []
         self.closed = False
         self.received = 0
+        self._seq = 0                      # log entry of the newest block added
+        self._taken = 0                    # log entry of the newest block taken
+        self._acks: list[tuple[int, Callable[[], Any]]] = []   # (entry, ack) waiting for an fsync
+        self._unsynced = 0                 # bytes logged for acks since the last sync
+
+    def use_log(self, wal: WriteAheadLog, taken: int, pending: list[Batch]) -> None:
+        """Log every block to ``wal`` from now on; ``pending`` (entries ``taken + 1 ..``) go first."""
+        with self._lock:
+            self.wal = wal
+            self._taken = taken
+            self._seq = wal.last_seq
+            self._blocks = list(pending) + self._blocks
 
     def _check_open(self) -> None:
         if self.closed:
             raise ReceiverStoppedError(f"receiver of {self.name} has stopped; data stored after its stop is "
                                        "not accepted (stop your receiving threads in on_stop)")
 
+    def _cut(self) -> None:
+        """Close the block being filled (under the lock); with a log, it is logged now."""
+        block: Batch | list = self._current
+        self._current = []
+        if self.wal is not None:
+            block = Batch.from_records(block)
+            self._seq = self.wal.append(encode_batch(block), sync=False)
+        self._blocks.append(block)
+
     def add_record(self, record: Any) -> None:
+        self.limiter.acquire(1)
         with self._lock:
             self._check_open()
             self._current.append(record)
             self.received += 1
             if len(self._current) >= self.block_records:
-                self._blocks.append(self._current)
-                self._current = []
+                self._cut()
 
-    def add_records(self, records: Any) -> None:
+    def add_records(self, records: Any, ack: Callable[[], Any] | None = None) -> None:
         records = records if isinstance(records, list) else list(records)
         if not records:
+            self._ack(ack)
+            return
+        self.limiter.acquire(len(records))
+        if self.wal is not None:
+            size = self.block_records
+            self._add_logged([Batch.from_records(records[i:i + size]) for i in range(0, len(records), size)],
+                             len(records), ack)
             return
         with self._lock:
             self._check_open()
@@ -101,36 +171,86 @@ class BlockGenerator:
                 self._blocks.append(self._current)
                 self._current = records[i:i + self.block_records]
             if len(self._current) >= self.block_records:
-                self._blocks.append(self._current)
-                self._current = []
+                self._cut()
+        self._ack(ack)
 
-    def add_batch(self, batch: Batch) -> None:
+    def add_batch(self, batch: Batch, ack: Callable[[], Any] | None = None) -> None:
         if not len(batch):
+            self._ack(ack)
+            return
+        self.limiter.acquire(len(batch))
+        if self.wal is not None:
+            self._add_logged([batch], len(batch), ack)
             return
         with self._lock:
             self._check_open()
             self.received += len(batch)
             if self._current:                 # keep arrival order: records stored before this batch first
-                self._blocks.append(self._current)
-                self._current = []
+                self._cut()
             self._blocks.append(batch)
+        self._ack(ack)
 
-    def take(self) -> list[Batch | list]:
-        """Everything stored and not taken yet, in arrival order (and nothing twice)."""
+    def _add_logged(self, blocks: list[Batch], n: int, ack: Callable[[], Any] | None) -> None:
+        """Log and add blocks; durable on return, or (with ``ack``) ack runs once they are."""
+        payloads = [encode_batch(b) for b in blocks]   # outside the lock: encoding is the costly part
         with self._lock:
-            blocks, current = self._blocks, self._current
-            self._blocks, self._current = [], []
-        if current:
-            blocks.append(current)
-        return blocks
+            self._check_open()
+            if self._current:
+                self._cut()
+            for block, payload in zip(blocks, payloads):
+                self._seq = self.wal.append(payload, sync=False)
+                self._blocks.append(block)
+            self.received += n
+            if ack is not None:
+                self._acks.append((self._seq, ack))
+                self._unsynced += sum(p.size for p in payloads)
+            sync_now = ack is None or self._unsynced >= _ACK_SYNC_BYTES
+        if sync_now:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every logged block durable, then run the acks waiting for that."""
+        if self.wal is None:
+            return
+        durable = self.wal.sync()
+        with self._lock:
+            ready = [ack for seq, ack in self._acks if seq <= durable]
+            self._acks = [(seq, ack) for seq, ack in self._acks if seq > durable]
+            self._unsynced = 0
+        for ack in ready:
+            self._ack(ack)
+
+    def _ack(self, ack: Callable[[], Any] | None) -> None:
+        if ack is None:
+            return
+        try:
+            ack()
+        except Exception:  # noqa: BLE001 — it may run on the batch generator's thread, which must go on
+            log.exception("the ack callback of a block stored by the receiver of %s failed", self.name)
+
+    def take(self) -> tuple[list[Batch | list], tuple[int, int]]:
+        """Everything stored and not taken yet, in arrival order (and nothing twice).
+
+        Returns the blocks and the log entries ``(after, through]`` they are
+        (``(0, 0)`` without a log).
+        """
+        with self._lock:
+            if self._current:
+                self._cut()
+            blocks, self._blocks = self._blocks, []
+            after, through = self._taken, self._seq
+            self._taken = through
+        return blocks, (after, through)
 
     def pending(self) -> bool:
         with self._lock:
             return bool(self._blocks or self._current)
 
     def close(self) -> None:
+        """No more data: later stores raise; logged blocks are made durable and acked."""
         with self._lock:
             self.closed = True
+        self.sync()
 
 
 def _is_columnar(data: Any) -> bool:
@@ -162,6 +282,28 @@ class Receiver:
     :class:`~runnel.batch.Batch`, NumPy array, pandas DataFrame/Series,
     Arrow table/array or polars frame. Storing blocks is the fast path.
 
+    Reliable receivers (Spark's term): with the write-ahead log on
+    (``spark.streaming.receiver.writeAheadLog.enable``), storing a *block*
+    (a list, an iterator, ``store_many`` or any columnar block) returns only
+    once the block is durable in the log, so acknowledge your source after
+    ``store`` returns: a crash then loses nothing that was acknowledged.
+    ``store(block, ack=callback)`` instead returns as soon as the block is
+    logged and calls ``callback()`` once it is durable (several blocks then
+    share one fsync; the callback runs on whichever thread syncs, at the
+    latest when the next batch takes the block; it must be quick and thread-safe).
+    ``store(record)`` of a single record only buffers it (unreliable, as in
+    Spark); its block is logged when it fills or a batch takes it. Without
+    the log, ``store`` returns (and ``ack`` runs) once the data is buffered.
+
+    ``spark.streaming.receiver.maxRate`` (records/s) and backpressure make
+    ``store`` wait until its records fit the receiver's rate.
+
+    A receiver whose ``on_start`` raises, or that calls ``restart``, is
+    stopped (``on_stop``) and started again after a backoff (``restart_backoff``,
+    doubling); the failure goes to listeners' ``onReceiverError``. After
+    ``max_restarts`` restarts in a row without any data stored it is
+    stopped for good, with the last error.
+
     Examples
     --------
     >>> import threading
@@ -178,6 +320,8 @@ class Receiver:
     #: bounds (seconds) of the backoff between a restart's stop and start; doubles per restart
     #: without data stored in between
     restart_backoff: tuple[float, float] = (0.1, 2.0)
+    #: restarts in a row without data stored before the receiver is stopped for good (None: no limit)
+    max_restarts: int | None = 10
 
     def __init__(self, storage_level: Any = None):
         self.storage_level = storage_level
@@ -197,27 +341,38 @@ class Receiver:
             raise ReceiverStoppedError(f"{type(self).__name__} is not attached to a started stream")
         return sup
 
-    def store(self, data: Any) -> None:
-        """Store a record, a list/iterator of records, or a whole block (Batch, array, frame, table)."""
+    def store(self, data: Any, ack: Callable[[], Any] | None = None) -> None:
+        """Store a record, a list/iterator of records, or a whole block (Batch, array, frame, table).
+
+        With the write-ahead log on, a block is durable when this returns
+        (or, with ``ack``, when ``ack()`` is called); see the class docstring.
+        """
         gen = self._supervisor().generator
         if _is_columnar(data):
-            gen.add_batch(Batch.coerce(data))
+            gen.add_batch(Batch.coerce(data), ack)
         elif isinstance(data, (list, collections.abc.Iterator)):
-            gen.add_records(data)
+            gen.add_records(data, ack)
+        elif ack is not None:
+            raise TypeError("store(record, ack=...): a single record is only buffered, never acknowledged; "
+                            "store a list of records (a block) to have it acknowledged")
         else:
             gen.add_record(data)
 
-    def store_many(self, records: Any) -> None:
-        """Store every record of an iterable (one lock round trip per block, not per record)."""
-        self._supervisor().generator.add_records(records)
+    def store_many(self, records: Any, ack: Callable[[], Any] | None = None) -> None:
+        """Store every record of an iterable as blocks (reliable with the write-ahead log, like a list)."""
+        self._supervisor().generator.add_records(records, ack)
 
     def restart(self, message: str, error: Any = None, delay: float | None = None) -> None:
         """Stop the receiver (``on_stop``) and start it again (``on_start``) after a backoff.
 
         Returns at once; ``is_stopped()`` is True until the new start. ``delay``
-        (seconds) overrides the backoff.
+        (seconds) overrides the backoff. With an ``error`` the failure is
+        reported to listeners (``onReceiverError``) first.
         """
-        self._supervisor().request_restart(message, error, delay)
+        sup = self._supervisor()
+        if error is not None:
+            sup.report_error(message, error)
+        sup.request_restart(message, error, delay)
 
     def report_error(self, message: str, error: Any = None) -> None:
         """Tell listeners (``onReceiverError``) about an error; the receiver keeps running."""
@@ -251,6 +406,12 @@ class Receiver:
     def streamId(self) -> int | None:  # noqa: N802 — Spark's spelling
         return self.stream_id
 
+    def __getstate__(self) -> dict:
+        """A receiver is stored (checkpointed graph) without its attachment to a running stream."""
+        state = self.__dict__.copy()
+        state.pop("_runnel_supervisor", None)
+        return state
+
     def _call_hook(self, snake: str, camel: str) -> None:
         cls = type(self)
         if getattr(cls, camel) is not getattr(Receiver, snake) and getattr(cls, snake) is getattr(Receiver, snake):
@@ -267,7 +428,6 @@ class _Supervisor:
         self.stream = stream
         self.receiver = stream.receiver
         self.generator = stream.generator
-        self.bus = stream.ssc._bus
         self.info = ReceiverInfo(stream.stream_id, type(self.receiver).__name__, active=False)
         self.cond = threading.Condition()
         self.state = "initialized"
@@ -281,7 +441,7 @@ class _Supervisor:
 
     # -- events --------------------------------------------------------------------------------
     def _post(self, method: str) -> None:
-        self.bus.post(method, ReceiverEvent(dataclasses.replace(self.info)))
+        self.stream.ssc._bus.post(method, ReceiverEvent(dataclasses.replace(self.info)))
 
     def report_error(self, message: str, error: Any = None) -> None:
         log.warning("receiver of %s reported an error: %s%s", self.stream.name, message,
@@ -302,6 +462,7 @@ class _Supervisor:
             self.cond.notify_all()
 
     def request_stop(self, message: str, error: Any = None) -> None:
+        self.generator.limiter.interrupt()   # a store waiting for its rate must not hold up on_stop
         with self.cond:
             if self.final is None:
                 self.final = (message, error)
@@ -334,12 +495,19 @@ class _Supervisor:
                     break
                 message, error, delay = self.request
                 self.request = None
+            if self.generator.received > self._received_at_start:
+                self._restarts_without_data = 0
+            self._restarts_without_data += 1
+            limit = self.receiver.max_restarts
+            if limit is not None and self._restarts_without_data > limit:
+                message = (f"Receiver {self.info.stream_id} gave up after {limit} restarts in a row without "
+                           f"storing data; last: {message}")
+                self.report_error(message, error)
+                self.request_stop(message, error)
+                break
             if delay is None:
-                if self.generator.received > self._received_at_start:
-                    self._restarts_without_data = 0
                 lo, hi = self.receiver.restart_backoff
-                delay = min(hi, lo * 2 ** self._restarts_without_data)
-                self._restarts_without_data += 1
+                delay = min(hi, lo * 2 ** (self._restarts_without_data - 1))
             log.warning("restarting receiver of %s in %.2f s: %s", self.stream.name, delay, message)
             self._stop_receiver(f"Restarting receiver with delay {round(delay * 1000)} ms: {message}", error)
             if self._final_event.wait(delay):
@@ -359,9 +527,10 @@ class _Supervisor:
         self._post("onReceiverStarted")
         try:
             self.receiver._call_hook("on_start", "onStart")
-        except Exception as e:  # noqa: BLE001 — Spark stops a receiver whose onStart fails
-            self.report_error(f"Error starting receiver {self.info.stream_id}", e)
-            self.request_stop(f"Error starting receiver {self.info.stream_id}", e)
+        except Exception as e:  # noqa: BLE001 — a failed start is retried with backoff, like restart()
+            message = f"Error starting receiver {self.info.stream_id}"
+            self.report_error(message, e)
+            self.request_restart(message, e, None)
 
     def _stop_receiver(self, message: str, error: Any, final: bool = False) -> None:
         with self.cond:
@@ -394,9 +563,16 @@ class ReceiverInputDStream(InputDStream):
     adjacent small blocks merged, so a batch of little data is one
     partition. A graceful stop delivers everything stored before the
     receiver's ``on_stop`` returned.
+
+    Conf keys read (``Context(conf=...)``): ``spark.streaming.receiver.
+    writeAheadLog.enable`` (see the module docstring; needs
+    ``ssc.checkpoint(dir)``), ``spark.streaming.receiver.maxRate`` and the
+    ``spark.streaming.backpressure.*`` keys (:mod:`~runnel.dstream.ratecontrol`).
     """
 
     kind = "receiver_stream"
+    #: a write-ahead log segment is closed at this size; truncation deletes whole segments
+    wal_segment_bytes = DEFAULT_SEGMENT_BYTES
 
     def __init__(self, ssc, receiver: Receiver, *, block_records: int = DEFAULT_BLOCK_RECORDS):
         if not isinstance(receiver, Receiver):
@@ -406,33 +582,173 @@ class ReceiverInputDStream(InputDStream):
                              "create one receiver per stream")
         if isinstance(block_records, bool) or not isinstance(block_records, int) or block_records < 1:
             raise ValueError(f"block_records must be a positive int, got {block_records!r}")
+        conf = ssc.context.conf
+        self.rates = RateSettings.from_conf(conf)
+        self.wal_enabled = conf_bool(conf, WAL_ENABLE)
         super().__init__(ssc)
         self.receiver = receiver
+        self.block_records = block_records
         self.stream_id = ssc._graph.inputs.index(self)
-        self.generator = BlockGenerator(self.name, block_records)
+        self._init_runtime()
+
+    #: what lives only while the program runs; the checkpointed graph keeps the definition
+    _runtime = ("generator", "rate_controller", "_supervisor", "_blocks_log", "_batches_log", "_lock", "_taken",
+                "_floor", "_replay", "_replay_until", "_stopped")
+
+    def _init_runtime(self) -> None:
+        self.generator = BlockGenerator(self.name, self.block_records, limiter=RateLimiter(self.rates.start_rate()))
+        self.rate_controller: RateController | None = None
         self._supervisor = _Supervisor(self)
-        receiver.__dict__["_runnel_supervisor"] = self._supervisor
+        self.receiver.__dict__["_runnel_supervisor"] = self._supervisor
+        self._blocks_log: WriteAheadLog | None = None
+        self._batches_log: WriteAheadLog | None = None
+        self._lock = threading.Lock()
+        self._taken: dict[int, tuple[int | None, int | None]] = {}
+        self._floor = 0
+        self._replay: dict[int, tuple[int, int, int]] = {}
+        self._replay_until: int | None = None
+        self._stopped = False
 
     @property
     def num_received(self) -> int:
         """Records stored by the receiver so far (taken or not)."""
         return self.generator.received
 
+    def set_rate(self, rate: float | None) -> None:
+        """Limit the receiver to ``rate`` records/s, never above ``spark.streaming.receiver.maxRate``
+        (``None``: back to maxRate, or unlimited without one). Backpressure calls this."""
+        cap = self.rates.max_rate
+        if rate is None or rate <= 0:
+            rate = cap
+        elif cap is not None:
+            rate = min(rate, cap)
+        self.generator.limiter.set_rate(rate)
+
     def start(self) -> None:
+        if self.wal_enabled and self._blocks_log is None:
+            self._open_logs()
+            self.generator.use_log(self._blocks_log, self._blocks_log.last_seq, [])
+            self._floor = self._blocks_log.last_seq
+        if self.rates.backpressure and self.rate_controller is None:
+            # made at start, when the stream's name is final (named() may rename it)
+            estimator = PIDRateEstimator(self.ssc.batch_ms, self.rates.proportional, self.rates.integral,
+                                         self.rates.derivative, self.rates.min_rate)
+            self.rate_controller = RateController(self.name, estimator, self.set_rate)
+            self.ssc.add_streaming_listener(self.rate_controller)
+        self.generator.name = self.name
         self._supervisor.start()
 
     def stop(self) -> None:
         self._supervisor.stop("Stopped by the StreamingContext")
+        self._stopped = True
+        self._close_logs()
 
     def has_pending(self) -> bool:
         return self.generator.pending()
 
     def compute(self, t: int):
-        blocks = [b if isinstance(b, Batch) else Batch.from_records(b) for b in self.generator.take()]
+        if self._blocks_log is None:
+            blocks, _ = self.generator.take()
+        else:
+            blocks = self._take_logged(t)
+        blocks = [b if isinstance(b, Batch) else Batch.from_records(b) for b in blocks]
         parts = self._merge_small([b for b in blocks if len(b)])
         ctx = self.ssc.context
         ds = ctx.dataset_of(parts, self.name) if parts else ctx.empty_dataset(self.name)
         return self._counted(t, ds)
+
+    # -- the write-ahead log -------------------------------------------------------------------------
+    def _open_logs(self) -> None:
+        if self._blocks_log is not None:
+            return
+        if not self.ssc.checkpoint_dir:
+            raise ValueError(_NO_CHECKPOINT)
+        root = os.path.join(self.ssc.checkpoint_dir, "receivedData", self.name)
+        self._blocks_log = WriteAheadLog(os.path.join(root, "blocks"), segment_bytes=self.wal_segment_bytes)
+        self._batches_log = WriteAheadLog(os.path.join(root, "batches"), segment_bytes=self.wal_segment_bytes)
+
+    def _close_logs(self) -> None:
+        if self._blocks_log is not None:
+            self._blocks_log.close()
+            self._batches_log.close()
+
+    def _take_logged(self, t: int) -> list[Batch]:
+        """Batch t's blocks: logged before a failure (replay), or taken now and their allocation logged."""
+        with self._lock:
+            replay = self._replay.pop(t, None)
+            replaying = self._replay_until is not None and t <= self._replay_until
+        if replay is not None:
+            after, through, entry = replay
+            blocks = [b for _, b in self._blocks_log.read_batches(after, through)]
+            if len(blocks) != through - after:
+                log.warning("%s: batch %s took write-ahead log entries (%d, %d] before the failure, but "
+                            "only %d are left", self.name, t, after, through, len(blocks))
+        elif replaying:
+            blocks, through, entry = [], None, None     # took nothing before the failure (not logged)
+        else:
+            blocks, (after, through) = self.generator.take()
+            entry = None
+            if through > after:
+                # the allocation may only name durable entries; this also runs waiting acks
+                self.generator.sync()
+                entry = self._batches_log.append(
+                    json.dumps({"time": t, "after": after, "through": through}).encode())
+        with self._lock:
+            self._taken[t] = (through, entry)
+        if self._stopped:
+            self._close_logs()                # a graceful stop's last batches run after stop()
+        return blocks
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def progress(self, t: int) -> dict:
+        """``{"wal_through": n}``: batches <= t took the write-ahead log's entries up to n."""
+        if not self.wal_enabled:
+            return {}
+        with self._lock:
+            done = [through for bt, (through, _) in self._taken.items() if bt <= t and through is not None]
+            return {"wal_through": max(done, default=self._floor)}
+
+    def restore_progress(self, progress: dict, t: int) -> None:
+        """Before start on a recovered context: batches after t get the blocks they took before."""
+        if not self.wal_enabled:
+            log.warning("%s: recovering without a receiver write-ahead log: data received but not processed "
+                        "before the failure is lost (set %s to keep it)", self.name, WAL_ENABLE)
+            return
+        self._open_logs()
+        through = progress.get("wal_through")
+        if through is None:
+            log.warning("%s: the checkpoint at %s was written without a receiver write-ahead log; "
+                        "nothing is replayed", self.name, t)
+            through = self._blocks_log.last_seq
+        replay: dict[int, tuple[int, int, int]] = {}
+        for entry, payload in self._batches_log.read():
+            rec = json.loads(bytes(payload))
+            if rec["time"] > t:
+                replay[rec["time"]] = (rec["after"], rec["through"], entry)
+        taken = max([through] + [r[1] for r in replay.values()])
+        pending = [b for _, b in self._blocks_log.read_batches(after=taken)]
+        self.generator.use_log(self._blocks_log, taken, pending)
+        with self._lock:
+            self._replay = replay
+            self._replay_until = max(replay, default=t)
+            self._floor = through
+        log.info("%s: recovered from the write-ahead log: %d batches replayed, %d blocks never taken",
+                 self.name, len(replay), len(pending))
+
+    def checkpoint_written(self, t: int) -> None:
+        """Delete the write-ahead log segments only batches <= t used."""
+        if self._blocks_log is None:
+            return
+        with self._lock:
+            old = [bt for bt in self._taken if bt <= t]
+            through = max([self._floor] + [self._taken[bt][0] for bt in old if self._taken[bt][0] is not None])
+            entries = [self._taken[bt][1] for bt in old if self._taken[bt][1] is not None]
+            for bt in old:
+                del self._taken[bt]
+            self._floor = through
+        self._blocks_log.truncate(through)
+        if entries:
+            self._batches_log.truncate(max(entries))
 
     def _merge_small(self, blocks: list[Batch]) -> list[Batch]:
         """Adjacent blocks of one record shape merged up to ``block_records`` rows each."""
@@ -440,7 +756,7 @@ class ReceiverInputDStream(InputDStream):
         size = 0
         for b in blocks:
             last = parts[-1][-1] if parts else None
-            if (last is not None and size + len(b) <= self.generator.block_records
+            if (last is not None and size + len(b) <= self.block_records
                     and b.layout == last.layout and b.names == last.names):
                 parts[-1].append(b)
                 size += len(b)

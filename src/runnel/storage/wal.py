@@ -280,11 +280,12 @@ class WriteAheadLog:
 
     def close(self) -> None:
         """Sync and close the active segment (a later append opens it again)."""
-        self.sync()
-        with self._lock:
+        with self._sync_lock, self._lock:   # closed implies synced: sync() has no descriptor to use
             if self._fd is not None:
+                _datasync(self._fd)
                 os.close(self._fd)
                 self._fd = None
+                self._synced_seq = self._next_seq - 1
 
 
 def encode_batch(batch: Batch) -> Any:
