@@ -113,3 +113,6 @@ def test_compare_rejects_unknown_workloads_and_systems():
         compare.parse_args(["--systems", "flink"])
     s = compare.parse_args(["--quick", "--only", "w2,W5"])
     assert s.workloads == ("W2", "W5") and s.batches == 3
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--variants", "spark_sql"])
+    assert compare.parse_args(["--variants", "running_sum"]).variants == ("running_sum",)

@@ -1,4 +1,4 @@
-"""kernels.state.merge_state against a dict reference."""
+"""kernels.state: merge_state, sorted_reduce and merge_dense against dict references."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from runnel.kernels.state import match_positions, merge_state
+from runnel.kernels import state as KS
+from runnel.kernels.state import match_positions, merge_dense, merge_state, sorted_reduce
 
 OPS = {"sum": lambda a, b: a + b, "min": min, "max": max, "last": lambda a, b: b}
 
@@ -93,3 +94,104 @@ def test_merge_validates_input():
         merge_state(np.array([0]), np.ones(1), np.zeros(1, np.int64), np.ones(1, np.int64), "sum")
     with pytest.raises(ValueError, match="past the end"):
         merge_state(np.array([3]), np.ones(1), np.zeros(1, np.int64), np.ones(1), "sum")
+
+
+# --- direct-addressed kernels (int64 keys in a small range) ------------------------------------
+
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+
+
+def same(a, b) -> bool:
+    """Equal, NaN equal to NaN, -0.0 told apart from 0.0 (the folds must agree bit for bit)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return np.array(a, np.float64).tobytes() == np.array(b, np.float64).tobytes() or (a != a and b != b)
+    return a == b
+
+
+def fold_rows(keys, values, op):
+    """dict fold in arrival order: {key: (value, rows)}."""
+    out: dict = {}
+    for k, v in zip(keys, values):
+        out[k] = (OPS[op](out[k][0], v), out[k][1] + 1) if k in out else (v, 1)
+    return out
+
+
+# keys near each other (direct addressing applies) or near the int64 extremes
+def key_lists(max_size=40):
+    base = st.sampled_from([0, -7, 10**12, I64_MIN, I64_MAX - 60])
+    return base.flatmap(lambda b: st.lists(st.integers(0, 60).map(lambda d: b + d),
+                                           max_size=max_size))
+
+
+@settings(max_examples=200, deadline=None)
+@given(key_lists(), st.data(), st.sampled_from(sorted(OPS)), st.booleans(), st.booleans())
+def test_sorted_reduce_matches_dict_fold(keys, data, op, floats, counts):
+    vals = data.draw(st.lists(values_f if floats else values_i, min_size=len(keys), max_size=len(keys)))
+    dt = np.float64 if floats else np.int64
+    k, v, c = sorted_reduce(np.array(keys, np.int64), np.array(vals, dt), op, counts=counts)
+    want = fold_rows(keys, vals, op)
+    assert k.tolist() == sorted(want)
+    assert all(same(a, want[key][0]) for key, a in zip(k.tolist(), v.tolist()))
+    assert c is None if not counts else c.tolist() == [want[key][1] for key in k.tolist()]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.integers(-5, 60), st.tuples(values_f, st.integers(0, 10), st.integers(1, 4))),
+       st.dictionaries(st.integers(-5, 60), st.tuples(values_f, st.integers(1, 4))),
+       st.sampled_from(sorted(OPS)), st.integers(0, 5), st.booleans(), st.booleans(), st.randoms())
+def test_merge_dense_matches_dict_fold(table, new, op, ttl, with_seen, counts, rnd):
+    tkeys, nkeys = list(table), list(new)
+    rnd.shuffle(tkeys)  # any order merges; the result is sorted
+    rnd.shuffle(nkeys)
+    vals, seen = {k: table[k][0] for k in tkeys}, {k: table[k][1] if with_seen else 10 for k in tkeys}
+    want, want_seen = reference(vals, seen, {k: new[k][0] for k in nkeys}, op, 10, ttl)
+    a = (np.array(tkeys, np.int64), np.array([vals[k] for k in tkeys], np.float64),
+         np.array([table[k][2] for k in tkeys], np.int64) if counts else None,
+         np.array([seen[k] for k in tkeys], np.int64) if with_seen else None)
+    b = (np.array(nkeys, np.int64), np.array([new[k][0] for k in nkeys], np.float64),
+         np.array([new[k][1] for k in nkeys], np.int64) if counts else None)
+    k, v, c, s = merge_dense(a, b, op, 10, ttl, seen=True)
+    assert k.tolist() == sorted(want)
+    assert all(same(x, want[key]) for key, x in zip(k.tolist(), v.tolist()))
+    assert s.tolist() == [want_seen[key] for key in k.tolist()]
+    if counts:
+        assert c.tolist() == [table.get(key, (0, 0, 0))[2] + new.get(key, (0, 0))[1] for key in k.tolist()]
+
+
+@given(st.dictionaries(st.integers(-5, 30), values_i), st.dictionaries(st.integers(-5, 30), values_i),
+       st.sampled_from(sorted(OPS)))
+def test_merge_dense_int_matches_merge_state(table, new, op):
+    got = merge_dense((np.array(list(table), np.int64), np.array(list(table.values()), np.int64), None, None),
+                      (np.array(list(new), np.int64), np.array(list(new.values()), np.int64), None), op)
+    want, _ = reference(table, dict.fromkeys(table, 0), new, op, 0, 0)
+    assert dict(zip(got[0].tolist(), got[1].tolist())) == want
+
+
+def test_dense_kernels_decline_spread_keys_and_repeats():
+    keys = np.array([0, 10**12], np.int64)
+    assert sorted_reduce(keys, np.ones(2), "sum") is None
+    one = (np.array([1], np.int64), np.ones(1))
+    assert merge_dense((*one, None, None), (np.array([10**12], np.int64), np.ones(1), None), "sum") is None
+    rep = (np.array([1, 1], np.int64), np.ones(2))
+    assert merge_dense((*rep, None, None), (*one, None), "sum") is None
+    assert merge_dense((*one, None, None), (*rep, None), "sum") is None
+    # the range limit is relative to the rows
+    n = 10
+    wide = np.array([0, KS.DENSE_FACTOR * n + KS.DENSE_SLACK], np.int64)
+    assert sorted_reduce(np.concatenate([wide, np.arange(1, n - 1)]), np.ones(n), "sum") is None
+
+
+def test_dense_kernels_empty_and_validation():
+    e, ef = np.empty(0, np.int64), np.empty(0)
+    k, v, c = sorted_reduce(e, ef, "sum", counts=True)
+    assert len(k) == len(v) == len(c) == 0
+    k, v, c, s = merge_dense((e, ef, None, None), (e, ef, None), "max", seen=True)
+    assert len(k) == len(v) == len(s) == 0 and c is None
+    with pytest.raises(TypeError, match="int64"):
+        sorted_reduce(np.array([1.0]), np.ones(1), "sum")
+    with pytest.raises(ValueError, match="op"):
+        sorted_reduce(e, ef, "mul")
+    with pytest.raises(TypeError, match="float64"):
+        merge_dense((e, ef, None, None), (e, e, None), "sum")
+    with pytest.raises(ValueError, match="both sides"):
+        merge_dense((e, ef, e, None), (e, ef, None), "sum")

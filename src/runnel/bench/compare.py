@@ -1,4 +1,4 @@
-"""Side-by-side comparison: ``python -m runnel.bench.compare [--quick] [--batches N] [--only W1,W2]``.
+"""Side-by-side comparison: ``python -m runnel.bench.compare [--quick] [--batches N] [--only W1,W2] [--variants running_sum]``.
 
 Runs the ANCHORS workloads (W1 word count, W2 int reduceByKey, W3 sliding
 window, W4 running state, W5 tiny batches; see :mod:`runnel.bench.workloads`)
@@ -90,6 +90,7 @@ class Settings:
     seed: int = wl.DEFAULT_SEED
     workloads: tuple = ("W1", "W2", "W3", "W4", "W5")
     systems: tuple = ALL_SYSTEMS
+    variants: tuple | None = None        # W4's runnel variants to run (default: all of them)
     notes: list = field(default_factory=list)
 
     def warmup_for(self, w: Workload) -> int:
@@ -206,6 +207,8 @@ def run_runnel(master: str, data: dict, s: Settings) -> list[Result]:
         for name in s.workloads:
             w = WORKLOADS[name]
             for variant in w.variants:
+                if s.variants is not None and variant is not None and variant not in s.variants:
+                    continue
                 try:
                     if name == "W5":
                         r = run_runnel_tiny(ctx, w, data[name], s)
@@ -495,6 +498,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--warmup", type=int, default=None, help="uncounted batches first (default 2; 1 quick)")
     p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W2")
     p.add_argument("--systems", default=None, help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}")
+    p.add_argument("--variants", default=None,
+                   help=f"comma-separated W4 runnel variants (default all: {','.join(wl.W4_VARIANTS)})")
     p.add_argument("--seed", type=int, default=wl.DEFAULT_SEED)
     a = p.parse_args(argv)
     s = Settings(quick=a.quick, seed=a.seed)
@@ -516,6 +521,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         if bad:
             p.error(f"unknown system(s) {', '.join(bad)}; choose from {', '.join(ALL_SYSTEMS)}")
         s.systems = names
+    if a.variants:
+        names = tuple(x.strip() for x in a.variants.split(",") if x.strip())
+        bad = [x for x in names if x not in wl.W4_VARIANTS]
+        if bad:
+            p.error(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(wl.W4_VARIANTS)}")
+        s.variants = names
     return s
 
 

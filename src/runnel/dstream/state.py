@@ -80,9 +80,16 @@ class UpdateByKey:
 
 
 def _partials(batch: Batch, kind: str) -> Batch:
-    """One partial aggregate per key: (key, value[, _count]) — count/mean carry counts."""
+    """One partial aggregate per key: (key, value[, _count]) — count/mean carry counts.
+
+    Int64 keys in a small range come out sorted by key (see ``_sorted_partials``),
+    others in first-appearance order.
+    """
     if len(batch) == 0:
         return batch
+    out = _sorted_partials(batch, kind)
+    if out is not None:
+        return out
     if kind in ("count", "mean"):
         keys = keyed.key_column(batch)
         ones = Batch({"key": keys, "value": np.ones(len(keys), np.int64)}, ("key", "value"))
@@ -123,7 +130,81 @@ class PartialReduce:
         parts = [b for b in groups[0] if len(b)]
         if len(parts) == 1:
             return parts[0]
+        merged = _merge_sorted_partials(parts, self.kind)
+        if merged is not None:
+            return merged
         return _merge_partials(concat_batches(parts), self.kind)
+
+
+# --- int64 keys in a small range: tables merged by direct addressing, kept sorted ------------
+#
+# Built-in updaters over int64 keys whose range is not much larger than their number (ids,
+# counters: W4's 1M keys in [0, 1M)) never build a hash table over the state: each map task
+# folds its rows into partials by direct addressing (``kernels.state.sorted_reduce``, sorted
+# by key; the shuffle keeps each bucket's order), and the reduce side merges the partials of
+# the map tasks, then the table, slot by slot (``kernels.state.merge_dense``). The table comes
+# out sorted, so the next batch visits its slots in order. Nothing marks a table as sorted: an
+# unsorted one (restored repartitioned from a checkpoint) merges the same, only slower once.
+# Keys spread over a large range, other key or value types and int sums that could wrap take
+# the hash path below; both give the same values (each key's fold in the same order).
+
+def _is_int64(col) -> bool:
+    return isinstance(col, np.ndarray) and col.dtype == np.int64
+
+
+def _is_value64(col) -> bool:
+    return isinstance(col, np.ndarray) and col.dtype in (np.int64, np.float64)
+
+
+def _sorted_partials(batch: Batch, kind: str) -> Batch | None:
+    from runnel.kernels.state import sorted_reduce
+    keys = keyed.key_column(batch)
+    if not _is_int64(keys):
+        return None
+    if kind == "count":
+        values = np.ones(len(keys), np.int64)
+    else:
+        values = keyed.value_column(batch)
+        if not _is_value64(values) or (_MERGE[kind] == "sum" and keyed.sum_may_overflow(values)):
+            return None
+    r = sorted_reduce(keys, values, _MERGE[kind], counts=kind == "mean")
+    if r is None:
+        return None
+    k, v, c = r
+    cols = {"key": k, "value": v}
+    if c is not None:
+        cols["_count"] = c
+    return Batch(cols, ("key", "value"))
+
+
+def _merge_sorted_partials(parts: list[Batch], kind: str) -> Batch | None:
+    """Partials of several map tasks merged in map order by direct addressing (int64 keys), or None."""
+    from runnel.kernels.state import merge_dense
+    if not parts:
+        return None
+    op = _MERGE[kind]
+    sides = []
+    for b in parts:
+        k, v = b.columns.get("key"), b.columns.get("value")
+        c = b.columns.get("_count") if kind == "mean" else None
+        if not (b.layout == ("key", "value") and _is_int64(k) and _is_value64(v)) or (kind == "mean" and not _is_int64(c)):
+            return None
+        if sides and v.dtype != sides[0][1].dtype:
+            return None
+        sides.append((k, v, c))
+    if op == "sum" and sides[0][1].dtype.kind == "i" and sum(
+            max(abs(int(v.max())), abs(int(v.min()))) for _, v, _ in sides) >= np.iinfo(np.int64).max:
+        return None  # int64 could wrap: Python ints on the hash path
+    k, v, c = sides[0]
+    for side in sides[1:]:
+        r = merge_dense((k, v, c, None), side, op)
+        if r is None:
+            return None
+        k, v, c, _ = r
+    cols = {"key": k, "value": v}
+    if c is not None:
+        cols["_count"] = c
+    return Batch(cols, ("key", "value"))
 
 
 def _numeric(a) -> bool:
@@ -161,6 +242,9 @@ class MergeBuiltin:
         state, new = batches if self.has_state else (Batch.empty(), batches[0])
         if len(state) == 0 and len(new) == 0:
             return Batch.empty()
+        out = self._merge_sorted(state, new)
+        if out is not None:
+            return out
         m = len(state)
         skeys = keyed.key_column(state) if m else new.columns["key"][:0]
         nkeys = keyed.key_column(new) if len(new) else skeys[:0]
@@ -194,6 +278,46 @@ class MergeBuiltin:
         if len(keys) == 0:
             return Batch.empty()
         return Batch({"key": keys, "value": value, **extra}, ("key", "value"))
+
+    def _merge_sorted(self, state: Batch, new: Batch) -> Batch | None:
+        """The table merged by direct addressing (see above), or None where that path does not apply."""
+        from runnel.kernels.state import merge_dense
+        mean = self.kind == "mean"
+        vcol = "_sum" if mean else "value"
+        sides = []
+        for b, vname in ((state, vcol), (new, "value")):
+            if len(b) == 0:
+                sides.append(None)
+                continue
+            k, v = b.columns.get("key"), b.columns.get(vname)
+            c = b.columns.get("_count") if mean else None
+            if not (b.layout == ("key", "value") and _is_int64(k) and _is_value64(v)) or (mean and not _is_int64(c)):
+                return None
+            sides.append((k, v, c))
+        have = [s for s in sides if s is not None]
+        dtype = have[0][1].dtype
+        if any(s[1].dtype != dtype for s in have):
+            return None
+        op = _MERGE[self.kind]
+        if op == "sum" and dtype.kind == "i" and len(have) == 2 and _may_overflow(have[0][1], have[1][1]):
+            return None
+        empty = (np.empty(0, np.int64), np.empty(0, dtype), np.empty(0, np.int64) if mean else None)
+        (sk, sv, sc), (nk, nv, nc) = (s if s is not None else empty for s in sides)
+        seen = state.columns.get("_seen") if len(state) else None
+        if seen is not None and not _is_int64(seen):
+            return None
+        r = merge_dense((sk, sv, sc, seen), (nk, nv, nc), op, self.now, self.ttl_ms, seen=bool(self.ttl_ms))
+        if r is None:
+            return None
+        keys, vals, cnts, out_seen = r
+        if len(keys) == 0:
+            return Batch.empty()
+        cols = {"key": keys, "value": vals / cnts if mean else vals}
+        if mean:
+            cols["_sum"], cols["_count"] = vals, cnts
+        if self.ttl_ms:
+            cols["_seen"] = out_seen
+        return Batch(cols, ("key", "value"))
 
 
 def _filter(col, keep: np.ndarray):
