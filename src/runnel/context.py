@@ -148,6 +148,11 @@ class Context:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def __reduce__(self):
+        raise TypeError("It appears that you are attempting to reference the Context from a function that "
+                        "is sent to workers or stored in a checkpoint. The Context can only be used on the "
+                        "driver, in code that runs there (foreach_rdd, transform), not captured by it.")
+
     def __repr__(self) -> str:
         return f"Context(master={self.master!r}, app_name={self.app_name!r})"
 

@@ -6,7 +6,6 @@ one the user sets — because checkpointed state is keyed by them.
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -25,7 +24,19 @@ class DStreamGraph:
         self.zero_ms: int | None = None
         self.remember_ms: int = 0
         self.functions: list = []   # FnRefs of every operator, checked for shipping at start
-        self._counter = itertools.count(1)
+        self.restored_ms: int | None = None  # time of the checkpoint a recovered context started from
+        self._count = 0
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["ssc"] = None
+        return state
+
+    def attach(self, ssc) -> None:
+        """Bind an unpickled graph (getOrCreate) and its streams to a new context."""
+        self.ssc = ssc
+        for s in self.streams:
+            s.ssc = ssc
 
     def _check_mutable(self) -> None:
         self.ssc._check_can_add()
@@ -33,7 +44,8 @@ class DStreamGraph:
     def add(self, stream: "DStream") -> str:
         self._check_mutable()
         self.streams.append(stream)
-        name = f"{stream.kind}-{next(self._counter)}"
+        self._count += 1
+        name = f"{stream.kind}-{self._count}"
         self.names[name] = stream
         return name
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .clock import Clock, ManualClock, SystemClock, clock_from_conf
 from .context import Context
@@ -71,6 +71,9 @@ class StreamingContext:
         self._state = INITIALIZED
         self._stopped = threading.Event()
         self.checkpoint_dir: str | None = None
+        self._checkpointer = None            # runnel.checkpoint.checkpointer.Checkpointer, from start()
+        self._recovery = None                # runnel.checkpoint.recovery.Recovery to apply at start()
+        self._previous_sigterm = None
 
     # -- properties ----------------------------------------------------------
     @property
@@ -169,8 +172,20 @@ class StreamingContext:
         self._graph.remember_ms = max(self._graph.remember_ms, to_ms(duration, "remember duration"))
 
     def checkpoint(self, directory: str) -> None:
-        """Set the checkpoint directory (checkpoint writing arrives with recovery support)."""
-        self.checkpoint_dir = directory
+        """Checkpoint into ``directory``: state, window tables and input progress, periodically.
+
+        Checkpoints are written every ``interval`` (the smallest
+        ``dstream.checkpoint(interval)``, else the conf key
+        ``runnel.streaming.checkpoint.interval`` in seconds, else the first
+        multiple of every stateful slide that is at least 10 s), atomically
+        and with checksums; the last ``runnel.streaming.checkpoint.keep``
+        (3) are kept. :meth:`get_or_create` and :meth:`resume` recover from
+        them. See ``runnel.checkpoint``.
+        """
+        import os
+        if self._state != INITIALIZED:
+            raise RuntimeError("the checkpoint directory must be set before the StreamingContext starts")
+        self.checkpoint_dir = os.path.abspath(os.fspath(directory))
 
     def add_streaming_listener(self, listener: Any) -> None:
         """Register a :class:`~runnel.listener.StreamingListener`."""
@@ -193,14 +208,35 @@ class StreamingContext:
             if active is not None and active is not self and active._state == ACTIVE:
                 raise RuntimeError("Only one StreamingContext may be started in this process")
             self.context.executor.check_shippable(self._graph.functions)
-            now = self.clock.now()
-            first = (now // self.batch_ms + 1) * self.batch_ms
-            zero = first - self.batch_ms
-            self._graph.start(zero)
+            if self.checkpoint_dir is not None:
+                from .checkpoint.checkpointer import Checkpointer
+                self._checkpointer = Checkpointer(self, self.checkpoint_dir)
+                self._checkpointer.prepare()         # fails fast on a graph it cannot store
+            rec = self._recovery
+            if rec is None:
+                now = self.clock.now()
+                first = (now // self.batch_ms + 1) * self.batch_ms
+                zero = first - self.batch_ms
+                self._graph.start(zero)
+            else:
+                zero, first = rec.zero, rec.time + self.batch_ms
+                if isinstance(self.clock, ManualClock) and self.clock.now() < rec.time:
+                    self.clock.set_time(rec.time)
+                now = self.clock.now()
+                self._graph.start(zero)
+                self._graph.restored_ms = rec.time
+                for stream, tables in rec.tables.items():
+                    stream.restore_tables(tables)
+                for stream, progress in rec.inputs.items():
+                    stream.restore_progress(progress, rec.time)
+                log.info("runnel: recovered from %s; batches after %s ms run again", rec.path, rec.time)
             for i in self._graph.inputs:
                 i.start()
+            if self._checkpointer is not None:
+                self._checkpointer.start(zero, rec.path if rec is not None else None)
             self._state = ACTIVE
             StreamingContext._active = self
+        self._install_sigterm()
         self._bus.post("onStreamingStarted", StreamingStarted(now))
         self._scheduler.start(first)
 
@@ -227,9 +263,39 @@ class StreamingContext:
                     log.warning("runnel: stopping without stop_gracefully discards data received but not yet "
                                 "processed by %s", ", ".join(pending))
             self._scheduler.stop(wait_for_queue=stop_gracefully)
+            ckpt = self._checkpointer
+            if ckpt is not None:
+                last = self._scheduler.completed
+                if stop_gracefully and last is not None and last not in ckpt.written:
+                    ckpt.after_batch(last, final=True)   # everything received is in state: keep it
+                ckpt.stop()
+            self._restore_sigterm()
         if stop_spark_context and not self.context.stopped:
             self.context.stop()
         self._stopped.set()
+
+    # SIGTERM (a service manager stopping the job) stops gracefully: received data is processed,
+    # the last state checkpointed. Only from the main thread, and never over a handler the program set.
+    def _install_sigterm(self) -> None:
+        import signal
+        flag = str(self.context.conf.get("spark.streaming.stopGracefullyOnShutdown", "true")).lower()
+        if flag not in ("1", "true", "yes", "on") or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum, frame):
+            log.warning("runnel: SIGTERM received; stopping gracefully")
+            threading.Thread(target=self.stop, kwargs={"stop_gracefully": True}, name="runnel-sigterm-stop",
+                             daemon=True).start()
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _restore_sigterm(self) -> None:
+        import signal
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     def _drain_inputs(self) -> None:
         sched = self._scheduler
@@ -292,25 +358,70 @@ class StreamingContext:
         return setup_func()
 
     @classmethod
-    def get_or_create(cls, checkpoint_path: str, setup_func: Callable[[], "StreamingContext"]):
-        """Recover from a checkpoint in ``checkpoint_path`` or call ``setup_func()``.
+    def get_or_create(cls, checkpoint_path: str, setup_func: Callable[[], "StreamingContext"], *,
+                      clock: Clock | None = None) -> "StreamingContext":
+        """PySpark's getOrCreate: recover from the newest usable checkpoint in ``checkpoint_path``
+        *without calling* ``setup_func``, or call it when there is none.
 
-        Recovery from checkpoints is not implemented yet: this always calls
-        ``setup_func`` (and says so if the directory holds checkpoint data).
+        The recovered program is the one stored at its start (its functions
+        as they were then), with its state, window tables and input
+        progress; batches after the checkpoint run again when it starts. An
+        active Context is reused. A checkpoint that is corrupt or truncated
+        is skipped with a warning naming the file, and the one before used.
+        To carry state into a *changed* program use :meth:`resume`.
+        ``clock`` (tests) is the recovered context's clock; a
+        ``spark.streaming.clock`` conf setting gives a ManualClock too.
+        """
+        from .checkpoint.recovery import recover
+        ssc = recover(checkpoint_path, clock)
+        if ssc is not None:
+            return ssc
+        return _checked_setup(setup_func)
+
+    @classmethod
+    def resume(cls, checkpoint_path: str, setup_func: Callable[[], "StreamingContext"], *,
+               discard_state: Iterable[str] | bool = ()) -> "StreamingContext":
+        """runnel's upgrade-safe recovery: always call ``setup_func`` (the program as it is now) and
+        re-attach the newest usable checkpoint's state and input progress to its streams by name.
+
+        Functions, parallelism and unrelated operators may change; stateful
+        operators are matched by their stable names (set them with
+        ``.named("...")`` so that adding an operator elsewhere does not
+        renumber them). Checkpointed state whose operator is gone or no
+        longer fits is an error unless its name is in ``discard_state``
+        (``True`` discards all such state). Without a checkpoint this is
+        just ``setup_func()`` with ``checkpoint_path`` as checkpoint directory.
         """
         import os
-        import warnings
-        if checkpoint_path and os.path.isdir(checkpoint_path) and any(
-                f.startswith("checkpoint-") for f in os.listdir(checkpoint_path)):
-            warnings.warn(f"{checkpoint_path} holds checkpoint data, but this runnel version cannot recover "
-                          "from checkpoints yet; starting fresh", RuntimeWarning, stacklevel=2)
-        ssc = setup_func()
-        if not isinstance(ssc, StreamingContext):
-            raise TypeError(f"setup function must return a StreamingContext, got {type(ssc).__name__}")
+
+        from .checkpoint import files
+        from .checkpoint.recovery import attach
+        ssc = _checked_setup(setup_func)
+        path = os.path.abspath(os.fspath(checkpoint_path))
+        if ssc.checkpoint_dir is None:
+            ssc.checkpoint(path)
+        elif ssc.checkpoint_dir != path:
+            raise ValueError(f"resume({checkpoint_path!r}): the setup function set another checkpoint directory, "
+                             f"{ssc.checkpoint_dir!r}")
+        loaded = files.load_newest(path)
+        if loaded is not None:
+            attach(ssc, loaded, discard_state if discard_state is True else set(discard_state))
         return ssc
+
+    def __reduce__(self):
+        raise TypeError("It appears that you are attempting to reference the StreamingContext from a function "
+                        "that is sent to workers or stored in a checkpoint; it can only be used on the driver "
+                        "while defining the program. Inside foreach_rdd/transform use the Dataset's own context, rdd.ctx.")
 
     def __repr__(self) -> str:
         return f"StreamingContext({self.context.master!r}, batch={self.batch_ms} ms, state={self._state})"
+
+
+def _checked_setup(setup_func: Callable[[], StreamingContext]) -> StreamingContext:
+    ssc = setup_func()
+    if not isinstance(ssc, StreamingContext):
+        raise TypeError(f"setup function must return a StreamingContext, got {type(ssc).__name__}")
+    return ssc
 
 
 def _dt(t: int):

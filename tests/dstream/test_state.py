@@ -212,7 +212,7 @@ def test_compressed_hour_keeps_state_and_blocks_bounded(tmp_path):
             batches.append(pd.DataFrame({"key": keys, "value": np.ones(per_batch)}))
         s = ssc.queue_stream(batches)
         st = s.update_state_by_key(running_sum(ttl=3), 2)
-        st.foreach_rdd(lambda ds: sizes.append(ds.count()) or live.append(ctx.executor.store.live_bytes()))
+        st.foreach_rdd(lambda ds: sizes.append(ds.count()) or live.append(ds.ctx.executor.store.live_bytes()))
         ssc.start()
         ssc.run_batches(n_batches, timeout=30)
     finally:

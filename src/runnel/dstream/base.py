@@ -99,6 +99,9 @@ class DStream:
             return self.generated[t]
         if not self.is_time_valid(t):
             return None
+        restored = self.ssc._graph.restored_ms
+        if restored is not None and t <= restored:
+            return None     # before the checkpoint a recovery started from: only restored tables exist
         ds = self.compute(t)
         if ds is not None:
             # a fresh handle: compute may return a parent's memoised Dataset, whose label we must not change
@@ -135,6 +138,26 @@ class DStream:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} slide={self.slide_ms}ms>"
+
+    # -- pickling (runnel.checkpoint stores the graph for getOrCreate) ------------------------
+    def __getstate__(self) -> dict:
+        """The definition of the stream, without its context and generated Datasets."""
+        state = self.__dict__.copy()
+        state["ssc"] = None
+        state["generated"] = {}
+        for name in self._runtime:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_runtime()
+
+    #: attributes that live only while the program runs (locks, threads); not pickled
+    _runtime: tuple[str, ...] = ()
+
+    def _init_runtime(self) -> None:
+        """Recreate the :attr:`_runtime` attributes of an unpickled stream."""
 
     # -- building blocks ---------------------------------------------------------
     def _transform(self, kind: str, fn: Callable[[Dataset], Dataset]) -> "DStream":

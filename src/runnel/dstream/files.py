@@ -132,6 +132,12 @@ class FileInputDStream(InputDStream):
         for old in [k for k in self._failed if k <= t]:
             del self._failed[old]
 
+    _runtime = ("_lock", "_failed")
+
+    def _init_runtime(self) -> None:
+        self._lock = threading.Lock()
+        self._failed = {}
+
     # -- checkpoints: a file read by a batch after the checkpoint is read again on recovery ------
     def progress(self, t: int) -> dict:
         with self._lock:

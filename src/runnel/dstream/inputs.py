@@ -116,6 +116,11 @@ class QueueInputDStream(InputDStream):
     def has_pending(self) -> bool:
         return bool(self.queue)
 
+    _runtime = ("_lock",)
+
+    def _init_runtime(self) -> None:
+        self._lock = threading.Lock()
+
     def progress(self, t: int) -> dict:
         done = [n for bt, n in list(self._consumed_at.items()) if bt <= t]
         return {"consumed": max(done, default=0)}

@@ -8,6 +8,12 @@
   forgetting its plan lets the tables and partials it was computed from
   (previous state, previous window, leaving partials) be freed as soon as
   the stream forgets them, so memory is bounded by what the stream reports;
+* **checkpointing** (``runnel.checkpoint``): :meth:`~StatefulDStream.checkpoint_tables`
+  names the tables a recovery at t needs, :meth:`~StatefulDStream.restore_tables`
+  puts them back (repartitioned when the partition count changed), and
+  :meth:`~StatefulDStream.signature` / :meth:`~StatefulDStream.restore_problem`
+  tell whether a table written by one program version fits the operator of
+  the same name in another;
 * **a report per batch**, ``state_report(t) -> {"keys": n, "bytes": b}`` or
   None, which the scheduler collects into ``BatchInfo.state_tables`` under
   the stream's (stable) name. The default reports the stream's own Dataset
@@ -77,6 +83,50 @@ class StatefulDStream(DStream):
     def forget_before(self, t: int) -> None:
         super().forget_before(t)
         drop_lineage(self.generated.values())
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def checkpoint_tables(self, t: int) -> dict[str, tuple[int, Dataset]]:
+        """The tables a recovery at batch time t needs: label -> (batch time, Dataset).
+
+        The default: the stream's own table at t (a state stream's (key, state) rows).
+        """
+        ds = self.generated.get(t)
+        if ds is None:
+            return {}
+        table = getattr(self, "table", None)     # mapWithState keeps mapped records beside its state
+        return {"table": (t, table(ds) if table is not None else ds)}
+
+    def restore_tables(self, tables: dict[str, tuple[int, Dataset]]) -> None:
+        """Put back what :meth:`checkpoint_tables` returned (a recovered context, before start)."""
+        for label, (t, ds) in tables.items():
+            if label == "table":
+                self.generated[t] = self._fit(ds)
+
+    def _fit(self, ds: Dataset) -> Dataset:
+        """``ds`` with this operator's partition count (a program may change its parallelism)."""
+        n = getattr(self, "n", None)
+        if n is None or ds.get_num_partitions() == n:
+            return ds
+        return ds.partition_by(n).cache()
+
+    def signature(self) -> dict:
+        """What a checkpointed table depends on, beyond its columns (JSON-serialisable)."""
+        return {"class": type(self).__name__, "slide_ms": self.slide_ms}
+
+    def restore_problem(self, signature: dict, columns: list[str]) -> str | None:
+        """Why a table written under ``signature`` with ``columns`` cannot be restored here, or None."""
+        mine = self.signature()
+        for key in sorted(set(mine) | set(signature)):
+            if mine.get(key) != signature.get(key):
+                return f"its {key} was {signature.get(key)!r} and is now {mine.get(key)!r}"
+        missing = sorted(self.required_columns() - set(columns)) if columns else []
+        if missing:
+            return f"its table lacks the column(s) {', '.join(missing)} this operator keeps (columns: {columns})"
+        return None
+
+    def required_columns(self) -> set[str]:
+        """Columns a restored (non-empty) table must have."""
+        return set()
 
     def state_report(self, t: int) -> dict | None:
         """{"keys": n, "bytes": b} of the table at t, when it has been computed."""

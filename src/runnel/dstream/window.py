@@ -151,6 +151,28 @@ class WindowedDStream(StatefulDStream):
             return None
         return blocks_report(_held(self.parents[0], t - self.window_ms, t))
 
+    # -- checkpoints: the parent's batches of the window -----------------------------------
+    def checkpoint_tables(self, t: int) -> dict:
+        return _parent_tables(self.parents[0], t - self.window_ms, t)
+
+    def restore_tables(self, tables: dict) -> None:
+        _restore_parent(self.parents[0], tables, lambda ds: ds)
+
+    def signature(self) -> dict:
+        return {**super().signature(), "window_ms": self.window_ms}
+
+
+def _parent_tables(parent: DStream, after: int, upto: int) -> dict:
+    """The parent's remembered Datasets of (after, upto], labelled by time, for a checkpoint."""
+    return {f"batch@{t}": (t, ds) for t, ds in sorted(parent.generated.items())
+            if after < t <= upto and ds is not None}
+
+
+def _restore_parent(parent: DStream, tables: dict, fit: Callable[[Dataset], Dataset]) -> None:
+    for label, (t, ds) in tables.items():
+        if label.startswith("batch@"):
+            parent.generated[t] = fit(ds)
+
 
 # --- keyed reduction of windows -----------------------------------------------------------
 
@@ -358,6 +380,23 @@ class ReducedWindowedDStream(StatefulDStream):
         if t not in self.generated:
             return None
         return blocks_report([self.generated[t]], _held(self.parents[0], t - self.window_ms, t))
+
+    # -- checkpoints: the window table (the next slide updates it) and the partials ---------
+    def checkpoint_tables(self, t: int) -> dict:
+        out = _parent_tables(self.parents[0], t - self.window_ms, t)
+        if self.incremental and self.generated.get(t) is not None:
+            out["window"] = (t, self.generated[t])
+        return out
+
+    def restore_tables(self, tables: dict) -> None:
+        _restore_parent(self.parents[0], tables, self._fit)
+        if "window" in tables:
+            t, ds = tables["window"]
+            self.generated[t] = self._fit(ds)
+
+    def signature(self) -> dict:
+        return {**super().signature(), "window_ms": self.window_ms, "reducer": self.reducer.op,
+                "inverse": None if self.inverse is None else (self.inverse.op or "function")}
 
 
 @dataclass(eq=False)

@@ -178,6 +178,9 @@ class JobScheduler:
                 got = None
             if got is not None:
                 info.state_tables[s.name] = got
+        ckpt = self.ssc._checkpointer
+        if ckpt is not None:        # snapshot before forgetting: the tables of t must still be held
+            ckpt.after_batch(js.time)
         self.ssc._graph.forget_before(js.time)
         bus.post("onBatchCompleted", BatchEvent(info))
         with self.cond:

@@ -1,0 +1,237 @@
+"""Writing checkpoints while a program runs.
+
+When batch t completes and t is a checkpoint time, the job-runner thread
+takes a *snapshot* — the computed tables every stateful stream names
+(``checkpoint_tables``: state tables, window tables, window partials or
+batches), each input's progress (``progress``), the batches generated but
+not completed — and hands it to a writer thread, which writes it
+(``files.CheckpointWriter``) while the next batches run. The snapshot holds
+the tables' Datasets, so their blocks stay alive until written; blocks are
+immutable, so the snapshot is consistent without copying. At most one
+snapshot waits: when the disk is slower than the interval, the runner waits
+for the writer to take it before handing over the next one (every
+checkpoint is written; processing slows to the disk's pace), so memory is
+bounded by two snapshots. Only a writer stuck for :data:`HANDOFF_WAIT`
+seconds (a hung disk) has its waiting snapshot replaced by the newer one. After a commit
+the oldest checkpoints beyond ``keep`` are removed and the inputs are told
+the time of the oldest one kept (``checkpoint_written``): data only batches
+up to it used (write-ahead log entries) can go, and nothing a kept
+checkpoint still needs.
+
+Checkpoint times are ``zero + k * interval``. The interval must be a
+multiple of the slide of every stateful stream (so each has a table at a
+checkpoint time); it is the smallest ``dstream.checkpoint(interval)`` set,
+else the conf key ``runnel.streaming.checkpoint.interval`` (seconds), else
+the smallest such multiple of at least 10 seconds (Spark's default).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass, field
+
+from . import files
+from .pickling import dump_graph
+
+log = logging.getLogger("runnel.checkpoint")
+
+DEFAULT_INTERVAL_MS = 10_000
+DEFAULT_KEEP = 3
+HANDOFF_WAIT = 60.0
+
+
+def _conf_flag(conf: dict, key: str, default: bool) -> bool:
+    v = conf.get(key)
+    return default if v is None else str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _clock_kind(clock) -> str:
+    from ..clock import ManualClock
+    return "manual" if isinstance(clock, ManualClock) else "system"
+
+
+@dataclass
+class Snapshot:
+    t: int
+    zero: int
+    pending: list[int]
+    inputs: dict[str, dict]
+    streams: dict[str, dict] = field(default_factory=dict)   # name -> {"signature", "tables": {label: (t, ds)}}
+
+
+class Checkpointer:
+    """Decides checkpoint times, snapshots on the runner thread, writes on its own thread."""
+
+    def __init__(self, ssc, directory: str):
+        self.ssc = ssc
+        self.directory = directory
+        conf = ssc.context.conf
+        self.keep = max(1, int(conf.get("runnel.streaming.checkpoint.keep", DEFAULT_KEEP)))
+        self.store_graph = _conf_flag(conf, "runnel.streaming.checkpoint.graph", True)
+        self.interval_ms: int | None = None
+        self.graph_name: str | None = None
+        self.graph_file: dict | None = None
+        self.written: list[int] = []          # checkpoint times committed by this run
+        self.last_error: BaseException | None = None
+        self._graph_bytes: bytes | None = None
+        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._waiting: Snapshot | None = None     # the next snapshot to write
+        self._writing = False
+        self._closing = False
+        self.skipped = 0                          # snapshots replaced before they were written
+
+    # -- before start ----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """At ``start()``, before inputs start: the interval and the stored graph (fail fast)."""
+        self.interval_ms = self._interval()
+        if self.store_graph:
+            self._graph_bytes = dump_graph(self.ssc._graph)
+
+    def _interval(self) -> int:
+        from ..dstream.base import to_ms
+        graph, unit = self.ssc._graph, self._unit()
+        asked = [s.checkpoint_ms for s in graph.streams if s.checkpoint_ms]
+        conf = self.ssc.context.conf.get("runnel.streaming.checkpoint.interval")
+        if conf is not None:
+            asked.append(to_ms(float(conf), "runnel.streaming.checkpoint.interval"))
+        if not asked:
+            return unit * max(1, math.ceil(DEFAULT_INTERVAL_MS / unit))
+        interval = min(asked)
+        if interval % unit:
+            raise ValueError(f"the checkpoint interval ({interval} ms) must be a multiple of the batch interval "
+                             f"and of every window's and state's slide ({unit} ms)")
+        return interval
+
+    def start(self, zero: int, recovered_from: str | None) -> None:
+        """Store the graph and, on a fresh start, a first checkpoint at zero time (state empty,
+        inputs untouched), so that a crash before the first interval recovers too."""
+        import os
+        os.makedirs(self.directory, exist_ok=True)
+        if self._graph_bytes is not None:
+            self.graph_name = files.write_graph(self.directory, self._graph_bytes)
+            self.graph_file = {"crc32": files.crc32(self._graph_bytes), "bytes": len(self._graph_bytes)}
+            self._graph_bytes = None
+        if recovered_from is not None:
+            if self.graph_name is not None:     # the checkpoint now belongs to this program version
+                files.retarget_graph(recovered_from, self.graph_name, self.graph_file)
+        else:
+            self._write(self._snapshot(zero, zero))
+        self._thread = threading.Thread(target=self._loop, name="runnel-checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    # -- while running (job-runner thread) ---------------------------------------------------
+    def after_batch(self, t: int, final: bool = False) -> None:
+        """Batch t completed: snapshot it when t is a checkpoint time (or the last batch of a graceful
+        stop that falls on a checkpointable time)."""
+        zero = self.ssc._graph.zero_ms
+        if (t - zero) % (self.interval_ms if not final else self._unit()) != 0:
+            return
+        try:
+            snap = self._snapshot(t, zero)
+        except Exception as e:  # a failed batch may leave a table uncomputable: try the next time
+            log.warning("runnel: no checkpoint at %s ms: %s: %s", t, type(e).__name__, e)
+            return
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._waiting is None, HANDOFF_WAIT):
+                self.skipped += 1
+                log.warning("runnel: the checkpoint writer took no snapshot for %s s; the checkpoint at %s ms "
+                            "is replaced by the one at %s ms", HANDOFF_WAIT, self._waiting.t, t)
+            self._waiting = snap
+            self._cond.notify_all()
+
+    def _unit(self) -> int:
+        from ..dstream.stateful import StatefulDStream
+        unit = self.ssc.batch_ms
+        for s in self.ssc._graph.streams:
+            if isinstance(s, StatefulDStream):
+                unit = math.lcm(unit, s.slide_ms)
+        return unit
+
+    def _snapshot(self, t: int, zero: int) -> Snapshot:
+        from ..dstream.stateful import StatefulDStream
+        graph, sched = self.ssc._graph, self.ssc._scheduler
+        with sched.cond:
+            pending = sorted(bt for bt in sched.infos if bt > t)
+        snap = Snapshot(t, zero, pending, {i.name: i.progress(t) for i in graph.inputs})
+        for s in graph.streams:
+            if isinstance(s, StatefulDStream):
+                tables = s.checkpoint_tables(t) if t > zero else {}
+                for _, ds in tables.values():
+                    ds.cache()._materialize()     # computed once, held by the snapshot until written
+                snap.streams[s.name] = {"signature": s.signature(), "tables": tables}
+        return snap
+
+    # -- the writer thread ----------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._waiting is not None or self._closing)
+                if self._waiting is None:
+                    return
+                snap, self._waiting, self._writing = self._waiting, None, True
+            try:
+                self._write(snap)
+            except Exception as e:  # keep running: the next checkpoint may succeed (disk freed)
+                self.last_error = e
+                log.error("runnel: writing the checkpoint at %s ms to %s failed: %s: %s", snap.t,
+                          self.directory, type(e).__name__, e)
+            finally:
+                del snap                      # let its tables go before waiting for the next
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()
+
+    def _write(self, snap: Snapshot) -> None:
+        ssc = self.ssc
+        store = ssc.context.executor.store
+        w = files.CheckpointWriter(self.directory, snap.t)
+        try:
+            streams = {}
+            for name, entry in snap.streams.items():
+                tables = {}
+                for label, (t, ds) in entry["tables"].items():
+                    refs, owner = ds._materialize()
+                    try:
+                        parts = [w.add_table(store.get(r)) for r in refs]
+                    finally:
+                        if owner is not None:
+                            owner.release()
+                    tables[label] = [t, parts]
+                streams[name] = {"signature": entry["signature"], "tables": tables}
+            ctx = ssc.context
+            path = w.commit({
+                "zero": snap.zero, "batch_ms": ssc.batch_ms, "pending": snap.pending,
+                "master": ctx.master, "app_name": ctx.app_name,
+                "conf": {str(k): str(v) for k, v in ctx.conf.items()},
+                "graph": self.graph_name, "graph_file": self.graph_file, "clock": _clock_kind(ssc.clock),
+                "streams": streams, "inputs": snap.inputs,
+            })
+        except BaseException:
+            w.abort()
+            raise
+        self.written.append(snap.t)
+        log.info("runnel: checkpoint %s written", path)
+        kept = files.clean(self.directory, self.keep, self.graph_name)
+        if kept:
+            for i in ssc._graph.inputs:
+                i.checkpoint_written(min(kept))
+
+    # -- stopping -------------------------------------------------------------------------------
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every snapshot taken so far is written; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._waiting is None and not self._writing, timeout)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self._thread is None:
+            return
+        if not self.flush(timeout):
+            log.warning("runnel: stopped before the checkpoint being written to %s was complete", self.directory)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self._thread = None

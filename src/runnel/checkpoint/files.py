@@ -1,0 +1,258 @@
+"""Checkpoints on disk: atomic, checksummed directories, newest good one first.
+
+Layout of a checkpoint directory (``ssc.checkpoint(dir)``)::
+
+    dir/graph-<crc>.pkl            the program's graph (cloudpickle), for getOrCreate
+    dir/checkpoint-<t>/            one per checkpoint, t = batch time in ms
+        manifest.json              {"crc32": c, "body": {...}}: c is the CRC-32 of the body's JSON
+        f00000.arrow ...           tables (Arrow IPC, zstd), listed in the body with their CRC-32
+    dir/.tmp-checkpoint-<t>-<hex>/ a checkpoint being written (never read)
+    dir/receivedData/              receivers' write-ahead logs (``runnel.storage.wal``)
+
+Writing is atomic: every file of a checkpoint goes into a temp directory and
+is fsynced, the manifest last, then one rename makes ``checkpoint-<t>``
+visible (and the parent directory is fsynced). A reader therefore sees a
+checkpoint whole or not at all; what can still go wrong is the disk, or a
+person: a file truncated, overwritten or from another program. Every file
+is checked against its CRC-32 when read, and an unusable checkpoint is
+reported (a ``RuntimeWarning`` naming the file) and the one before it used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import warnings
+import zlib
+from dataclasses import dataclass, field
+
+from ..batch import Batch
+from ..storage.ipc import read_batch, write_batch
+
+FORMAT = "runnel-checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+_NAME = re.compile(r"checkpoint-(\d+)$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be written, read or applied to this program."""
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: str, data: bytes) -> None:
+    """Write ``data`` to a new file and fsync it."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def crc32(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def _manifest_bytes(body: dict) -> bytes:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return json.dumps({"crc32": crc32(text.encode()), "body": json.loads(text)}, sort_keys=True,
+                      indent=1).encode()
+
+
+def _parse_manifest(data: bytes) -> dict:
+    doc = json.loads(data)
+    body = doc["body"]
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    if crc32(text.encode()) != doc["crc32"]:
+        raise ValueError("manifest checksum mismatch")
+    if body.get("format") != FORMAT:
+        raise ValueError(f"not a runnel checkpoint (format {body.get('format')!r})")
+    if body.get("version") != VERSION:
+        raise ValueError(f"checkpoint format version {body.get('version')!r}; this runnel reads {VERSION}")
+    return body
+
+
+# -- writing -------------------------------------------------------------------------------
+class CheckpointWriter:
+    """Writes one checkpoint directory: tables first, :meth:`commit` makes it visible."""
+
+    def __init__(self, directory: str, t: int):
+        self.directory = directory
+        self.t = t
+        self.tmp = os.path.join(directory, f".tmp-checkpoint-{t}-{secrets.token_hex(4)}")
+        os.makedirs(self.tmp)
+        self.files: dict[str, dict] = {}
+
+    def add_table(self, batch: Batch) -> str:
+        """Write one partition; returns its file name (to list in the manifest)."""
+        sink = io.BytesIO()
+        write_batch(batch, sink, "zstd")
+        data = sink.getvalue()
+        name = f"f{len(self.files):05d}.arrow"
+        write_durably(os.path.join(self.tmp, name), data)
+        self.files[name] = {"crc32": crc32(data), "bytes": len(data)}
+        return name
+
+    def commit(self, body: dict) -> str:
+        """Write the manifest and rename the checkpoint into place (replacing one of the same time)."""
+        body = {**body, "format": FORMAT, "version": VERSION, "time": self.t, "files": self.files}
+        write_durably(os.path.join(self.tmp, MANIFEST), _manifest_bytes(body))
+        fsync_dir(self.tmp)
+        final = os.path.join(self.directory, f"checkpoint-{self.t}")
+        if os.path.isdir(final):           # a re-run batch checkpointed again: swap, then drop the old one
+            old = os.path.join(self.directory, f".old-checkpoint-{self.t}-{secrets.token_hex(4)}")
+            os.rename(final, old)
+            os.rename(self.tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(self.tmp, final)
+        fsync_dir(self.directory)
+        return final
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_graph(directory: str, data: bytes) -> str:
+    """Store the pickled graph as ``graph-<crc>.pkl`` (atomically; once per content)."""
+    name = f"graph-{crc32(data):08x}.pkl"
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+        tmp = os.path.join(directory, f".tmp-{name}-{secrets.token_hex(4)}")
+        write_durably(tmp, data)
+        os.rename(tmp, path)
+        fsync_dir(directory)
+    return name
+
+
+def retarget_graph(path: str, graph: str, graph_file: dict) -> None:
+    """Point the checkpoint at ``path`` to another graph file (a resumed program's), atomically."""
+    with open(os.path.join(path, MANIFEST), "rb") as f:
+        body = _parse_manifest(f.read())
+    body["graph"], body["graph_file"] = graph, graph_file
+    tmp = os.path.join(path, f".{MANIFEST}.{secrets.token_hex(4)}")
+    write_durably(tmp, _manifest_bytes(body))
+    os.replace(tmp, os.path.join(path, MANIFEST))
+    fsync_dir(path)
+
+
+# -- reading -------------------------------------------------------------------------------
+@dataclass
+class Loaded:
+    """A checkpoint read back: its manifest body and every table's partitions."""
+    path: str
+    body: dict
+    tables: dict[str, dict[str, tuple[int, list[Batch]]]] = field(default_factory=dict)
+    graph: bytes | None = None
+
+    @property
+    def time(self) -> int:
+        return self.body["time"]
+
+
+def checkpoint_times(directory: str) -> list[int]:
+    """Times of the checkpoint directories in ``directory``, newest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted((int(m.group(1)) for n in names if (m := _NAME.match(n))), reverse=True)
+
+
+def _read_checked(path: str, expect: dict) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) != expect["bytes"] or crc32(data) != expect["crc32"]:
+        raise ValueError(f"{path}: checksum mismatch ({len(data)} bytes, expected {expect['bytes']})")
+    return data
+
+
+def read_checkpoint(path: str, with_graph: bool = False) -> Loaded:
+    """Read and verify one checkpoint directory; ValueError/OSError say what is wrong."""
+    if not os.path.isdir(path):
+        raise ValueError(f"{path} is not a runnel checkpoint directory")
+    mpath = os.path.join(path, MANIFEST)
+    try:
+        with open(mpath, "rb") as f:
+            body = _parse_manifest(f.read())
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{mpath}: unreadable manifest ({type(e).__name__}: {e})") from e
+    except ValueError as e:
+        raise ValueError(f"{mpath}: {e}") from e
+    out = Loaded(path, body)
+    for stream, entry in body.get("streams", {}).items():
+        tables = out.tables[stream] = {}
+        for label, (t, parts) in entry["tables"].items():
+            batches = []
+            for name in parts:
+                data = _read_checked(os.path.join(path, name), body["files"][name])
+                try:
+                    batches.append(read_batch(data))
+                except Exception as e:  # a checksum collision or a bug: still name the file
+                    raise ValueError(f"{os.path.join(path, name)}: unreadable table ({e})") from e
+            tables[label] = (t, batches)
+    if with_graph:
+        graph = body.get("graph")
+        if graph is None:
+            raise ValueError(f"{path} stores no program graph (written with runnel.streaming.checkpoint.graph "
+                             "off); recover with StreamingContext.resume(dir, setup)")
+        gpath = os.path.join(os.path.dirname(path), graph)
+        out.graph = _read_checked(gpath, body["graph_file"])
+    return out
+
+
+def load_newest(directory: str, with_graph: bool = False) -> Loaded | None:
+    """The newest checkpoint of ``directory`` that reads back whole, or None when there is none.
+
+    An unusable checkpoint is skipped with a ``RuntimeWarning`` naming the
+    file; when checkpoints exist but none is usable, :class:`CheckpointError`
+    (starting afresh would silently lose the state they hold).
+    """
+    problems = []
+    for t in checkpoint_times(directory):
+        path = os.path.join(directory, f"checkpoint-{t}")
+        try:
+            return read_checkpoint(path, with_graph)
+        except (ValueError, OSError, KeyError) as e:
+            problems.append(f"{e}")
+            warnings.warn(f"runnel: checkpoint {path} is unusable ({e}); trying the one before it",
+                          RuntimeWarning, stacklevel=3)
+    if problems:
+        raise CheckpointError(f"no usable checkpoint in {directory}: " + "; ".join(problems))
+    return None
+
+
+def clean(directory: str, keep: int, graph: str | None) -> list[int]:
+    """Remove all but the ``keep`` newest checkpoints, leftovers of interrupted writes, and
+    graph files no kept checkpoint (nor the running program, ``graph``) refers to.
+
+    Returns the times of the checkpoints kept, newest first.
+    """
+    times = checkpoint_times(directory)
+    kept = times[:keep]
+    for t in times[keep:]:
+        shutil.rmtree(os.path.join(directory, f"checkpoint-{t}"), ignore_errors=True)
+    graphs = {graph}
+    for t in kept:
+        try:
+            with open(os.path.join(directory, f"checkpoint-{t}", MANIFEST), "rb") as f:
+                graphs.add(_parse_manifest(f.read()).get("graph"))
+        except (OSError, ValueError, KeyError):
+            pass
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if name.startswith((".old-checkpoint-", ".tmp-checkpoint-")):
+            shutil.rmtree(path, ignore_errors=True)
+        elif name.startswith("graph-") and name.endswith(".pkl") and name not in graphs:
+            os.remove(path)
+    return kept
