@@ -336,3 +336,47 @@ def test_file_stream_reads_each_file_once_across_a_recovery(ctx, tmp_path, clean
     seen = SEEN["files/counts"]
     counts = dict(seen[max(seen)])
     assert counts == {"a": 7, **{f"b{i}": 1 for i in range(1, 8)}}
+
+
+def track(key, value, state):
+    """mapWithState: running count per key; a key idle for 2 s times out with a last call."""
+    if state.is_timing_out():
+        return (key, "timeout", state.get())
+    n = (state.get() if state.exists() else 0) + 1
+    state.update(n)
+    return (key, n)
+
+
+def other_program(ctx, directory, key, data):
+    """mapWithState with timeouts, a window sliding every 2 batches and countByValueAndWindow."""
+    from runnel.updaters import StateSpec
+
+    def setup():
+        ctx.conf["runnel.streaming.checkpoint.interval"] = "2"
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        ssc.checkpoint(directory)
+        s = ssc.queue_stream([list(d) for d in data])
+        mapped = s.map_with_state(StateSpec.function(track).timeout(2)).named("tracked")
+        mapped.foreach_rdd(Record(key + "/mapped"))
+        mapped.state_snapshots().foreach_rdd(Record(key + "/snapshots"))
+        s.map(lambda kv: kv[0]).count_by_value_and_window(5, 1).named("cbv").foreach_rdd(Record(key + "/cbv"))
+        s.window(4, 2).named("w42").foreach_rdd(Record(key + "/w42"))
+        return ssc
+    return setup
+
+
+def test_map_with_state_and_sliding_windows_recover(ctx, tmp_path, clean_conf):
+    data = [[(f"k{(i + j) % 4}", j) for j in range(i % 3)] for i in range(12)]   # some keys go idle
+    ref = other_program(ctx, str(tmp_path / "ref"), "ref", data)()
+    ref.start()
+    ref.run_batches(12)
+    ref.stop(stop_spark_context=False)
+    want = final("ref")
+    assert any(r[1] == "timeout" for rs in want["mapped"].values() for r in rs)
+    d = str(tmp_path / "ck")
+    crash_after(other_program(ctx, d, "m", data)(), 7)
+    ssc = StreamingContext.get_or_create(d, other_program(ctx, d, "m", data))
+    ssc.start()
+    ssc.run_batches(12 - ssc.clock.now() // 1000)
+    ssc.stop(stop_spark_context=False)
+    assert final("m") == want
