@@ -13,6 +13,7 @@ MODULES = [
     "runnel.batch", "runnel.clock", "runnel.context", "runnel.dataset", "runnel.streaming", "runnel.listener",
     "runnel.storage.ipc", "runnel.storage.store", "runnel.executors.base", "runnel.executors.serial",
     "runnel.dstream.savers", "runnel.dstream.receivers", "runnel.dstream.rate", "runnel.testing",
+    "runnel.storage.wal", "runnel.dstream.ratecontrol", "runnel.sinks",
     "runnel.examples.line_server", "runnel.pyspark.conf", "runnel.pyspark.storagelevel",
 ]
 

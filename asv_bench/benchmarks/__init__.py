@@ -79,13 +79,20 @@ class RunnelStream:
     until the foreachRDD output holds the result (columnar, in the driver).
     """
 
-    def __init__(self, master: str, workload: str, variant: str | None = None):
+    def __init__(self, master: str, workload: str, variant: str | None = None, *,
+                 checkpoint: str | None = None, checkpoint_every: int = 10):
         from runnel import Context, ManualClock, StreamingContext
         from runnel.bench.workloads import dstream_pipeline
         from runnel.kernels import warm
         warm()  # compile (or load from cache) before the pool starts; never timed
-        self.ctx = Context(master, "runnel-asv")
+        # with ``checkpoint``: state and progress every ``checkpoint_every`` batches (resume-style: this
+        # harness's output method holds the context, so no graph is stored)
+        conf = {} if checkpoint is None else {"runnel.streaming.checkpoint.interval": str(checkpoint_every),
+                                              "runnel.streaming.checkpoint.graph": "false"}
+        self.ctx = Context(master, "runnel-asv", conf)
         self.ssc = StreamingContext(self.ctx, 1, clock=ManualClock())
+        if checkpoint is not None:
+            self.ssc.checkpoint(checkpoint)
         self.queue: collections.deque = collections.deque()
         self.last = [None]
         self.output = _workload_output(workload)

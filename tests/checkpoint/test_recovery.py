@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from runnel import Context, ManualClock, StreamingContext
+from runnel import ManualClock, StreamingContext
 from runnel.checkpoint import CheckpointError, checkpoint_times
 from runnel.updaters import running_mean, running_sum
 

@@ -122,9 +122,3 @@ def test_rate_controller_feeds_completed_batches_of_its_stream():
     ctl.onBatchCompleted(BatchEvent(BatchInfo(batch_time=3000, submission_time=3000)))  # not run: ignored
     assert len(published) == 1
 
-
-def test_examples_run():
-    import doctest
-
-    import runnel.dstream.ratecontrol as module
-    assert doctest.testmod(module).failed == 0

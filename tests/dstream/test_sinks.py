@@ -6,7 +6,6 @@ writes them to the same sink again. Every test runs on ``local`` and
 ``local[2]`` (the session ``ctx`` fixture).
 """
 
-import doctest
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from runnel import ManualClock, StreamingContext, sinks
+from runnel import ManualClock, StreamingContext
 from runnel.sinks import read_parquet_table
 
 
@@ -49,10 +48,6 @@ def rows(db, sql):
     with closing(sqlite3.connect(db)) as con:
         return con.execute(sql).fetchall()
 
-
-def test_sink_examples_run():
-    result = doctest.testmod(sinks, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted and not result.failed
 
 
 # -- foreach_partition_transactional ------------------------------------------------------------

@@ -153,9 +153,3 @@ def test_a_failed_write_leaves_no_partial_entry(tmp_path, monkeypatch):
     wal.close()
     assert [bytes(p) for _, p in WriteAheadLog(tmp_path).read()] == [b"kept", b"next"]
 
-
-def test_examples_run():
-    import doctest
-
-    import runnel.storage.wal as module
-    assert doctest.testmod(module).failed == 0
