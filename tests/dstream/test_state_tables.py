@@ -17,8 +17,8 @@ def pairs(keys, values) -> Batch:
 
 
 def hash_path(monkeypatch):
-    monkeypatch.setattr(S, "_sorted_partials", lambda batch, kind: None)
-    monkeypatch.setattr(S, "_merge_sorted_partials", lambda parts, kind: None)
+    monkeypatch.setattr(S, "_sorted_partials", lambda *a: None)
+    monkeypatch.setattr(S, "_dense_ready", lambda *a: False)
     monkeypatch.setattr(S.MergeBuiltin, "_merge_sorted", lambda self, state, new: None)
 
 

@@ -158,6 +158,19 @@ def test_merge_dense_matches_dict_fold(table, new, op, ttl, with_seen, counts, r
         assert c.tolist() == [table.get(key, (0, 0, 0))[2] + new.get(key, (0, 0))[1] for key in k.tolist()]
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.integers(-5, 30), values_f), st.lists(st.tuples(st.integers(-5, 30), values_f),
+                                                                 max_size=30), st.sampled_from(sorted(OPS)))
+def test_merge_dense_folds_repeated_partials_in_order_then_the_table(table, rows, op):
+    # the partials of several map tasks, one after the other: fold(b) first, then table op fold(b)
+    got = merge_dense((np.array(list(table), np.int64), np.array(list(table.values())), None, None),
+                      (np.array([k for k, _ in rows], np.int64), np.array([v for _, v in rows]), None), op)
+    folded = {k: v for k, (v, _) in fold_rows([k for k, _ in rows], [v for _, v in rows], op).items()}
+    want, _ = reference(table, dict.fromkeys(table, 0), folded, op, 0, 0)
+    assert got[0].tolist() == sorted(want)
+    assert all(same(x, want[k]) for k, x in zip(got[0].tolist(), got[1].tolist()))
+
+
 @given(st.dictionaries(st.integers(-5, 30), values_i), st.dictionaries(st.integers(-5, 30), values_i),
        st.sampled_from(sorted(OPS)))
 def test_merge_dense_int_matches_merge_state(table, new, op):
@@ -173,8 +186,7 @@ def test_dense_kernels_decline_spread_keys_and_repeats():
     one = (np.array([1], np.int64), np.ones(1))
     assert merge_dense((*one, None, None), (np.array([10**12], np.int64), np.ones(1), None), "sum") is None
     rep = (np.array([1, 1], np.int64), np.ones(2))
-    assert merge_dense((*rep, None, None), (*one, None), "sum") is None
-    assert merge_dense((*one, None, None), (*rep, None), "sum") is None
+    assert merge_dense((*rep, None, None), (*one, None), "sum") is None  # a table repeats no key
     # the range limit is relative to the rows
     n = 10
     wide = np.array([0, KS.DENSE_FACTOR * n + KS.DENSE_SLACK], np.int64)
@@ -195,3 +207,20 @@ def test_dense_kernels_empty_and_validation():
         merge_dense((e, ef, None, None), (e, e, None), "sum")
     with pytest.raises(ValueError, match="both sides"):
         merge_dense((e, ef, e, None), (e, ef, None), "sum")
+
+
+@settings(max_examples=100, deadline=None)
+@given(key_lists(max_size=60), st.integers(1, 5), st.booleans())
+def test_sorted_reduce_parts_are_the_shuffle_buckets_in_key_order(keys, parts, counts):
+    from runnel.kernels import hash_int64, partition_ids
+    keys = np.array(keys, np.int64)
+    whole = sorted_reduce(keys, np.ones(len(keys)), "sum", counts=counts)
+    split = sorted_reduce(keys, np.ones(len(keys)), "sum", counts=counts, parts=parts)
+    if parts == 1:
+        split = [split]
+    assert len(split) == parts
+    ids = partition_ids(hash_int64(whole[0]), parts)
+    for p, (k, v, c) in enumerate(split):
+        sel = ids == p
+        assert k.tolist() == whole[0][sel].tolist() and v.tolist() == whole[1][sel].tolist()
+        assert (c is None) if not counts else c.tolist() == whole[2][sel].tolist()

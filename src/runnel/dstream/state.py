@@ -119,20 +119,27 @@ class PartialBuckets:
     kind: str
 
     def __call__(self, index, batch, n):
+        if len(batch):
+            buckets = _sorted_partials(batch, self.kind, n)
+            if buckets is not None:
+                return buckets if n > 1 else [buckets]
         return keyed.partition(_partials(batch, self.kind), n)
 
 
 @dataclass(eq=False)
 class PartialReduce:
+    """The partials of one reduce partition: one row per key, or, for int64 keys and values
+    the direct-addressed merge takes, the map tasks' partials one after the other (MergeBuiltin
+    folds them in map order together with the table)."""
     kind: str
 
     def __call__(self, index, groups):
         parts = [b for b in groups[0] if len(b)]
         if len(parts) == 1:
             return parts[0]
-        merged = _merge_sorted_partials(parts, self.kind)
-        if merged is not None:
-            return merged
+        mean, dtype = self.kind == "mean", parts[0].columns.get("value") if parts else None
+        if parts and all(_dense_ready(b, "value", mean, getattr(dtype, "dtype", None)) for b in parts):
+            return concat_batches(parts)
         return _merge_partials(concat_batches(parts), self.kind)
 
 
@@ -156,7 +163,8 @@ def _is_value64(col) -> bool:
     return isinstance(col, np.ndarray) and col.dtype in (np.int64, np.float64)
 
 
-def _sorted_partials(batch: Batch, kind: str) -> Batch | None:
+def _sorted_partials(batch: Batch, kind: str, parts: int = 1):
+    """Partials sorted by key by direct addressing (a list of ``parts`` shuffle buckets), or None."""
     from runnel.kernels.state import sorted_reduce
     keys = keyed.key_column(batch)
     if not _is_int64(keys):
@@ -167,44 +175,30 @@ def _sorted_partials(batch: Batch, kind: str) -> Batch | None:
         values = keyed.value_column(batch)
         if not _is_value64(values) or (_MERGE[kind] == "sum" and keyed.sum_may_overflow(values)):
             return None
-    r = sorted_reduce(keys, values, _MERGE[kind], counts=kind == "mean")
+    r = sorted_reduce(keys, values, _MERGE[kind], counts=kind == "mean", parts=parts)
     if r is None:
         return None
-    k, v, c = r
-    cols = {"key": k, "value": v}
-    if c is not None:
-        cols["_count"] = c
-    return Batch(cols, ("key", "value"))
+    out = []
+    for k, v, c in (r if parts > 1 else [r]):
+        cols = {"key": k, "value": v}
+        if c is not None:
+            cols["_count"] = c
+        out.append(Batch(cols, ("key", "value")))
+    return out if parts > 1 else out[0]
 
 
-def _merge_sorted_partials(parts: list[Batch], kind: str) -> Batch | None:
-    """Partials of several map tasks merged in map order by direct addressing (int64 keys), or None."""
-    from runnel.kernels.state import merge_dense
-    if not parts:
-        return None
-    op = _MERGE[kind]
-    sides = []
-    for b in parts:
-        k, v = b.columns.get("key"), b.columns.get("value")
-        c = b.columns.get("_count") if kind == "mean" else None
-        if not (b.layout == ("key", "value") and _is_int64(k) and _is_value64(v)) or (kind == "mean" and not _is_int64(c)):
-            return None
-        if sides and v.dtype != sides[0][1].dtype:
-            return None
-        sides.append((k, v, c))
-    if op == "sum" and sides[0][1].dtype.kind == "i" and sum(
-            max(abs(int(v.max())), abs(int(v.min()))) for _, v, _ in sides) >= np.iinfo(np.int64).max:
-        return None  # int64 could wrap: Python ints on the hash path
-    k, v, c = sides[0]
-    for side in sides[1:]:
-        r = merge_dense((k, v, c, None), side, op)
-        if r is None:
-            return None
-        k, v, c, _ = r
-    cols = {"key": k, "value": v}
-    if c is not None:
-        cols["_count"] = c
-    return Batch(cols, ("key", "value"))
+def _dense_ready(b: Batch, value: str, mean: bool, dtype=None) -> bool:
+    """Are ``b``'s keys int64 and its ``value`` column int64/float64 (of ``dtype``), as merge_dense takes?"""
+    k, v = b.columns.get("key"), b.columns.get(value)
+    if not (b.layout == ("key", "value") and _is_int64(k) and _is_value64(v)):
+        return False
+    if mean and not _is_int64(b.columns.get("_count")):
+        return False
+    return dtype is None or v.dtype == dtype
+
+
+def _max_abs(v: np.ndarray) -> int:
+    return max(abs(int(v.max())), abs(int(v.min()))) if len(v) else 0
 
 
 def _numeric(a) -> bool:
@@ -245,6 +239,8 @@ class MergeBuiltin:
         out = self._merge_sorted(state, new)
         if out is not None:
             return out
+        if len(new) and _is_int64(new.columns.get("key")):
+            new = _merge_partials(new, self.kind)  # PartialReduce may have left one row per map task
         m = len(state)
         skeys = keyed.key_column(state) if m else new.columns["key"][:0]
         nkeys = keyed.key_column(new) if len(new) else skeys[:0]
@@ -284,25 +280,21 @@ class MergeBuiltin:
         from runnel.kernels.state import merge_dense
         mean = self.kind == "mean"
         vcol = "_sum" if mean else "value"
-        sides = []
-        for b, vname in ((state, vcol), (new, "value")):
-            if len(b) == 0:
-                sides.append(None)
-                continue
-            k, v = b.columns.get("key"), b.columns.get(vname)
-            c = b.columns.get("_count") if mean else None
-            if not (b.layout == ("key", "value") and _is_int64(k) and _is_value64(v)) or (mean and not _is_int64(c)):
-                return None
-            sides.append((k, v, c))
-        have = [s for s in sides if s is not None]
-        dtype = have[0][1].dtype
-        if any(s[1].dtype != dtype for s in have):
+        have = [(b, name) for b, name in ((state, vcol), (new, "value")) if len(b)]
+        dtype = have[0][0].columns.get(have[0][1])
+        if not all(_dense_ready(b, name, mean, getattr(dtype, "dtype", None)) for b, name in have):
             return None
+        dtype = dtype.dtype
         op = _MERGE[self.kind]
-        if op == "sum" and dtype.kind == "i" and len(have) == 2 and _may_overflow(have[0][1], have[1][1]):
-            return None
+        if op == "sum" and dtype.kind == "i" and (
+                (_max_abs(state.columns[vcol]) if len(state) else 0) +
+                (_max_abs(new.columns["value"]) * len(new) if len(new) else 0) >= np.iinfo(np.int64).max):
+            return None  # int64 could wrap (new may hold several partials of a key): Python ints
         empty = (np.empty(0, np.int64), np.empty(0, dtype), np.empty(0, np.int64) if mean else None)
-        (sk, sv, sc), (nk, nv, nc) = (s if s is not None else empty for s in sides)
+        sk, sv, sc = (state.columns["key"], state.columns[vcol], state.columns.get("_count") if mean else None) \
+            if len(state) else empty
+        nk, nv, nc = (new.columns["key"], new.columns["value"], new.columns.get("_count") if mean else None) \
+            if len(new) else empty
         seen = state.columns.get("_seen") if len(state) else None
         if seen is not None and not _is_int64(seen):
             return None
@@ -514,14 +506,6 @@ class UpdateStateDStream(StateDStream):
         kind = self.builtin.kind
         return ds._shuffle([ShuffleDep(ds._dep(), PartialBuckets(kind))], self.n, PartialReduce(kind))
 
-    def required_columns(self) -> set[str]:
-        need = {"key", "value"}
-        if self.builtin is not None and self.builtin.kind == "mean":
-            need |= {"_sum", "_count"}
-        if self.builtin is not None and self.builtin.ttl_ms:
-            need.add("_seen")
-        return need
-
     def prepare_initial(self, t: int):
         if self.builtin is None:
             return None
@@ -557,9 +541,6 @@ class MapWithStateDStream(StateDStream):
 
     def table(self, ds):
         return ds._narrow(StateRows())
-
-    def required_columns(self) -> set[str]:
-        return {"key", "value", "_seen"}
 
     def state_report(self, t):
         ds = self.generated.get(t)
