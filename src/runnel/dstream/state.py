@@ -506,6 +506,14 @@ class UpdateStateDStream(StateDStream):
         kind = self.builtin.kind
         return ds._shuffle([ShuffleDep(ds._dep(), PartialBuckets(kind))], self.n, PartialReduce(kind))
 
+    def required_columns(self) -> set[str]:
+        need = {"key", "value"}
+        if self.builtin is not None and self.builtin.kind == "mean":
+            need |= {"_sum", "_count"}
+        if self.builtin is not None and self.builtin.ttl_ms:
+            need.add("_seen")
+        return need
+
     def prepare_initial(self, t: int):
         if self.builtin is None:
             return None
@@ -541,6 +549,9 @@ class MapWithStateDStream(StateDStream):
 
     def table(self, ds):
         return ds._narrow(StateRows())
+
+    def required_columns(self) -> set[str]:
+        return {"key", "value", "_seen"}
 
     def state_report(self, t):
         ds = self.generated.get(t)
