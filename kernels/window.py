@@ -20,6 +20,11 @@ slices fold with ``fn``), then combines them exactly as PySpark's
 float64; cached); ``window_update_with`` takes any Numba-compiled pair
 ``(fn, inv)`` and, like ``aggregate.reduce_codes_with``, is not disk-cached
 (a dispatcher argument is typed by the function's identity).
+
+``window_update_dense`` is ``window_update`` for int64 keys in a small range
+(W3's 100k keys): no codes, each key has its slot ``key - lo`` in three
+accumulators, and scanning the slots in order gives the new window sorted by
+key, which makes the next slide's pass over the old window sequential.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 from ._config import is_jitted, jit
 from .aggregate import _check_codes
 
-__all__ = ["window_update", "window_update_with", "WINDOW_OPS", "warm"]
+__all__ = ["window_update", "window_update_with", "window_update_dense", "WINDOW_OPS", "warm"]
 
 #: Invertible built-in pairs of :func:`window_update`.
 WINDOW_OPS = ("sum",)
@@ -90,6 +95,105 @@ def _fn_update_worker(codes, values, bounds, acc, seen, out, present, fn, inv):
         elif seen[2, c]:
             out[c] = acc[2, c]
             present[c] = True
+
+
+@jit
+def _dense_sum_fold_worker(keys, values, lo, acc, seen):
+    # keys/values: UniTuples (old, leaving, entering); acc/seen rows as in _sum_update_worker
+    ng = 0
+    for s in range(3):
+        k, v = keys[s], values[s]
+        bit = np.uint8(1 << s)
+        for i in range(k.shape[0]):
+            j = k[i] - lo
+            if seen[j] & bit:
+                acc[s, j] = acc[s, j] + v[i]
+            else:
+                if (seen[j] & 5) == 0 and s != 1:  # first time in the old window or entering
+                    ng += 1
+                seen[j] |= bit
+                acc[s, j] = v[i]
+    return ng
+
+
+@jit
+def _dense_sum_emit_worker(lo, acc, seen, out_keys, out_vals):
+    # One spare output row: every slot is written at g, which advances only past present keys.
+    g = 0
+    for j in range(seen.shape[0]):
+        b = seen[j]
+        if b & 1:
+            x = acc[0, j]
+            if b & 2:
+                x = x - acc[1, j]
+            if b & 4:
+                x = x + acc[2, j]
+        else:
+            x = acc[2, j]
+        out_keys[g] = lo + j
+        out_vals[g] = x
+        g += (b & 5) != 0
+
+
+def _ro(a):
+    v = np.ascontiguousarray(a).view()
+    v.flags.writeable = False
+    return v
+
+
+def window_update_dense(keys, values, factor=4, slack=1 << 16):
+    """:func:`window_update` (``op="sum"``) for int64 keys in a small range — or None.
+
+    Parameters
+    ----------
+    keys, values : sequence of three numpy.ndarray
+        The old window's rows, the leaving partials and the entering partials:
+        int64 keys (the old window's unique; leaving/entering may repeat a key
+        across slices), values all int64 or all float64.
+    factor, slack : int
+        Direct addressing only when the keys' range is at most ``factor``
+        times the rows plus ``slack`` (else None: use :func:`window_update`).
+
+    Returns
+    -------
+    (keys, values) or None
+        The new window sorted by key: keys of the old window or entering,
+        ``old - fold(leaving) + fold(entering)`` folded as :func:`window_update`
+        does (bit for bit).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from runnel.kernels.window import window_update_dense
+    >>> k = [np.array([7, 3]), np.array([3]), np.array([9, 3])]
+    >>> v = [np.array([5.0, 2.0]), np.array([2.0]), np.array([1.0, 4.0])]
+    >>> [x.tolist() for x in window_update_dense(k, v)]
+    [[3, 7, 9], [4.0, 5.0, 1.0]]
+    """
+    if len(keys) != 3 or len(values) != 3:
+        raise ValueError("keys and values hold three segments: old window, leaving, entering")
+    for k, v in zip(keys, values):
+        if not isinstance(k, np.ndarray) or k.ndim != 1 or k.dtype != np.int64:
+            raise TypeError(f"keys must be 1-D int64 arrays, got {getattr(k, 'dtype', type(k).__name__)}")
+        if not isinstance(v, np.ndarray) or v.shape != k.shape:
+            raise ValueError("values must be arrays as long as their keys")
+    dtype = values[0].dtype
+    if dtype not in (np.int64, np.float64) or any(v.dtype != dtype for v in values):
+        raise TypeError(f"values must be all int64 or all float64, got {[str(v.dtype) for v in values]}")
+    present = [k for k in keys if len(k)]
+    rows = sum(len(k) for k in keys)
+    if not present:
+        return np.empty(0, np.int64), np.empty(0, dtype)
+    lo = min(int(k.min()) for k in present)
+    size = max(int(k.max()) for k in present) - lo + 1
+    if size > factor * rows + slack:
+        return None
+    acc = np.empty((3, size), dtype)
+    seen = np.zeros(size, np.uint8)
+    ng = _dense_sum_fold_worker(tuple(_ro(k) for k in keys), tuple(_ro(v) for v in values), np.int64(lo), acc, seen)
+    out_keys, out_vals = np.empty(ng + 1, np.int64), np.empty(ng + 1, dtype)
+    _dense_sum_emit_worker(np.int64(lo), acc, seen, out_keys, out_vals)
+    return out_keys[:ng], out_vals[:ng]
 
 
 def _prepare(codes, ngroups, values, counts):
@@ -186,3 +290,4 @@ def warm():
         ro.flags.writeable = False
         for values in (v, ro):
             window_update(codes, 2, values, (1, 1))
+        window_update_dense([codes] * 3, [v] * 3)

@@ -131,3 +131,50 @@ def test_examples_run(name):
     import importlib
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+# --- window_update_dense: int64 keys by direct addressing -------------------------------------
+
+def _split(codes, vals, counts, base, dtype):
+    n_old, n_leave = counts
+    cuts = [0, n_old, n_old + n_leave, len(codes)]
+    keys = [np.array(codes[a:b], dtype=np.int64) + base for a, b in zip(cuts, cuts[1:])]
+    return keys, [np.array(vals[a:b], dtype=dtype) for a, b in zip(cuts, cuts[1:])]
+
+
+@settings(max_examples=150, deadline=None)
+@given(segments(st.floats(allow_nan=True, allow_infinity=False, width=64)),
+       st.sampled_from([0, -3, 10**15, -(2**63), 2**63 - 6]))
+def test_dense_update_equals_the_code_kernel_bit_for_bit_and_is_sorted(seg, base):
+    codes, ng, vals, counts = seg
+    keys, values = _split(codes, vals, counts, base, np.float64)
+    with np.errstate(all="ignore"):
+        want_out, present = KW.window_update(codes, ng, np.array(vals, dtype=np.float64), counts)
+        k, v = KW.window_update_dense(keys, values)
+    want = {c + base: want_out[c] for c in np.flatnonzero(present).tolist()}
+    assert k.tolist() == sorted(want)
+    assert all(np.array(x).tobytes() == np.array(want[key]).tobytes() for key, x in zip(k.tolist(), v.tolist()))
+
+
+@settings(max_examples=100, deadline=None)
+@given(segments(st.integers(-2**40, 2**40)))
+def test_dense_int_update_matches_dict_reference(seg):
+    codes, ng, vals, counts = seg
+    keys, values = _split(codes, vals, counts, 7, np.int64)
+    k, v = KW.window_update_dense(keys, values)
+    ref = reference(codes.tolist(), vals, counts)
+    assert dict(zip(k.tolist(), v.tolist())) == {c + 7: x for c, x in ref.items()}
+    assert v.dtype == np.int64
+
+
+def test_dense_update_declines_spread_keys_and_refuses_bad_input():
+    e, one = np.empty(0, np.int64), np.ones(1)
+    assert KW.window_update_dense([np.array([0]), e, np.array([10**12])], [one, e.astype(float), one]) is None
+    k, v = KW.window_update_dense([e, e, e], [e, e, e])
+    assert len(k) == len(v) == 0
+    with pytest.raises(TypeError, match="int64"):
+        KW.window_update_dense([np.array([0.5]), e, e], [one, e, e])
+    with pytest.raises(TypeError, match="all int64 or all float64"):
+        KW.window_update_dense([np.array([0]), e, e], [one, e, e])
+    with pytest.raises(ValueError, match="three segments"):
+        KW.window_update_dense([e], [e])

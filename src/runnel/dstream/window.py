@@ -229,6 +229,10 @@ def _kv(b: Batch):
     return keyed.key_column(b), keyed.value_column(b)
 
 
+def _int64(col) -> bool:
+    return isinstance(col, np.ndarray) and col.dtype == np.int64
+
+
 def _numeric_dtype(cols: list) -> np.dtype | None:
     """int64 or float64 when every value column is a NumPy int/float column, else None."""
     kinds = set()
@@ -253,6 +257,13 @@ def update_window(old: Batch, leaving: Batch, entering: Batch, reducer: Reducer,
     vals = [v for _, v in cols]
     dtype = _numeric_dtype(vals)
     counts = (len(old), len(leaving))
+    if dtype is not None and inverse.op == "sum" and all(k is None or _int64(k) for k, _ in kvs):
+        # int64 keys in a small range: direct addressing, the window comes out sorted by key
+        e = np.empty(0, np.int64)
+        r = KW.window_update_dense([e if k is None else k for k, _ in kvs],
+                                   [np.empty(0, dtype) if v is None else v.astype(dtype, copy=False) for _, v in kvs])
+        if r is not None:
+            return _pairs(*r)
     if dtype is not None and (inverse.op == "sum" or (inverse.jitted is not None and reducer.jitted is not None)):
         values = np.concatenate([v.astype(dtype, copy=False) for v in vals])
         codes, first = keyed.factorize(keys)
