@@ -208,6 +208,8 @@ class StreamingContext:
             if active is not None and active is not self and active._state == ACTIVE:
                 raise RuntimeError("Only one StreamingContext may be started in this process")
             self.context.executor.check_shippable(self._graph.functions)
+            for i in self._graph.inputs:
+                i.validate()
             if self.checkpoint_dir is not None:
                 from .checkpoint.checkpointer import Checkpointer
                 self._checkpointer = Checkpointer(self, self.checkpoint_dir)

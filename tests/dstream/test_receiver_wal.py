@@ -68,6 +68,7 @@ def test_the_wal_needs_a_checkpoint_directory(streaming):
     with pytest.raises(ValueError, match="Cannot enable receiver write-ahead log without checkpoint directory set. "
                                          "Please use streamingContext.checkpoint"):
         ssc.start()
+    assert ssc.state == "INITIALIZED" and r.is_stopped()    # checked before anything started
 
 
 def test_a_stored_block_is_in_the_log_when_store_returns(streaming, tmp_path):

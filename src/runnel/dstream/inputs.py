@@ -29,6 +29,9 @@ class InputDStream(DStream):
     def slide_ms(self) -> int:
         return self.ssc.batch_ms
 
+    def validate(self) -> None:
+        """Raise if this input cannot start as configured (checked before any input starts)."""
+
     def start(self) -> None:
         """Called when the context starts."""
 

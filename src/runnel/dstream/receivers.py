@@ -624,6 +624,10 @@ class ReceiverInputDStream(InputDStream):
             rate = min(rate, cap)
         self.generator.limiter.set_rate(rate)
 
+    def validate(self) -> None:
+        if self.wal_enabled and not self.ssc.checkpoint_dir:
+            raise ValueError(_NO_CHECKPOINT)
+
     def start(self) -> None:
         if self.wal_enabled and self._blocks_log is None:
             self._open_logs()
