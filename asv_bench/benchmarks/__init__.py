@@ -4,6 +4,8 @@
   public kernels of ``runnel.kernels`` against the NumPy / pandas / polars
   call that does the same job (the figure worth quoting is the ratio), plus
   the cost of a cold Numba compile.
+* ``kernels_state`` — W4's state merge and W3's window slide: the
+  direct-addressed kernels against the hash/code path and pandas.
 * ``pipelines`` — W1 and W2 of ANCHORS.md through a real StreamingContext
   (``local``, ``local[2]``) against pandas / polars per batch; W3 (sliding
   window) and W4 (running state, three updaters) in steady state; W4's
