@@ -231,7 +231,9 @@ class StreamingContext:
                     stream.restore_tables(tables)
                 for stream, progress in rec.inputs.items():
                     stream.restore_progress(progress, rec.time)
-                log.info("runnel: recovered from %s; batches after %s ms run again", rec.path, rec.time)
+                behind = (now - rec.time) // self.batch_ms
+                (log.warning if behind > 1000 else log.info)(
+                    "runnel: recovered from %s; the %d batches after %s ms run again", rec.path, behind, rec.time)
             for i in self._graph.inputs:
                 i.start()
             if self._checkpointer is not None:

@@ -380,3 +380,15 @@ def test_map_with_state_and_sliding_windows_recover(ctx, tmp_path, clean_conf):
     ssc.run_batches(12 - ssc.clock.now() // 1000)
     ssc.stop(stop_spark_context=False)
     assert final("m") == want
+
+
+def test_an_unwritable_checkpoint_directory_fails_start(ctx, tmp_path, clean_conf):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    ssc.checkpoint(str(blocker / "ck"))
+    ssc.queue_stream([[1]]).pprint()
+    with pytest.raises(CheckpointError, match="cannot write checkpoints to .*a-file/ck"):
+        ssc.start()
+    assert ssc.state == "INITIALIZED"
+    ssc.stop(stop_spark_context=False)

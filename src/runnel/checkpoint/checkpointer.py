@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -87,6 +88,13 @@ class Checkpointer:
     def prepare(self) -> None:
         """At ``start()``, before inputs start: the interval and the stored graph (fail fast)."""
         self.interval_ms = self._interval()
+        try:                                   # an unusable directory fails start(), not the first checkpoint
+            os.makedirs(self.directory, exist_ok=True)
+            probe = os.path.join(self.directory, f".probe-{os.getpid()}")
+            files.write_durably(probe, b"")
+            os.remove(probe)
+        except OSError as e:
+            raise files.CheckpointError(f"cannot write checkpoints to {self.directory}: {e}") from e
         if self.store_graph:
             self._graph_bytes = dump_graph(self.ssc._graph)
 
@@ -108,8 +116,6 @@ class Checkpointer:
     def start(self, zero: int, recovered_from: str | None) -> None:
         """Store the graph and, on a fresh start, a first checkpoint at zero time (state empty,
         inputs untouched), so that a crash before the first interval recovers too."""
-        import os
-        os.makedirs(self.directory, exist_ok=True)
         if self._graph_bytes is not None:
             self.graph_name = files.write_graph(self.directory, self._graph_bytes)
             self.graph_file = {"crc32": files.crc32(self._graph_bytes), "bytes": len(self._graph_bytes)}
