@@ -28,7 +28,7 @@ import numpy as np
 from ._config import jit
 from .hashing import hash_int_scalar
 
-__all__ = ["MERGE_OPS", "match_positions", "merge_state", "sorted_reduce", "merge_dense"]
+__all__ = ["MERGE_OPS", "match_positions", "merge_state", "sorted_reduce", "merge_dense", "dense_range"]
 
 #: How a partial aggregate is folded into the stored value (count and mean merge by "sum").
 MERGE_OPS = ("sum", "min", "max", "last")
@@ -320,8 +320,12 @@ def _values(values, n, name):
     return _readonly(np.ascontiguousarray(values))
 
 
-def _dense_range(key_arrays, rows):
-    """(lo, number of slots) of the keys' range if small enough to address directly, else None."""
+def dense_range(key_arrays, rows):
+    """(lo, number of slots) of the keys' range if small enough to address directly, else None.
+
+    Small enough: at most ``DENSE_FACTOR * rows + DENSE_SLACK`` slots (the kernels allocate
+    about 9-25 bytes per slot, transiently).
+    """
     present = [k for k in key_arrays if len(k)]
     if not present:
         return 0, 0
@@ -381,7 +385,7 @@ def sorted_reduce(keys, values, op, counts=False, parts=1):
         raise ValueError(f"parts must be an int >= 1, got {parts!r}")
     keys = _int64s(keys, "keys")
     values = _values(values, len(keys), "values")
-    rng = _dense_range([keys], len(keys))
+    rng = dense_range([keys], len(keys))
     if rng is None:
         return None
     lo, size = rng
@@ -457,7 +461,7 @@ def merge_dense(a, b, op, now=0, ttl=0, seen=False):
     aseen = _NONE if aseen is None else _int64s(aseen, "a seen")
     if len(aseen) and len(aseen) != len(akeys):
         raise ValueError("seen and keys differ in length")
-    rng = _dense_range([akeys, bkeys], len(akeys) + len(bkeys))
+    rng = dense_range([akeys, bkeys], len(akeys) + len(bkeys))
     if rng is None:
         return None
     lo, size = rng

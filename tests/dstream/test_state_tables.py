@@ -94,3 +94,19 @@ def test_spread_or_float_keys_take_the_hash_path(keys):
     assert S._sorted_partials(b, "sum") is None
     out = S.MergeBuiltin("sum", 0, 1, True)(0, [b, b])
     assert sorted(out.columns["value"].tolist()) == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dense_partials_of_several_map_tasks_into_a_spread_table_take_the_hash_path(kind):
+    # the state's keys spread far (no direct addressing), the new partials dense: PartialReduce
+    # leaves one row per map task and key, the hash path must fold them first
+    far = [0, 2**40, 2**41]
+    batches = [[pairs(far, np.array([1.0, 2.0, 3.0]))],
+               [pairs([0, 1, 1], np.array([1.0, 2.0, 3.0])), pairs([1, 0, 2], np.array([4.0, 5.0, 6.0]))]]
+    fast = run(kind, 0, batches, 1)
+    with pytest.MonkeyPatch.context() as m:
+        hash_path(m)
+        slow = run(kind, 0, batches, 1)
+    for f, s in zip(fast, slow):
+        assert same(as_dict(f), as_dict(s))
+    assert len(fast[-1][0]) == 5  # keys 0, 1, 2, 2**40, 2**41, once each

@@ -139,7 +139,10 @@ class PartialReduce:
             return parts[0]
         mean, dtype = self.kind == "mean", parts[0].columns.get("value") if parts else None
         if parts and all(_dense_ready(b, "value", mean, getattr(dtype, "dtype", None)) for b in parts):
-            return concat_batches(parts)
+            both = concat_batches(parts)
+            if _dense_keys(both):
+                return both
+            return _merge_partials(both, self.kind)
         return _merge_partials(concat_batches(parts), self.kind)
 
 
@@ -197,6 +200,12 @@ def _dense_ready(b: Batch, value: str, mean: bool, dtype=None) -> bool:
     return dtype is None or v.dtype == dtype
 
 
+def _dense_keys(b: Batch) -> bool:
+    """Are ``b``'s int64 keys in a range merge_dense addresses directly (see PartialReduce)?"""
+    from runnel.kernels.state import dense_range
+    return dense_range([b.columns["key"]], len(b)) is not None
+
+
 def _max_abs(v: np.ndarray) -> int:
     return max(abs(int(v.max())), abs(int(v.min()))) if len(v) else 0
 
@@ -239,7 +248,7 @@ class MergeBuiltin:
         out = self._merge_sorted(state, new)
         if out is not None:
             return out
-        if len(new) and _is_int64(new.columns.get("key")):
+        if len(new) and _is_int64(new.columns.get("key")) and _dense_keys(new):
             new = _merge_partials(new, self.kind)  # PartialReduce may have left one row per map task
         m = len(state)
         skeys = keyed.key_column(state) if m else new.columns["key"][:0]
