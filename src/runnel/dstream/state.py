@@ -8,8 +8,12 @@ the same stable hash as the shuffle. Every batch::
 
 and the update runs once per partition: the built-in updaters
 (``runnel.updaters``) reduce the new values to one partial per key in the
-shuffle and merge it into the table with ``kernels.state.merge_state``;
-any other function runs on the Python path, once per key.
+shuffle and merge it into the table — by direct addressing for int64 keys
+in a small range (``kernels.state.sorted_reduce`` / ``merge_dense``: the
+table stays sorted by key, no hash table over the state each batch; see
+"int64 keys in a small range" below), by hash otherwise
+(``kernels.state.merge_state``); any other function runs on the Python
+path, once per key.
 
 Each state Dataset is cached; once computed, its lineage is dropped (the
 stream forgets the previous state right after), so a long run holds one or
