@@ -231,13 +231,23 @@ class StreamingContext:
                     stream.restore_tables(tables)
                 for stream, progress in rec.inputs.items():
                     stream.restore_progress(progress, rec.time)
-                behind = (now - rec.time) // self.batch_ms
+                behind = max(0, (now - rec.time) // self.batch_ms)
                 (log.warning if behind > 1000 else log.info)(
                     "runnel: recovered from %s; the %d batches after %s ms run again", rec.path, behind, rec.time)
-            for i in self._graph.inputs:
-                i.start()
-            if self._checkpointer is not None:
-                self._checkpointer.start(zero, rec.path if rec is not None else None)
+            started = []
+            try:
+                for i in self._graph.inputs:
+                    i.start()
+                    started.append(i)
+                if self._checkpointer is not None:
+                    self._checkpointer.start(zero, rec.time if rec is not None else None)
+            except BaseException:          # leave nothing running: stop() of an unstarted context is a no-op
+                for i in reversed(started):
+                    try:
+                        i.stop()
+                    except Exception:  # noqa: BLE001 — the start error is the one to report
+                        log.exception("runnel: stopping %s after a failed start", i.name)
+                raise
             self._state = ACTIVE
             StreamingContext._active = self
         self._install_sigterm()
@@ -270,7 +280,7 @@ class StreamingContext:
             ckpt = self._checkpointer
             if ckpt is not None:
                 last = self._scheduler.completed
-                if stop_gracefully and last is not None and last not in ckpt.written:
+                if stop_gracefully and last is not None:
                     ckpt.after_batch(last, final=True)   # everything received is in state: keep it
                 ckpt.stop()
             self._restore_sigterm()
@@ -290,6 +300,8 @@ class StreamingContext:
 
         def on_sigterm(signum, frame):
             log.warning("runnel: SIGTERM received; stopping gracefully")
+            # runs on the main thread: put the previous handler back, so a second SIGTERM is not swallowed
+            self._restore_sigterm()
             threading.Thread(target=self.stop, kwargs={"stop_gracefully": True}, name="runnel-sigterm-stop",
                              daemon=True).start()
 

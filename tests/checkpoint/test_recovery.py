@@ -392,3 +392,45 @@ def test_an_unwritable_checkpoint_directory_fails_start(ctx, tmp_path, clean_con
         ssc.start()
     assert ssc.state == "INITIALIZED"
     ssc.stop(stop_spark_context=False)
+
+
+def test_a_resumed_start_rewrites_the_checkpoint_for_the_new_program(ctx, tmp_path, clean_conf):
+    d = str(tmp_path / "ck")
+    crash_after(program(ctx, d, "n")(), 4)
+
+    def renamed():
+        ssc = program(ctx, d, "n")()
+        ssc._graph.names["totals"].named("totals-v2")
+        return ssc
+    with pytest.warns(RuntimeWarning, match="discarding"):
+        ssc = StreamingContext.resume(d, renamed, discard_state=["totals"])
+    ssc.start()
+    ssc.stop(stop_spark_context=False)              # crashed before its first checkpoint interval
+    ssc = StreamingContext.resume(d, renamed)       # no error: the checkpoint no longer holds "totals"
+    assert ssc._recovery.time == 4000
+    assert {s.name for s, tables in ssc._recovery.tables.items() if tables} == {"win5", "raw3"}
+    ssc.stop(stop_spark_context=False)
+    ssc = StreamingContext.get_or_create(d, renamed)   # and it stores the resumed program
+    assert "totals-v2" in ssc._graph.names
+    ssc.stop(stop_spark_context=False)
+
+
+def test_a_failed_start_leaves_no_input_running(ctx, tmp_path, clean_conf):
+    from runnel.dstream.receivers import Receiver
+
+    class Idle(Receiver):
+        def on_start(self):
+            pass
+
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    ssc.checkpoint(str(tmp_path / "ck"))
+    receiver = Idle()
+    ssc.receiver_stream(receiver).pprint()
+    ssc.queue_stream([[1]]).update_state_by_key(add_counts).pprint()
+    original = ssc._graph.inputs[1].progress
+    ssc._graph.inputs[1].progress = lambda t: 1 / 0        # the first checkpoint fails, after inputs started
+    with pytest.raises(ZeroDivisionError):
+        ssc.start()
+    ssc._graph.inputs[1].progress = original
+    assert ssc.state == "INITIALIZED" and receiver.is_stopped()
+    ssc.stop(stop_spark_context=False)

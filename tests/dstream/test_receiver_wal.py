@@ -192,11 +192,13 @@ def test_checkpoint_written_deletes_the_log_only_checkpointed_batches_used(strea
         r.store_many(list(range(t * 10, t * 10 + 3)))
         ssc.run_batches(1)
     r.store_many([99])
-    stream.checkpoint_written(2000)                         # batches 1000 and 2000 used entries 1, 2
-    stream.checkpoint_written(2000)                         # idempotent
+    at_2000 = stream.progress(2000)                          # what the checkpoint at 2000 records
+    assert at_2000 == {"wal_through": 2}                     # batches 1000 and 2000 used entries 1, 2
+    stream.checkpoint_written(2000, at_2000)
+    stream.checkpoint_written(2000, at_2000)                 # idempotent
     assert logged(tmp_path, stream) == [[30, 31, 32], [99]]
     checkpoint = stream.progress(3000)
-    stream.checkpoint_written(3000)
+    stream.checkpoint_written(3000, checkpoint)
     assert logged(tmp_path, stream) == [[99]]
     batches_log = os.path.join(tmp_path, "receivedData", stream.name, "batches")
     assert [s for s, _ in WriteAheadLog(batches_log).read()] == []
@@ -207,6 +209,25 @@ def test_checkpoint_written_deletes_the_log_only_checkpointed_batches_used(strea
     streaming.start(ssc2, r2)
     ssc2.run_batches(1)
     assert out2 == [[99]]
+
+
+def test_the_log_keeps_what_the_oldest_kept_checkpoint_needs(streaming, tmp_path):
+    """After a recovery the oldest kept checkpoint may be older than the one recovered from."""
+    ssc, r, stream, out = streaming(WAL, tmp_path)
+    stream.wal_segment_bytes = 1                           # one block per segment
+    streaming.start(ssc, r)
+    progress = {}
+    for t in range(1, 5):
+        r.store_many([t * 10, t * 10 + 1])
+        ssc.run_batches(1)
+        progress[t * 1000] = stream.progress(t * 1000)
+    ssc.stop()
+    ssc2, r2, stream2, out2 = streaming(WAL, tmp_path, start_ms=4000)
+    stream2.restore_progress(progress[4000], 4000)          # recovered from the checkpoint at 4000 ...
+    streaming.start(ssc2, r2)
+    stream2.checkpoint_written(3000, progress[3000])        # ... while the one at 3000 is still kept
+    assert logged(tmp_path, stream2) == [[40, 41]]          # what a fall back to 3000 replays
+    ssc2.stop()
 
 
 def test_a_torn_last_block_is_dropped_with_a_warning_on_recovery(streaming, tmp_path, caplog):

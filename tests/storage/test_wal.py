@@ -153,3 +153,28 @@ def test_a_failed_write_leaves_no_partial_entry(tmp_path, monkeypatch):
     wal.close()
     assert [bytes(p) for _, p in WriteAheadLog(tmp_path).read()] == [b"kept", b"next"]
 
+
+
+def test_damage_before_the_last_entry_is_an_error_not_a_torn_tail(tmp_path):
+    wal = WriteAheadLog(tmp_path)
+    for i in range(3):
+        wal.append(payload(i, 50))
+    wal.close()
+    (name,) = segment_files(tmp_path)
+    raw = bytearray((tmp_path / name).read_bytes())
+    raw[30] ^= 0xFF                                  # the payload of entry 1 of 3
+    (tmp_path / name).write_bytes(bytes(raw))
+    with pytest.raises(WALCorruptionError, match="checksum mismatch at byte 0, with more entries after it"):
+        WriteAheadLog(tmp_path)
+    assert (tmp_path / name).read_bytes() == bytes(raw)   # the evidence is kept
+
+
+def test_truncating_a_closed_log_opens_no_descriptor_and_keeps_the_numbering(tmp_path):
+    wal = WriteAheadLog(tmp_path)
+    for i in range(3):
+        wal.append(payload(i, 10))
+    wal.close()
+    before = len(os.listdir(f"/proc/{os.getpid()}/fd"))
+    wal.truncate(3)                                  # every entry consumed, after the log was closed
+    assert len(os.listdir(f"/proc/{os.getpid()}/fd")) == before
+    assert WriteAheadLog(tmp_path).append(b"next") == 4

@@ -13,10 +13,10 @@ for the writer to take it before handing over the next one (every
 checkpoint is written; processing slows to the disk's pace), so memory is
 bounded by two snapshots. Only a writer stuck for :data:`HANDOFF_WAIT`
 seconds (a hung disk) has its waiting snapshot replaced by the newer one. After a commit
-the oldest checkpoints beyond ``keep`` are removed and the inputs are told
-the time of the oldest one kept (``checkpoint_written``): data only batches
-up to it used (write-ahead log entries) can go, and nothing a kept
-checkpoint still needs.
+the oldest checkpoints beyond ``keep`` are removed and each input is told
+the time of the oldest one kept and the progress that one recorded for it
+(``checkpoint_written``): write-ahead log entries a recovery from it would
+not replay can go, and nothing any kept checkpoint still needs.
 
 Checkpoint times are ``zero + k * interval``. The interval must be a
 multiple of the slide of every stateful stream (so each has a table at a
@@ -74,7 +74,8 @@ class Checkpointer:
         self.interval_ms: int | None = None
         self.graph_name: str | None = None
         self.graph_file: dict | None = None
-        self.written: list[int] = []          # checkpoint times committed by this run
+        self.written: list[int] = []          # the last checkpoint times committed by this run
+        self.last_snapshot: int | None = None  # time of the last snapshot handed to the writer
         self.last_error: BaseException | None = None
         self._graph_bytes: bytes | None = None
         self._thread: threading.Thread | None = None
@@ -113,18 +114,17 @@ class Checkpointer:
                              f"and of every window's and state's slide ({unit} ms)")
         return interval
 
-    def start(self, zero: int, recovered_from: str | None) -> None:
-        """Store the graph and, on a fresh start, a first checkpoint at zero time (state empty,
-        inputs untouched), so that a crash before the first interval recovers too."""
+    def start(self, zero: int, recovered_at: int | None) -> None:
+        """Store the graph and write a first checkpoint: at zero time on a fresh start (state empty,
+        inputs untouched: a crash before the first interval recovers too), at the checkpoint's time
+        on a recovered one (the restored state and progress, now under this program's graph and
+        names: what a resume discarded or renamed is gone from it, and a later getOrCreate loads
+        this program)."""
         if self._graph_bytes is not None:
             self.graph_name = files.write_graph(self.directory, self._graph_bytes)
             self.graph_file = {"crc32": files.crc32(self._graph_bytes), "bytes": len(self._graph_bytes)}
             self._graph_bytes = None
-        if recovered_from is not None:
-            if self.graph_name is not None:     # the checkpoint now belongs to this program version
-                files.retarget_graph(recovered_from, self.graph_name, self.graph_file)
-        else:
-            self._write(self._snapshot(zero, zero))
+        self._write(self._snapshot(zero if recovered_at is None else recovered_at, zero))
         self._thread = threading.Thread(target=self._loop, name="runnel-checkpoint-writer", daemon=True)
         self._thread.start()
 
@@ -133,8 +133,9 @@ class Checkpointer:
         """Batch t completed: snapshot it when t is a checkpoint time (or the last batch of a graceful
         stop that falls on a checkpointable time)."""
         zero = self.ssc._graph.zero_ms
-        if (t - zero) % (self.interval_ms if not final else self._unit()) != 0:
+        if (t - zero) % (self.interval_ms if not final else self._unit()) != 0 or t == self.last_snapshot:
             return
+        self.last_snapshot = t
         try:
             snap = self._snapshot(t, zero)
         except Exception as e:  # a failed batch may leave a table uncomputable: try the next time
@@ -181,7 +182,9 @@ class Checkpointer:
             try:
                 self._write(snap)
             except Exception as e:  # keep running: the next checkpoint may succeed (disk freed)
-                self.last_error = e
+                # without tracebacks: their frames would keep the snapshot's tables alive
+                e.__cause__ = e.__context__ = None
+                self.last_error = e.with_traceback(None)
                 log.error("runnel: writing the checkpoint at %s ms to %s failed: %s: %s", snap.t,
                           self.directory, type(e).__name__, e)
             finally:
@@ -219,11 +222,14 @@ class Checkpointer:
             w.abort()
             raise
         self.written.append(snap.t)
+        del self.written[:-self.keep]
+        self.last_error = None
         log.info("runnel: checkpoint %s written", path)
         kept = files.clean(self.directory, self.keep, self.graph_name)
-        if kept:
+        oldest, body = kept[-1]
+        if body is not None:        # unreadable: keep every input's data (a recovery may still need it)
             for i in ssc._graph.inputs:
-                i.checkpoint_written(min(kept))
+                i.checkpoint_written(oldest, body.get("inputs", {}).get(i.name))
 
     # -- stopping -------------------------------------------------------------------------------
     def flush(self, timeout: float = 60.0) -> bool:

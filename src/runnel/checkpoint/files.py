@@ -31,6 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..batch import Batch
+from ..storage.durable import fsync_dir, write_durably
 from ..storage.ipc import read_batch, write_batch
 
 FORMAT = "runnel-checkpoint"
@@ -41,22 +42,6 @@ _NAME = re.compile(r"checkpoint-(\d+)$")
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be written, read or applied to this program."""
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: str, data: bytes) -> None:
-    """Write ``data`` to a new file and fsync it."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def crc32(data: bytes) -> int:
@@ -109,7 +94,8 @@ class CheckpointWriter:
         write_durably(os.path.join(self.tmp, MANIFEST), _manifest_bytes(body))
         fsync_dir(self.tmp)
         final = os.path.join(self.directory, f"checkpoint-{self.t}")
-        if os.path.isdir(final):           # a re-run batch checkpointed again: swap, then drop the old one
+        if os.path.isdir(final):           # checkpointed again (re-run batch, resumed start): swap, drop the old
+            # a crash between the renames leaves only .old-…: restore_replaced() puts it back
             old = os.path.join(self.directory, f".old-checkpoint-{self.t}-{secrets.token_hex(4)}")
             os.rename(final, old)
             os.rename(self.tmp, final)
@@ -133,17 +119,6 @@ def write_graph(directory: str, data: bytes) -> str:
         os.rename(tmp, path)
         fsync_dir(directory)
     return name
-
-
-def retarget_graph(path: str, graph: str, graph_file: dict) -> None:
-    """Point the checkpoint at ``path`` to another graph file (a resumed program's), atomically."""
-    with open(os.path.join(path, MANIFEST), "rb") as f:
-        body = _parse_manifest(f.read())
-    body["graph"], body["graph_file"] = graph, graph_file
-    tmp = os.path.join(path, f".{MANIFEST}.{secrets.token_hex(4)}")
-    write_durably(tmp, _manifest_bytes(body))
-    os.replace(tmp, os.path.join(path, MANIFEST))
-    fsync_dir(path)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -189,6 +164,13 @@ def read_checkpoint(path: str, with_graph: bool = False) -> Loaded:
         raise ValueError(f"{mpath}: unreadable manifest ({type(e).__name__}: {e})") from e
     except ValueError as e:
         raise ValueError(f"{mpath}: {e}") from e
+    try:
+        return _read_tables(path, body, with_graph)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{mpath}: malformed manifest ({type(e).__name__}: {e})") from e
+
+
+def _read_tables(path: str, body: dict, with_graph: bool) -> Loaded:
     out = Loaded(path, body)
     for stream, entry in body.get("streams", {}).items():
         tables = out.tables[stream] = {}
@@ -218,12 +200,13 @@ def load_newest(directory: str, with_graph: bool = False) -> Loaded | None:
     file; when checkpoints exist but none is usable, :class:`CheckpointError`
     (starting afresh would silently lose the state they hold).
     """
+    restore_replaced(directory)
     problems = []
     for t in checkpoint_times(directory):
         path = os.path.join(directory, f"checkpoint-{t}")
         try:
             return read_checkpoint(path, with_graph)
-        except (ValueError, OSError, KeyError) as e:
+        except (ValueError, OSError, KeyError, TypeError) as e:
             problems.append(f"{e}")
             warnings.warn(f"runnel: checkpoint {path} is unusable ({e}); trying the one before it",
                           RuntimeWarning, stacklevel=3)
@@ -232,27 +215,44 @@ def load_newest(directory: str, with_graph: bool = False) -> Loaded | None:
     return None
 
 
-def clean(directory: str, keep: int, graph: str | None) -> list[int]:
+def clean(directory: str, keep: int, graph: str | None) -> list[tuple[int, dict | None]]:
     """Remove all but the ``keep`` newest checkpoints, leftovers of interrupted writes, and
     graph files no kept checkpoint (nor the running program, ``graph``) refers to.
 
-    Returns the times of the checkpoints kept, newest first.
+    Returns (time, manifest body or None when unreadable) of the checkpoints kept, newest first.
+    Unusable newer checkpoints count towards ``keep`` (they are evidence; reading is where
+    they are skipped).
     """
+    restore_replaced(directory)
     times = checkpoint_times(directory)
-    kept = times[:keep]
     for t in times[keep:]:
         shutil.rmtree(os.path.join(directory, f"checkpoint-{t}"), ignore_errors=True)
-    graphs = {graph}
-    for t in kept:
+    kept, graphs = [], {graph}
+    for t in times[:keep]:
         try:
             with open(os.path.join(directory, f"checkpoint-{t}", MANIFEST), "rb") as f:
-                graphs.add(_parse_manifest(f.read()).get("graph"))
-        except (OSError, ValueError, KeyError):
-            pass
+                body = _parse_manifest(f.read())
+            graphs.add(body.get("graph"))
+        except (OSError, ValueError, KeyError, TypeError):
+            body = None
+        kept.append((t, body))
     for name in os.listdir(directory):
         path = os.path.join(directory, name)
-        if name.startswith((".old-checkpoint-", ".tmp-checkpoint-")):
-            shutil.rmtree(path, ignore_errors=True)
+        if name.startswith((".old-checkpoint-", ".tmp-checkpoint-", ".tmp-graph-", ".probe-")):
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
         elif name.startswith("graph-") and name.endswith(".pkl") and name not in graphs:
             os.remove(path)
     return kept
+
+
+def restore_replaced(directory: str) -> None:
+    """Undo a replacement a crash interrupted: ``.old-checkpoint-<t>-*`` is put back as
+    ``checkpoint-<t>`` when that name is missing (see :meth:`CheckpointWriter.commit`)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        m = re.match(r"\.old-checkpoint-(\d+)-[0-9a-f]+$", name)
+        if m and not os.path.exists(os.path.join(directory, f"checkpoint-{m.group(1)}")):
+            os.rename(os.path.join(directory, name), os.path.join(directory, f"checkpoint-{m.group(1)}"))

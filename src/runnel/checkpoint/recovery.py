@@ -22,6 +22,7 @@ listing every such operator, unless the program opts out for those names
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -62,7 +63,7 @@ def recover(directory: str, clock=None):
                               "code") from e
     graph.attach(ssc)
     ssc._graph = graph
-    ssc.checkpoint_dir = directory
+    ssc.checkpoint_dir = os.path.abspath(directory)
     attach(ssc, loaded, ())
     return ssc
 

@@ -149,7 +149,7 @@ class FileInputDStream(InputDStream):
         self.processed = set(progress.get("processed", ()))
         self._restored = True
 
-    def checkpoint_written(self, t: int) -> None:
+    def checkpoint_written(self, t: int, progress: dict | None) -> None:
         with self._lock:
             for old in [k for k in self._taken if k <= t]:
                 del self._taken[old]

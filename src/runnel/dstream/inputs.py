@@ -56,8 +56,9 @@ class InputDStream(DStream):
         returned for the checkpoint at t. Batches after t are generated again and must get
         the data they had before the crash."""
 
-    def checkpoint_written(self, t: int) -> None:
-        """Every retained checkpoint is at t or later: data used only by batches <= t may go."""
+    def checkpoint_written(self, t: int, progress: dict | None) -> None:
+        """Every kept checkpoint is at t or later, and the oldest recorded ``progress`` for this input
+        (None if unknown): data only batches <= t used, and no recovery from it needs, may go."""
 
     def _counted(self, t: int, ds: Dataset) -> Dataset:
         from ..plan import Blocks
@@ -134,6 +135,7 @@ class QueueInputDStream(InputDStream):
             for _ in range(min(int(progress.get("consumed", 0)), len(self.queue))):
                 self.queue.popleft()
             self.consumed = int(progress.get("consumed", 0))
+            self._consumed_at[t] = self.consumed     # progress(t) of the recovered run says the same
 
     def forget_before(self, t: int) -> None:
         super().forget_before(t)

@@ -593,7 +593,7 @@ class ReceiverInputDStream(InputDStream):
 
     #: what lives only while the program runs; the checkpointed graph keeps the definition
     _runtime = ("generator", "rate_controller", "_supervisor", "_blocks_log", "_batches_log", "_lock", "_taken",
-                "_floor", "_replay", "_replay_until", "_stopped")
+                "_floor", "_replay", "_replay_until", "_stopped", "_allocations")
 
     def _init_runtime(self) -> None:
         self.generator = BlockGenerator(self.name, self.block_records, limiter=RateLimiter(self.rates.start_rate()))
@@ -606,6 +606,7 @@ class ReceiverInputDStream(InputDStream):
         self._taken: dict[int, tuple[int | None, int | None]] = {}
         self._floor = 0
         self._replay: dict[int, tuple[int, int, int]] = {}
+        self._allocations: dict[int, int] = {}   # batch time -> its entry in the allocation log
         self._replay_until: int | None = None
         self._stopped = False
 
@@ -697,6 +698,9 @@ class ReceiverInputDStream(InputDStream):
                 self.generator.sync()
                 entry = self._batches_log.append(
                     json.dumps({"time": t, "after": after, "through": through}).encode())
+        if entry is not None:
+            with self._lock:
+                self._allocations[t] = entry
         with self._lock:
             self._taken[t] = (through, entry)
         if self._stopped:
@@ -727,6 +731,7 @@ class ReceiverInputDStream(InputDStream):
         replay: dict[int, tuple[int, int, int]] = {}
         for entry, payload in self._batches_log.read():
             rec = json.loads(bytes(payload))
+            self._allocations[rec["time"]] = entry
             if rec["time"] > t:
                 replay[rec["time"]] = (rec["after"], rec["through"], entry)
         taken = max([through] + [r[1] for r in replay.values()])
@@ -739,18 +744,21 @@ class ReceiverInputDStream(InputDStream):
         log.info("%s: recovered from the write-ahead log: %d batches replayed, %d blocks never taken",
                  self.name, len(replay), len(pending))
 
-    def checkpoint_written(self, t: int) -> None:
-        """Delete the write-ahead log segments only batches <= t used."""
+    def checkpoint_written(self, t: int, progress: dict | None) -> None:
+        """Delete what no kept checkpoint needs: the oldest, at t, recorded ``progress``; recovering
+        from it replays the block log after its ``wal_through`` and the allocations of batches > t."""
         if self._blocks_log is None:
             return
         with self._lock:
             old = [bt for bt in self._taken if bt <= t]
-            through = max([self._floor] + [self._taken[bt][0] for bt in old if self._taken[bt][0] is not None])
-            entries = [self._taken[bt][1] for bt in old if self._taken[bt][1] is not None]
+            self._floor = max([self._floor] + [self._taken[bt][0] for bt in old if self._taken[bt][0] is not None])
             for bt in old:
                 del self._taken[bt]
-            self._floor = through
-        self._blocks_log.truncate(through)
+            done = [bt for bt in self._allocations if bt <= t]
+            entries = [self._allocations.pop(bt) for bt in done]
+        through = (progress or {}).get("wal_through")
+        if through is not None:
+            self._blocks_log.truncate(through)
         if entries:
             self._batches_log.truncate(max(entries))
 

@@ -55,6 +55,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..batch import Batch
+from .durable import fsync_dir
 from .ipc import batch_to_buffer, read_batch
 
 __all__ = ["WriteAheadLog", "WALCorruptionError", "encode_batch", "DEFAULT_SEGMENT_BYTES"]
@@ -73,15 +74,6 @@ class WALCorruptionError(IOError):
 
 def _crc(seq: int, payload: Any) -> int:
     return zlib.crc32(payload, zlib.crc32(struct.pack("<QQ", seq, len(payload))))
-
-
-def _fsync_dir(path: str) -> None:
-    # a new or removed file name is durable only once its directory is fsynced
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _datasync = getattr(os, "fdatasync", os.fsync)
@@ -157,6 +149,11 @@ class WriteAheadLog:
                 seq, end = seq_read + 1, frame_end
             size = os.fstat(f.fileno()).st_size
         if problem is not None:
+            if not _torn_tail(path, end):
+                # valid-looking data follows the bad entry: damage, not a crash mid-append. Cutting here
+                # would lose acknowledged entries and hand out their numbers again; keep the evidence
+                raise WALCorruptionError(f"write-ahead log {path}: {problem} at byte {end}, with more entries "
+                                         "after it; the log is damaged (not a write torn by a crash)")
             log.warning("write-ahead log %s: %s at byte %d of %s; dropping the last %d bytes (a write torn "
                         "by a crash); entries before it are kept", self.directory, problem, end,
                         os.path.basename(path), size - end)
@@ -207,7 +204,7 @@ class WriteAheadLog:
         self._fd = os.open(self._path(self._next_seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
         self._segments.append(self._next_seq)
         self._size = 0
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def sync(self) -> int:
         """Make every entry appended so far durable; returns the durable sequence number."""
@@ -270,7 +267,15 @@ class WriteAheadLog:
         """Delete the segments whose entries are all ``<= through``; returns how many were deleted."""
         with self._lock:
             if self._segments and self._segments[-1] < self._next_seq <= through + 1:
-                self._roll()                 # the active segment is consumed: start a new one to drop it
+                # the active segment is consumed: start the next one (its name keeps the numbering
+                # across restarts) so that this one can go; a closed log gets the file, not a descriptor
+                if self._fd is None:
+                    os.close(os.open(self._path(self._next_seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                    self._segments.append(self._next_seq)
+                    self._size = 0
+                    fsync_dir(self.directory)
+                else:
+                    self._roll()
             ends = self._segments[1:] + [self._next_seq]
             gone = [first for first, end in zip(self._segments, ends) if first < end <= through + 1]
             for first in gone:
@@ -291,6 +296,23 @@ class WriteAheadLog:
 def encode_batch(batch: Batch) -> Any:
     """The WAL payload of a Batch: its Arrow IPC file form with zstd (:func:`ipc.batch_to_buffer`)."""
     return batch_to_buffer(batch, "zstd")
+
+
+def _torn_tail(path: str, at: int) -> bool:
+    """Whether the bad entry at byte ``at`` ends the file as a crash mid-append leaves it: no
+    valid entry (magic, length within the file, checksum) starts anywhere after it."""
+    with open(path, "rb") as f:
+        f.seek(at)
+        rest = f.read()
+    pos = rest.find(_MAGIC, 1)
+    while pos >= 0:
+        if pos + _HEADER.size <= len(rest):
+            _, seq, length, crc = _HEADER.unpack_from(rest, pos)
+            body = pos + _HEADER.size
+            if body + length <= len(rest) and _crc(seq, rest[body:body + length]) == crc:
+                return False
+        pos = rest.find(_MAGIC, pos + 1)
+    return True
 
 
 def _frames(f, first: int, skip_through: int = 0):
