@@ -157,6 +157,26 @@ class Context:
         return f"Context(master={self.master!r}, app_name={self.app_name!r})"
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def conf_flag(conf: dict, key: str, default: bool = False) -> bool:
+    """A boolean setting: True/False or "true"/"false" (any case; also 1/0, yes/no, on/off).
+
+    Anything else is a ValueError naming the key: a misspelt value must not
+    silently leave a feature (say, the write-ahead log) off.
+    """
+    value = conf.get(key)
+    if value is None:
+        return default
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{key} must be true or false, got {value!r}")
+
+
 def read_lines(path: str) -> list[str]:
     """Lines of a UTF-8 text file without their line terminators."""
     # Hadoop's line reader splits on \n, \r\n and \r only (str.splitlines would also split on \x0b, \u2028 ...)

@@ -15,7 +15,7 @@ import threading
 from typing import Any, Callable, Iterable
 
 from .clock import Clock, ManualClock, SystemClock, clock_from_conf
-from .context import Context
+from .context import Context, conf_flag
 from .dstream.base import DStream, fn_arity, to_ms
 from .dstream.inputs import QueueInputDStream
 from .graph import DStreamGraph
@@ -292,8 +292,8 @@ class StreamingContext:
     # the last state checkpointed. Only from the main thread, and never over a handler the program set.
     def _install_sigterm(self) -> None:
         import signal
-        flag = str(self.context.conf.get("spark.streaming.stopGracefullyOnShutdown", "true")).lower()
-        if flag not in ("1", "true", "yes", "on") or threading.current_thread() is not threading.main_thread():
+        if (not conf_flag(self.context.conf, "spark.streaming.stopGracefullyOnShutdown", True)
+                or threading.current_thread() is not threading.main_thread()):
             return
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return

@@ -181,8 +181,12 @@ def _fold(batches) -> dict:
 def test_resume_refuses_a_table_that_no_longer_fits(ctx, tmp_path, clean_conf):
     d = str(tmp_path / "ck")
     crash_after(program(ctx, d, "f", state_fn=running_sum())(), 4)
-    with pytest.raises(CheckpointError, match=r"'totals': its table lacks the column\(s\) _count, _sum"):
+    with pytest.raises(CheckpointError, match=r"'totals': its updater was 'sum' and is now 'mean'"):
         StreamingContext.resume(d, program(ctx, d, "f", state_fn=running_mean()))
+    other = str(tmp_path / "ck2")                  # from a Python function: the columns tell
+    crash_after(program(ctx, other, "f2")(), 4)
+    with pytest.raises(CheckpointError, match=r"'totals': its table lacks the column\(s\) _count, _sum"):
+        StreamingContext.resume(other, program(ctx, other, "f2", state_fn=running_mean()))
     with pytest.raises(CheckpointError, match=r"'win5': its window_ms was 5000 and is now 6000"):
         def longer():
             ssc = StreamingContext(ctx, 1, clock=ManualClock())
@@ -433,4 +437,36 @@ def test_a_failed_start_leaves_no_input_running(ctx, tmp_path, clean_conf):
         ssc.start()
     ssc._graph.inputs[1].progress = original
     assert ssc.state == "INITIALIZED" and receiver.is_stopped()
+    ssc.stop(stop_spark_context=False)
+
+
+def test_a_state_operator_new_after_resume_starts_from_its_initial_rdd(ctx, tmp_path, clean_conf):
+    d = str(tmp_path / "ck")
+    crash_after(program(ctx, d, "o")(), 4)
+
+    def with_new_state():
+        ssc = program(ctx, d, "o")()
+        s = ssc._graph.inputs[0]
+        s.update_state_by_key(add_counts, initialRDD=[("w0", 100)]).named("new").foreach_rdd(Record("o/new"))
+        return ssc
+    ssc = StreamingContext.resume(d, with_new_state)
+    ssc.start()
+    ssc.run_batches(1)
+    ssc.stop(stop_spark_context=False)
+    new = final("o")["new"]
+    assert dict(new[max(new)]) == {**_fold(DATA[4:5]), "w0": 100 + _fold(DATA[4:5]).get("w0", 0)}
+
+
+def test_resume_warns_when_state_is_matched_by_a_generated_name(ctx, tmp_path, clean_conf):
+    d = str(tmp_path / "ck")
+
+    def unnamed():
+        ctx.conf["runnel.streaming.checkpoint.interval"] = "2"
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        ssc.checkpoint(d)
+        ssc.queue_stream([list(b) for b in DATA]).update_state_by_key(add_counts).foreach_rdd(Record("p/s"))
+        return ssc
+    crash_after(unnamed(), 3)
+    with pytest.warns(RuntimeWarning, match=r"'update_state_by_key-\d+' was matched by generated name"):
+        ssc = StreamingContext.resume(d, unnamed)
     ssc.stop(stop_spark_context=False)

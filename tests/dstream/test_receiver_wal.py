@@ -363,3 +363,22 @@ def test_backpressure_sets_the_receiver_rate_from_completed_batches_capped_by_ma
     completed(3000, 10000, 500)                             # 20,000/s: estimate 20,000, capped at maxRate
     assert stream.rate_controller.latest_rate == pytest.approx(20000)
     assert stream.generator.limiter.rate == 8000
+
+
+def test_a_misspelt_wal_switch_is_an_error_not_a_silent_off():
+    ctx = Context("local", conf={"spark.streaming.receiver.writeAheadLog.enable": "ture"})
+    try:
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        with pytest.raises(ValueError, match=r"spark.streaming.receiver.writeAheadLog.enable must be true or "
+                                             r"false, got 'ture'"):
+            ssc.receiver_stream(PushReceiver())
+    finally:
+        ctx.stop()
+
+
+def test_wal_switch_spellings():
+    from runnel.context import conf_flag
+    key = "spark.streaming.receiver.writeAheadLog.enable"
+    assert [conf_flag({key: v}, key) for v in (True, "TRUE", "1", "on", False, "false", "0", "off")] == \
+        [True] * 4 + [False] * 4
+    assert conf_flag({}, key) is False and conf_flag({}, key, True) is True

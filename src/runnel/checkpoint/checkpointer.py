@@ -33,6 +33,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from ..context import conf_flag
 from . import files
 from .pickling import dump_graph
 
@@ -41,11 +42,6 @@ log = logging.getLogger("runnel.checkpoint")
 DEFAULT_INTERVAL_MS = 10_000
 DEFAULT_KEEP = 3
 HANDOFF_WAIT = 60.0
-
-
-def _conf_flag(conf: dict, key: str, default: bool) -> bool:
-    v = conf.get(key)
-    return default if v is None else str(v).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _clock_kind(clock) -> str:
@@ -70,7 +66,7 @@ class Checkpointer:
         self.directory = directory
         conf = ssc.context.conf
         self.keep = max(1, int(conf.get("runnel.streaming.checkpoint.keep", DEFAULT_KEEP)))
-        self.store_graph = _conf_flag(conf, "runnel.streaming.checkpoint.graph", True)
+        self.store_graph = conf_flag(conf, "runnel.streaming.checkpoint.graph", True)
         self.interval_ms: int | None = None
         self.graph_name: str | None = None
         self.graph_file: dict | None = None

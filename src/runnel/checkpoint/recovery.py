@@ -23,6 +23,7 @@ listing every such operator, unless the program opts out for those names
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -64,11 +65,11 @@ def recover(directory: str, clock=None):
     graph.attach(ssc)
     ssc._graph = graph
     ssc.checkpoint_dir = os.path.abspath(directory)
-    attach(ssc, loaded, ())
+    attach(ssc, loaded, (), warn_generated=False)    # the stored graph: the very same names
     return ssc
 
 
-def attach(ssc, loaded: files.Loaded, discard: Iterable[str] | bool) -> None:
+def attach(ssc, loaded: files.Loaded, discard: Iterable[str] | bool, warn_generated: bool = True) -> None:
     """Match the checkpoint's state and progress to ``ssc``'s streams by name (see the module docstring)."""
     from ..dstream.inputs import InputDStream
     from ..dstream.stateful import StatefulDStream
@@ -78,7 +79,7 @@ def attach(ssc, loaded: files.Loaded, discard: Iterable[str] | bool) -> None:
                               f"program's is {ssc.batch_ms} ms: batch times and windows would not line up")
     graph, ctx = ssc._graph, ssc.context
     rec = Recovery(loaded.path, loaded.time, body["zero"])
-    problems = []
+    problems, generated = [], []
     for name, entry in body.get("streams", {}).items():
         stream = graph.names.get(name)
         tables = loaded.tables.get(name, {})
@@ -97,6 +98,12 @@ def attach(ssc, loaded: files.Loaded, discard: Iterable[str] | bool) -> None:
             continue
         rec.tables[stream] = {label: (t, ctx.dataset_of(batches or [Batch.empty()], f"{name} {label} (restored)"))
                               for label, (t, batches) in tables.items()}
+        if warn_generated and tables and re.fullmatch(rf"{re.escape(stream.kind)}-\d+", name):
+            generated.append(name)
+    if generated:
+        warnings.warn(f"runnel: the checkpointed state of {', '.join(map(repr, generated))} was matched by "
+                      "generated name; an operator added before it renumbers it. Give stateful operators "
+                      "stable names with .named(...)", RuntimeWarning, stacklevel=3)
     if problems:
         raise CheckpointError(
             f"the checkpoint {loaded.path} holds state this program cannot take: " + "; ".join(problems) +

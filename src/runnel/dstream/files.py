@@ -21,6 +21,7 @@ One partition per non-empty file, in (mtime, name) order.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -31,6 +32,8 @@ from ..batch import Batch
 from ..context import read_lines
 from ..listener import ms_to_datetime
 from .inputs import InputDStream
+
+log = logging.getLogger("runnel.files")
 
 
 class FileInputDStream(InputDStream):
@@ -94,7 +97,8 @@ class FileInputDStream(InputDStream):
             raise self._failed[t]
         new = sorted((m, n, p) for n, m, p in self._candidates() if m <= t)
         with self._lock:                 # progress() reads both on the job-runner thread
-            self._taken[t] = [n for _, n, _ in new]
+            if self.ssc.checkpoint_dir is not None:   # pruned by checkpoint_written, so kept only then
+                self._taken[t] = [n for _, n, _ in new]
             self.processed.update(n for _, n, _ in new)
         try:
             batches = [b for b in (self._read(p, t) for _, _, p in new) if len(b)]
@@ -142,9 +146,15 @@ class FileInputDStream(InputDStream):
     def progress(self, t: int) -> dict:
         with self._lock:
             later = {n for bt, names in self._taken.items() if bt > t for n in names}
-            return {"ignored": sorted(self.ignored), "processed": sorted(self.processed - later)}
+            return {"directory": os.path.abspath(self.directory), "ignored": sorted(self.ignored),
+                    "processed": sorted(self.processed - later)}
 
     def restore_progress(self, progress: dict, t: int) -> None:
+        was = progress.get("directory")
+        if was is not None and was != os.path.abspath(self.directory):
+            log.warning("%s: the checkpoint's progress is for directory %s, this stream reads %s; "
+                        "starting it afresh (files present now are ignored)", self.name, was, self.directory)
+            return
         self.ignored = set(progress.get("ignored", ()))
         self.processed = set(progress.get("processed", ()))
         self._restored = True

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ..context import conf_flag
 from ..listener import StreamingListener
 
 __all__ = ["RateLimiter", "PIDRateEstimator", "RateController", "RateSettings"]
@@ -32,11 +33,6 @@ MAX_RATE = "spark.streaming.receiver.maxRate"
 BACKPRESSURE = "spark.streaming.backpressure.enabled"
 INITIAL_RATE = "spark.streaming.backpressure.initialRate"
 _PID = "spark.streaming.backpressure.pid."
-
-
-def conf_bool(conf: Mapping[str, Any], key: str) -> bool:
-    """A boolean conf value: True or "true" (any case), as Spark reads them."""
-    return str(conf.get(key, "false")).strip().lower() == "true"
 
 
 def _conf_float(conf: Mapping[str, Any], key: str, default: float) -> float:
@@ -63,7 +59,7 @@ class RateSettings:
     def from_conf(cls, conf: Mapping[str, Any]) -> "RateSettings":
         max_rate = _conf_float(conf, MAX_RATE, 0.0)
         initial = _conf_float(conf, INITIAL_RATE, 0.0)
-        s = cls(max_rate=max_rate if max_rate > 0 else None, backpressure=conf_bool(conf, BACKPRESSURE),
+        s = cls(max_rate=max_rate if max_rate > 0 else None, backpressure=conf_flag(conf, BACKPRESSURE),
                 initial_rate=initial if initial > 0 else None,
                 proportional=_conf_float(conf, _PID + "proportional", 1.0),
                 integral=_conf_float(conf, _PID + "integral", 0.2),

@@ -76,10 +76,11 @@ import numpy as np
 import pyarrow as pa
 
 from ..batch import Batch, concat_batches
+from ..context import conf_flag
 from ..listener import ReceiverEvent, ReceiverInfo
 from ..storage.wal import DEFAULT_SEGMENT_BYTES, WriteAheadLog, encode_batch
 from .inputs import InputDStream
-from .ratecontrol import PIDRateEstimator, RateController, RateLimiter, RateSettings, conf_bool
+from .ratecontrol import PIDRateEstimator, RateController, RateLimiter, RateSettings
 
 log = logging.getLogger("runnel.receivers")
 
@@ -584,7 +585,7 @@ class ReceiverInputDStream(InputDStream):
             raise ValueError(f"block_records must be a positive int, got {block_records!r}")
         conf = ssc.context.conf
         self.rates = RateSettings.from_conf(conf)
-        self.wal_enabled = conf_bool(conf, WAL_ENABLE)
+        self.wal_enabled = conf_flag(conf, WAL_ENABLE)
         super().__init__(ssc)
         self.receiver = receiver
         self.block_records = block_records

@@ -14,7 +14,9 @@ Layout on disk while a batch is written, and after::
     out/words-2000/...                           then one rename makes it visible
 
 So a reader never sees half a batch: the directory either does not exist or
-is complete. The temp directory starts with ``.`` so ``text_file_stream``
+is complete. Part files, the marker and both directories are fsynced before
+and after the rename, so a batch whose checkpoint survived a power loss has
+its output on disk too. The temp directory starts with ``.`` so ``text_file_stream``
 and Hadoop-style readers ignore it. When the directory already exists (a
 batch recomputed after recovery) it is replaced: the old one is renamed
 aside, the new one renamed in, the old one removed. PySpark instead keeps
@@ -60,6 +62,7 @@ import pyarrow as pa
 
 from ..batch import Batch, infer_column
 from ..listener import ms_to_datetime
+from ..storage.durable import fsync_dir, fsync_file, write_durably
 from .outputs import ForEachDStream
 
 if TYPE_CHECKING:
@@ -121,8 +124,13 @@ def write_batch_dir(path: str, write_parts: Callable[[str], None]) -> None:
     os.mkdir(tmp)
     try:
         write_parts(tmp)
-        open(os.path.join(tmp, SUCCESS), "wb").close()
+        # durable before visible: recovery trusts a batch's output once its checkpoint is written
+        for name in os.listdir(tmp):
+            fsync_file(os.path.join(tmp, name))
+        write_durably(os.path.join(tmp, SUCCESS), b"")
+        fsync_dir(tmp)
         _replace_dir(tmp, path)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -471,7 +471,11 @@ class StateDStream(StatefulDStream):
     def compute(self, t: int) -> Dataset | None:
         s = self.slide_ms
         zero = self.ssc._graph.zero_ms
-        prev = self.get_or_compute(t - s) if t - s > zero else self._initial_dataset(t)
+        restored = self.ssc._graph.restored_ms
+        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
+            prev = self.get_or_compute(t - s)
+        else:   # the first batch, or the first after a recovery that had no state for this operator
+            prev = self._initial_dataset(t)
         ds = self.parents[0].get_or_compute(t)
         if ds is None:
             ds = self.ssc.context.empty_dataset(f"{self.parents[0].name} (no data)")
@@ -518,6 +522,10 @@ class UpdateStateDStream(StateDStream):
             return ds.group_by_key(self.n)
         kind = self.builtin.kind
         return ds._shuffle([ShuffleDep(ds._dep(), PartialBuckets(kind))], self.n, PartialReduce(kind))
+
+    def signature(self) -> dict:
+        # a built-in updater's table means what its kind says (a sum is no max); a function: unknown
+        return {**super().signature(), "updater": None if self.builtin is None else self.builtin.kind}
 
     def required_columns(self) -> set[str]:
         need = {"key", "value"}

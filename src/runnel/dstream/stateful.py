@@ -117,8 +117,9 @@ class StatefulDStream(DStream):
         """Why a table written under ``signature`` with ``columns`` cannot be restored here, or None."""
         mine = self.signature()
         for key in sorted(set(mine) | set(signature)):
-            if mine.get(key) != signature.get(key):
-                return f"its {key} was {signature.get(key)!r} and is now {mine.get(key)!r}"
+            was, now = signature.get(key), mine.get(key)
+            if was != now and None not in (was, now):   # None: unknown (a Python function), fits any
+                return f"its {key} was {was!r} and is now {now!r}"
         missing = sorted(self.required_columns() - set(columns)) if columns else []
         if missing:
             return f"its table lacks the column(s) {', '.join(missing)} this operator keeps (columns: {columns})"
