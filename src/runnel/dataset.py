@@ -24,16 +24,23 @@ from .storage.store import BlockRef
 
 
 class BlockOwner:
-    """Owns blocks in a store; releases them when garbage-collected or closed."""
+    """Owns blocks in a store; releases them when closed, or (soon after) when garbage-collected.
 
-    __slots__ = ("refs", "_finalizer", "__weakref__")
+    The garbage-collection path only queues the refs (``store.release_later``):
+    a collection can run inside any allocation, including one made while this
+    thread holds the store's lock, so a finalizer must never take that lock.
+    """
+
+    __slots__ = ("refs", "_store", "_finalizer", "__weakref__")
 
     def __init__(self, store, refs: list[BlockRef]):
         self.refs = refs
-        self._finalizer = weakref.finalize(self, store.release, list(refs))
+        self._store = store
+        self._finalizer = weakref.finalize(self, store.release_later, list(refs))
 
     def release(self) -> None:
-        self._finalizer()
+        if self._finalizer.detach() is not None:   # first release only
+            self._store.release(self.refs)
 
 
 class OwnedBlocks(Blocks):

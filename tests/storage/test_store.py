@@ -169,3 +169,29 @@ def test_a_batch_read_from_a_released_block_never_changes():
         assert view["key"][:3].tolist() == [0, 1, 2] and float(view["value"].sum()) == n
     finally:
         s.close()
+
+
+def test_a_collection_inside_the_store_lock_does_not_deadlock():
+    """A garbage collection can run in any allocation, also while this thread holds the store's lock:
+    an owner finalized then must not take that lock (it queues the release for the next store call)."""
+    import gc
+    import threading
+
+    from runnel.dataset import BlockOwner
+    store = MemoryStore()
+    ref = store.put(Batch.from_values([1, 2, 3]))
+
+    class Cycle:
+        pass
+    c = Cycle()
+    c.me, c.owner = c, BlockOwner(store, [ref])     # only a collection frees it
+    del c
+
+    def collect_under_lock():
+        with store._lock:
+            gc.collect()
+    t = threading.Thread(target=collect_under_lock, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "deadlocked"
+    assert store.live_blocks() == 0 and ref not in store

@@ -13,6 +13,11 @@ State
     ``release``/``close`` (remove), under ``_lock`` (the driver's scheduler,
     receivers and UI threads share a store). ``live_blocks``/``live_bytes``
     read it.
+``_dead: deque of ref lists``
+    Releases queued by garbage-collection finalizers (``release_later``),
+    which must not take ``_lock``: a collection can start inside any
+    allocation, also one made while the same thread holds it (a deadlock).
+    Every other store call first drains the queue.
 
 Stores
 ------
@@ -48,6 +53,7 @@ Cleanup of shared memory, from the common case to the worst one
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import itertools
 import os
@@ -88,6 +94,7 @@ class BlockStore:
     def __init__(self) -> None:
         self._live: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._dead: collections.deque = collections.deque()
         self._closed = False
 
     # -- interface ----------------------------------------------------------
@@ -99,13 +106,31 @@ class BlockStore:
 
     def release(self, refs: Iterable[BlockRef]) -> None:
         """Free blocks. Idempotent: unknown or already released refs are ignored."""
+        self._drain()
+        self._release(refs)
+
+    def _release(self, refs: Iterable[BlockRef]) -> None:
+        refs = list(refs)
         with self._lock:
             gone = [r.id for r in refs if self._live.pop(r.id, None) is not None]
         for block_id in gone:
             self._free(block_id)
 
+    def release_later(self, refs: list[BlockRef]) -> None:
+        """Queue a release (for finalizers: takes no lock; done by the next store call)."""
+        self._dead.append(refs)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                refs = self._dead.popleft()
+            except IndexError:
+                return
+            self._release(refs)
+
     def close(self) -> None:
         """Release every block. Idempotent."""
+        self._dead.clear()
         with self._lock:
             ids, self._live = list(self._live), {}
             self._closed = True
@@ -113,13 +138,16 @@ class BlockStore:
             self._free(block_id)
 
     def live_blocks(self) -> int:
+        self._drain()
         return len(self._live)
 
     def live_bytes(self) -> int:
+        self._drain()
         with self._lock:
             return sum(self._live.values())
 
     def __contains__(self, ref: BlockRef) -> bool:
+        self._drain()
         return ref.id in self._live
 
     def __enter__(self):
@@ -130,6 +158,7 @@ class BlockStore:
 
     # -- for subclasses ---------------------------------------------------------
     def _register(self, block_id: str, nbytes: int) -> None:
+        self._drain()
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{type(self).__name__} is closed")
