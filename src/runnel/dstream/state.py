@@ -24,7 +24,6 @@ table. ``state_report(t)`` gives (keys, bytes) for the listener's BatchInfo.
 from __future__ import annotations
 
 import operator
-import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -39,8 +38,7 @@ from ..updaters import State, StateSpec, Updater
 from .base import DStream
 from .stateful import StatefulDStream
 
-__all__ = ["update_state_by_key", "map_with_state", "StateDStream", "MapWithStateDStream",
-           "write_state_table", "read_state_table"]
+__all__ = ["update_state_by_key", "map_with_state", "StateDStream", "MapWithStateDStream"]
 
 # --- partition ops (picklable; run in tasks) ---------------------------------------------
 
@@ -625,42 +623,3 @@ def map_with_state(stream: DStream, spec: StateSpec) -> DStream:
         raise TypeError(f"mapWithState expects a StateSpec (StateSpec.function(fn)), got {type(spec).__name__}")
     states = MapWithStateDStream(stream.ssc, stream, spec, stream._n(spec.partitions))
     return MappedDStream(stream.ssc, states)
-
-
-# --- checkpoint-ready tables -------------------------------------------------------------------
-
-def write_state_table(stream: DStream, directory: str, t: int | None = None) -> str:
-    """Write the state table of ``stream`` at batch t as Arrow IPC (zstd), one file per partition.
-
-    The files go to ``<directory>/<stream name>/state-<t>/part-NNNNN.arrow``; returns that directory.
-    """
-    from ..storage.ipc import write_batch
-    s = stream.states if isinstance(stream, MappedDStream) else stream
-    if not isinstance(s, StateDStream):
-        raise TypeError(f"{stream.name} is not a stateful stream")
-    done = [k for k, v in s.generated.items() if v is not None]
-    t = max(done) if t is None else t
-    ds = s.table(s.generated[t])
-    path = os.path.join(directory, s.name, f"state-{t}")
-    os.makedirs(path, exist_ok=True)
-    store = ds.ctx.executor.store
-    refs, owner = ds._materialize()
-    try:
-        for i, r in enumerate(refs):
-            with open(os.path.join(path, f"part-{i:05d}.arrow"), "wb") as fh:
-                write_batch(store.get(r), fh, "zstd")
-    finally:
-        if owner is not None:
-            owner.release()
-    return path
-
-
-def read_state_table(ctx, path: str) -> Dataset:
-    """A state table written by :func:`write_state_table`, as a Dataset with the same partitions."""
-    from ..storage.ipc import read_batch
-    parts = sorted(p for p in os.listdir(path) if p.startswith("part-"))
-    batches = []
-    for p in parts:
-        with open(os.path.join(path, p), "rb") as fh:
-            batches.append(read_batch(fh.read()))
-    return ctx.dataset_of(batches, f"state table {path}")

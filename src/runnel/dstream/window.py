@@ -499,24 +499,3 @@ def group_by_key_and_window(stream: DStream, windowDuration: float, slideDuratio
     w, s = _durations(stream, windowDuration, slideDuration)
     n = stream._n(numPartitions)
     return WindowedDStream(stream, w, s)._transform("group_by_key", lambda ds: ds.group_by_key(n))
-
-
-# --- checkpoint-ready tables ---------------------------------------------------------------
-
-def window_table_to_ipc(ds: Dataset, compression: str | None = "zstd") -> list[bytes]:
-    """A window (or partials) table as Arrow IPC files, one per partition."""
-    import io
-
-    from ..storage.ipc import write_batch
-    blobs = []
-    for b in ds._batches():
-        sink = io.BytesIO()
-        write_batch(b, sink, compression)
-        blobs.append(sink.getvalue())
-    return blobs
-
-
-def window_table_from_ipc(ctx, blobs: list[bytes], label: str = "window table") -> Dataset:
-    """The Dataset :func:`window_table_to_ipc` wrote, partition for partition."""
-    from ..storage.ipc import read_batch
-    return ctx.dataset_of([read_batch(b) for b in blobs], label)
