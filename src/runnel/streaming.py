@@ -299,9 +299,10 @@ class StreamingContext:
             return
 
         def on_sigterm(signum, frame):
-            log.warning("runnel: SIGTERM received; stopping gracefully")
-            # runs on the main thread: put the previous handler back, so a second SIGTERM is not swallowed
+            # runs on the main thread: put the previous handler back first, so a second SIGTERM is not
+            # swallowed (the message below tells whoever sent the first that it was taken)
             self._restore_sigterm()
+            log.warning("runnel: SIGTERM received; stopping gracefully")
             threading.Thread(target=self.stop, kwargs={"stop_gracefully": True}, name="runnel-sigterm-stop",
                              daemon=True).start()
 
