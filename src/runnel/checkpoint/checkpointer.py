@@ -129,6 +129,8 @@ class Checkpointer:
         """Batch t completed: snapshot it when t is a checkpoint time (or the last batch of a graceful
         stop that falls on a checkpointable time)."""
         zero = self.ssc._graph.zero_ms
+        if self._closing:                   # stop() ran (say, from an output of this very batch)
+            return
         if (t - zero) % (self.interval_ms if not final else self._unit()) != 0 or t == self.last_snapshot:
             return
         self.last_snapshot = t
