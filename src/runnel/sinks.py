@@ -54,7 +54,7 @@ import pyarrow as pa
 
 from .batch import Batch, column_to_list, layout_columns
 from .dstream.outputs import ForEachDStream
-from .dstream.savers import _partitions, _unified_tables, part_name, write_batch_dir
+from .dstream.savers import _partitions, _unified_tables, check_path, part_name, write_batch_dir
 from .listener import ms_to_datetime
 
 if TYPE_CHECKING:
@@ -118,14 +118,6 @@ def foreach_partition_transactional(stream: "DStream", fn: Callable[[int, int, I
 
 
 # -- argument checks and column names ------------------------------------------------------
-def _check_path(path: Any, op: str) -> str:
-    if isinstance(path, os.PathLike):
-        path = os.fspath(path)
-    if not isinstance(path, str) or not path:
-        raise TypeError(f"{op}: path must be a non-empty path string, got {path!r}")
-    return path
-
-
 def _check_columns(columns: Sequence[str] | None, op: str) -> tuple[str, ...] | None:
     if columns is None:
         return None
@@ -179,7 +171,7 @@ def save_to_parquet(stream: "DStream", path: Any, columns: Sequence[str] | None 
     """
     import pyarrow.parquet as pq
     op = "saveToParquet"
-    path = _check_path(path, op)
+    path = check_path(path, op)
     columns = _check_columns(columns, op)
     name = stream.name
 
@@ -207,7 +199,7 @@ def read_parquet_table(path: Any) -> pa.Table:
     written or replaced (hidden directories) are not read.
     """
     import pyarrow.dataset as pads
-    path = _check_path(path, "read_parquet_table")
+    path = check_path(path, "read_parquet_table")
     if not os.path.isdir(path):
         raise FileNotFoundError(f"read_parquet_table: no such directory: {path}")
     hive = pads.partitioning(pa.schema([(BATCH_COLUMN, pa.int64())]), flavor="hive")
@@ -336,7 +328,7 @@ def save_to_sqlite(stream: "DStream", path: Any, table: str, columns: Sequence[s
     >>> con.close()
     """
     op = "saveToSqlite"
-    path = _check_path(path, op)
+    path = check_path(path, op)
     if not isinstance(table, str) or not table:
         raise TypeError(f"{op}: table must be a non-empty string, got {table!r}")
     if table == BATCHES_TABLE:

@@ -51,8 +51,8 @@ def test_committing_the_same_time_again_replaces_it(tmp_path):
 
 
 def test_clean_keeps_the_newest_and_the_graphs_they_use(tmp_path):
-    g1 = files.write_graph(str(tmp_path), b"graph one")
-    g2 = files.write_graph(str(tmp_path), b"graph two")
+    g1, _ = files.write_graph(str(tmp_path), b"graph one")
+    g2, _ = files.write_graph(str(tmp_path), b"graph two")
     for t in (1000, 2000):
         write(tmp_path, t, [1.0], graph=g1)
     for t in (3000, 4000):

@@ -70,7 +70,6 @@ class Checkpointer:
         self.interval_ms: int | None = None
         self.graph_name: str | None = None
         self.graph_file: dict | None = None
-        self.written: list[int] = []          # the last checkpoint times committed by this run
         self.last_snapshot: int | None = None  # time of the last snapshot handed to the writer
         self.last_error: BaseException | None = None
         self._graph_bytes: bytes | None = None
@@ -79,7 +78,6 @@ class Checkpointer:
         self._waiting: Snapshot | None = None     # the next snapshot to write
         self._writing = False
         self._closing = False
-        self.skipped = 0                          # snapshots replaced before they were written
 
     # -- before start ----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -117,8 +115,7 @@ class Checkpointer:
         names: what a resume discarded or renamed is gone from it, and a later getOrCreate loads
         this program)."""
         if self._graph_bytes is not None:
-            self.graph_name = files.write_graph(self.directory, self._graph_bytes)
-            self.graph_file = {"crc32": files.crc32(self._graph_bytes), "bytes": len(self._graph_bytes)}
+            self.graph_name, self.graph_file = files.write_graph(self.directory, self._graph_bytes)
             self._graph_bytes = None
         self._write(self._snapshot(zero if recovered_at is None else recovered_at, zero))
         self._thread = threading.Thread(target=self._loop, name="runnel-checkpoint-writer", daemon=True)
@@ -141,7 +138,6 @@ class Checkpointer:
             return
         with self._cond:
             if not self._cond.wait_for(lambda: self._waiting is None, HANDOFF_WAIT):
-                self.skipped += 1
                 log.warning("runnel: the checkpoint writer took no snapshot for %s s; the checkpoint at %s ms "
                             "is replaced by the one at %s ms", HANDOFF_WAIT, self._waiting.t, t)
             self._waiting = snap
@@ -219,8 +215,6 @@ class Checkpointer:
         except BaseException:
             w.abort()
             raise
-        self.written.append(snap.t)
-        del self.written[:-self.keep]
         self.last_error = None
         log.info("runnel: checkpoint %s written", path)
         kept = files.clean(self.directory, self.keep, self.graph_name)

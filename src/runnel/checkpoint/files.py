@@ -20,7 +20,6 @@ reported (a ``RuntimeWarning`` naming the file) and the one before it used.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 
 from ..batch import Batch
 from ..storage.durable import fsync_dir, write_durably
-from ..storage.ipc import read_batch, write_batch
+from ..storage.ipc import batch_to_bytes, read_batch
 
 FORMAT = "runnel-checkpoint"
 VERSION = 1
@@ -48,17 +47,19 @@ def crc32(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
+def _body_crc(body: dict) -> int:
+    """CRC-32 of the body's canonical JSON (what a reader recomputes from the parsed body)."""
+    return crc32(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
 def _manifest_bytes(body: dict) -> bytes:
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return json.dumps({"crc32": crc32(text.encode()), "body": json.loads(text)}, sort_keys=True,
-                      indent=1).encode()
+    return json.dumps({"crc32": _body_crc(body), "body": body}, sort_keys=True, indent=1).encode()
 
 
 def _parse_manifest(data: bytes) -> dict:
     doc = json.loads(data)
     body = doc["body"]
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    if crc32(text.encode()) != doc["crc32"]:
+    if _body_crc(body) != doc["crc32"]:
         raise ValueError("manifest checksum mismatch")
     if body.get("format") != FORMAT:
         raise ValueError(f"not a runnel checkpoint (format {body.get('format')!r})")
@@ -80,9 +81,7 @@ class CheckpointWriter:
 
     def add_table(self, batch: Batch) -> str:
         """Write one partition; returns its file name (to list in the manifest)."""
-        sink = io.BytesIO()
-        write_batch(batch, sink, "zstd")
-        data = sink.getvalue()
+        data = batch_to_bytes(batch, "zstd")
         name = f"f{len(self.files):05d}.arrow"
         write_durably(os.path.join(self.tmp, name), data)
         self.files[name] = {"crc32": crc32(data), "bytes": len(data)}
@@ -109,16 +108,20 @@ class CheckpointWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def write_graph(directory: str, data: bytes) -> str:
-    """Store the pickled graph as ``graph-<crc>.pkl`` (atomically; once per content)."""
-    name = f"graph-{crc32(data):08x}.pkl"
+def write_graph(directory: str, data: bytes) -> tuple[str, dict]:
+    """Store the pickled graph as ``graph-<crc>.pkl`` (atomically; once per content).
+
+    Returns its name and ``{"crc32", "bytes"}`` for the manifests that refer to it.
+    """
+    crc = crc32(data)
+    name = f"graph-{crc:08x}.pkl"
     path = os.path.join(directory, name)
     if not os.path.exists(path):
         tmp = os.path.join(directory, f".tmp-{name}-{secrets.token_hex(4)}")
         write_durably(tmp, data)
         os.rename(tmp, path)
         fsync_dir(directory)
-    return name
+    return name, {"crc32": crc, "bytes": len(data)}
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ def load_newest(directory: str, with_graph: bool = False) -> Loaded | None:
         path = os.path.join(directory, f"checkpoint-{t}")
         try:
             return read_checkpoint(path, with_graph)
-        except (ValueError, OSError, KeyError, TypeError) as e:
+        except (ValueError, OSError) as e:   # read_checkpoint reports a malformed manifest as ValueError
             problems.append(f"{e}")
             warnings.warn(f"runnel: checkpoint {path} is unusable ({e}); trying the one before it",
                           RuntimeWarning, stacklevel=3)

@@ -90,7 +90,7 @@ def attach(ssc, loaded: files.Loaded, discard: Iterable[str] | bool, warn_genera
             columns = sorted({c for _, batches in tables.values() for b in batches if len(b) for c in b.names})
             problem = stream.restore_problem(entry["signature"], columns)
         if problem is not None:
-            if discard is True or (discard is not True and name in discard):
+            if discard is True or name in discard:
                 warnings.warn(f"runnel: discarding the checkpointed state of {name!r} ({problem}), as asked",
                               RuntimeWarning, stacklevel=3)
                 continue

@@ -90,12 +90,13 @@ def part_name(i: int) -> str:
     return f"part-{i:05d}"
 
 
-def _check_prefix(prefix: Any, op: str) -> str:
-    if isinstance(prefix, os.PathLike):
-        prefix = os.fspath(prefix)
-    if not isinstance(prefix, str) or not prefix:
-        raise TypeError(f"{op}: prefix must be a non-empty path string, got {prefix!r}")
-    return prefix
+def check_path(path: Any, op: str, what: str = "path") -> str:
+    """``path`` (str or PathLike) as a non-empty string, else a TypeError naming ``op``."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"{op}: {what} must be a non-empty path string, got {path!r}")
+    return path
 
 
 # -- writing one batch -----------------------------------------------------------------
@@ -153,7 +154,7 @@ def _replace_dir(src: str, dst: str) -> None:
 def _save(stream: "DStream", prefix: Any, suffix: str | None, op: str,
           write_parts: Callable[[str, "Dataset", str, int], None]) -> None:
     """Register the output: ``write_parts(tmp_dir, dataset, stream name, t)`` per batch."""
-    prefix = _check_prefix(prefix, op)
+    prefix = check_path(prefix, op, "prefix")
     if suffix is not None and not isinstance(suffix, str):
         raise TypeError(f"{op}: suffix must be a string or None, got {suffix!r}")
     name = stream.name
