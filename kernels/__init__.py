@@ -24,6 +24,7 @@ from .aggregate import (
     group_segments,
     reduce_codes,
     reduce_codes_with,
+    reduce_int64_dense,
 )
 from .apply import filter_mask, map_values
 from .hashing import (
@@ -58,6 +59,7 @@ __all__ = [
     "factorize_arrow",
     "reduce_codes",
     "reduce_codes_with",
+    "reduce_int64_dense",
     "group_segments",
     "join_indices",
     "cogroup_segments",
@@ -116,6 +118,9 @@ def warm():
             for v in rw(values):
                 for op in REDUCE_OPS:
                     reduce_codes(codes, 2, v, op)
+                for op in ("sum", "min", "max"):
+                    reduce_int64_dense(codes, v, op)
+        reduce_int64_dense(codes, None, "count")
         reduce_codes(codes, 2, None, "count")
     strings = pa.array(["a", None, "bcdefghijk"])
     for arr in (strings, strings.cast(pa.large_string()),

@@ -57,6 +57,7 @@ __all__ = [
     "factorize_arrow",
     "reduce_codes",
     "reduce_codes_with",
+    "reduce_int64_dense",
     "group_segments",
     "REDUCE_OPS",
 ]
@@ -248,6 +249,16 @@ def _factorize_binary_worker(offsets, data, validity, has_validity, codes, first
 # Factorize wrappers
 # --------------------------------------------------------------------------
 
+def _dense_range(keys, rows):
+    # (lo, size) of the direct-addressing table, or None when the keys' range is
+    # too wide: at most 2 * rows (or 64k) slots, so the int32 table is no bigger
+    # than the int64 codes of the rows.
+    lo, hi = int(keys.min()), int(keys.max())
+    if hi - lo < max(2 * rows, 1 << 16):
+        return lo, hi - lo + 1
+    return None
+
+
 def _finish(codes, first, ngroups):
     # ``first`` was allocated for the worst case (all distinct); copy the
     # used prefix so the n-sized buffer is freed.
@@ -287,15 +298,13 @@ def _factorize_int64(keys, dense_ok):
         raise ValueError(f"a batch of {n} rows exceeds the int32 group table; split it")
     codes = np.empty(n, dtype=np.int64)
     first = np.empty(n, dtype=np.int64)
-    if dense_ok and n:
-        lo, hi = int(keys.min()), int(keys.max())
-        # Direct addressing when the key range is at most 2n (or 64k): the
-        # int32 lookup table is then no bigger than the int64 codes output.
-        # 1M keys in [0, 100k): ~4 ms vs ~18 ms through the hash table.
-        if hi - lo < max(2 * n, 1 << 16):
-            lut = np.full(hi - lo + 1, -1, dtype=np.int32)
-            ngroups = _factorize_dense_worker(keys, np.int64(lo), lut, codes, first)
-            return _finish(codes, first, ngroups)
+    dense = _dense_range(keys, n) if dense_ok and n else None
+    if dense is not None:
+        # Direct addressing: 1M keys in [0, 100k): ~4 ms vs ~18 ms through the hash table.
+        lo, size = dense
+        lut = np.full(size, -1, dtype=np.int32)
+        ngroups = _factorize_dense_worker(keys, np.int64(lo), lut, codes, first)
+        return _finish(codes, first, ngroups)
     # ``uniques`` is n long but only its first ngroups entries are touched
     # (untouched pages of np.empty are never committed).
     uniques = np.empty(n, dtype=np.int64)
@@ -528,6 +537,109 @@ def _fold_worker(codes, values, out, seen, fn):
             out[c] = values[i]
         else:
             out[c] = fn(out[c], values[i])
+
+
+# Fused factorize + reduce for int64 keys in a small range (reduce_int64_dense):
+# one pass, no codes array. ``out`` starts as the first value of each group, which
+# is bit for bit what the folds above give (-0.0 + v == v, 0 + v == v).
+@jit
+def _dense_reduce_worker(keys, values, lo, lut, ukeys, out, op):
+    ng = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        j = k - lo
+        c = lut[j]
+        v = values[i]
+        if c < 0:
+            lut[j] = ng
+            ukeys[ng] = k
+            out[ng] = v
+            ng += 1
+        elif op == 0:
+            out[c] += v
+        elif op == 1:
+            if v < out[c]:
+                out[c] = v
+        elif v > out[c]:
+            out[c] = v
+    return ng
+
+
+@jit
+def _dense_count_worker(keys, lo, lut, ukeys, out):
+    ng = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        j = k - lo
+        c = lut[j]
+        if c < 0:
+            lut[j] = ng
+            ukeys[ng] = k
+            out[ng] = 1
+            ng += 1
+        else:
+            out[c] += 1
+    return ng
+
+
+_DENSE_OPS = {"sum": 0, "min": 1, "max": 2}
+
+
+def reduce_int64_dense(keys, values, op):
+    """``factorize_int64`` + ``reduce_codes`` in one pass, for keys in a small range — or None.
+
+    The map side of reduceByKey on integer keys: no group codes are
+    written, each row updates its key's slot ``key - lo`` directly. 500k
+    rows over 100k keys: ~1.5 ms vs ~3.5 ms for the two kernels.
+
+    Parameters
+    ----------
+    keys : numpy.ndarray
+        1-D int64 keys.
+    values : numpy.ndarray or None
+        int64, float64 or bool values, one per key (None for ``"count"``).
+    op : {"sum", "min", "max", "count"}
+
+    Returns
+    -------
+    (unique keys, reduced values) or None
+        Keys in order of first appearance and their values, exactly as
+        ``factorize_int64`` + ``reduce_codes`` give them; None when the
+        keys' range is too wide for direct addressing (or there are no rows).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from runnel.kernels import reduce_int64_dense
+    >>> k, v = reduce_int64_dense(np.array([5, 3, 5]), np.array([1.0, 2.0, 4.0]), "sum")
+    >>> k.tolist(), v.tolist()
+    ([5, 3], [5.0, 2.0])
+    """
+    if op != "count" and op not in _DENSE_OPS:
+        raise ValueError(f"unknown op {op!r}; expected one of count, {', '.join(_DENSE_OPS)}")
+    keys = as_int64_keys(keys, "keys")
+    n = keys.shape[0]
+    if n == 0 or n >= 2**31 - 1:
+        return None
+    dense = _dense_range(keys, n)
+    if dense is None:
+        return None
+    lo, size = dense
+    lut = np.full(size, -1, dtype=np.int32)
+    ukeys = np.empty(min(n, size), dtype=np.int64)
+    if op == "count":
+        out = np.empty(len(ukeys), dtype=np.int64)
+        ng = _dense_count_worker(keys, np.int64(lo), lut, ukeys, out)
+    else:
+        if values is None:
+            raise ValueError(f"op {op!r} needs values (only 'count' accepts None)")
+        values = _check_values(values, n)
+        dtype = np.int64 if op == "sum" and values.dtype.kind == "b" else values.dtype
+        out = np.empty(len(ukeys), dtype=dtype)
+        ng = _dense_reduce_worker(keys, values, np.int64(lo), lut, ukeys, out, _DENSE_OPS[op])
+    if 2 * ng < len(ukeys):  # free the unused tail
+        return ukeys[:ng].copy(), out[:ng].copy()
+    return ukeys[:ng], out[:ng]
 
 
 def _check_codes(codes, ngroups):

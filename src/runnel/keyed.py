@@ -168,10 +168,17 @@ def reduce_pairs(batch: Batch, reducer) -> Batch:
         return batch
     keys = key_column(batch)
     values = value_column(batch)
+    numeric = isinstance(values, np.ndarray) and values.dtype.kind in _NUMERIC
+    if numeric and reducer.op in ("sum", "min", "max") and isinstance(keys, np.ndarray) and keys.dtype == np.int64 \
+            and not (values.dtype.kind == "u" and values.dtype.itemsize == 8) \
+            and not (reducer.op == "sum" and sum_may_overflow(values)):
+        dense = K.reduce_int64_dense(keys, values, reducer.op)  # one pass, no group codes
+        if dense is not None:
+            return Batch({"key": dense[0], "value": dense[1]}, ("key", "value"))
     codes, first = factorize(keys)
     g = len(first)
     out = None
-    if isinstance(values, np.ndarray) and values.dtype.kind in _NUMERIC:
+    if numeric:
         if reducer.op == "sum" and sum_may_overflow(values):
             pass  # Python ints do not wrap: fold in Python
         elif reducer.op is not None:

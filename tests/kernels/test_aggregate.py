@@ -21,6 +21,7 @@ from runnel.kernels import (
     group_segments,
     reduce_codes,
     reduce_codes_with,
+    reduce_int64_dense,
 )
 from runnel.kernels._config import jit
 
@@ -160,6 +161,37 @@ def test_reduce_codes_matches_python_fold(case, values, op):
         got = got[np.array(keep, dtype=bool)] if ngroups else got
         expected = [e for e, k in zip(expected, keep) if k]
     _assert_same(got, expected, op, values)
+
+
+@SETTINGS
+@given(st.lists(st.integers(-4, 4), max_size=60), st.sampled_from([0, 2**62]), VALUES,
+       st.sampled_from(["sum", "min", "max", "count"]))
+def test_reduce_int64_dense_is_factorize_then_reduce_bit_for_bit(small, offset, values, op):
+    keys = np.array(small, dtype=np.int64) + offset  # far from 0: direct addressing relative to the minimum
+    values = values[: len(keys)]
+    keys = keys[: len(values)]
+    got = reduce_int64_dense(keys, values, op)
+    if len(keys) == 0:
+        assert got is None
+        return
+    codes, first = factorize_int64(keys)
+    expected = reduce_codes(codes, len(first), values, op)
+    np.testing.assert_array_equal(got[0], keys[first])
+    assert got[1].dtype == expected.dtype
+    # bit for bit: NaN payloads and the sign of zero included
+    np.testing.assert_array_equal(got[1].view(np.uint8), expected.view(np.uint8))
+
+
+def test_reduce_int64_dense_declines_wide_ranges_and_checks_its_arguments():
+    assert reduce_int64_dense(np.array([0, 2**40]), np.array([1.0, 2.0]), "sum") is None
+    with pytest.raises(ValueError, match="unknown op"):
+        reduce_int64_dense(np.array([1]), np.array([1.0]), "mean")
+    with pytest.raises(ValueError, match="needs values"):
+        reduce_int64_dense(np.array([1]), None, "sum")
+    with pytest.raises(ValueError, match="length"):
+        reduce_int64_dense(np.array([1, 2]), np.array([1.0]), "sum")
+    k, v = reduce_int64_dense(np.array([3, 3, 1], dtype=np.int32), None, "count")
+    assert k.tolist() == [3, 1] and v.tolist() == [2, 1]
 
 
 def test_reduce_codes_empty_groups_and_count_without_values():
