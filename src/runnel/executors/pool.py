@@ -73,6 +73,9 @@ _warmed = False
 #: a worker round trip (~0.4 ms with shared-memory files) costs more than the work.
 #: W5 (10-record batches) on local[2]: 197 -> 882 batches/s, together with held small blocks.
 INLINE_BYTES = 256 * 1024
+#: A task is lent spare files (storage/spares.py) for at most this many of its inputs, those of at least LEND_MIN bytes.
+LEND_MAX = 4
+LEND_MIN = 256 * 1024
 
 
 def warm_kernels() -> bool:
@@ -105,7 +108,7 @@ def describe_exit(code: int | None) -> str:
 
 
 class _Worker:
-    __slots__ = ("wid", "tag", "proc", "conn", "lifeline", "seen", "forget", "seq", "ready")
+    __slots__ = ("wid", "tag", "proc", "conn", "lifeline", "seen", "forget", "seq", "ready", "lent")
 
     def __init__(self, wid, proc, conn, lifeline):
         self.wid = wid
@@ -117,6 +120,7 @@ class _Worker:
         self.forget: list[str] = []
         self.seq: int | None = None
         self.ready = False
+        self.lent: list = []   # spare files lent with the running task (storage/spares.py)
 
     def dispose(self, timeout: float = 5.0) -> int | None:
         """Ask the worker to exit (lifeline byte), reap it (kill after ``timeout``), close fds."""
@@ -240,6 +244,9 @@ class ProcessPoolExecutor(Executor):
             w.proc.kill()
         code = w.dispose()
         self.store.remove_unowned(w.tag)
+        for name, _ in w.lent:  # written or not, what the dead worker held is unknown
+            self.store.spares.discard(name)
+        w.lent = []
         self._workers[self._workers.index(w)] = self._spawn()
         return code
 
@@ -259,10 +266,28 @@ class ProcessPoolExecutor(Executor):
                 blobs.append((fn_id, self._blobs.data(fn_id)))
                 w.seen.add(fn_id)
         forget, w.forget = w.forget, []
-        w.conn.send_bytes(_DUMPS(("task", seq, blobs, forget, data), _PROTO))
+        w.lent = self._lend(self._tasks_inputs[seq])
+        w.conn.send_bytes(_DUMPS(("task", seq, blobs, forget, data, w.lent), _PROTO))
         w.seq = seq
         self.stats["tasks_sent"] += 1
         self.stats["fn_blobs_sent"] += len(blobs)
+
+    def _lend(self, sizes: list[int]) -> list:
+        """Spare files for a task's outputs: a best fit for each of its larger inputs' sizes (a
+        stream's outputs tend to be the size of some input: state and window tables, partials)."""
+        spares = self.store.spares
+        if spares is None or not len(spares):
+            return []
+        out = []
+        for size in sorted(sizes, reverse=True)[:LEND_MAX]:
+            out += spares.take(size)
+        return out
+
+    def _settle(self, w: _Worker, unused: list) -> None:
+        """The worker's reply came: spares it did not write go back to the pool."""
+        w.lent = []
+        if unused and self.store.spares is not None:
+            self.store.spares.give(unused)
 
     def _collect_dead_fns(self) -> None:
         dead = self._blobs.dead
@@ -293,6 +318,7 @@ class ProcessPoolExecutor(Executor):
                 return run_inline(self.store, tasks)
             # FnRefs stay alive (and their blobs cached) while the tasks that refer to them do
             payloads = [self._prepare(t) for t in tasks]
+            self._tasks_inputs = [[r.nbytes for g in t.inputs for r in g if r.nbytes >= LEND_MIN] for t in tasks]
             self.store.spill(refs)
             return self._run(tasks, payloads)
 
@@ -339,11 +365,12 @@ class ProcessPoolExecutor(Executor):
                             busy[conn] = w
                         continue
                     i, w.seq = msg[1], None
+                    self._settle(w, msg[-1])
                     if kind == "ok":
                         store.adopt(msg[2])
                         results[i] = msg[2]
                     else:
-                        _, _, type_name, message, tb, blob = msg
+                        _, _, type_name, message, tb, blob, _ = msg
                         cause = None
                         if blob is not None:
                             try:

@@ -9,12 +9,13 @@ Protocol (pickled tuples over a ``multiprocessing.connection.Connection``)
 -------------------------------------------------------------------------
 driver -> worker
     ``("init", sys_path, directory, prefix, tag, compression)`` once, first;
-    ``("task", seq, [(fn_id, blob), ...], [forget ids], payload)``: blobs the
-    worker lacks, ids to drop, then the task pickled by ``TaskPickler``;
+    ``("task", seq, [(fn_id, blob), ...], [forget ids], payload, [(spare, size), ...])``:
+    blobs the worker lacks, ids to drop, the task pickled by ``TaskPickler``,
+    then spare files its outputs may be written into (``storage/spares.py``);
     ``("stop",)``.
 worker -> driver
-    ``("ready", pid)``; ``("ok", seq, refs)``;
-    ``("err", seq, type name, message, traceback text, pickled exception or None)``.
+    ``("ready", pid)``; ``("ok", seq, refs, unused spares)``;
+    ``("err", seq, type name, message, traceback text, pickled exception or None, unused spares)``.
 
 Driver death
 ------------
@@ -104,7 +105,7 @@ def serve(conn, lifeline_fd: int) -> None:
             _die_with_driver(directory, prefix)
         if msg[0] == "stop":
             break
-        _, seq, blobs, forget, payload = msg
+        _, seq, blobs, forget, payload, lent = msg
         for fn_id in forget:
             _fns.pop(fn_id, None)
         for fn_id, blob in blobs:
@@ -114,6 +115,7 @@ def serve(conn, lifeline_fd: int) -> None:
             except Exception as exc:          # reported by each task that uses it
                 _fns[fn_id] = exc
         produced, batches = [], None
+        store.spares.give(lent)               # this task's outputs may be written into these
         try:
             fn, index, inputs, _label = loads(payload, _fns)
             batches = [[store.get(r) for r in group] for group in inputs]
@@ -126,6 +128,7 @@ def serve(conn, lifeline_fd: int) -> None:
         else:
             store.forget(produced)            # the driver adopts them
         del batches
+        reply += (store.spares.take_all(),)   # the spares not written go back to the driver
         send(dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
     conn.close()
 

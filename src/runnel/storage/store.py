@@ -30,8 +30,11 @@ Stores
     no ``/dev/shm``), named ``<prefix><n>``, prefix
     ``runnel-<driver pid>-<random hex>-``. ``get`` memory-maps the file:
     NumPy and Arrow columns are zero-copy read-only views of the mapping.
-    Releasing a block unlinks its file; views already handed out stay valid
-    (the kernel frees the pages when the last mapping goes).
+    Releasing a block unlinks its file — or, for a file of at least 256 kB,
+    keeps it as a *spare* that a later block of similar size is written
+    into (fresh tmpfs pages cost more than the copy; see
+    :mod:`runnel.storage.spares`). Either way views already handed out stay
+    valid: a spare is only written once no process maps it.
     ``compression="zstd"`` gives the memory+serialised storage level.
     Pool workers attach to the driver's store with :meth:`SharedMemoryStore.attach`
     and write files named ``<prefix>w<worker>.<n>``; the driver adopts them.
@@ -71,6 +74,9 @@ import pyarrow as pa
 
 from runnel.batch import Batch, object_array
 from runnel.storage.ipc import batch_to_buffer, dumps_objects, read_batch, write_batch
+from runnel.storage.spares import DEFAULT_CAP as SPARE_CAP
+from runnel.storage.spares import MIN_BYTES as SPARE_MIN
+from runnel.storage.spares import SpareFiles
 
 __all__ = ["BlockRef", "BlockStore", "MemoryStore", "SharedMemoryStore", "DiskStore", "shm_directory"]
 
@@ -112,9 +118,9 @@ class BlockStore:
     def _release(self, refs: Iterable[BlockRef]) -> None:
         refs = list(refs)
         with self._lock:
-            gone = [r.id for r in refs if self._live.pop(r.id, None) is not None]
-        for block_id in gone:
-            self._free(block_id)
+            gone = [(r.id, n) for r in refs if (n := self._live.pop(r.id, None)) is not None]
+        for block_id, nbytes in gone:
+            self._free(block_id, nbytes)
 
     def release_later(self, refs: list[BlockRef]) -> None:
         """Queue a release (for finalizers: takes no lock; done by the next store call)."""
@@ -135,7 +141,7 @@ class BlockStore:
             ids, self._live = list(self._live), {}
             self._closed = True
         for block_id in ids:
-            self._free(block_id)
+            self._free(block_id, 0)
 
     def live_blocks(self) -> int:
         self._drain()
@@ -164,7 +170,7 @@ class BlockStore:
                 raise RuntimeError(f"{type(self).__name__} is closed")
             self._live[block_id] = nbytes
 
-    def _free(self, block_id: str) -> None:
+    def _free(self, block_id: str, nbytes: int) -> None:
         raise NotImplementedError
 
     def _missing(self, ref: BlockRef) -> KeyError:
@@ -203,7 +209,7 @@ class MemoryStore(BlockStore):
         return Batch({name: object_array(pickle.loads(v)) if pickled else v
                       for name, (pickled, v) in cols.items()}, layout)
 
-    def _free(self, block_id: str) -> None:
+    def _free(self, block_id: str, nbytes: int) -> None:
         self._blocks.pop(block_id, None)
 
 
@@ -252,6 +258,7 @@ class FileStore(BlockStore):
         self.compression = compression
         self._tag = tag
         self._ids = itertools.count()
+        self.spares: SpareFiles | None = None  # shared-memory stores reuse released files (storage/spares.py)
 
     def _path(self, block_id: str) -> str:
         if not block_id.startswith(self.prefix) or "/" in block_id or "\0" in block_id:
@@ -267,8 +274,13 @@ class FileStore(BlockStore):
     def _write(self, block_id: str, batch: Batch) -> int:
         """Write ``batch`` as the file of ``block_id``; its size in bytes."""
         path = os.path.join(self.directory, block_id)
+        size = batch.nbytes()
+        if self.spares is not None and size >= SPARE_MIN:
+            spare = self.spares.take(size)
+            if spare:
+                return self._rewrite(self.spares.path(spare[0][0]), path, batch)
         try:
-            if batch.nbytes() <= _SMALL:
+            if size <= _SMALL:
                 # one write(2) instead of Arrow's one per IPC piece: ~2x faster for tiny blocks
                 data = batch_to_buffer(batch, self.compression)
                 with open(path, "wb", buffering=0) as f:
@@ -280,6 +292,18 @@ class FileStore(BlockStore):
         except BaseException:
             _unlink(path)
             raise
+
+    def _rewrite(self, spare: str, path: str, batch: Batch) -> int:
+        """Write ``batch`` into a spare file (no truncation first: its pages are reused), named ``path``."""
+        try:
+            with open(spare, "r+b", buffering=0) as f:
+                n = write_batch(batch, f, self.compression)
+                f.truncate(n)
+            os.rename(spare, path)
+        except BaseException:
+            _unlink(spare)
+            raise
+        return n
 
     def get(self, ref: BlockRef) -> Batch:
         path = self._path(ref.id)
@@ -306,8 +330,10 @@ class FileStore(BlockStore):
             for ref in refs:
                 self._live.pop(ref.id, None)
 
-    def _free(self, block_id: str) -> None:
-        _unlink(os.path.join(self.directory, block_id))
+    def _free(self, block_id: str, nbytes: int) -> None:
+        path = os.path.join(self.directory, block_id)
+        if self.spares is None or not self.spares.keep(path, nbytes):
+            _unlink(path)
 
 
 _PREFIX_RE = re.compile(r"^(runnel-(\d+)-[0-9a-f]+-)")
@@ -379,6 +405,9 @@ class SharedMemoryStore(FileStore):
     hold_small : bool
         Keep the owner's blocks of up to 64 KiB in its own memory until
         :meth:`spill` writes them for another process.
+    spare_bytes : int
+        Files of released blocks kept, up to this many bytes, to write new
+        blocks into (:mod:`runnel.storage.spares`); 0 unlinks them at once.
 
     Examples
     --------
@@ -391,7 +420,8 @@ class SharedMemoryStore(FileStore):
     """
 
     def __init__(self, compression: str | None = None, directory: str | None = None,
-                 *, hold_small: bool = False, _attach: tuple[str, str] | None = None) -> None:
+                 *, hold_small: bool = False, spare_bytes: int = SPARE_CAP,
+                 _attach: tuple[str, str] | None = None) -> None:
         directory = directory or shm_directory()
         self._owner = _attach is None
         if self._owner:
@@ -411,6 +441,8 @@ class SharedMemoryStore(FileStore):
         # W5 (10-record batches) on local[2]: ~8 file writes and reads per batch saved.
         self._held: dict[str, BlockRef] = {}
         self._mem = MemoryStore() if self._owner and hold_small else None
+        # released files are written again (see storage/spares.py); a worker's spares are lent by the driver
+        self.spares = SpareFiles(directory, prefix + tag, spare_bytes, keeps=self._owner) if spare_bytes > 0 else None
 
     def put(self, batch: Batch) -> BlockRef:
         if self._mem is None or batch.nbytes() > _SMALL:
@@ -433,11 +465,11 @@ class SharedMemoryStore(FileStore):
             if inner is not None and not os.path.exists(os.path.join(self.directory, ref.id)):
                 self._write(ref.id, self._mem.get(inner))
 
-    def _free(self, block_id: str) -> None:
+    def _free(self, block_id: str, nbytes: int) -> None:
         inner = self._held.pop(block_id, None)
         if inner is not None:
             self._mem.release([inner])
-        super()._free(block_id)
+        super()._free(block_id, nbytes)
 
     @staticmethod
     def _take_lock(directory: str, prefix: str) -> int:
@@ -478,6 +510,8 @@ class SharedMemoryStore(FileStore):
 
     def close(self) -> None:
         super().close()
+        if self.spares is not None:
+            self.spares.clear()
         if self._finalizer is not None:
             self._finalizer()             # removes every file of the prefix, drops the lock
 
