@@ -104,11 +104,14 @@ class Dataset:
         if isinstance(self.plan, Blocks):
             return self.plan.refs, None
         refs = Planner(self.ctx.executor, self.label).materialize(self.plan)
-        owner = BlockOwner(self.ctx.executor.store, refs)
         if self._cache:
-            self._lineage, self.plan = self.plan, OwnedBlocks(owner)
+            self._adopt(refs)
             return refs, None
-        return refs, owner
+        return refs, BlockOwner(self.ctx.executor.store, refs)
+
+    def _adopt(self, refs: list[BlockRef]) -> None:
+        """Become these blocks (a cached Dataset computed, here or inside another Dataset's tasks)."""
+        self._lineage, self.plan = self.plan, OwnedBlocks(BlockOwner(self.ctx.executor.store, refs))
 
     def _batches(self) -> list[Batch]:
         refs, owner = self._materialize()

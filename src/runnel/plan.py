@@ -17,7 +17,15 @@ A Dataset's partitions are described by a small tree of plan nodes:
 ``materialize(plan)`` runs it: every Shuffled below the top is computed as a
 map stage (one task per parent partition, writing n bucket blocks) and the top
 is one task per output partition whose program reads blocks, runs the fused
-narrow ops and writes one block. Task programs (``Program`` trees) are small
+narrow ops and writes one block.
+
+A cached Dataset not computed yet, met below the top through Narrow and Zip
+nodes only (so top partition i reads its partition i), is computed *inside*
+the top's tasks rather than by a stage of its own: task i also writes its
+partition i as an extra output (``Tee``), which becomes the cached Dataset's
+blocks. A window's new per-slide partials are computed this way, in the same
+task as the window update that reads them: one stage and one worker round
+trip less per batch, and the partial is not read back from shared memory. Task programs (``Program`` trees) are small
 picklable objects; user functions inside them are ``FnRef`` handles that the
 executor ships to each worker once.
 """
@@ -197,6 +205,42 @@ class WriteOne:
         return [self.program(inputs)]
 
 
+class Tee:
+    """A cached Dataset's partition computed inside the consumer's task (see the module docstring).
+
+    Evaluated once per task, however often the program reads it; the value
+    never travels with the task (``__getstate__``).
+    """
+
+    def __init__(self, child, label: str):
+        self.child = child
+        self.label = label
+        self.value: Batch | None = None
+
+    def __call__(self, inputs):
+        if self.value is None:
+            self.value = self.child(inputs)
+        return self.value
+
+    def __getstate__(self):
+        return {"child": self.child, "label": self.label, "value": None}
+
+
+@dataclass(eq=False)
+class WriteWithTees:
+    """Task entry point: the program's batch, then the partition of each Tee'd Dataset."""
+    program: object
+    tees: list
+
+    def __call__(self, index: int, inputs: list[list[Batch]]) -> list[Batch]:
+        try:
+            out = [self.program(inputs)]
+            return out + [t(inputs) for t in self.tees]
+        finally:
+            for t in self.tees:  # an inline run must not keep the batches alive
+                t.value = None
+
+
 @dataclass(eq=False)
 class WriteBuckets:
     """Task entry point of a map stage: n bucket batches."""
@@ -211,8 +255,10 @@ class WriteBuckets:
 
 @dataclass
 class _Builder:
-    """Collects a task's input groups while its program is built."""
+    """Collects a task's input groups (and Tees, by Dataset id) while its program is built."""
+    index: int = -1
     inputs: list[list[BlockRef]] = field(default_factory=list)
+    tees: dict = field(default_factory=dict)
 
     def add(self, refs: list[BlockRef]) -> int:
         self.inputs.append(refs)
@@ -232,6 +278,7 @@ class Planner:
         self.label = label
         self._temps: list[BlockRef] = []
         self._buckets: dict[int, list[list[list[BlockRef]]]] = {}
+        self._tee: dict[int, object] = {}  # id -> cached Dataset computed inside the top's tasks
 
     def materialize(self, plan: Plan) -> list[BlockRef]:
         if isinstance(plan, Blocks):
@@ -242,20 +289,48 @@ class Planner:
             self.executor.store.release(self._temps)
             self._temps = []
             self._buckets = {}
+            self._tee = {}
 
     def _run_partitions(self, plan: Plan, indices) -> list[BlockRef]:
+        self._find_tees(plan, plan.num_partitions, top=True)
         self._prepare(plan)
+        tees = list(self._tee.values())
         tasks = []
         for i in indices:
-            b = _Builder()
+            b = _Builder(i)
             prog = self._program(plan, i, b)
-            tasks.append(Task(WriteOne(prog), i, b.inputs, f"{self.label}, partition {i}"))
-        return [out[0] for out in self.executor.run(tasks)]
+            if tees:
+                entry = WriteWithTees(prog, [b.tees.get(id(ds)) or self._new_tee(ds, i, b) for ds in tees])
+                label = f"{self.label} (with {', '.join(ds.label for ds in tees)}), partition {i}"
+            else:
+                entry, label = WriteOne(prog), f"{self.label}, partition {i}"
+            tasks.append(Task(entry, i, b.inputs, label))
+        outs = self.executor.run(tasks)
+        for k, ds in enumerate(tees):
+            ds._adopt([out[1 + k] for out in outs])
+        return [out[0] for out in outs]
+
+    def _find_tees(self, plan: Plan, n: int, top: bool = False) -> None:
+        """The cached Datasets not computed yet that partition i of ``plan`` reads at partition i."""
+        if isinstance(plan, Narrow):
+            self._find_tees(plan.parent, n)
+        elif isinstance(plan, Zip):
+            for p in plan.parents:
+                self._find_tees(p, n)
+        elif isinstance(plan, Cached) and not top:
+            ds = plan.dataset
+            if ds.is_cached and not isinstance(ds.plan, Blocks) and ds.plan.num_partitions == n:
+                self._tee.setdefault(id(ds), ds)
+
+    def _new_tee(self, ds, i: int, b: _Builder) -> Tee:
+        tee = b.tees[id(ds)] = Tee(self._program(ds.plan, i, b), ds.label)
+        return tee
 
     # every wide dependency below the pipeline is computed first
     def _prepare(self, plan: Plan) -> None:
         if isinstance(plan, Cached):
-            self._prepare(plan.resolve())
+            tee = self._tee.get(id(plan.dataset))
+            self._prepare(plan.resolve() if tee is None else tee.plan)
         elif isinstance(plan, Narrow):
             self._prepare(plan.parent)
         elif isinstance(plan, Union):
@@ -289,7 +364,12 @@ class Planner:
         if isinstance(plan, Blocks):
             return Read(b.add([plan.refs[i]]))
         if isinstance(plan, Cached):
-            return self._program(plan.resolve(), i, b)
+            ds = self._tee.get(id(plan.dataset))
+            if ds is None:
+                return self._program(plan.resolve(), i, b)
+            if i != b.index:  # read at another partition (a union beside the zip): computed, not kept
+                return self._program(ds.plan, i, b)
+            return b.tees.get(id(ds)) or self._new_tee(ds, i, b)
         if isinstance(plan, Narrow):
             return Apply(self._program(plan.parent, i, b), plan.ops, i)
         if isinstance(plan, Union):
