@@ -116,3 +116,11 @@ def test_compare_rejects_unknown_workloads_and_systems():
     with pytest.raises(SystemExit):
         compare.parse_args(["--variants", "spark_sql"])
     assert compare.parse_args(["--variants", "running_sum"]).variants == ("running_sum",)
+
+
+def test_target_lines_show_the_ratio_with_and_without_putting_the_input():
+    results = [compare.Result("W3", "pandas", rate=1e6, batch_ms=60.0),
+               compare.Result("W3", "runnel local[2]", rate=2.5e6, batch_ms=24.0, put_ms=4.0)]
+    [line] = compare.target_lines(results, compare.Settings(workloads=("W3",)))
+    assert line == ("target: W3 runnel local[2] >= 3x pandas per batch: 2.50x (NOT met); "
+                    "3.00x without the 4.0 ms put of the input")

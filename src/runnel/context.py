@@ -78,7 +78,7 @@ class Context:
         """A Dataset with one partition per batch (put into the block store)."""
         self._check()
         store = self.executor.store
-        owner = BlockOwner(store, [store.put(b) for b in batches])
+        owner = BlockOwner(store, store.put_many(batches))
         return Dataset(self, OwnedBlocks(owner), label)
 
     def empty_dataset(self, label: str = "empty") -> Dataset:

@@ -161,3 +161,22 @@ def test_spare_files_pool_order_and_clear(tmp_path):
     assert pool.keep(str(tmp_path / "b9"), MIN_BYTES)
     pool.clear()                                  # unlinks what is in the pool: b9's spare only
     assert len(pool) == 0 and sorted(os.listdir(tmp_path)) == sorted(n for n, _ in taken)
+
+
+def test_put_many_writes_big_blocks_concurrently_and_frees_them_on_failure(store, monkeypatch):
+    batches = [big(i, 80_000) for i in range(3)]
+    refs = store.put_many(batches)
+    assert store._writers is not None               # the threads were used (>= 2 blocks of >= 1 MB)
+    for ref, b in zip(refs, batches):
+        np.testing.assert_array_equal(store.get(ref)["value"], b["value"])
+    live = store.live_blocks()
+    put = store.put
+
+    def failing(batch):
+        if batch is batches[1]:
+            raise OSError("disk full")
+        return put(batch)
+    monkeypatch.setattr(store, "put", failing)
+    with pytest.raises(OSError, match="disk full"):
+        store.put_many(batches)
+    assert store.live_blocks() == live              # the blocks written before the failure are released
