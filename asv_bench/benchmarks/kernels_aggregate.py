@@ -94,12 +94,15 @@ class ReduceCodes:
 class GroupBySum:
     """A whole per-batch reduceByKey(add) of W2 (1M pairs, 100k keys) without the engine."""
 
-    params = [["runnel", "pandas", "polars"]]
+    params = [["runnel", "runnel-dense", "pandas", "polars"]]
     param_names = ["impl"]
 
     def setup(self, impl):
         k, v = pairs()
-        if impl == "runnel":
+        if impl == "runnel-dense":  # the fused one-pass kernel the engine uses for small key ranges
+            from runnel.kernels import reduce_int64_dense
+            self.fn = lambda: reduce_int64_dense(k, v, "sum")
+        elif impl == "runnel":
             from runnel.kernels import factorize_int64, reduce_codes
 
             def fn():
