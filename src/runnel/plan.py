@@ -25,9 +25,10 @@ the top's tasks rather than by a stage of its own: task i also writes its
 partition i as an extra output (``Tee``), which becomes the cached Dataset's
 blocks. A window's new per-slide partials are computed this way, in the same
 task as the window update that reads them: one stage and one worker round
-trip less per batch, and the partial is not read back from shared memory. Task programs (``Program`` trees) are small
-picklable objects; user functions inside them are ``FnRef`` handles that the
-executor ships to each worker once.
+trip less per batch, and the partial is not read back from shared memory.
+
+Task programs (``Program`` trees) are small picklable objects; user functions
+inside them are ``FnRef`` handles that the executor ships to each worker once.
 """
 
 from __future__ import annotations
@@ -300,7 +301,7 @@ class Planner:
             b = _Builder(i)
             prog = self._program(plan, i, b)
             if tees:
-                entry = WriteWithTees(prog, [b.tees.get(id(ds)) or self._new_tee(ds, i, b) for ds in tees])
+                entry = WriteWithTees(prog, [self._tee_of(ds, b) for ds in tees])
                 label = f"{self.label} (with {', '.join(ds.label for ds in tees)}), partition {i}"
             else:
                 entry, label = WriteOne(prog), f"{self.label}, partition {i}"
@@ -322,15 +323,18 @@ class Planner:
             if ds.is_cached and not isinstance(ds.plan, Blocks) and ds.plan.num_partitions == n:
                 self._tee.setdefault(id(ds), ds)
 
-    def _new_tee(self, ds, i: int, b: _Builder) -> Tee:
-        tee = b.tees[id(ds)] = Tee(self._program(ds.plan, i, b), ds.label)
+    def _tee_of(self, ds, b: _Builder) -> Tee:
+        """The task's Tee of ``ds`` (built on first use: one per task however often it is read)."""
+        tee = b.tees.get(id(ds))
+        if tee is None:
+            tee = b.tees[id(ds)] = Tee(self._program(ds.plan, b.index, b), ds.label)
         return tee
 
     # every wide dependency below the pipeline is computed first
     def _prepare(self, plan: Plan) -> None:
         if isinstance(plan, Cached):
-            tee = self._tee.get(id(plan.dataset))
-            self._prepare(plan.resolve() if tee is None else tee.plan)
+            ds = self._tee.get(id(plan.dataset))
+            self._prepare(plan.resolve() if ds is None else ds.plan)
         elif isinstance(plan, Narrow):
             self._prepare(plan.parent)
         elif isinstance(plan, Union):
@@ -369,7 +373,7 @@ class Planner:
                 return self._program(plan.resolve(), i, b)
             if i != b.index:  # read at another partition (a union beside the zip): computed, not kept
                 return self._program(ds.plan, i, b)
-            return b.tees.get(id(ds)) or self._new_tee(ds, i, b)
+            return self._tee_of(ds, b)
         if isinstance(plan, Narrow):
             return Apply(self._program(plan.parent, i, b), plan.ops, i)
         if isinstance(plan, Union):

@@ -254,19 +254,21 @@ class ProcessPoolExecutor(Executor):
         return [w.proc.pid for w in self._workers]
 
     # -- shipping ------------------------------------------------------------------------
-    def _prepare(self, task: Task) -> tuple[bytes, list[str]]:
+    def _prepare(self, task: Task) -> tuple[bytes, list[str], list[int]]:
+        """The pickled task, the function blobs it needs, and the sizes spares are lent for."""
         data, refs = dumps((ship(task.fn), task.index, task.inputs, task.label))
-        return data, self._blobs.order(refs)
+        lend = sorted((r.nbytes for g in task.inputs for r in g if r.nbytes >= LEND_MIN), reverse=True)
+        return data, self._blobs.order(refs), lend[:LEND_MAX]
 
-    def _send(self, w: _Worker, seq: int, payload: tuple[bytes, list[str]]) -> None:
-        data, fn_ids = payload
+    def _send(self, w: _Worker, seq: int, payload: tuple[bytes, list[str], list[int]]) -> None:
+        data, fn_ids, lend = payload
         blobs = []
         for fn_id in fn_ids:
             if fn_id not in w.seen:
                 blobs.append((fn_id, self._blobs.data(fn_id)))
                 w.seen.add(fn_id)
         forget, w.forget = w.forget, []
-        w.lent = self._lend(self._tasks_inputs[seq])
+        w.lent = self._lend(lend)
         w.conn.send_bytes(_DUMPS(("task", seq, blobs, forget, data, w.lent), _PROTO))
         w.seq = seq
         self.stats["tasks_sent"] += 1
@@ -278,10 +280,7 @@ class ProcessPoolExecutor(Executor):
         spares = self.store.spares
         if spares is None or not len(spares):
             return []
-        out = []
-        for size in sorted(sizes, reverse=True)[:LEND_MAX]:
-            out += spares.take(size)
-        return out
+        return [s for size in sizes for s in spares.take(size)]
 
     def _settle(self, w: _Worker, unused: list) -> None:
         """The worker's reply came: spares it did not write go back to the pool."""
@@ -318,7 +317,6 @@ class ProcessPoolExecutor(Executor):
                 return run_inline(self.store, tasks)
             # FnRefs stay alive (and their blobs cached) while the tasks that refer to them do
             payloads = [self._prepare(t) for t in tasks]
-            self._tasks_inputs = [[r.nbytes for g in t.inputs for r in g if r.nbytes >= LEND_MIN] for t in tasks]
             self.store.spill(refs)
             return self._run(tasks, payloads)
 

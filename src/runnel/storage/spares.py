@@ -125,33 +125,25 @@ class SpareFiles:
         for name in evicted:
             _unlink(self.path(name))
 
-    def take(self, nbytes: int, limit: int = 1) -> list[tuple[str, int]]:
-        """Up to ``limit`` spares no process maps, for about ``nbytes`` in all (best fit first).
+    def take(self, nbytes: int) -> list[tuple[str, int]]:
+        """``[(name, size)]`` of a spare no process maps that suits a block of ``nbytes``, or ``[]``.
 
-        A spare still mapped somewhere (a view outlived its block) stays in the pool.
+        The smallest spare that holds ``nbytes``, unless it is much bigger (writing would
+        cut it down, and the big block it suits would need fresh pages); else the largest
+        smaller one. A spare still mapped somewhere (a view outlived its block) stays in the pool.
         """
-        out: list[tuple[str, int]] = []
         with self._lock:
-            for _ in range(limit):
-                if nbytes <= 0 and out:
-                    break
-                # the smallest spare that holds nbytes, unless it is much bigger (writing would cut it
-                # down, and the big block it suits would need fresh pages); else the largest smaller one
-                fits = [(s, n) for n, s in self._files.items() if nbytes <= s <= 4 * nbytes + MIN_BYTES]
-                order = sorted(fits) if fits else \
-                    sorted(((s, n) for n, s in self._files.items() if s < nbytes), reverse=True)
-                for size, name in order[:3]:          # a few tries: a busy spare is rarely the only one
-                    if unshared(self.path(name)):
-                        del self._files[name]
-                        self._bytes -= size
-                        out.append((name, size))
-                        nbytes -= size
-                        break
-                    self.stats["busy"] += 1
-                else:
-                    break
-        self.stats["reused"] += len(out)
-        return out
+            fits = [(s, n) for n, s in self._files.items() if nbytes <= s <= 4 * nbytes + MIN_BYTES]
+            order = sorted(fits) if fits else \
+                sorted(((s, n) for n, s in self._files.items() if s < nbytes), reverse=True)
+            for size, name in order[:3]:          # a few tries: a busy spare is rarely the only one
+                if unshared(self.path(name)):
+                    del self._files[name]
+                    self._bytes -= size
+                    self.stats["reused"] += 1
+                    return [(name, size)]
+                self.stats["busy"] += 1
+        return []
 
     def take_all(self) -> list[tuple[str, int]]:
         """Every spare, out of the pool (a worker handing back what it did not use)."""
