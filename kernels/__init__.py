@@ -25,6 +25,7 @@ from .aggregate import (
     reduce_codes,
     reduce_codes_with,
     reduce_int64_dense,
+    reduce_int64_dense_partitioned,
 )
 from .apply import filter_mask, map_values
 from .hashing import (
@@ -60,6 +61,7 @@ __all__ = [
     "reduce_codes",
     "reduce_codes_with",
     "reduce_int64_dense",
+    "reduce_int64_dense_partitioned",
     "group_segments",
     "join_indices",
     "cogroup_segments",
@@ -120,7 +122,10 @@ def warm():
                     reduce_codes(codes, 2, v, op)
                 for op in ("sum", "min", "max"):
                     reduce_int64_dense(codes, v, op)
+                    for n in (2, 3):  # power of two (mask) and not (modulo): one compiled kernel
+                        reduce_int64_dense_partitioned(codes, v, op, n)
         reduce_int64_dense(codes, None, "count")
+        reduce_int64_dense_partitioned(codes, None, "count", 2)
         reduce_codes(codes, 2, None, "count")
     strings = pa.array(["a", None, "bcdefghijk"])
     for arr in (strings, strings.cast(pa.large_string()),

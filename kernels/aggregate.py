@@ -48,7 +48,7 @@ from .hashing import (
     hash_int_scalar,
     hash_short,
 )
-from .partition import scatter_order
+from .partition import _check_n, scatter_order
 
 __all__ = [
     "factorize_int64",
@@ -58,6 +58,7 @@ __all__ = [
     "reduce_codes",
     "reduce_codes_with",
     "reduce_int64_dense",
+    "reduce_int64_dense_partitioned",
     "group_segments",
     "REDUCE_OPS",
 ]
@@ -253,10 +254,28 @@ def _dense_range(keys, rows):
     # (lo, size) of the direct-addressing table, or None when the keys' range is
     # too wide: at most 2 * rows (or 64k) slots, so the int32 table is no bigger
     # than the int64 codes of the rows.
-    lo, hi = int(keys.min()), int(keys.max())
+    lo, hi = _min_max(keys)
     if hi - lo < max(2 * rows, 1 << 16):
         return lo, hi - lo + 1
     return None
+
+
+@jit
+def _min_max_worker(a):
+    lo = hi = a[0]
+    for i in range(1, a.shape[0]):
+        x = a[i]
+        if x < lo:
+            lo = x
+        elif x > hi:
+            hi = x
+    return lo, hi
+
+
+def _min_max(keys):
+    # one pass instead of NumPy's min() then max()
+    lo, hi = _min_max_worker(keys)
+    return int(lo), int(hi)
 
 
 def _finish(codes, first, ngroups):
@@ -615,6 +634,61 @@ def reduce_int64_dense(keys, values, op):
     >>> k.tolist(), v.tolist()
     ([5, 3], [5.0, 2.0])
     """
+    r = _dense_reduce(keys, values, op)
+    if r is None:
+        return None
+    ukeys, out, ng = r
+    if 2 * ng < len(ukeys):  # free the unused tail
+        return ukeys[:ng].copy(), out[:ng].copy()
+    return ukeys[:ng], out[:ng]
+
+
+def reduce_int64_dense_partitioned(keys, values, op, n):
+    """:func:`reduce_int64_dense`, its groups split into ``n`` hash partitions — or None.
+
+    The map side of a shuffle in one call: what ``reduce_int64_dense`` gives,
+    then each group sent to partition ``hash_int64(key) % n`` (the engine's
+    shuffle rule), without hashing, ordering and gathering the groups as
+    separate passes.
+
+    Parameters
+    ----------
+    keys, values, op
+        As :func:`reduce_int64_dense`.
+    n : int
+        Number of partitions (>= 1).
+
+    Returns
+    -------
+    (keys, values, bounds) or None
+        Partition p is ``keys[bounds[p]:bounds[p + 1]]`` (and the same slice
+        of values), its groups in first-appearance order; None as
+        :func:`reduce_int64_dense`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from runnel.kernels import reduce_int64_dense_partitioned
+    >>> k, v, b = reduce_int64_dense_partitioned(np.array([5, 3, 5, 4]), np.array([1, 2, 4, 8]), "sum", 2)
+    >>> sorted(k.tolist()), b.tolist()[0], b.tolist()[-1]
+    ([3, 4, 5], 0, 3)
+    """
+    n = _check_n(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    r = _dense_reduce(keys, values, op)
+    if r is None:
+        return None
+    ukeys, out, ng = r
+    okeys, ovals = np.empty(ng, np.int64), np.empty(ng, out.dtype)
+    bounds = np.zeros(n + 1, np.int64)
+    pow2 = (n & (n - 1)) == 0
+    _scatter_groups_worker(ukeys, out, ng, np.uint64(n), pow2, okeys, ovals, bounds)
+    return okeys, ovals, bounds
+
+
+def _dense_reduce(keys, values, op):
+    # (ukeys, out, number of groups) with ukeys/out allocated for the worst case, or None
     if op != "count" and op not in _DENSE_OPS:
         raise ValueError(f"unknown op {op!r}; expected one of count, {', '.join(_DENSE_OPS)}")
     keys = as_int64_keys(keys, "keys")
@@ -637,9 +711,29 @@ def reduce_int64_dense(keys, values, op):
         dtype = np.int64 if op == "sum" and values.dtype.kind == "b" else values.dtype
         out = np.empty(len(ukeys), dtype=dtype)
         ng = _dense_reduce_worker(keys, values, np.int64(lo), lut, ukeys, out, _DENSE_OPS[op])
-    if 2 * ng < len(ukeys):  # free the unused tail
-        return ukeys[:ng].copy(), out[:ng].copy()
-    return ukeys[:ng], out[:ng]
+    return ukeys, out, ng
+
+
+@jit
+def _scatter_groups_worker(ukeys, vals, ng, n, pow2, okeys, ovals, bounds):
+    # Groups 0..ng-1 to their partitions (hash % n; n a power of two: the low bits,
+    # the same ids without a division per key), stable: counting sort as scatter_order.
+    ids = np.empty(ng, np.int32)
+    mask = n - np.uint64(1)
+    for i in range(ng):
+        h = hash_int_scalar(ukeys[i])
+        p = np.int32(h & mask) if pow2 else np.int32(h % n)
+        ids[i] = p
+        bounds[p + 1] += 1
+    for p in range(bounds.shape[0] - 1):
+        bounds[p + 1] += bounds[p]
+    fill = bounds[:-1].copy()
+    for i in range(ng):
+        p = ids[i]
+        j = fill[p]
+        okeys[j] = ukeys[i]
+        ovals[j] = vals[i]
+        fill[p] = j + 1
 
 
 def _check_codes(codes, ngroups):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from runnel import keyed
 from runnel.testing import assert_batches_equal, keyed_records
 
 PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -365,6 +367,22 @@ def test_reduce_by_key_is_a_dict_fold_whatever_the_partitions(ctx, records, k, n
     ds = ctx.parallelize(records, k)
     same(ds.reduce_by_key(operator.add, n).collect(), dict_fold(records, operator.add))
     same(ds.reduce_by_key(twice_minus, n).collect(), dict_fold(records, twice_minus))
+
+
+@PROPS
+@given(keyed_records(keys=st.integers(-5, 5), max_size=30), st.integers(1, 4), st.integers(1, 4))
+def test_reduce_by_key_on_int_keys_is_a_dict_fold_in_each_hash_partition(ctx, records, k, n):
+    # int64 keys in a small range take the fused reduce + partition kernel on the map side
+    records = [(key, float(v)) for key, v in records]  # whole floats: any summation order is exact
+    ds = ctx.parallelize(records, k)
+    for fn in (operator.add, min, max):
+        got = ds.reduce_by_key(fn, n).glom().collect()
+        assert len(got) == n
+        same([kv for part in got for kv in part], dict_fold(records, fn))
+        home = {key: int(p) for key, p in zip(keys, keyed.partition_ids(keyed.hash_column(np.array(keys)), n))} \
+            if (keys := sorted({key for key, _ in records})) else {}
+        for i, part in enumerate(got):  # each key in its hash partition, first-appearance order within
+            assert part == [kv for kv in dict_fold(records, fn) if home[kv[0]] == i]
 
 
 @PROPS

@@ -162,6 +162,27 @@ def partition(batch: Batch, n: int, keys: Column | None = None) -> list[Batch]:
 _NUMERIC = "iubf"
 
 
+def _dense_reducible(keys, values, reducer) -> bool:
+    """Can ``K.reduce_int64_dense`` (if the key range is small) reduce these pairs?"""
+    return isinstance(values, np.ndarray) and values.dtype.kind in _NUMERIC and reducer.op in ("sum", "min", "max") \
+        and isinstance(keys, np.ndarray) and keys.dtype == np.int64 \
+        and not (values.dtype.kind == "u" and values.dtype.itemsize == 8) \
+        and not (reducer.op == "sum" and sum_may_overflow(values))
+
+
+def reduce_partition(batch: Batch, reducer, n: int) -> list[Batch]:
+    """``partition(reduce_pairs(batch, reducer), n)``: the map side of reduceByKey."""
+    if n > 1 and len(batch):
+        keys, values = key_column(batch), value_column(batch)
+        if _dense_reducible(keys, values, reducer):
+            dense = K.reduce_int64_dense_partitioned(keys, values, reducer.op, n)  # one call, no hashes or order
+            if dense is not None:
+                k, v, bounds = dense
+                return [Batch({"key": k[bounds[p]:bounds[p + 1]], "value": v[bounds[p]:bounds[p + 1]]},
+                              ("key", "value")) for p in range(n)]
+    return partition(reduce_pairs(batch, reducer), n)
+
+
 def reduce_pairs(batch: Batch, reducer) -> Batch:
     """reduceByKey within one batch: unique keys in first-appearance order."""
     if len(batch) == 0:
@@ -169,9 +190,7 @@ def reduce_pairs(batch: Batch, reducer) -> Batch:
     keys = key_column(batch)
     values = value_column(batch)
     numeric = isinstance(values, np.ndarray) and values.dtype.kind in _NUMERIC
-    if numeric and reducer.op in ("sum", "min", "max") and isinstance(keys, np.ndarray) and keys.dtype == np.int64 \
-            and not (values.dtype.kind == "u" and values.dtype.itemsize == 8) \
-            and not (reducer.op == "sum" and sum_may_overflow(values)):
+    if _dense_reducible(keys, values, reducer):
         dense = K.reduce_int64_dense(keys, values, reducer.op)  # one pass, no group codes
         if dense is not None:
             return Batch({"key": dense[0], "value": dense[1]}, ("key", "value"))

@@ -267,7 +267,7 @@ class CombineBuckets:
     reducer: Reducer
 
     def __call__(self, index, batch, n):
-        return keyed.partition(keyed.reduce_pairs(batch, self.reducer), n)
+        return keyed.reduce_partition(batch, self.reducer, n)
 
 
 @dataclass(eq=False)

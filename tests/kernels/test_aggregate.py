@@ -19,9 +19,11 @@ from runnel.kernels import (
     factorize_float64,
     factorize_int64,
     group_segments,
+    hash_int64,
     reduce_codes,
     reduce_codes_with,
     reduce_int64_dense,
+    reduce_int64_dense_partitioned,
 )
 from runnel.kernels._config import jit
 
@@ -180,6 +182,35 @@ def test_reduce_int64_dense_is_factorize_then_reduce_bit_for_bit(small, offset, 
     assert got[1].dtype == expected.dtype
     # bit for bit: NaN payloads and the sign of zero included
     np.testing.assert_array_equal(got[1].view(np.uint8), expected.view(np.uint8))
+
+
+@SETTINGS
+@given(st.lists(st.integers(-40, 40), max_size=80), st.sampled_from([0, -(2**62)]), VALUES,
+       st.sampled_from(["sum", "min", "max", "count"]), st.integers(1, 5))
+def test_reduce_int64_dense_partitioned_is_reduce_then_hash_partition(small, offset, values, op, n):
+    keys = np.array(small, dtype=np.int64) + offset
+    values = values[: len(keys)]
+    keys = keys[: len(values)]
+    got = reduce_int64_dense_partitioned(keys, values, op, n)
+    if len(keys) == 0:
+        assert got is None
+        return
+    k, v, bounds = got
+    uk, uv = reduce_int64_dense(keys, values, op)
+    ids = (hash_int64(uk) % np.uint64(n)).astype(np.int64)  # the shuffle rule, in first-appearance order
+    assert bounds[0] == 0 and bounds[-1] == len(uk) and len(bounds) == n + 1
+    for p in range(n):
+        part = ids == p
+        np.testing.assert_array_equal(k[bounds[p]:bounds[p + 1]], uk[part])
+        np.testing.assert_array_equal(v[bounds[p]:bounds[p + 1]].view(np.uint8), uv[part].view(np.uint8))
+
+
+def test_reduce_int64_dense_partitioned_checks_n_and_declines_wide_ranges():
+    assert reduce_int64_dense_partitioned(np.array([0, 2**40]), np.array([1.0, 2.0]), "sum", 2) is None
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        reduce_int64_dense_partitioned(np.array([1]), np.array([1.0]), "sum", 0)
+    with pytest.raises(TypeError, match="n must be an int"):
+        reduce_int64_dense_partitioned(np.array([1]), np.array([1.0]), "sum", 2.0)
 
 
 def test_reduce_int64_dense_declines_wide_ranges_and_checks_its_arguments():

@@ -253,7 +253,6 @@ def update_window(old: Batch, leaving: Batch, entering: Batch, reducer: Reducer,
         return Batch.empty()
     kvs = [_kv(b) if len(b) else (None, None) for b in (old, leaving, entering)]
     cols = [kv for kv in kvs if kv[0] is not None]
-    keys = concat_columns([k for k, _ in cols]) if len(cols) > 1 else cols[0][0]
     vals = [v for _, v in cols]
     dtype = _numeric_dtype(vals)
     counts = (len(old), len(leaving))
@@ -264,6 +263,7 @@ def update_window(old: Batch, leaving: Batch, entering: Batch, reducer: Reducer,
                                    [np.empty(0, dtype) if v is None else v.astype(dtype, copy=False) for _, v in kvs])
         if r is not None:
             return _pairs(*r)
+    keys = concat_columns([k for k, _ in cols]) if len(cols) > 1 else cols[0][0]
     if dtype is not None and (inverse.op == "sum" or (inverse.jitted is not None and reducer.jitted is not None)):
         values = np.concatenate([v.astype(dtype, copy=False) for v in vals])
         codes, first = keyed.factorize(keys)
