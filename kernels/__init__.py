@@ -26,6 +26,7 @@ from .aggregate import (
     reduce_codes_with,
     reduce_int64_dense,
     reduce_int64_dense_partitioned,
+    reduce_int64_sorted,
 )
 from .apply import filter_mask, map_values
 from .hashing import (
@@ -62,6 +63,7 @@ __all__ = [
     "reduce_codes_with",
     "reduce_int64_dense",
     "reduce_int64_dense_partitioned",
+    "reduce_int64_sorted",
     "group_segments",
     "join_indices",
     "cogroup_segments",
@@ -124,8 +126,10 @@ def warm():
                     reduce_int64_dense(codes, v, op)
                     for n in (2, 3):  # power of two (mask) and not (modulo): one compiled kernel
                         reduce_int64_dense_partitioned(codes, v, op, n)
+                        reduce_int64_sorted([codes], [v], op, n)
         reduce_int64_dense(codes, None, "count")
         reduce_int64_dense_partitioned(codes, None, "count", 2)
+        reduce_int64_sorted([codes], None, "count", 2)
         reduce_codes(codes, 2, None, "count")
     strings = pa.array(["a", None, "bcdefghijk"])
     for arr in (strings, strings.cast(pa.large_string()),

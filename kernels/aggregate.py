@@ -59,6 +59,7 @@ __all__ = [
     "reduce_codes_with",
     "reduce_int64_dense",
     "reduce_int64_dense_partitioned",
+    "reduce_int64_sorted",
     "group_segments",
     "REDUCE_OPS",
 ]
@@ -685,6 +686,122 @@ def reduce_int64_dense_partitioned(keys, values, op, n):
     pow2 = (n & (n - 1)) == 0
     _scatter_groups_worker(ukeys, out, ng, np.uint64(n), pow2, okeys, ovals, bounds)
     return okeys, ovals, bounds
+
+
+def reduce_int64_sorted(keys, values, op, n=1):
+    """reduceByKey of int64 keys in a small range, each hash partition sorted by key — or None.
+
+    For the engine's internal tables (a window's per-slide partials) where
+    no user sees the order: each row adds into its key's slot ``key - lo``
+    (one random access per row, against two for first-appearance order),
+    and a scan of the slots emits the groups sorted, which lets later
+    steps merge tables sequentially (``window.window_update_sorted``).
+
+    Parameters
+    ----------
+    keys, values : sequence of numpy.ndarray
+        Segments folded in order, as if concatenated (no copy is made):
+        int64 keys; int64, float64 or bool values (None for ``"count"``).
+    op : {"sum", "min", "max", "count"}
+    n : int
+        Number of hash partitions (``hash_int64(key) % n``, the shuffle rule).
+
+    Returns
+    -------
+    (keys, values, bounds) or None
+        Partition p is ``keys[bounds[p]:bounds[p + 1]]`` (and the same slice
+        of values), strictly ascending; each value is the fold of the key's
+        values in row order, bit for bit what :func:`reduce_int64_dense`
+        gives. None when the keys' range is too wide for direct addressing
+        or there are no rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from runnel.kernels import reduce_int64_sorted
+    >>> k, v, b = reduce_int64_sorted([np.array([5, 3]), np.array([5])], [np.array([1, 2]), np.array([4])], "sum")
+    >>> k.tolist(), v.tolist(), b.tolist()
+    ([3, 5], [2, 5], [0, 2])
+    """
+    if op != "count" and op not in _DENSE_OPS:
+        raise ValueError(f"unknown op {op!r}; expected one of count, {', '.join(_DENSE_OPS)}")
+    n = _check_n(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    keys = tuple(as_int64_keys(k, "keys") for k in keys)
+    rows = sum(k.shape[0] for k in keys)
+    if op == "count":
+        values = tuple(np.empty(0, np.int64) for _ in keys)  # unused: every row counts 1
+        dtype = np.dtype(np.int64)
+    else:
+        if values is None:
+            raise ValueError(f"op {op!r} needs values (only 'count' accepts None)")
+        values = tuple(values)
+        if len(values) != len(keys):
+            raise ValueError(f"{len(keys)} key segments but {len(values)} value segments")
+        values = tuple(_check_values(v, k.shape[0]) for k, v in zip(keys, values))
+        kinds = {v.dtype for v in values}
+        if len(kinds) > 1:
+            raise TypeError(f"value segments must share one dtype, got {sorted(str(d) for d in kinds)}")
+        dtype = np.dtype(np.int64) if op == "sum" and values[0].dtype.kind == "b" else values[0].dtype
+    present = [k for k in keys if k.shape[0]]
+    if not present or rows >= 2**31 - 1:
+        return None
+    ranges = [_min_max(k) for k in present]
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if hi - lo >= max(2 * rows, 1 << 16):
+        return None
+    size = hi - lo + 1
+    acc = np.empty(size, dtype)
+    seen = np.zeros(size, np.bool_)
+    opcode = 3 if op == "count" else _DENSE_OPS[op]
+    for k, v in zip(keys, values):
+        if k.shape[0]:
+            _sorted_fold_worker(k, v, np.int64(lo), acc, seen, opcode)
+    ukeys, out = np.empty(min(rows, size), np.int64), np.empty(min(rows, size), dtype)
+    ng = _sorted_emit_worker(np.int64(lo), acc, seen, ukeys, out)
+    if n == 1:
+        return ukeys[:ng], out[:ng], np.array([0, ng], np.int64)
+    okeys, ovals = np.empty(ng, np.int64), np.empty(ng, dtype)
+    bounds = np.zeros(n + 1, np.int64)
+    _scatter_groups_worker(ukeys, out, ng, np.uint64(n), (n & (n - 1)) == 0, okeys, ovals, bounds)
+    return okeys, ovals, bounds
+
+
+@jit
+def _sorted_fold_worker(keys, values, lo, acc, seen, op):
+    # op: 0 sum, 1 min, 2 max (as _dense_reduce_worker), 3 count (values unused)
+    for i in range(keys.shape[0]):
+        j = keys[i] - lo
+        if op == 3:
+            if seen[j]:
+                acc[j] += 1
+            else:
+                seen[j] = True
+                acc[j] = 1
+            continue
+        v = values[i]
+        if not seen[j]:
+            seen[j] = True
+            acc[j] = v
+        elif op == 0:
+            acc[j] += v
+        elif op == 1:
+            if v < acc[j]:
+                acc[j] = v
+        elif v > acc[j]:
+            acc[j] = v
+
+
+@jit
+def _sorted_emit_worker(lo, acc, seen, ukeys, out):
+    g = 0
+    for j in range(seen.shape[0]):
+        if seen[j]:
+            ukeys[g] = lo + j
+            out[g] = acc[j]
+            g += 1
+    return g
 
 
 def _dense_reduce(keys, values, op):

@@ -34,7 +34,7 @@ import numpy as np
 from ._config import is_jitted, jit
 from .aggregate import _check_codes
 
-__all__ = ["window_update", "window_update_with", "window_update_dense", "WINDOW_OPS", "warm"]
+__all__ = ["window_update", "window_update_with", "window_update_dense", "window_update_sorted", "WINDOW_OPS", "warm"]
 
 #: Invertible built-in pairs of :func:`window_update`.
 WINDOW_OPS = ("sum",)
@@ -135,6 +135,20 @@ def _dense_sum_emit_worker(lo, acc, seen, out_keys, out_vals):
         g += (b & 5) != 0
 
 
+def _check_segments(keys, values):
+    if len(keys) != 3 or len(values) != 3:
+        raise ValueError("keys and values hold three segments: old window, leaving, entering")
+    for k, v in zip(keys, values):
+        if not isinstance(k, np.ndarray) or k.ndim != 1 or k.dtype != np.int64:
+            raise TypeError(f"keys must be 1-D int64 arrays, got {getattr(k, 'dtype', type(k).__name__)}")
+        if not isinstance(v, np.ndarray) or v.shape != k.shape:
+            raise ValueError("values must be arrays as long as their keys")
+    dtype = values[0].dtype
+    if dtype not in (np.int64, np.float64) or any(v.dtype != dtype for v in values):
+        raise TypeError(f"values must be all int64 or all float64, got {[str(v.dtype) for v in values]}")
+    return tuple(_ro(k) for k in keys), tuple(_ro(v) for v in values), dtype
+
+
 def _ro(a):
     v = np.ascontiguousarray(a).view()
     v.flags.writeable = False
@@ -170,16 +184,7 @@ def window_update_dense(keys, values, factor=4, slack=1 << 16):
     >>> [x.tolist() for x in window_update_dense(k, v)]
     [[3, 7, 9], [4.0, 5.0, 1.0]]
     """
-    if len(keys) != 3 or len(values) != 3:
-        raise ValueError("keys and values hold three segments: old window, leaving, entering")
-    for k, v in zip(keys, values):
-        if not isinstance(k, np.ndarray) or k.ndim != 1 or k.dtype != np.int64:
-            raise TypeError(f"keys must be 1-D int64 arrays, got {getattr(k, 'dtype', type(k).__name__)}")
-        if not isinstance(v, np.ndarray) or v.shape != k.shape:
-            raise ValueError("values must be arrays as long as their keys")
-    dtype = values[0].dtype
-    if dtype not in (np.int64, np.float64) or any(v.dtype != dtype for v in values):
-        raise TypeError(f"values must be all int64 or all float64, got {[str(v.dtype) for v in values]}")
+    keys, values, dtype = _check_segments(keys, values)
     present = [k for k in keys if len(k)]
     rows = sum(len(k) for k in keys)
     if not present:
@@ -190,10 +195,88 @@ def window_update_dense(keys, values, factor=4, slack=1 << 16):
         return None
     acc = np.empty((3, size), dtype)
     seen = np.zeros(size, np.uint8)
-    ng = _dense_sum_fold_worker(tuple(_ro(k) for k in keys), tuple(_ro(v) for v in values), np.int64(lo), acc, seen)
+    ng = _dense_sum_fold_worker(keys, values, np.int64(lo), acc, seen)
     out_keys, out_vals = np.empty(ng + 1, np.int64), np.empty(ng + 1, dtype)
     _dense_sum_emit_worker(np.int64(lo), acc, seen, out_keys, out_vals)
     return out_keys[:ng], out_vals[:ng]
+
+
+def window_update_sorted(keys, values):
+    """:func:`window_update_dense` for three tables each sorted by key — or None.
+
+    When the old window, the leaving partial and the entering partial each
+    hold strictly ascending int64 keys (one row per key: the engine's
+    windows and partials on its dense path), the update is a three-way
+    merge: sequential reads, no table of the key range.
+
+    Parameters
+    ----------
+    keys, values : sequence of three numpy.ndarray
+        Old window, leaving, entering: int64 keys; values all int64 or all
+        float64.
+
+    Returns
+    -------
+    (keys, values) or None
+        Exactly what :func:`window_update_dense` returns (sorted by key,
+        bit for bit); None when a segment's keys are not strictly ascending.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from runnel.kernels.window import window_update_sorted
+    >>> k = [np.array([3, 7]), np.array([3, 8]), np.array([3, 9])]
+    >>> v = [np.array([2.0, 5.0]), np.array([2.0, 1.0]), np.array([4.0, 1.0])]
+    >>> [x.tolist() for x in window_update_sorted(k, v)]
+    [[3, 7, 9], [4.0, 5.0, 1.0]]
+    """
+    keys, values, dtype = _check_segments(keys, values)
+    if not all(_strictly_ascending(k) for k in keys):
+        return None
+    cap = len(keys[0]) + len(keys[2])
+    out_keys, out_vals = np.empty(cap, np.int64), np.empty(cap, dtype)
+    ng = _sorted_merge_worker(keys[0], values[0], keys[1], values[1], keys[2], values[2], out_keys, out_vals)
+    return out_keys[:ng], out_vals[:ng]
+
+
+@jit
+def _strictly_ascending_worker(k):
+    for i in range(1, k.shape[0]):
+        if k[i] <= k[i - 1]:
+            return False
+    return True
+
+
+def _strictly_ascending(k):
+    return k.shape[0] < 2 or _strictly_ascending_worker(k)
+
+
+@jit
+def _sorted_merge_worker(ok, ov, lk, lv, ek, ev, out_keys, out_vals):
+    # new = old - leaving + entering per key, as _dense_sum_emit_worker; keys only leaving are dropped
+    i = j = m = g = 0
+    no, nl, ne = ok.shape[0], lk.shape[0], ek.shape[0]
+    while i < no or m < ne:
+        if m >= ne or (i < no and ok[i] <= ek[m]):
+            k = ok[i]
+            while j < nl and lk[j] < k:
+                j += 1
+            x = ov[i]
+            if j < nl and lk[j] == k:
+                x = x - lv[j]
+                j += 1
+            if m < ne and ek[m] == k:
+                x = x + ev[m]
+                m += 1
+            i += 1
+        else:
+            k = ek[m]
+            x = ev[m]
+            m += 1
+        out_keys[g] = k
+        out_vals[g] = x
+        g += 1
+    return g
 
 
 def _prepare(codes, ngroups, values, counts):
@@ -291,3 +374,4 @@ def warm():
         for values in (v, ro):
             window_update(codes, 2, values, (1, 1))
         window_update_dense([codes] * 3, [v] * 3)
+        window_update_sorted([codes[:2]] * 3, [v[:2]] * 3)

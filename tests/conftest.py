@@ -30,7 +30,16 @@ def ctx(master):
 
 
 @pytest.fixture
-def ssc(ctx):
+def clean_conf(ctx):
+    """The shared Context's conf as it was before the test (a test's settings must not reach the next)."""
+    saved = dict(ctx.conf)
+    yield
+    ctx.conf.clear()
+    ctx.conf.update(saved)
+
+
+@pytest.fixture
+def ssc(ctx, clean_conf):
     """A StreamingContext with a 1 s batch on a ManualClock; stopped after the test."""
     s = StreamingContext(ctx, 1, clock=ManualClock())
     yield s
@@ -49,7 +58,7 @@ def collect():
 
 
 @pytest.fixture
-def run(ctx):
+def run(ctx, clean_conf):
     """:func:`runnel.testing.run_stream` on the shared Context (several inputs: ``run(build, a, b)``)."""
     from runnel.testing import run_streams
 

@@ -242,9 +242,13 @@ class Dataset:
         _check_fn(func, "reduceByKey")
         return self.reduce_by_key_with(Reducer.of(func, ship), num_partitions)
 
-    def reduce_by_key_with(self, reducer: Reducer, num_partitions: int | None = None) -> "Dataset":
+    def reduce_by_key_with(self, reducer: Reducer, num_partitions: int | None = None,
+                           sort_keys: bool = False) -> "Dataset":
+        """reduceByKey with a prepared Reducer; ``sort_keys``: partitions may come out sorted by key
+        instead of in first-appearance order (internal tables: see ``keyed.reduce_partition``)."""
         n = self._n(num_partitions)
-        return self._shuffle([ShuffleDep(self._dep(), ops.CombineBuckets(reducer))], n, ops.MergeReduce(reducer))
+        return self._shuffle([ShuffleDep(self._dep(), ops.CombineBuckets(reducer, sort_keys))], n,
+                             ops.MergeReduce(reducer, sort_keys))
 
     def group_by_key(self, num_partitions: int | None = None) -> "Dataset":
         """(key, list of values in arrival order)."""

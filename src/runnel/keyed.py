@@ -21,8 +21,8 @@ import pyarrow as pa
 from runnel import kernels as K
 
 from .executors.shipping import FnRef
-from .batch import (Batch, Column, column_take, column_to_list, concat_columns, infer_column, is_arrow,
-                    object_array)
+from .batch import (Batch, Column, column_take, column_to_list, concat_batches, concat_columns, infer_column,
+                    is_arrow, object_array)
 
 _INT_KINDS = "iub"
 
@@ -170,17 +170,41 @@ def _dense_reducible(keys, values, reducer) -> bool:
         and not (reducer.op == "sum" and sum_may_overflow(values))
 
 
-def reduce_partition(batch: Batch, reducer, n: int) -> list[Batch]:
-    """``partition(reduce_pairs(batch, reducer), n)``: the map side of reduceByKey."""
-    if n > 1 and len(batch):
+def reduce_partition(batch: Batch, reducer, n: int, sort_keys: bool = False) -> list[Batch]:
+    """``partition(reduce_pairs(batch, reducer), n)``: the map side of reduceByKey.
+
+    ``sort_keys``: the caller does not need first-appearance order (an
+    internal table), so int64 keys in a small range come out sorted by key
+    in each partition, at a lower cost (``K.reduce_int64_sorted``).
+    """
+    if (n > 1 or sort_keys) and len(batch):
         keys, values = key_column(batch), value_column(batch)
         if _dense_reducible(keys, values, reducer):
-            dense = K.reduce_int64_dense_partitioned(keys, values, reducer.op, n)  # one call, no hashes or order
+            # one call, no hashes or order: the groups come out split into partitions
+            dense = K.reduce_int64_sorted([keys], [values], reducer.op, n) if sort_keys \
+                else K.reduce_int64_dense_partitioned(keys, values, reducer.op, n)
             if dense is not None:
-                k, v, bounds = dense
-                return [Batch({"key": k[bounds[p]:bounds[p + 1]], "value": v[bounds[p]:bounds[p + 1]]},
-                              ("key", "value")) for p in range(n)]
+                return _split_pairs(*dense)
     return partition(reduce_pairs(batch, reducer), n)
+
+
+def merge_reduce(parts: list[Batch], reducer, sort_keys: bool = False) -> Batch:
+    """``reduce_pairs`` of the concatenated parts (map outputs); ``sort_keys`` as :func:`reduce_partition`."""
+    parts = [b for b in parts if len(b)]
+    if len(parts) == 1 and not sort_keys:  # one map output: already reduced
+        return parts[0]
+    if sort_keys and parts:
+        kvs = [(key_column(b), value_column(b)) for b in parts]
+        if len({getattr(v, "dtype", None) for _, v in kvs}) == 1 and all(_dense_reducible(k, v, reducer) for k, v in kvs):
+            dense = K.reduce_int64_sorted([k for k, _ in kvs], [v for _, v in kvs], reducer.op)  # no concatenation
+            if dense is not None:
+                return _split_pairs(*dense)[0]
+    return reduce_pairs(concat_batches(parts), reducer)
+
+
+def _split_pairs(keys: np.ndarray, values: np.ndarray, bounds: np.ndarray) -> list[Batch]:
+    return [Batch({"key": keys[a:b], "value": values[a:b]}, ("key", "value"))
+            for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
 
 
 def reduce_pairs(batch: Batch, reducer) -> Batch:

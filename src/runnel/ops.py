@@ -263,22 +263,21 @@ class FuncBuckets:
 
 @dataclass(eq=False)
 class CombineBuckets:
-    """Map-side partial aggregation, then hash partitioning."""
+    """Map-side partial aggregation, then hash partitioning (``sort_keys``: see ``keyed.reduce_partition``)."""
     reducer: Reducer
+    sort_keys: bool = False
 
     def __call__(self, index, batch, n):
-        return keyed.reduce_partition(batch, self.reducer, n)
+        return keyed.reduce_partition(batch, self.reducer, n, self.sort_keys)
 
 
 @dataclass(eq=False)
 class MergeReduce:
     reducer: Reducer
+    sort_keys: bool = False
 
     def __call__(self, index, groups):
-        parts = [b for b in groups[0] if len(b)]
-        if len(parts) == 1:  # one map output: CombineBuckets already reduced it
-            return parts[0]
-        return keyed.reduce_pairs(concat_batches(parts), self.reducer)
+        return keyed.merge_reduce(groups[0], self.reducer, self.sort_keys)
 
 
 @dataclass(eq=False)

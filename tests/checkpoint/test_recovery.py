@@ -69,14 +69,6 @@ def final(key: str) -> dict:
     return {k.split("/", 1)[1]: v for k, v in SEEN.items() if k.startswith(key + "/")}
 
 
-@pytest.fixture
-def clean_conf(ctx):
-    saved = dict(ctx.conf)
-    yield
-    ctx.conf.clear()
-    ctx.conf.update(saved)
-
-
 def run_uninterrupted(ctx, tmp_path, batches, **kw):
     ssc = program(ctx, str(tmp_path / "ref"), "ref", **kw)()
     ssc.start()

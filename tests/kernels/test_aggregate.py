@@ -24,6 +24,7 @@ from runnel.kernels import (
     reduce_codes_with,
     reduce_int64_dense,
     reduce_int64_dense_partitioned,
+    reduce_int64_sorted,
 )
 from runnel.kernels._config import jit
 
@@ -311,3 +312,37 @@ def test_merging_partials_is_factorize_then_reduce_again():
     codes, first = factorize_int64(np.concatenate(pkeys))
     merged = reduce_codes(codes, len(first), np.concatenate(psums), "sum")
     assert dict(zip(np.concatenate(pkeys)[first].tolist(), merged.tolist())) == {1: 10.0, 2: 7.0, 3: 4.0}
+
+
+@SETTINGS
+@given(st.lists(st.lists(st.integers(-40, 40), max_size=30), min_size=1, max_size=3),
+       st.sampled_from([0, 2**62]), VALUES, st.sampled_from(["sum", "min", "max", "count"]), st.integers(1, 4))
+def test_reduce_int64_sorted_is_the_dense_reduce_sorted_by_key_in_hash_partitions(segs, offset, values, op, n):
+    keys = [np.array(s, dtype=np.int64) + offset for s in segs]
+    cuts = np.cumsum([0] + [len(k) for k in keys])
+    if cuts[-1] > len(values):
+        return
+    vals = [values[a:b] for a, b in zip(cuts, cuts[1:])]
+    got = reduce_int64_sorted(keys, None if op == "count" else vals, op, n)
+    if cuts[-1] == 0:
+        assert got is None
+        return
+    k, v, bounds = got
+    uk, uv = reduce_int64_dense(np.concatenate(keys), values[:cuts[-1]], op)  # folded in the same row order
+    order = np.argsort(uk, kind="stable")
+    ids = (hash_int64(uk[order]) % np.uint64(n)).astype(np.int64)
+    assert v.dtype == uv.dtype and bounds[0] == 0 and bounds[-1] == len(uk)
+    for p in range(n):
+        np.testing.assert_array_equal(k[bounds[p]:bounds[p + 1]], uk[order][ids == p])
+        np.testing.assert_array_equal(v[bounds[p]:bounds[p + 1]].view(np.uint8), uv[order][ids == p].view(np.uint8))
+
+
+def test_reduce_int64_sorted_declines_wide_ranges_and_checks_its_arguments():
+    assert reduce_int64_sorted([np.array([0, 2**40])], [np.array([1.0, 2.0])], "sum") is None
+    assert reduce_int64_sorted([np.empty(0, np.int64)], [np.empty(0)], "sum") is None
+    with pytest.raises(TypeError, match="one dtype"):
+        reduce_int64_sorted([np.array([1]), np.array([2])], [np.array([1.0]), np.array([1])], "sum")
+    with pytest.raises(ValueError, match="segments"):
+        reduce_int64_sorted([np.array([1])], [np.array([1.0]), np.array([1.0])], "sum")
+    with pytest.raises(ValueError, match="needs values"):
+        reduce_int64_sorted([np.array([1])], None, "max")

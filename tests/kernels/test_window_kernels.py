@@ -178,3 +178,32 @@ def test_dense_update_declines_spread_keys_and_refuses_bad_input():
         KW.window_update_dense([np.array([0]), e, e], [one, e, e])
     with pytest.raises(ValueError, match="three segments"):
         KW.window_update_dense([e], [e])
+
+
+# --- window_update_sorted: three sorted tables merged ------------------------------------------
+
+def _unique_sorted(d: dict, base: int, dtype):
+    keys = sorted(d)
+    return np.array(keys, dtype=np.int64) + base, np.array([d[k] for k in keys], dtype=dtype)
+
+
+@settings(max_examples=150, deadline=None)
+@given(*[st.dictionaries(st.integers(0, 40), st.floats(allow_nan=True, allow_infinity=False, width=64), max_size=25)
+         for _ in range(3)],
+       st.sampled_from([0, -3, 10**15, -(2**63), 2**63 - 41]))
+def test_sorted_update_is_the_dense_update_bit_for_bit(old, leaving, entering, base):
+    keys, values = zip(*(_unique_sorted(d, base, np.float64) for d in (old, leaving, entering)))
+    with np.errstate(all="ignore"):
+        want = KW.window_update_dense(list(keys), list(values))
+        got = KW.window_update_sorted(list(keys), list(values))
+    assert got[0].tolist() == want[0].tolist()
+    assert got[1].tobytes() == want[1].tobytes()  # NaN payloads and the sign of zero included
+
+
+def test_sorted_update_declines_unsorted_or_repeated_keys():
+    e, one = np.empty(0, np.int64), np.ones(2, np.int64)
+    for bad in (np.array([3, 1]), np.array([2, 2])):
+        assert KW.window_update_sorted([bad, e, e], [one, e, e]) is None
+        assert KW.window_update_sorted([e, e, bad], [e, e, one]) is None
+    with pytest.raises(TypeError, match="all int64 or all float64"):
+        KW.window_update_sorted([np.array([0]), e, e], [np.ones(1), e, e])

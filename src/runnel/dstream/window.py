@@ -200,7 +200,7 @@ class ZipReduce:
     reducer: Reducer
 
     def __call__(self, index: int, parts: list[Batch]) -> Batch:
-        return ops.MergeReduce(self.reducer)(index, [parts])
+        return keyed.merge_reduce(parts, self.reducer, sort_keys=True)
 
 
 @dataclass(eq=False)
@@ -217,7 +217,7 @@ class WindowUpdate:
         exact = rest[self.n_leave + self.n_enter:]
         out = update_window(old, concat_batches(leaving), concat_batches(entering), self.reducer, self.inverse)
         if exact:
-            out = overlay_exact(out, keyed.reduce_pairs(concat_batches(exact), self.reducer), self.inverse)
+            out = overlay_exact(out, keyed.merge_reduce(exact, self.reducer, sort_keys=True), self.inverse)
         return out
 
 
@@ -257,10 +257,14 @@ def update_window(old: Batch, leaving: Batch, entering: Batch, reducer: Reducer,
     dtype = _numeric_dtype(vals)
     counts = (len(old), len(leaving))
     if dtype is not None and inverse.op == "sum" and all(k is None or _int64(k) for k, _ in kvs):
-        # int64 keys in a small range: direct addressing, the window comes out sorted by key
+        # int64 keys: tables sorted by key (the partials' and the last window's, on the dense path) merge
+        # sequentially; else keys in a small range use direct addressing. Either way the window comes out sorted.
         e = np.empty(0, np.int64)
-        r = KW.window_update_dense([e if k is None else k for k, _ in kvs],
-                                   [np.empty(0, dtype) if v is None else v.astype(dtype, copy=False) for _, v in kvs])
+        seg_keys = [e if k is None else k for k, _ in kvs]
+        seg_vals = [np.empty(0, dtype) if v is None else v.astype(dtype, copy=False) for _, v in kvs]
+        r = KW.window_update_sorted(seg_keys, seg_vals)
+        if r is None:
+            r = KW.window_update_dense(seg_keys, seg_vals)
         if r is not None:
             return _pairs(*r)
     keys = concat_columns([k for k, _ in cols]) if len(cols) > 1 else cols[0][0]
@@ -457,7 +461,8 @@ def reduce_by_key_and_window(stream: DStream, func: Callable, invFunc: Callable 
     n = stream._n(numPartitions)
     reducer = Reducer.of(func, stream._ship)
     inverse = _inverse_of(stream, invFunc, reducer) if invFunc is not None else None
-    partials = stream._transform("reduce_by_key", lambda ds: ds.reduce_by_key_with(reducer, n))
+    # the partials are the window's own tables: sorted by key where that is cheaper (merged by the update)
+    partials = stream._transform("reduce_by_key", lambda ds: ds.reduce_by_key_with(reducer, n, sort_keys=True))
     f = stream._ship(filterFunc) if filterFunc is not None else None
     return ReducedWindowedDStream(partials, reducer, inverse, w, s, n, f)
 
