@@ -38,6 +38,20 @@ def run_kernel(table: dict, seen: dict, new: dict, op: str, now: int, ttl: int, 
             {k: int(x) for k, x, kp in zip(keys, s, keep) if kp})
 
 
+@pytest.fixture(autouse=True, scope="module", params=[None, (2, 4, 64), (2, 4, 2)],
+                ids=["as shipped", "4-slot buckets", "4-slot buckets, 2 runs"])
+def buckets(request):
+    """Every test also with buckets of 4 slots (the small key ranges here then span many
+    buckets), and with inputs of more than 2 runs scattered by bucket first."""
+    names = ("BUCKET_BITS", "DIRECT_SLOTS", "MAX_RUNS")
+    saved = [getattr(KS, n) for n in names]
+    for n, v in zip(names, request.param or saved):
+        setattr(KS, n, v)
+    yield
+    for n, v in zip(names, saved):
+        setattr(KS, n, v)
+
+
 values_i = st.integers(-2**40, 2**40)
 values_f = st.floats(allow_nan=True, allow_infinity=True)
 
@@ -171,6 +185,7 @@ def test_merge_dense_folds_repeated_partials_in_order_then_the_table(table, rows
     assert all(same(x, want[k]) for k, x in zip(got[0].tolist(), got[1].tolist()))
 
 
+@settings(deadline=None)
 @given(st.dictionaries(st.integers(-5, 30), values_i), st.dictionaries(st.integers(-5, 30), values_i),
        st.sampled_from(sorted(OPS)))
 def test_merge_dense_int_matches_merge_state(table, new, op):
@@ -224,3 +239,25 @@ def test_sorted_reduce_parts_are_the_shuffle_buckets_in_key_order(keys, parts, c
         sel = ids == p
         assert k.tolist() == whole[0][sel].tolist() and v.tolist() == whole[1][sel].tolist()
         assert (c is None) if not counts else c.tolist() == whole[2][sel].tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(key_lists(max_size=60), st.integers(1, 5))
+def test_split_rows_are_the_shuffle_partitions_grouped_by_bucket_in_arrival_order(keys, parts):
+    from runnel.kernels import hash_int64, partition_ids
+    keys = np.array(keys, np.int64)
+    vals = np.arange(len(keys), dtype=np.float64)  # the row numbers: arrival order is visible
+    split = KS.split_rows(keys, vals, parts)
+    assert len(split) == parts
+    ids = partition_ids(hash_int64(keys), parts) if len(keys) else keys
+    for p, (k, v) in enumerate(split):
+        rows = np.flatnonzero(ids == p)
+        bucket = keys[rows] >> KS.BUCKET_BITS
+        want = rows[np.argsort(bucket, kind="stable")]  # by bucket, arrival order within
+        assert v.tolist() == want.tolist() and k.tolist() == keys[want].tolist()
+
+
+def test_split_rows_declines_spread_keys():
+    assert KS.split_rows(np.array([0, 10**12], np.int64), np.ones(2), 2) is None
+    with pytest.raises(ValueError, match="parts"):
+        KS.split_rows(np.array([1], np.int64), np.ones(1), 0)

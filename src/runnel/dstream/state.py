@@ -82,16 +82,10 @@ class UpdateByKey:
 
 
 def _partials(batch: Batch, kind: str) -> Batch:
-    """One partial aggregate per key: (key, value[, _count]) — count/mean carry counts.
-
-    Int64 keys in a small range come out sorted by key (see ``_sorted_partials``),
-    others in first-appearance order.
-    """
+    """One partial aggregate per key in first-appearance order: (key, value[, _count]) — count/mean
+    carry counts (the hash path; int64 keys in a small range take ``_sorted_partials``)."""
     if len(batch) == 0:
         return batch
-    out = _sorted_partials(batch, kind)
-    if out is not None:
-        return out
     if kind in ("count", "mean"):
         keys = keyed.key_column(batch)
         ones = Batch({"key": keys, "value": np.ones(len(keys), np.int64)}, ("key", "value"))
@@ -153,10 +147,12 @@ class PartialReduce:
 # Built-in updaters over int64 keys whose range is not much larger than their number (ids,
 # counters: W4's 1M keys in [0, 1M)) never build a hash table over the state: each map task
 # folds its rows into partials by direct addressing (``kernels.state.sorted_reduce``, sorted
-# by key; the shuffle keeps each bucket's order), and the reduce side merges the partials of
-# the map tasks, then the table, slot by slot (``kernels.state.merge_dense``). The table comes
-# out sorted, so the next batch visits its slots in order. Nothing marks a table as sorted: an
-# unsorted one (restored repartitioned from a checkpoint) merges the same, only slower once.
+# by key; the shuffle keeps each bucket's order) or, when keys barely repeat, only groups
+# them by key range (``kernels.state.split_rows``), and the reduce side merges the map tasks'
+# rows, then the table, bucket by bucket of the key range (``kernels.state.merge_dense``).
+# The table comes out sorted, so the next batch reads it in order. Nothing marks a table as
+# sorted: an unsorted one (restored repartitioned from a checkpoint) merges the same, only
+# slower once.
 # Keys spread over a large range, other key or value types and int sums that could wrap take
 # the hash path below; both give the same values (each key's fold in the same order).
 
@@ -169,8 +165,15 @@ def _is_value64(col) -> bool:
 
 
 def _sorted_partials(batch: Batch, kind: str, parts: int = 1):
-    """Partials sorted by key by direct addressing (a list of ``parts`` shuffle buckets), or None."""
-    from runnel.kernels.state import sorted_reduce
+    """The map side on int64 keys in a small range (a list of ``parts`` shuffle buckets), or None.
+
+    Keys that repeat within the batch (a range no wider than the rows) are reduced to partials
+    sorted by key; keys that barely repeat go unreduced, grouped by bucket (``split_rows``):
+    reducing them would save few rows for a pass of random access over the key range, while
+    the merge folds the rows as cheaply as partials. Each key's values fold in arrival order
+    either way.
+    """
+    from runnel.kernels.state import dense_range, sorted_reduce, split_rows
     keys = keyed.key_column(batch)
     if not _is_int64(keys):
         return None
@@ -180,11 +183,16 @@ def _sorted_partials(batch: Batch, kind: str, parts: int = 1):
         values = keyed.value_column(batch)
         if not _is_value64(values) or (_MERGE[kind] == "sum" and keyed.sum_may_overflow(values)):
             return None
-    r = sorted_reduce(keys, values, _MERGE[kind], counts=kind == "mean", parts=parts)
-    if r is None:
+    rng = dense_range([keys], len(keys))
+    if rng is None:
         return None
+    if rng[1] > len(keys):
+        r = [(k, v, np.ones(len(k), np.int64) if kind == "mean" else None) for k, v in split_rows(keys, values, parts)]
+    else:
+        r = sorted_reduce(keys, values, _MERGE[kind], counts=kind == "mean", parts=parts)
+        r = r if parts > 1 else [r]
     out = []
-    for k, v, c in (r if parts > 1 else [r]):
+    for k, v, c in r:
         cols = {"key": k, "value": v}
         if c is not None:
             cols["_count"] = c
