@@ -749,13 +749,13 @@ def reduce_int64_sorted(keys, values, op, n=1):
     if hi - lo >= max(2 * rows, 1 << 16):
         return None
     size = hi - lo + 1
-    acc = np.empty(size, dtype)
+    acc = np.full(size, -0.0 if dtype.kind == "f" else 0, dtype)  # the identity of the sum and the count
     seen = np.zeros(size, np.bool_)
     opcode = 3 if op == "count" else _DENSE_OPS[op]
     for k, v in zip(keys, values):
         if k.shape[0]:
             _sorted_fold_worker(k, v, np.int64(lo), acc, seen, opcode)
-    ukeys, out = np.empty(min(rows, size), np.int64), np.empty(min(rows, size), dtype)
+    ukeys, out = np.empty(min(rows, size) + 1, np.int64), np.empty(min(rows, size) + 1, dtype)
     ng = _sorted_emit_worker(np.int64(lo), acc, seen, ukeys, out)
     if n == 1:
         return ukeys[:ng], out[:ng], np.array([0, ng], np.int64)
@@ -767,22 +767,27 @@ def reduce_int64_sorted(keys, values, op, n=1):
 
 @jit
 def _sorted_fold_worker(keys, values, lo, acc, seen, op):
-    # op: 0 sum, 1 min, 2 max (as _dense_reduce_worker), 3 count (values unused)
+    # op: 0 sum, 1 min, 2 max (as _dense_reduce_worker), 3 count (values unused). The sum and
+    # the count add into acc, which starts at the identity (-0.0 + v is v bit for bit), with
+    # no "first row of the key?" branch: unpredictable when keys arrive in random order.
+    if op == 0:
+        for i in range(keys.shape[0]):
+            j = keys[i] - lo
+            acc[j] += values[i]
+            seen[j] = True
+        return
+    if op == 3:
+        for i in range(keys.shape[0]):
+            j = keys[i] - lo
+            acc[j] += 1
+            seen[j] = True
+        return
     for i in range(keys.shape[0]):
         j = keys[i] - lo
-        if op == 3:
-            if seen[j]:
-                acc[j] += 1
-            else:
-                seen[j] = True
-                acc[j] = 1
-            continue
         v = values[i]
         if not seen[j]:
             seen[j] = True
             acc[j] = v
-        elif op == 0:
-            acc[j] += v
         elif op == 1:
             if v < acc[j]:
                 acc[j] = v
@@ -792,12 +797,13 @@ def _sorted_fold_worker(keys, values, lo, acc, seen, op):
 
 @jit
 def _sorted_emit_worker(lo, acc, seen, ukeys, out):
+    # Branch-free: every slot is written at g, which advances past present keys only (one
+    # spare row in ukeys and out).
     g = 0
     for j in range(seen.shape[0]):
-        if seen[j]:
-            ukeys[g] = lo + j
-            out[g] = acc[j]
-            g += 1
+        ukeys[g] = lo + j
+        out[g] = acc[j]
+        g += seen[j]
     return g
 
 
