@@ -11,6 +11,7 @@ import pytest
 
 from runnel import Context
 from runnel.batch import Batch
+from runnel.storage import spares as spares_module
 from runnel.storage.spares import MIN_BYTES, SpareFiles, unshared
 from runnel.storage.store import SharedMemoryStore, shm_directory
 
@@ -161,6 +162,19 @@ def test_spare_files_pool_order_and_clear(tmp_path):
     assert pool.keep(str(tmp_path / "b9"), MIN_BYTES)
     pool.clear()                                  # unlinks what is in the pool: b9's spare only
     assert len(pool) == 0 and sorted(os.listdir(tmp_path)) == sorted(n for n, _ in taken)
+
+
+def test_spare_files_keep_at_most_max_files_and_fit_by_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(spares_module, "MAX_FILES", 3)
+    pool = SpareFiles(str(tmp_path), "p-", cap=100 * MIN_BYTES)
+    for i, k in enumerate([5, 1, 4, 2]):          # the oldest (5x) goes when the fourth comes
+        p = tmp_path / f"b{i}"
+        p.write_bytes(b"\0" * (k * MIN_BYTES))
+        assert pool.keep(str(p), k * MIN_BYTES)
+    assert len(pool) == 3 and pool.nbytes == 7 * MIN_BYTES and len(os.listdir(tmp_path)) == 3
+    assert pool.take(3 * MIN_BYTES)[0][1] == 4 * MIN_BYTES   # the smallest that holds it
+    assert pool.take(9 * MIN_BYTES)[0][1] == 2 * MIN_BYTES   # none holds it: the largest smaller one
+    assert pool.take(100 * MIN_BYTES)[0][1] == MIN_BYTES and len(pool) == 0 and pool.take(MIN_BYTES) == []
 
 
 def test_put_many_writes_big_blocks_concurrently_and_frees_them_on_failure(store, monkeypatch):

@@ -29,6 +29,7 @@ before.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import errno
 import fcntl
@@ -36,12 +37,15 @@ import itertools
 import os
 import threading
 
-__all__ = ["SpareFiles", "unshared", "MIN_BYTES"]
+__all__ = ["SpareFiles", "unshared", "MIN_BYTES", "MAX_FILES"]
 
 #: Released files smaller than this are unlinked: small writes gain little from reuse.
 MIN_BYTES = 256 * 1024
 #: Spare bytes kept at most by default (the oldest spares beyond it are unlinked).
 DEFAULT_CAP = 256 << 20
+#: Spare files kept at most (the oldest beyond are unlinked): a stream reuses a few sizes, and
+#: hundreds of odd-sized spares made every ``take`` slow without ever being written again.
+MAX_FILES = 64
 
 _F_SETLEASE = getattr(fcntl, "F_SETLEASE", None)
 _leases_work: bool | None = None
@@ -90,6 +94,7 @@ class SpareFiles:
         self.cap = cap
         self.keeps = keeps
         self._files: collections.OrderedDict[str, int] = collections.OrderedDict()  # name -> size, oldest first
+        self._by_size: list[tuple[int, str]] = []  # the same spares sorted by size, for the best fit
         self._bytes = 0
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -117,13 +122,18 @@ class SpareFiles:
         with self._lock:
             for name, size in spares:
                 self._files[name] = size
+                bisect.insort(self._by_size, (size, name))
                 self._bytes += size
-            while self._bytes > self.cap and self._files:
+            while (self._bytes > self.cap or len(self._files) > MAX_FILES) and self._files:
                 name, size = self._files.popitem(last=False)
-                self._bytes -= size
+                self._drop(size, name)
                 evicted.append(name)
         for name in evicted:
             _unlink(self.path(name))
+
+    def _drop(self, size: int, name: str) -> None:
+        del self._by_size[bisect.bisect_left(self._by_size, (size, name))]
+        self._bytes -= size
 
     def take(self, nbytes: int) -> list[tuple[str, int]]:
         """``[(name, size)]`` of a spare no process maps that suits a block of ``nbytes``, or ``[]``.
@@ -133,13 +143,13 @@ class SpareFiles:
         smaller one. A spare still mapped somewhere (a view outlived its block) stays in the pool.
         """
         with self._lock:
-            fits = [(s, n) for n, s in self._files.items() if nbytes <= s <= 4 * nbytes + MIN_BYTES]
-            order = sorted(fits) if fits else \
-                sorted(((s, n) for n, s in self._files.items() if s < nbytes), reverse=True)
-            for size, name in order[:3]:          # a few tries: a busy spare is rarely the only one
+            i = bisect.bisect_left(self._by_size, (nbytes, ""))
+            fits = [e for e in self._by_size[i:i + 3] if e[0] <= 4 * nbytes + MIN_BYTES]
+            order = fits or self._by_size[max(i - 3, 0):i][::-1]
+            for size, name in order:              # a few tries: a busy spare is rarely the only one
                 if unshared(self.path(name)):
                     del self._files[name]
-                    self._bytes -= size
+                    self._drop(size, name)
                     self.stats["reused"] += 1
                     return [(name, size)]
                 self.stats["busy"] += 1
@@ -148,7 +158,7 @@ class SpareFiles:
     def take_all(self) -> list[tuple[str, int]]:
         """Every spare, out of the pool (a worker handing back what it did not use)."""
         with self._lock:
-            out, self._files, self._bytes = list(self._files.items()), collections.OrderedDict(), 0
+            out, self._files, self._by_size, self._bytes = list(self._files.items()), collections.OrderedDict(), [], 0
         return out
 
     def discard(self, name: str) -> None:
@@ -158,7 +168,7 @@ class SpareFiles:
     def clear(self) -> None:
         """Unlink every spare."""
         with self._lock:
-            names, self._files, self._bytes = list(self._files), collections.OrderedDict(), 0
+            names, self._files, self._by_size, self._bytes = list(self._files), collections.OrderedDict(), [], 0
         for name in names:
             _unlink(self.path(name))
 
