@@ -1,13 +1,17 @@
 """Keyed state and window kernels (``runnel.kernels.state``, ``runnel.kernels.window``) on W3/W4 shapes.
 
 * ``StateMerge`` — one W4 batch (1M pairs, keys in [0, 1M)) merged into a
-  state of ~1M keys: runnel's direct-addressed path (``sorted_reduce`` then
-  ``merge_dense``) against the hash path it replaced (factorize + reduce +
-  factorize state and partial keys + ``merge_state`` + take) and pandas'
+  state of ~1M keys: runnel's path (the rows grouped by bucket of the key
+  range, ``split_rows``, then folded into the table bucket by bucket,
+  ``merge_dense``) against reducing them first (``sorted_reduce``), the hash
+  path (factorize + reduce + factorize state and partial keys +
+  ``merge_state`` + take) and pandas'
   ``state.add(batch.groupby(key).sum(), fill_value=0)``.
 * ``WindowUpdate`` — W3's slide (old window, leaving and entering partials of
-  100k keys): ``window_update_dense`` against the code kernel with its
-  factorize, and pandas' ``old.sub(leaving).add(entering)``.
+  100k keys): runnel's merge of tables sorted by key
+  (``window_update_sorted``) against direct addressing
+  (``window_update_dense``), the code kernel with its factorize, and pandas'
+  ``old.sub(leaving).add(entering)``.
 """
 
 import numpy as np
@@ -22,16 +26,20 @@ def _w4(t):
 
 
 class StateMerge:
-    params = [["runnel", "runnel-hash", "pandas"]]
+    params = [["runnel", "runnel-reduce", "runnel-hash", "pandas"]]
     param_names = ["impl"]
 
     def setup(self, impl):
         from runnel.kernels import factorize_int64, reduce_codes
-        from runnel.kernels.state import match_positions, merge_dense, merge_state, sorted_reduce
+        from runnel.kernels.state import match_positions, merge_dense, merge_state, sorted_reduce, split_rows
         keys, vals = _w4(1)
         st_k = np.arange(N, dtype=np.int64)
         st_v = np.random.default_rng(0).random(N)
         if impl == "runnel":
+            def fn():
+                [(k, v)] = split_rows(keys, vals, 1)
+                return merge_dense((st_k, st_v, None, None), (k, v, None), "sum")
+        elif impl == "runnel-reduce":
             def fn():
                 k, v, _ = sorted_reduce(keys, vals, "sum")
                 return merge_dense((st_k, st_v, None, None), (k, v, None), "sum")
@@ -63,7 +71,7 @@ class StateMerge:
 
 
 class WindowUpdate:
-    params = [["runnel", "runnel-codes", "pandas"]]
+    params = [["runnel", "runnel-dense", "runnel-codes", "pandas"]]
     param_names = ["impl"]
 
     def setup(self, impl):
@@ -72,15 +80,19 @@ class WindowUpdate:
         from runnel import keyed
         from runnel.batch import Batch
         from runnel.functions import Reducer
-        from runnel.kernels.window import window_update, window_update_dense
+        from runnel.kernels.window import window_update, window_update_dense, window_update_sorted
         from . import pairs
         red = Reducer(operator.add, op="sum")
         segs = []
         for t in (1, 2, 3):
             k, v = pairs(t=t)
-            b = keyed.reduce_pairs(Batch({"key": k, "value": v}, ("key", "value")), red)
+            b = Batch({"key": k, "value": v}, ("key", "value"))
+            # the engine's partials are sorted by key (sort_keys); the other paths take any order
+            b = keyed.merge_reduce([b], red, sort_keys=True) if impl == "runnel" else keyed.reduce_pairs(b, red)
             segs.append((b["key"], b["value"]))
         if impl == "runnel":
+            self.fn = lambda: window_update_sorted([k for k, _ in segs], [v for _, v in segs])
+        elif impl == "runnel-dense":
             self.fn = lambda: window_update_dense([k for k, _ in segs], [v for _, v in segs])
         elif impl == "runnel-codes":
             def fn():
