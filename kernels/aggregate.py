@@ -709,8 +709,9 @@ def reduce_int64_sorted(keys, values, op, n=1):
         Partition p is ``keys[bounds[p]:bounds[p + 1]]`` (and the same slice
         of values), strictly ascending; each value is the fold of the key's
         values in row order, bit for bit what :func:`reduce_int64_dense`
-        gives. None when the keys' range is too wide for direct addressing
-        or there are no rows.
+        gives (but for a signalling NaN, which a sum returns quiet). None
+        when the keys' range is too wide for direct addressing or there are
+        no rows.
 
     Examples
     --------

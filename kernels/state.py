@@ -262,7 +262,7 @@ def _scatter_worker(rows, base, bits, fill, out):
 @jit
 def _reduce_buckets_worker(keys, vals, offs, base, bits, op, zero, slots, out):
     # offs[r, b]..offs[r, b + 1]: the rows of run r in bucket b (see "Buckets"); slots =
-    # (acc, flag, counts) for one bucket, acc filled with the op's identity (see _add_rows);
+    # (acc, flag, counts) for one bucket, acc filled with the sum's identity (see _add_rows);
     # zero-length counts: not counted. Each bucket is folded (runs in order: arrival order per
     # key), then its slots are emitted in key order and reset. Returns the number of keys.
     acc, flag, cnt = slots
@@ -282,7 +282,8 @@ def _reduce_buckets_worker(keys, vals, offs, base, bits, op, zero, slots, out):
 @jit
 def _add_rows(keys, vals, rows_cnt, i0, i1, kb, acc, flag, mark, cnt):
     # The sum fold without a branch per row: acc starts at the identity (-0.0 or 0; -0.0 + v
-    # is v bit for bit, 0.0 + v is not for v = -0.0), so every row just adds. Rows arriving in
+    # is v bit for bit, 0.0 + v is not for v = -0.0; a signalling NaN comes out quiet, as
+    # from any Python addition), so every row just adds. Rows arriving in
     # random order within a bucket made the "first row of the key?" branch unpredictable:
     # 500k rows 4.0 ms with it, 1.7 ms without. Counts add rows_cnt (zero-length: 1 a row).
     want_cnt = cnt.shape[0] > 0
@@ -551,9 +552,10 @@ def sorted_reduce(keys, values, op, counts=False, parts=1):
 
     Each key's values fold in arrival order (as ``aggregate.reduce_codes``:
     ``sum`` adds left to right, ``min``/``max`` follow Python's, ``last``
-    keeps the last). Direct addressing over the key range: None when the
-    range exceeds ``DENSE_FACTOR`` times the rows plus ``DENSE_SLACK``
-    (the caller then groups by hash).
+    keeps the last). Direct addressing over the key range, bucket by
+    bucket (see "Buckets" in the source): None when the range exceeds
+    ``DENSE_FACTOR`` times the rows plus ``DENSE_SLACK`` (the caller then
+    groups by hash).
 
     Parameters
     ----------
@@ -664,8 +666,10 @@ def split_rows(keys, values, parts):
 def merge_dense(a, b, op, now=0, ttl=0, seen=False):
     """Merge partials into a table of int64 keys by direct addressing — or None.
 
-    The result is sorted by key whatever the order of the inputs (sorted
-    inputs merge faster: their slots are visited in order).
+    The result is sorted by key whatever the order of the inputs. Inputs
+    that come as a few runs grouped by bucket of the key range (a sorted
+    table; the partials of a few map tasks from :func:`sorted_reduce` or
+    :func:`split_rows`) merge without being regrouped first.
 
     Parameters
     ----------
