@@ -177,6 +177,22 @@ def test_spare_files_keep_at_most_max_files_and_fit_by_size(tmp_path, monkeypatc
     assert pool.take(100 * MIN_BYTES)[0][1] == MIN_BYTES and len(pool) == 0 and pool.take(MIN_BYTES) == []
 
 
+def test_a_task_is_lent_a_fit_for_its_input_then_the_spares_kept_last(store):
+    from types import SimpleNamespace
+
+    from runnel.executors.pool import LEND_MAX, ProcessPoolExecutor
+    refs = [store.put(big(0, 500_000))] + [store.put(big(i)) for i in range(1, 6)]   # 8 MB, then 640 kB x 5
+    assert store.spares.stats["fresh"] == 6
+    store.release(refs)
+    kept_last = [n for n in list(store.spares._files)[-(LEND_MAX - 1):]]
+    # a map task of one big input writing small buckets: the big fit, and small spares for its outputs
+    lent = ProcessPoolExecutor._lend(SimpleNamespace(store=store), [refs[0].nbytes])
+    assert len(lent) == LEND_MAX and lent[0][1] == refs[0].nbytes
+    assert sorted(n for n, _ in lent[1:]) == sorted(kept_last) and len(store.spares) == 6 - LEND_MAX
+    store.spares.give(lent)
+    assert len(store.spares) == 6
+
+
 def test_put_many_writes_big_blocks_concurrently_and_frees_them_on_failure(store, monkeypatch):
     batches = [big(i, 80_000) for i in range(3)]
     refs = store.put_many(batches)

@@ -275,12 +275,16 @@ class ProcessPoolExecutor(Executor):
         self.stats["fn_blobs_sent"] += len(blobs)
 
     def _lend(self, sizes: list[int]) -> list:
-        """Spare files for a task's outputs: a best fit for each of its larger inputs' sizes (a
-        stream's outputs tend to be the size of some input: state and window tables, partials)."""
+        """Spare files for a task's outputs, LEND_MAX at most: a best fit for each of its larger
+        inputs' sizes (a stream's outputs tend to be the size of some input: state and window
+        tables, partials), then the spares kept last (in a stream, the blocks released in the
+        last batch are the size of those written in this one: W3's map tasks wrote their buckets
+        into fresh files every batch, their input being the only size they were lent)."""
         spares = self.store.spares
         if spares is None or not len(spares):
             return []
-        return [s for size in sizes for s in spares.take(size)]
+        lent = [s for size in sizes for s in spares.take(size)]
+        return lent + spares.take_newest(LEND_MAX - len(lent))
 
     def _settle(self, w: _Worker, unused: list) -> None:
         """The worker's reply came: spares it did not write go back to the pool."""

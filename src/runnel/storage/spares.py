@@ -98,7 +98,9 @@ class SpareFiles:
         self._bytes = 0
         self._ids = itertools.count()
         self._lock = threading.Lock()
-        self.stats = {"kept": 0, "reused": 0, "busy": 0}
+        # kept: released files made spares; reused: spares taken (to write or to lend); busy: spares
+        # skipped, still mapped; evicted: unlinked beyond the caps; fresh: big writes that found none
+        self.stats = {"kept": 0, "reused": 0, "busy": 0, "evicted": 0, "fresh": 0}
 
     def path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -128,6 +130,7 @@ class SpareFiles:
                 name, size = self._files.popitem(last=False)
                 self._drop(size, name)
                 evicted.append(name)
+            self.stats["evicted"] += len(evicted)
         for name in evicted:
             _unlink(self.path(name))
 
@@ -154,6 +157,22 @@ class SpareFiles:
                     return [(name, size)]
                 self.stats["busy"] += 1
         return []
+
+    def take_newest(self, k: int) -> list[tuple[str, int]]:
+        """Up to ``k`` of the spares kept last that no process maps, whatever their size."""
+        out = []
+        with self._lock:
+            for name in reversed(list(self._files)[-2 * k:]):  # a few more than k: some may be busy
+                if len(out) == k:
+                    break
+                if unshared(self.path(name)):
+                    size = self._files.pop(name)
+                    self._drop(size, name)
+                    out.append((name, size))
+                else:
+                    self.stats["busy"] += 1
+            self.stats["reused"] += len(out)
+        return out
 
     def take_all(self) -> list[tuple[str, int]]:
         """Every spare, out of the pool (a worker handing back what it did not use)."""

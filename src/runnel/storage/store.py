@@ -286,6 +286,7 @@ class FileStore(BlockStore):
             spare = self.spares.take(size)
             if spare:
                 return self._rewrite(self.spares.path(spare[0][0]), path, batch)
+            self.spares.stats["fresh"] += 1
         try:
             if size <= _SMALL:
                 # one write(2) instead of Arrow's one per IPC piece: ~2x faster for tiny blocks
