@@ -62,6 +62,14 @@ def test_reduce_by_key_and_window_without_inverse(run):
     assert out == [[2], [4], [6], [6], [6], [6]]
 
 
+def test_window_reduced_from_partials_keeps_first_appearance_order_and_incremental_is_sorted(run):
+    batches = [[(7, 1.0), (3, 1.0)], [(5, 1.0), (3, 1.0)], [(1, 1.0)]]
+    plain = run(lambda s: s.reduceByKeyAndWindow(operator.add, None, 3, 1, 1), batches, batches=3)
+    assert plain == [[(7, 1.0), (3, 1.0)], [(7, 1.0), (3, 2.0), (5, 1.0)], [(7, 1.0), (3, 2.0), (5, 1.0), (1, 1.0)]]
+    inc = run(lambda s: s.reduceByKeyAndWindow(operator.add, operator.sub, 5, 1, 1), batches, batches=3)
+    assert inc == [[(3, 1.0), (7, 1.0)], [(3, 2.0), (5, 1.0), (7, 1.0)], [(1, 1.0), (3, 2.0), (5, 1.0), (7, 1.0)]]
+
+
 # --- slide phases -------------------------------------------------------------------
 
 def test_slide_of_two_batches_fires_at_batches_two_four_six(run):

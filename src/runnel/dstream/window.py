@@ -53,6 +53,17 @@ windows up to 32 slides while the drift stays within ~32 roundings.
 (Deviation: with a ``filterFunc`` that removes keys whose value is *not* the
 zero, PySpark's incremental value of such a key is off when it re-enters;
 the periodic recomputation gives it its true window value.)
+
+Order
+-----
+A window reduced from its partials lists each partition's keys in order of
+first appearance, as PySpark's ``reduceByKey`` over the window does. An
+incremental window's order is PySpark's cogroup's, i.e. no promise; here,
+with int64 keys in a small range (the kernels' dense path), its partials and
+tables are kept sorted by key (``reduce_by_key_with(..., sort_keys=True)``),
+so a slide is a sequential merge of three sorted tables
+(``kernels.window.window_update_sorted``), and every window of the stream
+(the first, partial ones too) comes out sorted by key.
 """
 
 from __future__ import annotations
@@ -198,9 +209,10 @@ def _inverse_of(stream: DStream, inv: Callable, reducer: Reducer) -> _Inverse:
 class ZipReduce:
     """Partition i of a window from scratch: its partials' partition i, reduced by key."""
     reducer: Reducer
+    sort_keys: bool  # an incremental window's tables: sorted by key (see "Order" in the module docstring)
 
     def __call__(self, index: int, parts: list[Batch]) -> Batch:
-        return keyed.merge_reduce(parts, self.reducer, sort_keys=True)
+        return keyed.merge_reduce(parts, self.reducer, self.sort_keys)
 
 
 @dataclass(eq=False)
@@ -219,6 +231,11 @@ class WindowUpdate:
         if exact:
             out = overlay_exact(out, keyed.merge_reduce(exact, self.reducer, sort_keys=True), self.inverse)
         return out
+
+
+def _incremental(inverse: _Inverse | None, window_ms: int, slide_ms: int) -> bool:
+    """Does a window update with the inverse (PySpark: only windows of INCREMENTAL_MIN_SLIDES slides or more)?"""
+    return inverse is not None and window_ms >= INCREMENTAL_MIN_SLIDES * slide_ms
 
 
 def _pairs(keys, values) -> Batch:
@@ -363,7 +380,7 @@ class ReducedWindowedDStream(StatefulDStream):
 
     @property
     def incremental(self) -> bool:
-        return self.inverse is not None and self.window_ms >= INCREMENTAL_MIN_SLIDES * self._slide
+        return _incremental(self.inverse, self.window_ms, self._slide)
 
     def compute(self, t: int) -> Dataset | None:
         parent, W, S = self.parents[0], self.window_ms, self._slide
@@ -373,7 +390,7 @@ class ReducedWindowedDStream(StatefulDStream):
             parts = _slice(parent, t - W, t)
             if not parts:
                 return None
-            out = parts[0].zip_partitions(parts[1:], ZipReduce(self.reducer))
+            out = parts[0].zip_partitions(parts[1:], ZipReduce(self.reducer, self.incremental))
         else:
             leaving = _slice(parent, t - S - W, t - W)
             entering = _slice(parent, t - S, t)
@@ -461,8 +478,9 @@ def reduce_by_key_and_window(stream: DStream, func: Callable, invFunc: Callable 
     n = stream._n(numPartitions)
     reducer = Reducer.of(func, stream._ship)
     inverse = _inverse_of(stream, invFunc, reducer) if invFunc is not None else None
-    # the partials are the window's own tables: sorted by key where that is cheaper (merged by the update)
-    partials = stream._transform("reduce_by_key", lambda ds: ds.reduce_by_key_with(reducer, n, sort_keys=True))
+    # an incremental window's partials are its own tables: sorted by key, merged by the update (see "Order")
+    sort_keys = _incremental(inverse, w, s)
+    partials = stream._transform("reduce_by_key", lambda ds: ds.reduce_by_key_with(reducer, n, sort_keys=sort_keys))
     f = stream._ship(filterFunc) if filterFunc is not None else None
     return ReducedWindowedDStream(partials, reducer, inverse, w, s, n, f)
 
