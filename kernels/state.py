@@ -505,8 +505,22 @@ def _plan(lo, size):
     """(base, bits, buckets, slots per bucket) for keys in ``[lo, lo + size)`` (see "Buckets")."""
     if size <= DIRECT_SLOTS:
         return lo, max(size - 1, 0).bit_length(), 1, size
+    return (*_aligned_buckets(lo, size), 1 << BUCKET_BITS)
+
+
+def _aligned_buckets(lo, size):
+    """(base, bits, buckets): the BUCKET_BITS buckets, aligned on their size, over ``[lo, lo + size)``."""
     base = (lo >> BUCKET_BITS) << BUCKET_BITS
-    return base, BUCKET_BITS, ((lo + size - 1 - base) >> BUCKET_BITS) + 1, 1 << BUCKET_BITS
+    return base, BUCKET_BITS, ((lo + max(size, 1) - 1 - base) >> BUCKET_BITS) + 1
+
+
+def _dense_input(keys, values, parts):
+    """Checked keys and values and their ``dense_range`` (None: too wide), for a map-side kernel."""
+    if isinstance(parts, (bool, np.bool_)) or not isinstance(parts, (int, np.integer)) or parts < 1:
+        raise ValueError(f"parts must be an int >= 1, got {parts!r}")
+    keys = _int64s(keys, "keys")
+    values = _values(values, len(keys), "values")
+    return keys, values, dense_range([keys], len(keys))
 
 
 def _by_bucket(rows, plan):
@@ -587,15 +601,10 @@ def sorted_reduce(keys, values, op, counts=False, parts=1):
     """
     if op not in _OP_CODE:
         raise ValueError(f"op must be one of {MERGE_OPS}, got {op!r}")
-    if isinstance(parts, (bool, np.bool_)) or not isinstance(parts, (int, np.integer)) or parts < 1:
-        raise ValueError(f"parts must be an int >= 1, got {parts!r}")
-    keys = _int64s(keys, "keys")
-    values = _values(values, len(keys), "values")
-    rng = dense_range([keys], len(keys))
+    keys, values, rng = _dense_input(keys, values, parts)
     if rng is None:
         return None
-    lo, size = rng
-    plan = _plan(lo, size)
+    plan, size = _plan(*rng), rng[1]
     (keys, values, _, _), offs = _by_bucket((keys, values, _NONE, _NONE), plan)
     out = _outputs(min(len(keys), size), values.dtype, counts, False)
     ng = _reduce_buckets_worker(keys, values, offs, np.int64(plan[0]), np.int64(plan[1]), _OP_CODE[op],
@@ -643,21 +652,15 @@ def split_rows(keys, values, parts):
     >>> [k.tolist() for k, _ in split_rows(np.array([5, 0, 5, 3]), np.arange(4.0), 2)]
     [[5, 5], [0, 3]]
     """
-    if isinstance(parts, (bool, np.bool_)) or not isinstance(parts, (int, np.integer)) or parts < 1:
-        raise ValueError(f"parts must be an int >= 1, got {parts!r}")
-    keys = _int64s(keys, "keys")
-    values = _values(values, len(keys), "values")
-    rng = dense_range([keys], len(keys))
+    keys, values, rng = _dense_input(keys, values, parts)
     if rng is None:
         return None
-    lo, size = rng
-    base = (lo >> BUCKET_BITS) << BUCKET_BITS
-    nb = ((lo + size - 1 - base) >> BUCKET_BITS) + 1 if size else 1
+    base, bits, nb = _aligned_buckets(*rng)
     fill = np.zeros(parts * nb + 1, np.int64)
     ids = np.empty(len(keys), np.int64)
     okeys, ovals = np.empty(len(keys), np.int64), np.empty(len(keys), values.dtype)
-    _split_rows_worker(keys, values, np.int64(base), np.int64(BUCKET_BITS), np.int64(nb), np.uint64(parts), ids,
-                       fill, okeys, ovals)
+    _split_rows_worker(keys, values, np.int64(base), np.int64(bits), np.int64(nb), np.uint64(parts), ids, fill,
+                       okeys, ovals)
     ends = fill[nb - 1:parts * nb:nb].tolist()  # the end of each partition's last group
     starts = [0] + ends[:-1]
     return [(okeys[a:b], ovals[a:b]) for a, b in zip(starts, ends)]
