@@ -530,17 +530,17 @@ def _by_bucket(rows, plan):
     keys = rows[0]
     counts = np.zeros((MAX_RUNS, nb), np.int64)
     run_starts = np.zeros(MAX_RUNS + 1, np.int64)
-    runs = _runs_worker(keys, np.int64(base), np.int64(bits), counts, run_starts) if len(keys) else 0
+    runs = _runs_worker(keys, np.int64(base), np.int64(bits), counts, run_starts) if len(keys) else 1  # or one empty
     if runs < 0:
         total = np.zeros(nb, np.int64)
         _bucket_counts_worker(keys, np.int64(base), np.int64(bits), total)
         fill = np.concatenate([[0], np.cumsum(total)[:-1]]).astype(np.int64)
         out = tuple(np.empty(len(c), c.dtype) for c in rows)
         _scatter_worker(rows, np.int64(base), np.int64(bits), fill, out)
-        rows, counts, run_starts, runs = tuple(_readonly(c) for c in out), total[None, :], run_starts[:1] * 0, 1
-    offs = np.zeros((max(runs, 1), nb + 1), np.int64)
-    offs[:, 0] = run_starts[:max(runs, 1)]
-    np.cumsum(counts[:max(runs, 1)], axis=1, out=offs[:, 1:])
+        rows, counts, run_starts, runs = tuple(_readonly(c) for c in out), total[None, :], np.zeros(1, np.int64), 1
+    offs = np.zeros((runs, nb + 1), np.int64)
+    offs[:, 0] = run_starts[:runs]
+    np.cumsum(counts[:runs], axis=1, out=offs[:, 1:])
     offs[:, 1:] += offs[:, :1]
     return rows, offs
 
