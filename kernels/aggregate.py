@@ -48,7 +48,7 @@ from .hashing import (
     hash_int_scalar,
     hash_short,
 )
-from .partition import _check_n, scatter_order
+from .partition import _check_n, _hash_scatter_worker, scatter_order
 
 __all__ = [
     "factorize_int64",
@@ -678,11 +678,7 @@ def reduce_int64_dense_partitioned(keys, values, op, n):
     if r is None:
         return None
     ukeys, out, ng = r
-    okeys, ovals = np.empty(ng, np.int64), np.empty(ng, out.dtype)
-    bounds = np.zeros(n + 1, np.int64)
-    pow2 = (n & (n - 1)) == 0
-    _scatter_groups_worker(ukeys, out, ng, np.uint64(n), pow2, okeys, ovals, bounds)
-    return okeys, ovals, bounds
+    return _by_partition(ukeys[:ng], out[:ng], n)
 
 
 def reduce_int64_sorted(keys, values, op, n=1):
@@ -760,9 +756,13 @@ def reduce_int64_sorted(keys, values, op, n=1):
     ng = _sorted_emit_worker(np.int64(lo), acc, seen, ukeys, out)
     if n == 1:
         return ukeys[:ng], out[:ng], np.array([0, ng], np.int64)
-    okeys, ovals = np.empty(ng, np.int64), np.empty(ng, dtype)
-    bounds = np.zeros(n + 1, np.int64)
-    _scatter_groups_worker(ukeys, out, ng, np.uint64(n), (n & (n - 1)) == 0, okeys, ovals, bounds)
+    return _by_partition(ukeys[:ng], out[:ng], n)
+
+
+def _by_partition(keys, values, n):
+    # (keys, values, bounds): the groups in runs by shuffle partition, in order within each
+    okeys, ovals, bounds = np.empty(len(keys), np.int64), np.empty(len(keys), values.dtype), np.zeros(n + 1, np.int64)
+    _hash_scatter_worker((keys, values, keys[:0]), n, (okeys, ovals, okeys[:0]), bounds)
     return okeys, ovals, bounds
 
 
@@ -833,28 +833,6 @@ def _dense_reduce(keys, values, op):
         out = np.empty(len(ukeys), dtype=dtype)
         ng = _dense_reduce_worker(keys, values, np.int64(lo), lut, ukeys, out, _DENSE_OPS[op])
     return ukeys, out, ng
-
-
-@jit
-def _scatter_groups_worker(ukeys, vals, ng, n, pow2, okeys, ovals, bounds):
-    # Groups 0..ng-1 to their partitions (hash % n; n a power of two: the low bits,
-    # the same ids without a division per key), stable: counting sort as scatter_order.
-    ids = np.empty(ng, np.int32)
-    mask = n - np.uint64(1)
-    for i in range(ng):
-        h = hash_int_scalar(ukeys[i])
-        p = np.int32(h & mask) if pow2 else np.int32(h % n)
-        ids[i] = p
-        bounds[p + 1] += 1
-    for p in range(bounds.shape[0] - 1):
-        bounds[p + 1] += bounds[p]
-    fill = bounds[:-1].copy()
-    for i in range(ng):
-        p = ids[i]
-        j = fill[p]
-        okeys[j] = ukeys[i]
-        ovals[j] = vals[i]
-        fill[p] = j + 1
 
 
 def _check_codes(codes, ngroups):

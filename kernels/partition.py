@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import jit
+from .hashing import hash_int_scalar
 
 __all__ = ["partition_ids", "scatter_order"]
 
@@ -45,6 +46,38 @@ def _scatter_order_worker(ids, bounds, order):
         p = ids[i]
         order[fill[p]] = i
         fill[p] += 1
+
+
+@jit
+def _hash_scatter_worker(rows, nparts, out, bounds):
+    """Rows (int64 keys, values, counts; zero-length counts: absent) scattered to the runs of
+    their shuffle partitions, ``hash_int64(key) % nparts`` as :func:`partition_ids`, keeping
+    row order in each run; ``bounds`` (zeroed, nparts + 1) ends as the runs' starts and end.
+    One kernel instead of hashes + ids + scatter_order + a take per column, and a power-of-two
+    nparts masks instead of dividing: W4 map task (393k partials, 2 partitions) ~8 ms -> ~3 ms."""
+    keys, vals, cnt = rows
+    okeys, ovals, ocnt = out
+    has_cnt = ocnt.shape[0] > 0
+    n = np.uint64(nparts)
+    mask = n - np.uint64(1)
+    pow2 = (n & mask) == 0
+    ids = np.empty(keys.shape[0], np.int32)
+    for i in range(keys.shape[0]):
+        h = hash_int_scalar(keys[i])
+        p = np.int32(h & mask) if pow2 else np.int32(h % n)
+        ids[i] = p
+        bounds[p + 1] += 1
+    for p in range(nparts):
+        bounds[p + 1] += bounds[p]
+    fill = bounds[:-1].copy()
+    for i in range(keys.shape[0]):
+        p = ids[i]
+        g = fill[p]
+        okeys[g] = keys[i]
+        ovals[g] = vals[i]
+        if has_cnt:
+            ocnt[g] = cnt[i]
+        fill[p] = g + 1
 
 
 def _check_n(n, name="n"):
