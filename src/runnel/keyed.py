@@ -8,6 +8,27 @@ Hashes must agree across column types: key ``1`` must land in the same
 partition whether its partition's key column happened to be int64, float64
 or object. The kernels hash integral floats like ints, and the object path
 hashes each value with the kernel of its type.
+
+None and NaN keys
+-----------------
+A partition's key column may be an Arrow string column with nulls in one
+partition and an object column of ``None`` in another, so the two rules below
+hold in every column type, in the kernels and on every Python path (state
+updated by a Python function, mapWithState, windows of Python values,
+joins, cogroup, groupByKey):
+
+* every ``None`` key is one key and hashes to ``kernels.NULL_HASH``;
+* every float NaN key is one key (all NaNs are equal as keys) and hashes to
+  ``kernels.NAN_HASH``. Python paths replace each NaN key by the one object
+  :data:`NAN_KEY` (:func:`canonical_key`) before using it as a dict key.
+
+Why NaNs are one key: PySpark's RDD operations use Python dicts, where
+``float("nan")`` objects are distinct keys unless they are the same object, so
+what PySpark gives depends on object identity (``math.nan`` merges,
+``float("nan")`` does not, and a record that crossed a pickle boundary never
+does) and is not reproducible. One key is what the columnar kernels
+(and Spark SQL, pandas ``groupby(dropna=False)``) do; it is the only rule
+under which per-key state and inverse windows of a NaN key stay bounded.
 """
 
 from __future__ import annotations
@@ -21,8 +42,8 @@ import pyarrow as pa
 from runnel import kernels as K
 
 from .executors.shipping import FnRef
-from .batch import (Batch, Column, column_take, column_to_list, concat_batches, concat_columns, infer_column,
-                    is_arrow, object_array)
+from .batch import (Batch, Column, _native_scalar_type, column_take, column_to_list, concat_batches, concat_columns,
+                    infer_column, is_arrow, object_array)
 
 _INT_KINDS = "iub"
 
@@ -49,13 +70,41 @@ def value_column(batch: Batch) -> Column:
     return object_array(batch.sub(v).to_records())
 
 
+#: The one NaN object every NaN key becomes on the Python paths (see "None and NaN keys").
+NAN_KEY = float("nan")
+
+
+def canonical_key(k):
+    """``k`` with every float NaN (also inside tuples) replaced by :data:`NAN_KEY`.
+
+    As dict keys, all NaNs are then one key, as in the kernels (see the
+    module docstring). Other keys come back as they are.
+
+    >>> d = {canonical_key(float("nan")): 1}
+    >>> canonical_key(float("nan")) in d, canonical_key((1, float("nan"))) == (1, NAN_KEY)
+    (True, True)
+    """
+    if isinstance(k, (float, np.floating)):
+        return NAN_KEY if k != k else k
+    if type(k) is tuple:
+        return tuple(map(canonical_key, k))
+    return k
+
+
+def key_list(col: Column) -> list:
+    """A key column's values as Python dict keys: native objects, NaNs made one (:func:`canonical_key`)."""
+    if isinstance(col, np.ndarray) and col.dtype.kind in _INT_KINDS + "M" or is_arrow(col):
+        return column_to_list(col)  # no NaN in these columns
+    return [canonical_key(k) for k in column_to_list(col)]
+
+
 def _hash_object(values: np.ndarray) -> np.ndarray:
     """Stable hashes of arbitrary Python keys, agreeing with the typed kernels."""
     n = len(values)
     out = np.zeros(n, dtype=np.uint64)
     by_type: dict[type, list[int]] = {}
     for i, v in enumerate(values):
-        by_type.setdefault(type(v), []).append(i)
+        by_type.setdefault(_native_scalar_type(v), []).append(i)
     for t, idx in by_type.items():
         idx = np.asarray(idx, dtype=np.int64)
         vals = [values[i] for i in idx]
@@ -75,7 +124,7 @@ def _hash_object(values: np.ndarray) -> np.ndarray:
         elif t is tuple:
             out[idx] = _hash_tuples(vals)
         elif t is type(None):
-            out[idx] = K.hash_int64(np.zeros(1, dtype=np.int64))[0] ^ np.uint64(0x9E3779B97F4A7C15)
+            out[idx] = K.NULL_HASH  # as a null of an Arrow column: None is one key in every column type
         else:
             # rare key types (frozenset, datetime ...): hash their repr, which is
             # stable across processes for the value types that are hashable
@@ -118,11 +167,12 @@ def factorize(col: Column) -> tuple[np.ndarray, np.ndarray]:
         return K.factorize_float64(col.astype(np.float64, copy=False))
     if col.dtype.kind == "M":
         return K.factorize_int64(col.view(np.int64))
-    # object keys: Python equality decides, exactly as a dict would
+    # object keys: Python equality decides, as a dict would, with all NaNs one key (module docstring)
     seen: dict = {}
     codes = np.empty(len(col), dtype=np.int64)
     first = []
     for i, k in enumerate(col):
+        k = canonical_key(k)
         c = seen.get(k)
         if c is None:
             c = seen[k] = len(first)

@@ -43,9 +43,10 @@ __all__ = ["update_state_by_key", "map_with_state", "StateDStream", "MapWithStat
 # --- partition ops (picklable; run in tasks) ---------------------------------------------
 
 def _pairs(batch: Batch) -> tuple[list, list]:
+    """(keys, values) as Python lists; the keys ready to be dict keys (``keyed.key_list``: NaNs are one key)."""
     if len(batch) == 0:
         return [], []
-    return column_to_list(keyed.key_column(batch)), column_to_list(keyed.value_column(batch))
+    return keyed.key_list(keyed.key_column(batch)), column_to_list(keyed.value_column(batch))
 
 
 def _table(keys: list, values: list, extra: dict | None = None) -> Batch:

@@ -303,7 +303,7 @@ def _update_python(kvs, fn, inv) -> Batch:
         if k is None:
             continue
         d = acc[seg]
-        for key, val in zip(column_to_list(k), column_to_list(v)):
+        for key, val in zip(keyed.key_list(k), column_to_list(v)):
             d[key] = fn(d[key], val) if key in d else val
     old, leave, enter = acc
     out = {}
