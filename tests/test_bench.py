@@ -124,3 +124,14 @@ def test_target_lines_show_the_ratio_with_and_without_putting_the_input():
     [line] = compare.target_lines(results, compare.Settings(workloads=("W3",)))
     assert line == ("target: W3 runnel local[2] >= 3x pandas per batch: 2.50x (NOT met); "
                     "3.00x without the 4.0 ms put of the input")
+
+
+def test_compare_help_explains_every_workload_in_plain_text(capsys):
+    with pytest.raises(SystemExit) as done:
+        compare.parse_args(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for name in wl.WORKLOADS:  # each workload named at the start of a line, with what it computes
+        assert f"\n{name}  " in out, name
+    assert "word count" in out and "reduceByKeyAndWindow(add, sub, 20, 1)" in out and "10 records per batch" in out
+    assert "``" not in out  # plain text, not reStructuredText

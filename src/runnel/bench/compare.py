@@ -500,7 +500,16 @@ def build_data(s: Settings) -> dict:
 
 
 def parse_args(argv: list[str] | None) -> Settings:
-    p = argparse.ArgumentParser(prog="python -m runnel.bench.compare", description=__doc__.split("\n")[0])
+    # the workloads are described once, in runnel.bench.workloads' docstring; --help shows that section
+    doc = wl.__doc__
+    workloads = doc[doc.index("Workloads\n---------\n") + 20:doc.index("\nThe data comes from")].rstrip()
+    p = argparse.ArgumentParser(
+        prog="python -m runnel.bench.compare", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Runs the benchmark workloads on runnel (local and local[2]), pandas and polars (and "
+                    "PySpark\nwhen installed) on identical seeded input, in one process, and prints "
+                    "records/s and the\nratios. Kernels are compiled before timing; the first batches "
+                    "of each workload are not\ncounted.",
+        epilog="workloads:\n" + workloads.replace("``", ""))
     p.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke test); figures are meaningless")
     p.add_argument("--batches", type=int, default=None, help="measured batches per workload (default 7; 3 quick)")
     p.add_argument("--warmup", type=int, default=None, help="uncounted batches first (default 2; 1 quick)")
