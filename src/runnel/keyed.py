@@ -43,7 +43,7 @@ from runnel import kernels as K
 
 from .executors.shipping import FnRef
 from .batch import (Batch, Column, _native_scalar_type, column_take, column_to_list, concat_batches, concat_columns,
-                    infer_column, is_arrow, object_array)
+                    infer_column, is_arrow, layout_columns, object_array)
 
 _INT_KINDS = "iub"
 
@@ -61,6 +61,15 @@ def key_column(batch: Batch) -> Column:
     if isinstance(k, str):
         return batch.columns[k]
     return object_array(batch.sub(k).to_records())
+
+
+def empty_pairs(layout=("key", "value")) -> Batch:
+    """No records, with a keyed result's columns: what a keyed operation gives for an empty
+    partition, so that ``map_batches`` sees the columns of the stream's other partitions."""
+    return Batch({name: _NO_ROWS for name in layout_columns(layout)}, layout)
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)  # of no bytes in a block (an empty object column pickles its list)
 
 
 def value_column(batch: Batch) -> Column:
@@ -260,7 +269,7 @@ def _split_pairs(keys: np.ndarray, values: np.ndarray, bounds: np.ndarray) -> li
 def reduce_pairs(batch: Batch, reducer) -> Batch:
     """reduceByKey within one batch: unique keys in first-appearance order."""
     if len(batch) == 0:
-        return batch
+        return batch if batch.is_pairs else empty_pairs()
     keys = key_column(batch)
     values = value_column(batch)
     numeric = isinstance(values, np.ndarray) and values.dtype.kind in _NUMERIC
@@ -306,7 +315,7 @@ def fold_groups(codes: np.ndarray, g: int, values: list, fn: Callable) -> Column
 def group_pairs(batch: Batch) -> Batch:
     """groupByKey within one batch: (key, [values in arrival order])."""
     if len(batch) == 0:
-        return batch
+        return batch if batch.is_pairs else empty_pairs()
     keys = key_column(batch)
     values = column_to_list(value_column(batch))
     codes, first = factorize(keys)
@@ -318,7 +327,7 @@ def group_pairs(batch: Batch) -> Batch:
 def combine_pairs(batch: Batch, create: Callable | None, merge: Callable) -> Batch:
     """Per key: fold ``merge`` over values, starting from ``create(v0)`` (or v0)."""
     if len(batch) == 0:
-        return batch
+        return batch if batch.is_pairs else empty_pairs()
     keys = key_column(batch)
     values = column_to_list(value_column(batch))
     codes, first = factorize(keys)
@@ -357,18 +366,21 @@ def join_pairs(left: Batch, right: Batch, how: str) -> Batch:
     lk = key_column(left) if len(left) else np.empty(0, dtype=np.int64)
     rk = key_column(right) if len(right) else np.empty(0, dtype=np.int64)
     if len(lk) + len(rk) == 0:
-        return Batch.empty()
+        return empty_pairs(_JOINED)
     lc, rc, g = _codes_of_two(lk, rk)
     li, ri = K.join_indices(lc, rc, g, how)
     if len(li) == 0:
-        return Batch.empty()
+        return empty_pairs(_JOINED)
     lv = value_column(left) if len(left) else np.empty(0, dtype=object)
     rv = value_column(right) if len(right) else np.empty(0, dtype=object)
     if (li >= 0).all():
         keys = column_take(lk, li)
     else:  # a right-only key: take it from the right side
         keys = column_take(concat_columns([lk, rk]), np.where(li >= 0, li, len(lk) + ri))
-    return Batch({"key": keys, "v": take_or_none(lv, li), "w": take_or_none(rv, ri)}, ("key", ("v", "w")))
+    return Batch({"key": keys, "v": take_or_none(lv, li), "w": take_or_none(rv, ri)}, _JOINED)
+
+
+_JOINED = ("key", ("v", "w"))
 
 
 def cogroup_pairs(sides: list[Batch]) -> Batch:
@@ -376,7 +388,7 @@ def cogroup_pairs(sides: list[Batch]) -> Batch:
     keys = [key_column(s) if len(s) else np.empty(0, dtype=np.int64) for s in sides]
     nonempty = [k for k in keys if len(k)]
     if not nonempty:
-        return Batch.empty()
+        return empty_pairs(("key", tuple(f"v{i}" for i in range(len(sides)))))
     allkeys = concat_columns(nonempty) if len(nonempty) > 1 else nonempty[0]
     codes, first = factorize(allkeys)
     g = len(first)

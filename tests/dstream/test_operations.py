@@ -376,3 +376,22 @@ def test_stream_join_equals_nested_loops(ctx, left, right, k):
     n = max(len(left), len(right))
     left, right = left + [[]] * (n - len(left)), right + [[]] * (n - len(right))
     assert_batches_equal(out, [[(x, (v, w)) for x, v in lb for y, w in rb if x == y] for lb, rb in zip(left, right)])
+
+
+def _columns_of_each_partition(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"value": [",".join(map(str, df.columns))]})
+
+
+@pytest.mark.filterwarnings("ignore:.*will not survive a restart:RuntimeWarning")
+@pytest.mark.parametrize("keyed", ["reduce_by_key", "group_by_key", "update_state_by_key", "window", "join"])
+def test_map_batches_sees_pair_columns_in_empty_partitions(run, keyed):
+    build = {
+        "reduce_by_key": lambda s: s.reduce_by_key(operator.add, 3),
+        "group_by_key": lambda s: s.group_by_key(3),
+        "update_state_by_key": lambda s: s.update_state_by_key(lambda vs, st: sum(vs) + (st or 0), 3),
+        "window": lambda s: s.reduce_by_key_and_window(operator.add, None, 2, 1, 3),
+        "join": lambda s: s.join(s, 3),
+    }[keyed]
+    out = run(lambda s: build(s).map_batches(_columns_of_each_partition), [[("a", 1)], [("b", 2)]])
+    expected = ["key,v,w"] * 3 if keyed == "join" else ["key,value"] * 3
+    assert out == [expected, expected]  # one key: two of the three partitions are empty

@@ -51,7 +51,7 @@ def _pairs(batch: Batch) -> tuple[list, list]:
 
 def _table(keys: list, values: list, extra: dict | None = None) -> Batch:
     if not keys:
-        return Batch.empty()
+        return keyed.empty_pairs()
     cols = {"key": infer_column(keys), "value": infer_column(values)}
     cols.update(extra or {})
     return Batch(cols, ("key", "value"))
@@ -86,7 +86,7 @@ def _partials(batch: Batch, kind: str) -> Batch:
     """One partial aggregate per key in first-appearance order: (key, value[, _count]) — count/mean
     carry counts (the hash path; int64 keys in a small range take ``_sorted_partials``)."""
     if len(batch) == 0:
-        return batch
+        return batch if batch.is_pairs else keyed.empty_pairs()
     if kind in ("count", "mean"):
         keys = keyed.key_column(batch)
         ones = Batch({"key": keys, "value": np.ones(len(keys), np.int64)}, ("key", "value"))
@@ -102,7 +102,7 @@ def _partials(batch: Batch, kind: str) -> Batch:
 def _merge_partials(batch: Batch, kind: str) -> Batch:
     """Partials of one key from several map tasks merged (map order = arrival order)."""
     if len(batch) == 0:
-        return batch
+        return batch if batch.is_pairs else keyed.empty_pairs()
     out = keyed.reduce_pairs(batch, _REDUCERS[_MERGE[kind]])
     if kind == "mean":
         c = keyed.reduce_pairs(Batch({"key": keyed.key_column(batch), "value": batch.columns["_count"]},
@@ -255,7 +255,7 @@ class MergeBuiltin:
     def __call__(self, index, batches):
         state, new = batches if self.has_state else (Batch.empty(), batches[0])
         if len(state) == 0 and len(new) == 0:
-            return Batch.empty()
+            return keyed.empty_pairs()
         out = self._merge_sorted(state, new)
         if out is not None:
             return out
@@ -292,7 +292,7 @@ class MergeBuiltin:
         if self.ttl_ms:
             extra["_seen"] = out_seen[keep]
         if len(keys) == 0:
-            return Batch.empty()
+            return keyed.empty_pairs()
         return Batch({"key": keys, "value": value, **extra}, ("key", "value"))
 
     def _merge_sorted(self, state: Batch, new: Batch) -> Batch | None:
@@ -323,7 +323,7 @@ class MergeBuiltin:
             return None
         keys, vals, cnts, out_seen = r
         if len(keys) == 0:
-            return Batch.empty()
+            return keyed.empty_pairs()
         cols = {"key": keys, "value": vals / cnts if mean else vals}
         if mean:
             cols["_sum"], cols["_count"] = vals, cnts
@@ -345,7 +345,7 @@ class PrepareInitial:
 
     def __call__(self, index, batch):
         if len(batch) == 0:
-            return Batch.empty()
+            return keyed.empty_pairs()
         keys, values = keyed.key_column(batch), keyed.value_column(batch)
         cols = {"key": keys, "value": values}
         if self.kind == "mean":  # an initial mean counts as one value
@@ -410,11 +410,13 @@ class MapWithStateOp:
 class StateRows:
     """The (key, state) pairs of a mapWithState output batch, as tidy columns."""
     def __call__(self, index, batch):
-        if len(batch) == 0 or "_m" not in batch.columns:
+        if len(batch) == 0:
+            return keyed.empty_pairs()
+        if "_m" not in batch.columns:
             return batch
         b = batch.filter(~np.asarray(batch.columns["_m"]))
         if len(b) == 0:
-            return Batch.empty()
+            return keyed.empty_pairs()
         return Batch({"key": infer_column(column_to_list(b.columns["key"])),
                       "value": infer_column(column_to_list(b.columns["value"])),
                       "_seen": b.columns["_seen"]}, ("key", "value"))
@@ -433,7 +435,7 @@ class MappedRows:
 class KeyValueOnly:
     def __call__(self, index, batch):
         if len(batch) == 0:
-            return batch
+            return batch if batch.is_pairs else keyed.empty_pairs()
         return batch.sub(("key", "value"))
 
 

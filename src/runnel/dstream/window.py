@@ -267,7 +267,7 @@ def update_window(old: Batch, leaving: Batch, entering: Batch, reducer: Reducer,
     from runnel.kernels import window as KW
     segs = [b for b in (old, leaving, entering) if len(b)]
     if not segs:
-        return Batch.empty()
+        return keyed.empty_pairs()
     kvs = [_kv(b) if len(b) else (None, None) for b in (old, leaving, entering)]
     cols = [kv for kv in kvs if kv[0] is not None]
     vals = [v for _, v in cols]
@@ -317,7 +317,7 @@ def _update_python(kvs, fn, inv) -> Batch:
         if key not in out:
             out[key] = val
     if not out:
-        return Batch.empty()
+        return keyed.empty_pairs()
     return _pairs(infer_column(list(out)), infer_column(list(out.values())))
 
 
