@@ -179,9 +179,13 @@ def conf_flag(conf: dict, key: str, default: bool = False) -> bool:
 
 def read_lines(path: str) -> list[str]:
     """Lines of a UTF-8 text file without their line terminators."""
-    # Hadoop's line reader splits on \n, \r\n and \r only (str.splitlines would also split on \x0b, \u2028 ...)
     with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
+        return split_lines(f.read())
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` cut into lines without their terminators (a final terminator ends the last line)."""
+    # Hadoop's line reader splits on \n, \r\n and \r only (str.splitlines would also split on \x0b, \u2028 ...)
     if not text:
         return []
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")

@@ -1,3 +1,4 @@
+import logging
 import os
 
 import pytest
@@ -51,7 +52,7 @@ def test_modification_time_decides_the_batch(inputs_ssc, tmp_path):
     write(tmp_path / "old-mtime.txt", "moved in\n", 5)  # new name with an old mtime: next batch
     ssc.run_batches(3)
     assert out == [["moved in", "t1000"], ["t1001"], ["t2500", "t2999"]]   # mtime order within a batch
-    assert stream.processed == {"at-1000.txt", "at-1001.txt", "at-2999.txt", "at-2500.txt", "old-mtime.txt"}
+    assert set(stream.processed) == {"at-1000.txt", "at-1001.txt", "at-2999.txt", "at-2500.txt", "old-mtime.txt"}
 
 
 def test_binary_records_are_fixed_length_bytes(inputs_ssc, tmp_path):
@@ -112,3 +113,101 @@ def test_text_that_is_not_utf8_names_the_file(inputs_ssc, tmp_path):
     with pytest.raises(TaskFailed, match=r"latin1\.txt is not UTF-8") as err:
         ssc.await_termination_or_timeout(0)
     assert isinstance(err.value.__cause__, ValueError)
+
+
+def test_a_bad_file_fails_its_batch_and_the_good_files_of_that_batch_are_read_by_the_next(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    out = collecting(stream)
+    ssc.start()
+    write(tmp_path / "a.txt", "a1\na2\n", 900)
+    write(tmp_path / "bad.txt", "café\n".encode("latin-1"), 900)
+    write(tmp_path / "b.txt", "b1\nb2\nb3\n", 950)
+    ssc.run_batches(1)
+    with pytest.raises(TaskFailed, match=rf"{stream.name} \(batch .*\): file .*bad\.txt is not UTF-8 text.*"
+                                          r"set aside.*2 other files of this batch are read by the next batch"):
+        ssc.await_termination_or_timeout(0)
+    ssc.run_batches(1)
+    assert out == [["a1", "a2", "b1", "b2", "b3"]]      # none of the 5 good lines lost
+    ssc.run_batches(1)                                    # the bad file is not read again while unchanged
+    write(tmp_path / "bad.txt", "café fixed\n", 3500)     # replaced by a good version: read
+    ssc.run_batches(1)
+    assert out == [["a1", "a2", "b1", "b2", "b3"], [], ["café fixed"]]
+    assert set(stream.processed) == {"a.txt", "b.txt", "bad.txt"}
+
+
+def test_a_file_written_in_place_is_reported_and_its_appended_lines_read(inputs_ssc, tmp_path, caplog):
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    out = collecting(stream)
+    ssc.start()
+    lines = [f"line {i}" for i in range(1600)]
+    rest = "".join(f"{x}\n" for x in lines[400:])
+    write(tmp_path / "growing.log", "".join(f"{x}\n" for x in lines[:400]), 900)   # the writer is not done
+    ssc.run_batches(1)
+    with open(tmp_path / "growing.log", "a") as f:
+        f.write(rest)
+    os.utime(tmp_path / "growing.log", ns=(1500 * 1_000_000,) * 2)
+    with caplog.at_level(logging.WARNING, logger="runnel.files"):
+        ssc.run_batches(2)
+    assert out == [lines[:400], lines[400:], []]           # every line exactly once
+    assert caplog.text.count("growing.log changed after it was read") == 1
+    assert f"its {len(rest)} appended bytes are read by batch" in caplog.text
+    assert "renaming them into the directory" in caplog.text   # says how to publish files
+
+
+def test_a_file_rewritten_after_it_was_read_is_reported_and_not_read_again(inputs_ssc, tmp_path, caplog):
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    out = collecting(stream)
+    ssc.start()
+    write(tmp_path / "a.txt", "a1\na2\n", 900)
+    ssc.run_batches(1)
+    write(tmp_path / "a.txt", "a rewritten and longer\n", 1500)    # longer, but not an append
+    with caplog.at_level(logging.WARNING, logger="runnel.files"):
+        ssc.run_batches(1)
+        write(tmp_path / "a.txt", "b1\n", 2500)                    # shorter
+        ssc.run_batches(2)
+    assert out == [["a1", "a2"], [], [], []]
+    assert caplog.text.count("a.txt was rewritten after it was read") == 2   # once per change
+    assert "not read" in caplog.text
+
+
+def test_files_that_left_the_directory_are_forgotten(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    out = collecting(stream)
+    write(tmp_path / "old.txt", "old\n", 100)
+    ssc.start()
+    for i in range(5):
+        write(tmp_path / f"f{i}.txt", f"x{i}\n", 900 + 1000 * i)
+        ssc.run_batches(1)
+        if i:
+            os.remove(tmp_path / f"f{i - 1}.txt")           # consumed files moved away, as usual
+    os.remove(tmp_path / "old.txt")
+    ssc.run_batches(1)
+    assert set(stream.processed) == {"f4.txt"} and not stream.ignored   # bounded by the directory
+    write(tmp_path / "f0.txt", "a new f0\n", 5900)          # a new file under a name read before
+    ssc.run_batches(1)
+    assert out == [["x0"], ["x1"], ["x2"], ["x3"], ["x4"], [], ["a new f0"]]
+
+
+def test_progress_gives_back_what_batches_after_the_checkpoint_read(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    ssc.checkpoint(str(tmp_path / "cp"))
+    src = tmp_path / "in"
+    src.mkdir()
+    stream = ssc.text_file_stream(str(src))
+    out = collecting(stream)
+    ssc.start()
+    write(src / "a.txt", "a1\n", 900)
+    ssc.run_batches(1)
+    at_1000 = stream.progress(1000)
+    with open(src / "a.txt", "a") as f:
+        f.write("a2\n")
+    os.utime(src / "a.txt", ns=(1500 * 1_000_000,) * 2)
+    write(src / "b.txt", "b1\n", 1500)
+    ssc.run_batches(1)
+    assert out == [["a1"], ["a2", "b1"]]                 # (mtime, name) order
+    assert stream.progress(1000) == at_1000            # batch 2's reads are not in the checkpoint at 1 s
+    assert stream.progress(2000)["processed"]["a.txt"][0] == 6
