@@ -211,3 +211,17 @@ def test_progress_gives_back_what_batches_after_the_checkpoint_read(inputs_ssc, 
     assert out == [["a1"], ["a2", "b1"]]                 # (mtime, name) order
     assert stream.progress(1000) == at_1000            # batch 2's reads are not in the checkpoint at 1 s
     assert stream.progress(2000)["processed"]["a.txt"][0] == 6
+
+
+def test_progress_of_an_older_checkpoint_lists_names_only_and_still_restores(inputs_ssc, tmp_path, caplog):
+    write(tmp_path / "read.txt", "r1\n", 500)
+    write(tmp_path / "new.txt", "n1\n", 500)
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    out = collecting(stream)
+    stream.restore_progress({"directory": str(tmp_path), "ignored": [], "processed": ["read.txt"]}, 0)
+    ssc.start()
+    with caplog.at_level(logging.WARNING, logger="runnel.files"):
+        ssc.run_batches(1)
+    assert out == [["n1"]] and "read.txt" not in caplog.text      # taken as it is, not read again
+    assert stream.progress(1000)["processed"]["read.txt"][:2] == [3, 500 * 1_000_000]
