@@ -94,6 +94,22 @@ class DStreamGraph:
                 jobs.append((out, job))
         return jobs
 
+    def settle(self, t: int) -> list[Exception]:
+        """After batch t's outputs: let stateful streams compute what batch t + 1 builds on.
+
+        Returns the errors of those that could not (each has fallen back to
+        its last good table; see ``StatefulDStream.settle``), parents first.
+        """
+        errors = []
+        for s in self.streams:
+            settle = getattr(s, "settle", None)
+            if settle is not None:
+                try:
+                    settle(t)
+                except Exception as e:  # noqa: BLE001  (reported by the scheduler as the batch's error)
+                    errors.append(e)
+        return errors
+
     def forget_before(self, t: int) -> None:
         for s in self.streams:
             s.forget_before(t)

@@ -33,6 +33,7 @@ from .. import keyed
 from ..batch import Batch, column_take, column_to_list, concat_batches, concat_columns, infer_column, object_array
 from ..dataset import Dataset
 from ..functions import Reducer
+from ..listener import ms_to_datetime
 from ..plan import Blocks, ShuffleDep
 from ..updaters import State, StateSpec, Updater
 from .base import DStream
@@ -493,6 +494,26 @@ class StateDStream(StatefulDStream):
     def table(self, ds: Dataset) -> Dataset:
         """The (key, state) table inside this stream's Dataset."""
         return ds
+
+    # -- a failed batch (StatefulDStream.settle): the state stays at the last good batch ---------
+    def settle(self, t: int) -> None:
+        self._settle_table(t)
+
+    def fall_back(self, t: int) -> str:
+        s, zero = self.slide_ms, self.ssc._graph.zero_ms
+        prev = self.generated.get(t - s) if t - s > zero else None
+        if prev is not None and isinstance(prev.plan, Blocks):
+            good, what = self.table(prev), f"its state stays at the batch at {ms_to_datetime(t - s)}"
+        else:  # the first batch (or the first after a recovery) failed: back to the initial state
+            good, what = self._initial_dataset(t), "its state stays at its initial state"
+        if good is not None:
+            good = Dataset(good.ctx, good.plan, f"{self.name} at {ms_to_datetime(t)}").cache()
+            try:
+                good._materialize()
+            except Exception:  # noqa: BLE001  (an initial state that cannot be computed: none)
+                good, what = None, "it starts again from no state"
+        self.generated[t] = good
+        return what + "; the next batch continues from there"
 
     # -- memory and observing: StatefulDStream (restart warning, lineage dropped, state_report) --
 

@@ -14,6 +14,13 @@
   :meth:`~StatefulDStream.signature` / :meth:`~StatefulDStream.restore_problem`
   tell whether a table written by one program version fits the operator of
   the same name in another;
+* **a failed batch does not wedge the stream** (:meth:`~StatefulDStream.settle`,
+  called by the scheduler once a batch's outputs ran): what the next batch
+  builds on (the state table, an incremental window) is computed then, if no
+  output computed it; when that fails, the batch's error is reported
+  (:class:`StateNotUpdated`, naming the stream and batch time) and the stream
+  goes on from its last good table, so later batches neither repeat the
+  failure nor keep the failed batch's data alive, and checkpoints go on;
 * **a report per batch**, ``state_report(t) -> {"keys": n, "bytes": b}`` or
   None, which the scheduler collects into ``BatchInfo.state_tables`` under
   the stream's (stable) name. The default reports the stream's own Dataset
@@ -27,10 +34,15 @@ import warnings
 from typing import Iterable
 
 from ..dataset import Dataset
+from ..listener import ms_to_datetime
 from ..plan import Blocks
 from .base import DStream
 
-__all__ = ["StatefulDStream", "warn_without_checkpoint", "drop_lineage", "blocks_report"]
+__all__ = ["StatefulDStream", "StateNotUpdated", "warn_without_checkpoint", "drop_lineage", "blocks_report"]
+
+
+class StateNotUpdated(RuntimeError):
+    """A stateful stream could not compute its table for a batch; it goes on from its last good one."""
 
 
 def warn_without_checkpoint(stream: DStream, what: str = "state", stacklevel: int = 3) -> None:
@@ -83,6 +95,30 @@ class StatefulDStream(DStream):
     def forget_before(self, t: int) -> None:
         super().forget_before(t)
         drop_lineage(self.generated.values())
+
+    def settle(self, t: int) -> None:
+        """After batch t's outputs ran: compute what the next batch builds on, or fall back.
+
+        Raises :class:`StateNotUpdated` when it cannot be computed (after
+        falling back: see :meth:`fall_back`). The default keeps nothing the
+        next batch builds on (a plain window reads its parent's batches).
+        """
+
+    def _settle_table(self, t: int) -> None:
+        """:meth:`settle` for streams whose next batch builds on their Dataset at t."""
+        ds = self.generated.get(t)
+        if ds is None or isinstance(ds.plan, Blocks):
+            return  # nothing at t, or computed by an output of the batch
+        try:
+            ds._materialize()  # cached: it becomes its blocks
+        except Exception as e:  # noqa: BLE001  (a user function or bad data: reported, never wedging)
+            now = self.fall_back(t)
+            raise StateNotUpdated(f"{self.name}: the batch at {ms_to_datetime(t)} could not update it ({e}); "
+                                  f"{now}") from e
+
+    def fall_back(self, t: int) -> str:
+        """Replace the Dataset at t that could not be computed; say what the stream holds now."""
+        raise NotImplementedError
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint_tables(self, t: int) -> dict[str, tuple[int, Dataset]]:

@@ -401,6 +401,15 @@ class ReducedWindowedDStream(StatefulDStream):
             out = out.filter(self.filter_fn)
         return out
 
+    # -- a failed batch (StatefulDStream.settle): an incremental window starts afresh ---------
+    def settle(self, t: int) -> None:
+        if self.incremental:  # only an incremental window builds on the previous one
+            self._settle_table(t)
+
+    def fall_back(self, t: int) -> str:
+        self.generated[t] = None  # the next window is reduced from its partials
+        return "the next window is reduced from its partials (it fails while they hold the bad batch)"
+
     # -- memory and observing (StatefulDStream) -------------------------------------------
     def forget_before(self, t: int) -> None:
         super().forget_before(t)  # the window tables: lineage dropped (previous window, leaving partials)

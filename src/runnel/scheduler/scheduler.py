@@ -168,6 +168,9 @@ class JobScheduler:
                 self._record_error(e, out, js.time)
             op.end_time = self.clock.now()
             bus.post("onOutputOperationCompleted", OutputOperationEvent(op))
+        for e in self.ssc._graph.settle(js.time):  # state a failed output left uncomputed: computed, or fallen back
+            log.error("runnel: batch %s: %s", js.time, e)
+            self._remember(e)
         info.processing_end_time = self.clock.now()
         for s in self.ssc._graph.streams:  # stateful streams report their tables' keys and bytes
             report = getattr(s, "state_report", None)
