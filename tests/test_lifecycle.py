@@ -231,7 +231,7 @@ class Recorder(StreamingListener):
 
     def _batch(self, name, e):
         info = e.batchInfo()
-        self.events.append((name, info.batchTime(), info.numRecords(), info.schedulingDelay(),
+        self.events.append((name, info.batchTime(), info.num_records, info.schedulingDelay(),
                             info.processingDelay(), info.totalDelay()))
 
     def onStreamingStarted(self, e):

@@ -1,21 +1,48 @@
 """Streaming listeners: progress events for monitoring, tests and the UI.
 
-Listeners see the same events as PySpark's ``StreamingListener``; event
-objects carry PySpark's accessor methods (``batchCompleted.batchInfo()
-.numRecords()``) so a ported listener works unchanged, plus plain attributes.
+Listeners see the same events as PySpark's ``StreamingListener``. Event
+objects carry both runnel's PEP 8 attributes (``info.batch_time``,
+``info.num_records``, ``op.failure_reason``) and PySpark's accessor methods
+(in PySpark they are JVM objects reached through py4j, so everything is a
+method call), so a ported listener works unchanged::
+
+    info = batchCompleted.batchInfo()
+    info.batchTime().milliseconds(), info.numRecords(), info.schedulingDelay()
+    info.streamIdToInputInfo()[0].numRecords()
+    for op in info.outputOperationInfos().values():
+        op.id(), op.name(), op.description(), op.startTime(), op.endTime(), op.failureReason()
+
+``op.id``/``op.name``/``op.description`` are values that can also be
+called (``op.name == op.name() == "foreachRDD"``).
+
+Snapshots: the scheduler keeps one live :class:`BatchInfo` per batch and
+updates it as the batch runs; every event gets its own frozen copy taken
+when the event is made (:meth:`BatchInfo.snapshot`). So the info of
+``onBatchSubmitted`` keeps ``schedulingDelay() == -1`` however long a
+listener holds it, and setting an attribute of a delivered info raises.
+
+Records: ``num_records`` is what every input of the batch brought (runnel's
+figure). ``numRecords()`` is PySpark's: the sum over
+``streamIdToInputInfo()``, where, as in Spark, a receiver stream (and
+runnel's rate stream) reports its records, a file stream reports 0 (Spark
+describes its files instead), and a queue stream reports nothing at all.
 
 Events are delivered synchronously, on the thread that produced them, in
-order; a listener that raises is reported once per listener and otherwise
-ignored (a broken monitor must not stop the job).
+order. A listener that raises is logged (error level, with the traceback,
+naming the listener and the event) the first time each of its callbacks
+fails, and later failures of that callback are counted in the next report
+of another; the job goes on (a broken monitor must not stop it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Iterable
 
 log = logging.getLogger("runnel.listener")
 
@@ -25,8 +52,45 @@ def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000.0)
 
 
+class Time(int):
+    """A batch time in milliseconds, as PySpark's listener hands it (``batchTime().milliseconds()``)."""
+
+    def milliseconds(self) -> int:
+        return int(self)
+
+
+class _CallableInt(int):
+    """An int that also answers PySpark's accessor call: ``op.id == op.id()``."""
+
+    def __call__(self) -> int:
+        return int(self)
+
+
+class _CallableStr(str):
+    """A str that also answers PySpark's accessor call: ``op.name == op.name()``."""
+
+    def __call__(self) -> str:
+        return str(self)
+
+
+class _Frozen:
+    """Snapshots delivered to listeners refuse changes."""
+
+    _frozen = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise dataclasses.FrozenInstanceError(
+                f"{type(self).__name__} delivered to listeners is a snapshot; it cannot be changed")
+        super().__setattr__(name, value)
+
+    def _freeze(self):
+        object.__setattr__(self, "_frozen", True)
+        return self
+
+
 @dataclass
-class OutputOperationInfo:
+class OutputOperationInfo(_Frozen):
     """One output operation of one batch."""
     batch_time: int
     id: int
@@ -36,21 +100,69 @@ class OutputOperationInfo:
     end_time: int | None = None
     failure_reason: str | None = None
 
+    def __post_init__(self):
+        self.id = _CallableInt(self.id)
+        self.name = _CallableStr(self.name)
+        self.description = _CallableStr(self.description if self.description is not None else "")
+
     @property
     def duration(self) -> int | None:
         if self.start_time is None or self.end_time is None:
             return None
         return self.end_time - self.start_time
 
-    # PySpark accessors
-    def batchTime(self): return self.batch_time  # noqa: E704
+    def snapshot(self) -> "OutputOperationInfo":
+        """A frozen copy (what listeners get)."""
+        return dataclasses.replace(self)._freeze()
+
+    # PySpark accessors (id(), name(), description() are the callable attributes)
+    def batchTime(self) -> Time: return Time(self.batch_time)  # noqa: E704
     def startTime(self): return self.start_time  # noqa: E704
     def endTime(self): return self.end_time  # noqa: E704
     def failureReason(self): return self.failure_reason  # noqa: E704
 
 
+@dataclass(frozen=True)
+class StreamInputInfo:
+    """What one input stream reported for a batch (``streamIdToInputInfo()`` values)."""
+    input_stream_id: int
+    num_records: int
+    metadata: dict = field(default_factory=dict)
+
+    def inputStreamId(self) -> int: return self.input_stream_id  # noqa: E704
+    def numRecords(self) -> int: return self.num_records  # noqa: E704
+    def metadataDescription(self): return self.metadata.get("Description")  # noqa: E704
+
+    def __getattribute__(self, name: str):
+        # ``metadata`` is a field and PySpark's accessor ``metadata()``: give a callable dict
+        value = object.__getattribute__(self, name)
+        return _CallableDict(value) if name == "metadata" else value
+
+
+class _CallableDict(dict):
+    def __call__(self) -> dict:
+        return dict(self)
+
+
+#: How PySpark reports each input kind's records: Spark's file stream reports 0 (and its files),
+#: its queue stream reports nothing; receivers (and runnel's rate stream) report what they brought.
+_REPORTS = {"text_file_stream": 0, "binary_records_stream": 0, "file_stream": 0, "queue_stream": None}
+
+
+def input_infos(inputs: Iterable[Any], t: int) -> dict[int, StreamInputInfo]:
+    """``streamIdToInputInfo`` for batch t: input streams are numbered in creation order, as in Spark."""
+    out = {}
+    for sid, stream in enumerate(inputs):
+        kind = getattr(stream, "kind", "")
+        if kind in _REPORTS and _REPORTS[kind] is None:
+            continue
+        n = _REPORTS.get(kind, stream.records.get(t, 0))
+        out[sid] = StreamInputInfo(sid, int(n))
+    return out
+
+
 @dataclass
-class BatchInfo:
+class BatchInfo(_Frozen):
     """What happened to one batch; delays are milliseconds, None until known."""
     batch_time: int
     submission_time: int
@@ -61,6 +173,29 @@ class BatchInfo:
     stream_records: dict[str, int] = field(default_factory=dict)
     #: stream name -> {"keys": n, "bytes": b} of every state table computed in this batch
     state_tables: dict[str, dict] = field(default_factory=dict)
+    #: input stream id -> what it reported, PySpark's way (see the module docstring)
+    stream_input_infos: dict[int, StreamInputInfo] = field(default_factory=dict)
+
+    @classmethod
+    def submitted(cls, t: int, now: int, graph: Any, outputs: Iterable[Any]) -> "BatchInfo":
+        """The live info of a batch the graph just generated: records per input, one entry per output."""
+        inputs = list(graph.inputs)
+        info = cls(batch_time=t, submission_time=now, num_records=graph.num_records(t),
+                   stream_records={i.name: i.records.get(t, 0) for i in inputs},
+                   stream_input_infos=input_infos(inputs, t))
+        for out in outputs:
+            info.output_operation_infos[out.output_id] = OutputOperationInfo(t, out.output_id, out.op_name,
+                                                                             out.description)
+        return info
+
+    def snapshot(self) -> "BatchInfo":
+        """A frozen copy, output operations and tables included (what listeners get)."""
+        return dataclasses.replace(
+            self,
+            output_operation_infos=MappingProxyType({k: o.snapshot() for k, o in self.output_operation_infos.items()}),
+            stream_records=MappingProxyType(dict(self.stream_records)),
+            state_tables=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.state_tables.items()}),
+            stream_input_infos=MappingProxyType(dict(self.stream_input_infos)))._freeze()
 
     @property
     def scheduling_delay(self) -> int | None:
@@ -85,9 +220,10 @@ class BatchInfo:
         return any(o.failure_reason for o in self.output_operation_infos.values())
 
     # PySpark accessors (-1 where PySpark reports an unknown delay as -1)
-    def batchTime(self): return self.batch_time  # noqa: E704
+    def batchTime(self) -> Time: return Time(self.batch_time)  # noqa: E704
     def submissionTime(self): return self.submission_time  # noqa: E704
-    def numRecords(self): return self.num_records  # noqa: E704
+    def numRecords(self) -> int: return sum(i.num_records for i in self.stream_input_infos.values())  # noqa: E704
+    def streamIdToInputInfo(self): return self.stream_input_infos  # noqa: E704
     def processingStartTime(self): return self.processing_start_time  # noqa: E704
     def processingEndTime(self): return self.processing_end_time  # noqa: E704
     def schedulingDelay(self): return -1 if self.scheduling_delay is None else self.scheduling_delay  # noqa: E704
@@ -120,14 +256,24 @@ class StreamingStarted(_Event):
 
 @dataclass
 class BatchEvent(_Event):
+    """onBatchSubmitted/Started/Completed: carries a frozen snapshot of the batch's info."""
     batch_info: BatchInfo
+
+    def __post_init__(self):
+        if not self.batch_info._frozen:
+            self.batch_info = self.batch_info.snapshot()
 
     def batchInfo(self): return self.batch_info  # noqa: E704
 
 
 @dataclass
 class OutputOperationEvent(_Event):
+    """onOutputOperationStarted/Completed: carries a frozen snapshot of the operation's info."""
     output_operation_info: OutputOperationInfo
+
+    def __post_init__(self):
+        if not self.output_operation_info._frozen:
+            self.output_operation_info = self.output_operation_info.snapshot()
 
     def outputOperationInfo(self): return self.output_operation_info  # noqa: E704
 
@@ -163,12 +309,12 @@ class StreamingListener:
 
 
 class ListenerBus:
-    """Delivers events to listeners in registration order."""
+    """Delivers events to listeners in registration order (see the module docstring on errors)."""
 
     def __init__(self):
         self._listeners: list[Any] = []
         self._lock = threading.Lock()
-        self._broken: set[int] = set()
+        self._failures: dict[tuple[int, str], int] = {}   # (id(listener), callback) -> times it raised
 
     def add(self, listener: Any) -> None:
         with self._lock:
@@ -178,6 +324,8 @@ class ListenerBus:
         with self._lock:
             if listener in self._listeners:
                 self._listeners.remove(listener)
+            for key in [k for k in self._failures if k[0] == id(listener)]:
+                del self._failures[key]
 
     def post(self, method: str, event: _Event) -> None:
         with self._lock:
@@ -189,7 +337,11 @@ class ListenerBus:
             try:
                 fn(event)
             except Exception:
-                if id(lst) not in self._broken:
-                    self._broken.add(id(lst))
-                    log.exception("streaming listener %r failed in %s; its later errors are not logged",
-                                  lst, method)
+                key = (id(lst), method)
+                with self._lock:
+                    n = self._failures.get(key, 0) + 1
+                    self._failures[key] = n
+                if n == 1:
+                    log.error("runnel: streaming listener %r raised in %s(%s); the job goes on, and later "
+                              "errors of this callback are not logged again", lst, method, type(event).__name__,
+                              exc_info=True)

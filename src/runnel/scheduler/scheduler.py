@@ -33,7 +33,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..listener import BatchEvent, BatchInfo, OutputOperationEvent, OutputOperationInfo
+from ..listener import BatchEvent, BatchInfo, OutputOperationEvent
 
 log = logging.getLogger("runnel.scheduler")
 _KEEP_INFOS = 1000
@@ -125,11 +125,7 @@ class JobScheduler:
     def _generate(self, t: int) -> None:
         graph = self.ssc._graph
         jobs = graph.generate_jobs(t)
-        info = BatchInfo(batch_time=t, submission_time=self.clock.now(), num_records=graph.num_records(t))
-        info.stream_records = {i.name: i.records.get(t, 0) for i in graph.inputs}
-        for out, _ in jobs:
-            info.output_operation_infos[out.output_id] = OutputOperationInfo(t, out.output_id, out.op_name,
-                                                                             out.description)
+        info = BatchInfo.submitted(t, self.clock.now(), graph, [out for out, _ in jobs])
         js = JobSet(t, jobs, info)
         with self.cond:
             self.generated = t
