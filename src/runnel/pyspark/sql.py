@@ -1,0 +1,323 @@
+"""``pyspark.sql``, the minimum for the Streaming Guide's DataFrame-in-foreachRDD pattern.
+
+A small :class:`DataFrame` over a `DuckDB <https://duckdb.org>`_ relation:
+``SparkSession.builder.config(conf=...).getOrCreate()``, :class:`Row`,
+``spark.createDataFrame(rdd or list of rows)``, ``df.createOrReplaceTempView``,
+``spark.sql(query)``, ``df.show()`` (Spark's table), ``df.collect()`` (Rows),
+``df.toPandas()``, ``df.count()``, ``df.columns``. SQL is DuckDB's dialect,
+which covers the queries such programs run (select, group by, count, sum,
+joins); DuckDB is the optional extra ``runnel[sql]``.
+
+The full DataFrame API is separate work; this module only bridges a
+foreachRDD batch to SQL.
+
+Examples
+--------
+>>> from runnel.pyspark import SparkContext
+>>> sc = SparkContext("local", "sql")
+>>> spark = SparkSession.builder.config(conf=sc.getConf()).getOrCreate()
+>>> words = spark.createDataFrame(sc.parallelize(["a", "b", "a"]).map(lambda w: Row(word=w)))
+>>> words.createOrReplaceTempView("words")
+>>> spark.sql("select word, count(*) as total from words group by word order by word").show()
++----+-----+
+|word|total|
++----+-----+
+|   a|    2|
+|   b|    1|
++----+-----+
+<BLANKLINE>
+>>> sc.stop()
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable
+
+from ..dataset import Dataset
+from .conf import SparkConf
+from .context import SparkContext
+
+__all__ = ["SparkSession", "DataFrame", "Row"]
+
+
+def _duckdb():
+    try:
+        import duckdb
+    except ImportError as e:
+        raise ImportError("runnel.pyspark.sql needs DuckDB: install the extra with pip install 'runnel[sql]' "
+                          "(or pip install duckdb)") from e
+    return duckdb
+
+
+class Row(tuple):
+    """A record with named fields: ``Row(word="a", total=2)``; ``row.word``, ``row["word"]``, ``row[0]``.
+
+    ``Row("word", "total")`` makes a row class: calling it with values gives rows.
+
+    Examples
+    --------
+    >>> r = Row(word="a", total=2)
+    >>> r, r.word, r["total"], r[0], r.asDict()
+    (Row(word='a', total=2), 'a', 2, 'a', {'word': 'a', 'total': 2})
+    >>> Pair = Row("k", "v"); Pair(1, "x")
+    Row(k=1, v='x')
+    """
+
+    __fields__: tuple[str, ...]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Row":
+        if args and kwargs:
+            raise ValueError("Can not use both args and kwargs to create Row")
+        if kwargs:
+            row = tuple.__new__(cls, kwargs.values())
+            row.__fields__ = tuple(kwargs)
+            return row
+        row = tuple.__new__(cls, args)      # Row("a", "b"): a row class (names without values)
+        row.__fields__ = ()
+        return row
+
+    def __call__(self, *values: Any) -> "Row":
+        if self.__fields__:
+            raise TypeError("a Row with values is not callable; Row('name', ...) makes a row class")
+        if len(values) > len(self):
+            raise ValueError(f"Can not create Row with fields {tuple(self)}, expected {len(self)} values "
+                             f"but got {values}")
+        return _make_row(tuple(self), values)
+
+    def asDict(self, recursive: bool = False) -> dict:
+        """The fields as a dict (nested Rows too with ``recursive=True``)."""
+        if not self.__fields__:
+            raise TypeError("Cannot convert a Row class into dict")
+        if not recursive:
+            return dict(zip(self.__fields__, self))
+        return {k: v.asDict(True) if isinstance(v, Row) and v.__fields__ else v for k, v in zip(self.__fields__, self)}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[self.__fields__.index(name)]
+        except ValueError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, str):
+            try:
+                return tuple.__getitem__(self, self.__fields__.index(item))
+            except ValueError:
+                raise KeyError(item) from None
+        return tuple.__getitem__(self, item)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key != "__fields__":
+            raise RuntimeError("Row is read-only")
+        object.__setattr__(self, key, value)
+
+    def __reduce__(self):
+        return (_make_row, (self.__fields__, tuple(self))) if self.__fields__ else (Row, tuple(self))
+
+    def __repr__(self) -> str:
+        if self.__fields__:
+            return "Row(" + ", ".join(f"{k}={v!r}" for k, v in zip(self.__fields__, self)) + ")"
+        return "<Row(" + ", ".join(repr(f) for f in self) + ")>"
+
+
+def _make_row(fields: tuple, values: tuple) -> Row:
+    row = tuple.__new__(Row, values)
+    row.__fields__ = tuple(fields)
+    return row
+
+
+def _cell(value: Any, truncate: int) -> str:
+    """A value as Spark's ``show`` writes it."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (list, tuple)) and not isinstance(value, Row):
+        text = "[" + ", ".join(_cell(v, 0) for v in value) + "]"
+    elif isinstance(value, Row):
+        text = "{" + ", ".join(_cell(v, 0) for v in value) + "}"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{_cell(k, 0)} -> {_cell(v, 0)}" for k, v in value.items()) + "}"
+    elif isinstance(value, (bytes, bytearray)):
+        text = "[" + " ".join(f"{b:02X}" for b in value) + "]"
+    else:
+        text = str(value)
+    if truncate > 0 and len(text) > truncate:
+        text = text[:truncate] if truncate < 4 else text[:truncate - 3] + "..."
+    return text
+
+
+def show_string(columns: list[str], rows: list[tuple], n: int, truncate: int, has_more: bool) -> str:
+    """Spark's ``Dataset.showString``: a +---+ bordered table, cells right-aligned when truncating.
+
+    >>> print(show_string(["word", "n"], [("a", 10), (None, 2)], 20, 20, False), end="")
+    +----+---+
+    |word|  n|
+    +----+---+
+    |   a| 10|
+    |null|  2|
+    +----+---+
+    """
+    header = [_cell(c, truncate) for c in columns]
+    body = [[_cell(v, truncate) for v in row] for row in rows]
+    widths = [max([3, len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(header)]
+    pad = (lambda s, w: s.rjust(w)) if truncate > 0 else (lambda s, w: s.ljust(w))
+    sep = "+" + "+".join("-" * w for w in widths) + "+\n"
+    out = [sep, "|" + "|".join(pad(h, w) for h, w in zip(header, widths)) + "|\n", sep]
+    out += ["|" + "|".join(pad(c, w) for c, w in zip(r, widths)) + "|\n" for r in body]
+    out.append(sep)
+    if has_more:
+        out.append(f"only showing top {n} {'row' if n == 1 else 'rows'}\n")
+    return "".join(out)
+
+
+class DataFrame:
+    """Rows with named columns, over a DuckDB relation (lazy until shown or collected)."""
+
+    def __init__(self, session: "SparkSession", relation: Any):
+        self.sparkSession = session
+        self._rel = relation
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._rel.columns)
+
+    def createOrReplaceTempView(self, name: str) -> None:
+        """Make this DataFrame queryable as ``name`` in ``spark.sql`` (replacing an earlier one)."""
+        self._rel.create_view(name, replace=True)
+
+    def collect(self) -> list[Row]:
+        """All rows, as :class:`Row` objects."""
+        names = tuple(self.columns)
+        return [_make_row(names, r) for r in self._rel.fetchall()]
+
+    def take(self, num: int) -> list[Row]:
+        names = tuple(self.columns)
+        return [_make_row(names, r) for r in self._rel.limit(num).fetchall()]
+
+    def count(self) -> int:
+        return int(self._rel.aggregate("count(*)").fetchall()[0][0])
+
+    def toPandas(self):
+        """A pandas DataFrame of the rows."""
+        return self._rel.df()
+
+    def show(self, n: int = 20, truncate: bool | int = True, vertical: bool = False) -> None:
+        """Print the first ``n`` rows as Spark's table (strings cut to 20 characters unless
+        ``truncate=False``), followed by a blank line, as PySpark's ``show`` prints."""
+        if vertical:
+            raise NotImplementedError("show(vertical=True) is not supported")
+        width = 20 if truncate is True else int(truncate)
+        rows = self._rel.limit(n + 1).fetchall()
+        print(show_string(self.columns, rows[:n], n, width, len(rows) > n))
+
+    def __repr__(self) -> str:
+        types = [str(t).lower() for t in self._rel.types]
+        return "DataFrame[" + ", ".join(f"{c}: {t}" for c, t in zip(self.columns, types)) + "]"
+
+
+class _Builder:
+    """``SparkSession.builder``: settings, then :meth:`getOrCreate`."""
+
+    def __init__(self):
+        self._conf = SparkConf(loadDefaults=False)
+
+    def config(self, key: str | None = None, value: Any = None, conf: SparkConf | None = None) -> "_Builder":
+        if conf is not None:
+            self._conf.setAll(conf.getAll())
+        if key is not None:
+            self._conf.set(key, value)
+        return self
+
+    def master(self, master: str) -> "_Builder":
+        return self.config("spark.master", master)
+
+    def appName(self, name: str) -> "_Builder":
+        return self.config("spark.app.name", name)
+
+    def enableHiveSupport(self) -> "_Builder":
+        return self
+
+    def getOrCreate(self) -> "SparkSession":
+        """The active session (this builder's settings added to its conf), or a new one on
+        ``SparkContext.getOrCreate``."""
+        with SparkSession._lock:
+            active = SparkSession._active
+            if active is not None and not active.sparkContext.stopped:
+                return active
+            SparkSession._active = SparkSession(SparkContext.getOrCreate(self._conf))
+            return SparkSession._active
+
+
+class _BuilderProperty:
+    def __get__(self, obj: Any, cls: type) -> _Builder:
+        return _Builder()
+
+
+class SparkSession:
+    """Entry point of the SQL face: DataFrames from datasets or rows, and SQL over them."""
+
+    builder = _BuilderProperty()
+    _active: "SparkSession | None" = None
+    _lock = threading.Lock()
+
+    def __init__(self, sparkContext: SparkContext):
+        self.sparkContext = sparkContext
+        self._con = _duckdb().connect()
+
+    @property
+    def conf(self) -> SparkConf:
+        return self.sparkContext.getConf()
+
+    def createDataFrame(self, data: Any, schema: Iterable[str] | None = None) -> DataFrame:
+        """A DataFrame from a dataset (RDD) or list of Rows, tuples or dicts, or a pandas DataFrame.
+
+        Column names come from ``schema`` (a list of names), else from the Rows'
+        fields or dicts' keys, else ``_1``, ``_2`` …; types are inferred. As in
+        PySpark, an empty input without a schema is a ValueError.
+        """
+        if hasattr(data, "columns") and hasattr(data, "dtypes"):        # pandas
+            frame = data if schema is None else data.set_axis(list(schema), axis=1)
+            return DataFrame(self, self._con.from_df(frame))
+        records = data.collect() if isinstance(data, Dataset) else list(data)
+        names = list(schema) if schema is not None else None
+        if not records and names is None:
+            raise ValueError("can not infer schema from empty dataset")
+        if names is None:
+            first = records[0]
+            if isinstance(first, Row) and first.__fields__:
+                names = list(first.__fields__)
+            elif isinstance(first, dict):
+                names = list(first)
+            elif isinstance(first, (tuple, list)):
+                names = [f"_{i + 1}" for i in range(len(first))]
+            else:
+                raise TypeError(f"can not infer schema for type {type(first).__name__}: give Rows, tuples or dicts")
+        import pyarrow as pa
+        columns = {name: [] for name in names}
+        for r in records:
+            values = [r.get(n) for n in names] if isinstance(r, dict) else list(r)
+            if len(values) != len(names):
+                raise ValueError(f"createDataFrame: row {r!r} has {len(values)} fields, the schema {len(names)}")
+            for n, v in zip(names, values):
+                columns[n].append(v)
+        table = pa.table({n: pa.array(v) for n, v in columns.items()})
+        return DataFrame(self, self._con.from_arrow(table))
+
+    def sql(self, sqlQuery: str) -> DataFrame:
+        """Run a query over the temp views (DuckDB's SQL dialect)."""
+        return DataFrame(self, self._con.sql(sqlQuery))
+
+    def table(self, tableName: str) -> DataFrame:
+        return DataFrame(self, self._con.table(tableName))
+
+    def stop(self) -> None:
+        """Close the SQL engine and stop the SparkContext, as PySpark's ``spark.stop()`` does."""
+        with SparkSession._lock:
+            if SparkSession._active is self:
+                SparkSession._active = None
+        self._con.close()
+        self.sparkContext.stop()
