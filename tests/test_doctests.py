@@ -15,6 +15,8 @@ MODULES = [
     "runnel.dstream.savers", "runnel.dstream.receivers", "runnel.dstream.rate", "runnel.testing",
     "runnel.storage.wal", "runnel.dstream.ratecontrol", "runnel.sinks",
     "runnel.examples.line_server", "runnel.pyspark.conf", "runnel.pyspark.storagelevel",
+    "runnel.partitioners", "runnel.statcounter", "runnel.accumulators", "runnel.pyspark.broadcast",
+    "runnel.pyspark.sql",
 ]
 
 

@@ -36,6 +36,9 @@ ALIASES: dict[type, dict[str, str]] = {
         "sortByKey": "sort_by_key", "countByValue": "count_by_value", "countByKey": "count_by_key",
         "collectAsMap": "collect_as_map", "foreachPartition": "foreach_partition", "toPandas": "to_pandas",
         "mapBatches": "map_batches",
+        "keyBy": "key_by", "zipWithIndex": "zip_with_index", "aggregateByKey": "aggregate_by_key",
+        "foldByKey": "fold_by_key", "takeOrdered": "take_ordered", "saveAsTextFile": "save_as_text_file",
+        "sampleVariance": "sample_variance", "sampleStdev": "sample_stdev", "sparkContext": "spark_context",
     },
     StreamingContext: {
         "queueStream": "queue_stream", "awaitTermination": "await_termination",

@@ -10,7 +10,14 @@ plan or Dataset referring to them is gone, so a long run does not grow.
 
 from __future__ import annotations
 
+import copy
 import functools
+import heapq
+import math
+import operator
+import random
+import sys
+import types
 import weakref
 from typing import Any, Callable
 
@@ -18,8 +25,9 @@ from typing import Any, Callable
 from . import ops
 from .batch import Batch, concat_batches
 from .executors.shipping import ship
-from .functions import Reducer, pair_with_constant, split_pattern
+from .functions import Reducer, pair_with_constant, reducer_op, split_pattern
 from .plan import Blocks, Cached, Plan, Planner, Product, ShuffleDep, Shuffled, Union, Zip, narrow
+from .statcounter import StatCounter
 from .storage.store import BlockRef
 
 
@@ -70,6 +78,8 @@ class Dataset:
     >>> sorted(ds.flat_map(lambda l: l.split()).map(lambda w: (w, 1)).reduce_by_key(lambda a, b: a + b).collect())
     [('a', 1), ('b', 2)]
     """
+
+    __class_getitem__ = classmethod(types.GenericAlias)   # RDD[int] in annotations
 
     def __init__(self, ctx, plan: Plan, label: str = "dataset"):
         self.ctx = ctx
@@ -149,6 +159,13 @@ class Dataset:
     @property
     def is_cached(self) -> bool:
         return self._cache
+
+    @property
+    def context(self):
+        """The :class:`~runnel.context.Context` this dataset runs on (PySpark's ``rdd.context``)."""
+        return self.ctx
+
+    spark_context = context
 
     def get_num_partitions(self) -> int:
         """Number of partitions."""
@@ -263,9 +280,19 @@ class Dataset:
                              self._n(num_partitions), ops.CombinerReduce(ship(merge_combiners)))
 
     def partition_by(self, num_partitions: int, partition_func: Callable | None = None) -> "Dataset":
-        """Partition pairs by key: the stable key hash, or ``partition_func(key) % n``."""
-        buckets = ops.HashBuckets() if partition_func is None else ops.FuncBuckets(ship(partition_func))
+        """Partition pairs by key: ``partition_func(key) % n``, by default PySpark's ``portable_hash``.
+
+        The default puts int, float, None and tuple keys where PySpark does, so
+        ``glom()`` shows the same partitions; strings are placed by a stable hash
+        instead of PySpark's salted one (:mod:`runnel.partitioners`).
+        """
+        buckets = ops.PortableHashBuckets() if partition_func is None else ops.FuncBuckets(ship(partition_func))
         return self._shuffle([ShuffleDep(self._dep(), buckets)], self._n(num_partitions), ops.Concat())
+
+    def hash_partition(self, num_partitions: int) -> "Dataset":
+        """Partition pairs by the engine's stable key hash: where reduceByKey, joins and state tables
+        put each key, so the result can be zipped with them partition by partition."""
+        return self._shuffle([ShuffleDep(self._dep(), ops.HashBuckets())], self._n(num_partitions), ops.Concat())
 
     def repartition(self, num_partitions: int) -> "Dataset":
         """Redistribute records into nearly equal partitions, keeping their order."""
@@ -306,10 +333,6 @@ class Dataset:
         """(value, count) pairs (a transformation; the DStream countByValue)."""
         return self._narrow(ops.PairWithConstant(1)).reduce_by_key_with(Reducer(ship(_add), op="sum"),
                                                                         num_partitions)
-
-    def distinct(self, num_partitions: int | None = None) -> "Dataset":
-        return self._narrow(ops.PairWithConstant(None)).reduce_by_key_with(
-            Reducer(ship(_first), op="first"), num_partitions).keys()
 
     def sort_by(self, keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "Dataset":
         """Sort records by ``keyfunc``; partitions hold contiguous key ranges."""
@@ -396,11 +419,171 @@ class Dataset:
         for part in self.glom().collect():
             f(iter(part))
 
-    def sum(self):
-        return sum(self.collect())
+    # -- PySpark RDD methods, composed from the primitives above ---------------------------
+    # Each computes what PySpark's method of the same name computes, the same way where
+    # the order of floating-point operations or of equal elements shows (sum, stats, top).
+
+    def key_by(self, f: Callable) -> "Dataset":
+        """``(f(x), x)`` for every record."""
+        _check_fn(f, "keyBy")
+        return self.map(lambda x: (f(x), x))
+
+    def zip_with_index(self) -> "Dataset":
+        """``(x, i)``: records numbered in partition order from 0.
+
+        Runs one job to count each partition (read from block metadata), as
+        PySpark does, then numbers them lazily.
+        """
+        refs, owner = self._materialize()
+        counts = [r.nrows for r in refs]
+        if owner is not None:
+            owner.release()
+        starts = [0]
+        for c in counts[:-1]:
+            starts.append(starts[-1] + c)
+        return self.map_partitions_with_index(
+            lambda k, it: ((x, starts[k] + i) for i, x in enumerate(it)))
+
+    def distinct(self, num_partitions: int | None = None) -> "Dataset":
+        """Each distinct record once (a reduce-by-key that keeps the first)."""
+        return self._narrow(ops.PairWithConstant(None)).reduce_by_key_with(
+            Reducer(ship(_first), op="first"), num_partitions).keys()
+
+    def sample(self, with_replacement: bool, fraction: float, seed: int | None = None) -> "Dataset":
+        """A random sample: each record kept with probability ``fraction``, or (with replacement)
+        repeated a Poisson(``fraction``) number of times.
+
+        With a seed, partition i draws from ``random.Random(seed ^ i)`` as PySpark
+        does, so a seeded sample of the same partitions picks the same records.
+        """
+        if not fraction >= 0:
+            raise ValueError(f"Fraction must be nonnegative, got {fraction!r}")
+        seed = random.randint(0, sys.maxsize) if seed is None else int(seed)
+        return self.map_partitions_with_index(_Sampler(bool(with_replacement), float(fraction), seed))
+
+    def aggregate_by_key(self, zero_value: Any, seq_func: Callable, comb_func: Callable,
+                         num_partitions: int | None = None, partition_func: Callable | None = None) -> "Dataset":
+        """Per key: fold values into a copy of ``zero_value`` with ``seq_func`` (per partition),
+        merge the partial results with ``comb_func``. ``partition_func`` is accepted for PySpark's
+        signature; results are placed by the engine's hash."""
+        _check_fn(seq_func, "aggregateByKey")
+        _check_fn(comb_func, "aggregateByKey")
+        return self.combine_by_key(lambda v: seq_func(copy.deepcopy(zero_value), v), seq_func, comb_func,
+                                   num_partitions)
+
+    def fold_by_key(self, zero_value: Any, func: Callable, num_partitions: int | None = None,
+                    partition_func: Callable | None = None) -> "Dataset":
+        """Per key: fold values into a copy of ``zero_value`` per partition, then merge with ``func``.
+
+        With an int zero of 0 and an addition (``operator.add``, ``lambda a, b: a + b``)
+        this is a reduce-by-key on the kernels; otherwise the zero counts once per key and
+        partition, as in PySpark.
+        """
+        _check_fn(func, "foldByKey")
+        reducer = Reducer.of(func, ship) if reducer_op(func) == "sum" else None
+        if reducer is not None and type(zero_value) is int and zero_value == 0:
+            return self.reduce_by_key_with(reducer, num_partitions)
+        return self.combine_by_key(lambda v: func(copy.deepcopy(zero_value), v), func, func, num_partitions)
+
+    # actions
+    def sum(self) -> Any:
+        """Sum of the records: each partition with ``sum()``, then the partials in order (0 if empty)."""
+        return functools.reduce(operator.add, self.map_partitions(lambda it: [sum(it)]).collect(), 0)
+
+    def max(self, key: Callable | None = None) -> Any:
+        """The largest record (the first of equal ones, by ``key``); ValueError if empty."""
+        return self.reduce(max) if key is None else self._reduce_in_python(lambda a, b: max(a, b, key=key))
+
+    def min(self, key: Callable | None = None) -> Any:
+        """The smallest record (the first of equal ones, by ``key``); ValueError if empty."""
+        return self.reduce(min) if key is None else self._reduce_in_python(lambda a, b: min(a, b, key=key))
+
+    def _reduce_in_python(self, f: Callable) -> Any:
+        """:meth:`reduce` for a function known not to compile (no fallback warning)."""
+        parts = self.map_partitions(lambda it: _reduced(f, it)).collect()
+        if not parts:
+            raise ValueError("Can not reduce() empty RDD")
+        return functools.reduce(f, parts)
+
+    def stats(self) -> StatCounter:
+        """Count, mean, variance, min and max in one pass (a :class:`~runnel.statcounter.StatCounter`)."""
+        parts = self.map_partitions(lambda it: [StatCounter(it)]).collect()
+        return functools.reduce(lambda a, b: a.mergeStats(b), parts, StatCounter())
+
+    def mean(self) -> float:
+        return self.stats().mean()
+
+    def variance(self) -> float:
+        return self.stats().variance()
+
+    def stdev(self) -> float:
+        return self.stats().stdev()
+
+    def sample_variance(self) -> float:
+        return self.stats().sampleVariance()
+
+    def sample_stdev(self) -> float:
+        return self.stats().sampleStdev()
+
+    def top(self, num: int, key: Callable | None = None) -> list:
+        """The ``num`` largest records, largest first (equal ones in record order)."""
+        part = self.map_partitions(lambda it: heapq.nlargest(num, it, key=key)).collect()
+        return heapq.nlargest(num, part, key=key)
+
+    def take_ordered(self, num: int, key: Callable | None = None) -> list:
+        """The ``num`` smallest records, smallest first (equal ones in record order)."""
+        part = self.map_partitions(lambda it: heapq.nsmallest(num, it, key=key)).collect()
+        return heapq.nsmallest(num, part, key=key)
+
+    def save_as_text_file(self, path: str, compression_codec_class: str | None = None) -> None:
+        """Write a directory ``path`` of ``part-NNNNN`` text files (``str(record)`` per line) and
+        ``_SUCCESS``; FileExistsError if it exists, as in Spark. Read back with ``textFile``."""
+        from .dstream.savers import save_dataset_as_text
+        if compression_codec_class is not None:
+            raise NotImplementedError("saveAsTextFile: compressed output is not supported")
+        save_dataset_as_text(self, path)
 
     def __repr__(self) -> str:
         return f"Dataset({self.label}, {self.get_num_partitions()} partitions)"
+
+
+class _Sampler:
+    """PySpark's per-partition sampler: ``random.Random(seed ^ index)``, warmed with ten draws."""
+
+    def __init__(self, with_replacement: bool, fraction: float, seed: int):
+        self.with_replacement, self.fraction, self.seed = with_replacement, fraction, seed
+
+    def __call__(self, index: int, records):
+        rng = random.Random(self.seed ^ index)
+        for _ in range(10):          # neighbouring seeds give correlated first draws
+            rng.randint(0, 1)
+        if not self.with_replacement:
+            return (x for x in records if rng.random() < self.fraction)
+        return (x for x in records for _ in range(_poisson(rng, self.fraction)))
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson(mean) count: Knuth's product of uniforms below 20, sums of exponentials above."""
+    k = 0
+    if mean < 20.0:
+        limit, p = math.exp(-mean), rng.random()
+        while p > limit:
+            k += 1
+            p *= rng.random()
+    else:
+        p = rng.expovariate(mean)
+        while p < 1.0:
+            k += 1
+            p += rng.expovariate(mean)
+    return k
+
+
+def _reduced(f: Callable, records) -> list:
+    """``[reduce(f, records)]``, or ``[]`` for no records."""
+    it = iter(records)
+    for first in it:
+        return [functools.reduce(f, it, first)]
+    return []
 
 
 def _add(a, b):

@@ -27,6 +27,7 @@ from runnel.kernels import filter_mask, map_values
 from . import keyed
 from .batch import Batch, column_to_list, concat_batches, infer_column, is_arrow, object_array
 from .functions import Reducer, compile_unary
+from .partitioners import portable_partition_ids
 
 
 def _records_out(out: list) -> Batch:
@@ -166,12 +167,14 @@ class FlatMapValues:
 
 @dataclass(eq=False)
 class Select:
-    """Keys or values of a pair batch, columnar."""
+    """Keys or values of a pair batch, columnar; item 0 or 1 of other records (2-element lists)."""
     side: int
 
     def __call__(self, index, batch):
         if len(batch) == 0:
             return batch
+        if not batch.is_pairs:   # PySpark's keys()/values() index any record: x[0], x[1] (lists too)
+            return Batch.from_records([r[self.side] for r in batch.to_records()])
         return batch.keys_batch() if self.side == 0 else batch.values_batch()
 
 
@@ -248,6 +251,10 @@ class HashBuckets:
         return keyed.partition(batch, n)
 
 
+def _split_by_ids(batch: Batch, ids: np.ndarray, n: int) -> list[Batch]:
+    return [batch.filter(ids == p) for p in range(n)]
+
+
 @dataclass(eq=False)
 class FuncBuckets:
     """partitionBy with a user partition function: bucket = fn(key) % n."""
@@ -258,7 +265,17 @@ class FuncBuckets:
             return [batch] * n
         ids = np.fromiter((self.fn(k) % n for k in column_to_list(keyed.key_column(batch))), dtype=np.int64,
                           count=len(batch))
-        return [batch.filter(ids == p) for p in range(n)]
+        return _split_by_ids(batch, ids, n)
+
+
+@dataclass(eq=False)
+class PortableHashBuckets:
+    """partitionBy's default: bucket = PySpark's ``portable_hash(key) % n`` (``runnel.partitioners``)."""
+
+    def __call__(self, index, batch, n):
+        if len(batch) == 0:
+            return [batch] * n
+        return _split_by_ids(batch, portable_partition_ids(keyed.key_column(batch), n), n)
 
 
 @dataclass(eq=False)

@@ -185,7 +185,12 @@ class StreamingContext:
         import os
         if self._state != INITIALIZED:
             raise RuntimeError("the checkpoint directory must be set before the StreamingContext starts")
-        self.checkpoint_dir = os.path.abspath(os.fspath(directory))
+        path = os.path.abspath(os.fspath(directory))
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)    # Spark creates it here too
+        except OSError:
+            pass        # start() fails with a CheckpointError naming the directory and the reason
+        self.checkpoint_dir = path
 
     def add_streaming_listener(self, listener: Any) -> None:
         """Register a :class:`~runnel.listener.StreamingListener`."""
@@ -378,7 +383,8 @@ class StreamingContext:
     def get_or_create(cls, checkpoint_path: str, setup_func: Callable[[], "StreamingContext"], *,
                       clock: Clock | None = None) -> "StreamingContext":
         """PySpark's getOrCreate: recover from the newest usable checkpoint in ``checkpoint_path``
-        *without calling* ``setup_func``, or call it when there is none.
+        *without calling* ``setup_func``, or call it when there is none and checkpoint the
+        context it returns to ``checkpoint_path``.
 
         The recovered program is the one stored at its start (its functions
         as they were then), with its state, window tables and input
@@ -393,7 +399,10 @@ class StreamingContext:
         ssc = recover(checkpoint_path, clock)
         if ssc is not None:
             return ssc
-        return _checked_setup(setup_func)
+        ssc = _checked_setup(setup_func)
+        if ssc.state == INITIALIZED:
+            ssc.checkpoint(checkpoint_path)      # as PySpark: the new context checkpoints to the path
+        return ssc
 
     @classmethod
     def resume(cls, checkpoint_path: str, setup_func: Callable[[], "StreamingContext"], *,

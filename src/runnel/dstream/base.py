@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import types
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -64,6 +65,7 @@ class DStream:
     """
 
     kind = "dstream"
+    __class_getitem__ = classmethod(types.GenericAlias)   # DStream[Tuple[str, int]] in annotations
 
     def __init__(self, ssc: "StreamingContext", parents: list["DStream"] | tuple = ()):
         self.ssc = ssc
@@ -307,18 +309,14 @@ class DStream:
 
     def transform(self, func: Callable) -> "DStream":
         """Apply ``func(rdd)`` or ``func(time, rdd)`` to every batch; it returns a Dataset."""
-        from .transformed import TransformedDStream
-        two = fn_arity(func) == 2
-        return TransformedDStream(self.ssc, [self], (lambda dss, t: func(ms_to_datetime(t), dss[0])) if two
-                                  else (lambda dss, t: func(dss[0])), "transform", user_fn=func)
+        from .transformed import TransformedDStream, per_batch_call
+        return TransformedDStream(self.ssc, [self], per_batch_call(func, 1, "transform"), "transform", user_fn=func)
 
     def transform_with(self, func: Callable, other: "DStream", keepSerializer: bool = False) -> "DStream":
         """Apply ``func(rdd_a, rdd_b)`` or ``func(time, rdd_a, rdd_b)`` to both streams' batches."""
-        from .transformed import TransformedDStream
-        three = fn_arity(func) == 3
-        return TransformedDStream(self.ssc, [self, other],
-                                  (lambda dss, t: func(ms_to_datetime(t), dss[0], dss[1])) if three
-                                  else (lambda dss, t: func(dss[0], dss[1])), "transform_with", user_fn=func)
+        from .transformed import TransformedDStream, per_batch_call
+        return TransformedDStream(self.ssc, [self, other], per_batch_call(func, 2, "transformWith"),
+                                  "transform_with", user_fn=func)
 
     # -- windows (window.py) ---------------------------------------------------------------
     def window(self, windowDuration: float, slideDuration: float | None = None) -> "DStream":

@@ -217,6 +217,15 @@ def save_as_text_files(stream: "DStream", prefix: str, suffix: str | None = None
     _save(stream, prefix, suffix, "saveAsTextFiles", _per_partition(_write_text_part))
 
 
+def save_dataset_as_text(ds: "Dataset", path: Any) -> None:
+    """``rdd.saveAsTextFile(path)``: the text format above into directory ``path``, which must not
+    exist yet (Spark raises then too); written atomically like a batch directory."""
+    path = check_path(path, "saveAsTextFile")
+    if os.path.exists(path):
+        raise FileExistsError(f"saveAsTextFile: output directory {path} already exists")
+    write_batch_dir(path, lambda tmp: _per_partition(_write_text_part)(tmp, ds, ds.label, 0))
+
+
 # -- parquet --------------------------------------------------------------------------------
 def _arrow_column(col: Any, name: str, stream: str, t: int, op: str) -> pa.Array:
     if isinstance(col, pa.Array):

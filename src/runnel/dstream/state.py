@@ -474,7 +474,7 @@ class StateDStream(StatefulDStream):
         init = self.initial
         if not isinstance(init, Dataset):
             init = self.ssc.context.parallelize(list(init))
-        init = init.partition_by(self.n)
+        init = init.hash_partition(self.n)
         op = self.prepare_initial(t)
         return init._narrow(op) if op is not None else init
 
@@ -589,7 +589,7 @@ class MapWithStateDStream(StateDStream):
         self.timeout_ms = 0 if spec.timeout_s is None else round(spec.timeout_s * 1000)
 
     def new_data(self, ds):
-        return ds.partition_by(self.n)
+        return ds.hash_partition(self.n)
 
     def prepare_initial(self, t):
         return PrepareInitial(None, t, True)

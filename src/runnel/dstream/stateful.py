@@ -143,7 +143,7 @@ class StatefulDStream(DStream):
         n = getattr(self, "n", None)
         if n is None or ds.get_num_partitions() == n:
             return ds
-        return ds.partition_by(n).cache()
+        return ds.hash_partition(n).cache()
 
     def signature(self) -> dict:
         """What a checkpointed table depends on, beyond its columns (JSON-serialisable)."""

@@ -11,7 +11,28 @@ from typing import Any, Callable
 
 from ..dataset import Dataset
 from ..functions import describe
-from .base import DStream
+from ..listener import ms_to_datetime
+from .base import DStream, fn_arity
+
+_WORDS = {1: "one", 2: "two", 3: "three"}
+
+
+def per_batch_call(func: Callable, n_datasets: int, what: str) -> Callable[[list[Dataset], int], Any]:
+    """``func(*datasets)`` or ``func(time, *datasets)`` as ``(datasets, t) -> result``, chosen by arity.
+
+    PySpark checks the arity when the stream is defined (``transform`` takes
+    a function of one or two arguments, ``transformWith`` of two or three);
+    so does this, raising a TypeError that names the function.
+    """
+    if not callable(func):
+        raise TypeError(f"{what} expects a function, got {type(func).__name__}: {func!r}")
+    n = fn_arity(func)
+    if n == n_datasets:
+        return lambda dss, t: func(*dss)
+    if n == n_datasets + 1:
+        return lambda dss, t: func(ms_to_datetime(t), *dss)
+    raise TypeError(f"{what}: func should take {_WORDS[n_datasets]} or {_WORDS[n_datasets + 1]} arguments "
+                    f"(the datasets, or the batch time and the datasets); {describe(func)} takes {n}")
 
 
 class TransformedDStream(DStream):

@@ -55,6 +55,7 @@ from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 
+from runnel.accumulators import merge_task_updates
 from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed, run_inline
 from runnel.executors.shipping import BlobCache, dumps, ship
 from runnel.storage.store import BlockRef, SharedMemoryStore
@@ -371,6 +372,7 @@ class ProcessPoolExecutor(Executor):
                     if kind == "ok":
                         store.adopt(msg[2])
                         results[i] = msg[2]
+                        merge_task_updates(msg[3])
                     else:
                         _, _, type_name, message, tb, blob, _ = msg
                         cause = None

@@ -14,8 +14,10 @@ driver -> worker
     then spare files its outputs may be written into (``storage/spares.py``);
     ``("stop",)``.
 worker -> driver
-    ``("ready", pid)``; ``("ok", seq, refs, unused spares)``;
+    ``("ready", pid)``; ``("ok", seq, refs, accumulator updates, unused spares)``;
     ``("err", seq, type name, message, traceback text, pickled exception or None, unused spares)``.
+    Accumulator updates are ``runnel.accumulators.drain_task_updates()``: what the
+    task added to accumulators (a failed task's are dropped).
 
 Driver death
 ------------
@@ -90,6 +92,7 @@ def serve(conn, lifeline_fd: int) -> None:
     sys.path[:] = list(sys_path) + [p for p in sys.path if p not in sys_path]
     where[:] = [directory, prefix]
 
+    from runnel.accumulators import drain_task_updates
     from runnel.executors.base import check_outputs
     from runnel.executors.shipping import loads
     from runnel.storage.store import SharedMemoryStore
@@ -121,9 +124,10 @@ def serve(conn, lifeline_fd: int) -> None:
             batches = [[store.get(r) for r in group] for group in inputs]
             for out in check_outputs(fn(index, batches)):
                 produced.append(store.put(out))
-            reply = ("ok", seq, produced)
+            reply = ("ok", seq, produced, drain_task_updates())
         except Exception as exc:
             store.release(produced)
+            drain_task_updates()              # a failed task's accumulator updates do not count
             reply = _error_reply(seq, exc)
         else:
             store.forget(produced)            # the driver adopts them

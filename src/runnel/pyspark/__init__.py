@@ -5,6 +5,10 @@
 ``from pyspark.streaming import StreamingContext`` becomes
 ``from runnel.pyspark.streaming import StreamingContext``; the rest of the
 program stays as it is. ``RDD`` is runnel's :class:`~runnel.dataset.Dataset`.
+PySpark's module paths are here too: ``runnel.pyspark.rdd``,
+``.accumulators``, ``.broadcast``, ``.statcounter``, ``.streaming.context``,
+``.streaming.dstream``, ``.streaming.listener`` and ``.sql`` (a small
+DataFrame over DuckDB, the ``runnel[sql]`` extra).
 
 Importing this package makes runnel's methods accept PySpark's keyword
 spellings as well (:mod:`runnel.pyspark.compat`).
@@ -18,12 +22,16 @@ Examples
 >>> sc.stop()
 """
 
+from ..accumulators import Accumulator, AccumulatorParam
 from ..dataset import Dataset as RDD
+from ..statcounter import StatCounter
 from . import compat as _compat
+from .broadcast import Broadcast
 from .conf import SparkConf
-from .context import Broadcast, SparkContext
+from .context import SparkContext
 from .storagelevel import StorageLevel
 
 _compat.install()
 
-__all__ = ["SparkConf", "SparkContext", "StorageLevel", "RDD", "Broadcast"]
+__all__ = ["SparkConf", "SparkContext", "StorageLevel", "RDD", "Broadcast", "Accumulator", "AccumulatorParam",
+           "StatCounter"]

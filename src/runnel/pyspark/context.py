@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, Iterable
 
+from ..accumulators import Accumulator, AccumulatorParam
 from ..context import Context
 from ..dataset import Dataset
+from .broadcast import Broadcast
 from .conf import SparkConf
 
 _LOG_LEVELS = {"ALL": 1, "TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
                "ERROR": logging.ERROR, "FATAL": logging.CRITICAL, "OFF": logging.CRITICAL + 10}
-
-
-class Broadcast:
-    """A read-only value shared with tasks (``sc.broadcast(v).value``).
-
-    It travels to workers with the function that captures it (cloudpickle).
-    """
-
-    def __init__(self, value: Any):
-        self._value = value
-
-    @property
-    def value(self) -> Any:
-        return self._value
-
-    def unpersist(self, blocking: bool = False) -> None:
-        """Accepted; the value lives as long as the functions holding it."""
-
-    def destroy(self, blocking: bool = False) -> None:
-        self._value = None
 
 
 class SparkContext(Context):
@@ -148,7 +131,26 @@ class SparkContext(Context):
         return super().union(list(rdds))
 
     def broadcast(self, value: Any) -> Broadcast:
+        """A read-only value for tasks (:class:`~runnel.pyspark.broadcast.Broadcast`)."""
         return Broadcast(value)
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam | None = None) -> Accumulator:
+        """A variable tasks add to and the driver reads (:mod:`runnel.accumulators`): updates made
+        on worker processes are merged here when their tasks finish.
+
+        ``accum_param`` is needed for values other than int, float and complex.
+        """
+        return Accumulator(value, accum_param)
+
+    def setCheckpointDir(self, dirName: str) -> None:
+        """Set (and create) the directory for checkpoints of this context's datasets."""
+        path = os.path.abspath(os.fspath(dirName))
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        self._checkpoint_dir = path
+
+    def getCheckpointDir(self) -> str | None:
+        """The directory set with :meth:`setCheckpointDir`, or None."""
+        return getattr(self, "_checkpoint_dir", None)
 
     def stop(self) -> None:
         """Stop the context (idempotent); a new SparkContext may then be created."""
@@ -156,6 +158,13 @@ class SparkContext(Context):
         with SparkContext._spark_lock:
             if SparkContext._active_spark_context is self:
                 SparkContext._active_spark_context = None
+
+    def __reduce__(self):
+        raise TypeError("It appears that you are attempting to reference SparkContext from a broadcast variable, "
+                        "action, or transformation. SparkContext can only be used on the driver, not in code that "
+                        "it run on workers or stored in a checkpoint (a function given to foreachRDD or transform "
+                        "of a checkpointed StreamingContext is stored too: use rdd.context there). For more "
+                        "information, see SPARK-5063.")
 
     def __repr__(self) -> str:
         return f"<SparkContext master={self.master} appName={self.appName}>"

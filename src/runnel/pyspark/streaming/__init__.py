@@ -20,10 +20,10 @@ Examples
 [[1, 2], [3]]
 """
 
-from ..dstream.base import DStream
-from ..listener import StreamingListener
-from ..streaming import StreamingContext
-from . import compat as _compat
+from ...dstream.base import DStream
+from ...listener import StreamingListener
+from ...streaming import StreamingContext
+from .. import compat as _compat
 
 _compat.install()
 

@@ -1,0 +1,5 @@
+"""``pyspark.statcounter``: what ``rdd.stats()`` returns (:mod:`runnel.statcounter`)."""
+
+from ..statcounter import StatCounter
+
+__all__ = ["StatCounter"]
