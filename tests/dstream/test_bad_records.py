@@ -136,3 +136,91 @@ def test_incremental_window_fails_while_the_bad_batch_is_in_it_then_recovers(ssc
     # windows of 5 batches: those at 2..6 s hold the bad batch 2; from 7 s they are whole again
     assert out == {1: [("a", 1)], 7: [("a", 5)], 8: [("a", 5)]}, out
     assert len(errors) == 5 and all("NoneType" in str(e) for e in errors)
+
+
+# --- on_bad_record="dead_letter" ---------------------------------------------------------------
+
+def _dead_lettered(kind, **kw):
+    dead: dict = {}
+
+    def build(s):
+        st = s.update_state_by_key(UPDATERS[kind], **kw)
+        st.dead_letters().foreach_rdd(lambda t, ds: dead.__setitem__(int(t.timestamp()), ds.collect()))
+        return st
+    return build, dead
+
+
+@pytest.mark.parametrize("kind", UPDATERS)
+def test_dead_letter_mode_leaves_bad_records_out_and_the_batch_succeeds(ssc, kind):
+    build, dead = _dead_lettered(kind, on_bad_record="dead_letter")
+    out, errors = _drive(ssc, build, POISONED)
+    assert errors == []
+    assert out == {1: [("a", 1)], 2: [("a", 1), ("b", 2)], 3: [("a", 4), ("b", 2)], 4: [("a", 4), ("b", 3)]}
+    assert [dead[t] for t in (1, 3, 4)] == [[], [], []]
+    (key, value, error), = dead[2]
+    assert (key, value) == ("a", None) and error.startswith("TypeError:") and "None" in error, error
+
+
+def test_python_updater_dead_letters_every_new_value_of_the_key_it_raised_on(ssc):
+    def strict(values, state):
+        if any(v < 0 for v in values):
+            raise ValueError(f"negative value in {values}")
+        return sum(values) + (state or 0)
+
+    batches = [[("a", 1), ("b", 1)], [("a", 2), ("a", -1), ("b", 1)], [("a", 5)]]
+    dead: dict = {}
+
+    def build(s):
+        st = s.update_state_by_key(strict, on_bad_record="dead_letter")
+        st.dead_letters().foreach_rdd(lambda t, ds: dead.__setitem__(int(t.timestamp()), ds.collect()))
+        return st
+    out, errors = _drive(ssc, build, batches)
+    assert errors == []
+    assert out == {1: [("a", 1), ("b", 1)], 2: [("a", 1), ("b", 2)], 3: [("a", 6), ("b", 2)]}
+    assert_batches_equal([dead[2]], [[("a", 2, "ValueError: negative value in [2, -1]"),
+                                      ("a", -1, "ValueError: negative value in [2, -1]")]])
+
+
+def test_builtin_dead_letters_take_numbers_back_to_the_kernels(ssc):
+    """After the bad values are left out, the rest is a column of numbers again (the kernel path)."""
+    batches = [[("a", 1.5), ("b", "x"), ("a", None), ("b", 2.0)], [("a", 1.0)]]
+    build, dead = _dead_lettered("builtin", on_bad_record="dead_letter")
+    out, errors = _drive(ssc, build, batches)
+    assert errors == [] and out == {1: [("a", 1.5), ("b", 2.0)], 2: [("a", 2.5), ("b", 2.0)]}
+    assert sorted((k, v) for k, v, _ in dead[1]) == [("a", None), ("b", "x")]
+
+
+def test_dead_letters_are_counted_and_logged_without_an_output(ssc, caplog):
+    from runnel import StreamingListener
+
+    tables = []
+
+    class Listen(StreamingListener):
+        def onBatchCompleted(self, event):
+            tables.append(event.batchInfo().state_tables)
+    ssc.add_streaming_listener(Listen())
+    with caplog.at_level(logging.WARNING, logger="runnel.state"):
+        out, errors = _drive(ssc, lambda s: s.update_state_by_key(updaters.running_sum(),
+                                                                   on_bad_record="dead_letter").named("totals"),
+                             POISONED)
+    assert errors == [] and [t["totals"]["dead_letters"] for t in tables] == [0, 1, 0, 0]
+    logged = [r.getMessage() for r in caplog.records if "dead letters" in r.getMessage()]
+    assert len(logged) == 1 and "totals" in logged[0] and "00:00:02" in logged[0] and "'a'" in logged[0], logged
+
+
+def test_on_bad_record_default_comes_from_the_conf(ssc):
+    ssc.context.conf["runnel.streaming.state.onBadRecord"] = "dead_letter"
+    build, dead = _dead_lettered("python")
+    out, errors = _drive(ssc, build, POISONED, 2)
+    assert errors == [] and [(k, v) for k, v, _ in dead[2]] == [("a", None)]
+
+
+def test_on_bad_record_is_checked(ssc):
+    s = ssc.queue_stream([[("a", 1)]])
+    with pytest.raises(ValueError, match="'fail' or 'dead_letter'"):
+        s.update_state_by_key(add_up, on_bad_record="skip")
+    with pytest.raises(ValueError, match="dead_letters.. needs"):
+        s.update_state_by_key(add_up).dead_letters()
+    ssc.context.conf["runnel.streaming.state.onBadRecord"] = "drop"
+    with pytest.raises(ValueError, match="conf runnel.streaming.state.onBadRecord"):
+        s.update_state_by_key(add_up)

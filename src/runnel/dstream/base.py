@@ -357,10 +357,18 @@ class DStream:
 
     # -- per-key state (state.py) ----------------------------------------------------------------
     def update_state_by_key(self, updateFunc: Callable, numPartitions: int | None = None,
-                            initialRDD: Any = None) -> "DStream":
-        """Keep a state per key: ``updateFunc(new values, state or None) -> new state`` (None deletes)."""
+                            initialRDD: Any = None, on_bad_record: str | None = None) -> "DStream":
+        """Keep a state per key: ``updateFunc(new values, state or None) -> new state`` (None deletes).
+
+        ``on_bad_record``: what a record the update cannot take does (a None
+        for ``updaters.running_sum()``, a value ``updateFunc`` raises on):
+        ``"fail"`` (the default, or the conf key
+        ``runnel.streaming.state.onBadRecord``) fails its batch, and the state
+        goes on from the last good batch; ``"dead_letter"`` leaves it out of
+        the state and sends it with its error to ``.dead_letters()``.
+        """
         from .state import update_state_by_key
-        return update_state_by_key(self, updateFunc, numPartitions, initialRDD)
+        return update_state_by_key(self, updateFunc, numPartitions, initialRDD, on_bad_record)
 
     def map_with_state(self, spec: Any) -> "DStream":
         """Spark's mapWithState: ``spec = StateSpec.function(fn)``; fn(key, value, state) per new record."""

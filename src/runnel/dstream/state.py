@@ -19,10 +19,26 @@ Each state Dataset is cached; once computed, its lineage is dropped (the
 stream forgets the previous state right after), so a long run holds one or
 two state tables, and keys removed (None, timeout, time-to-live) leave the
 table. ``state_report(t)`` gives (keys, bytes) for the listener's BatchInfo.
+
+Bad records (``on_bad_record``). A record the update cannot take fails its
+batch by default ("fail", Spark's behaviour for a task that raises), and the
+state goes on from the last good batch (``StatefulDStream.settle``). With
+"dead_letter" such records are left out of the state and come out of
+``dead_letters()`` as ``(key, value, error)``: for a built-in updater each
+record that is not a number or does not fold (``FlagBad``, before the
+shuffle), for a Python function every new value of a key whose call raised
+(the key keeps its state). An argument, because the choice belongs to an
+operator (a counter may drop what a ledger must not), with a conf key for a
+program-wide default; a stream, not a file, because a stream goes to any sink
+(``save_as_text_files`` writes the file) and is replayed with its batch after
+a recovery. Dead letters are never silent: their count is in
+``BatchInfo.state_tables`` and each batch that has some logs a warning.
 """
 
 from __future__ import annotations
 
+import logging
+import numbers
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -41,6 +57,8 @@ from .stateful import StatefulDStream
 
 __all__ = ["update_state_by_key", "map_with_state", "StateDStream", "MapWithStateDStream"]
 
+log = logging.getLogger("runnel.state")
+
 # --- partition ops (picklable; run in tasks) ---------------------------------------------
 
 def _pairs(batch: Batch) -> tuple[list, list]:
@@ -58,29 +76,134 @@ def _table(keys: list, values: list, extra: dict | None = None) -> Batch:
     return Batch(cols, ("key", "value"))
 
 
+# --- bad records (on_bad_record="dead_letter") -----------------------------------------------
+#
+# A bad record travels as a row of its batch flagged by a bool column ``_bad``, its error (a
+# string) in ``_error``: ``FlagBad`` flags the records a built-in updater cannot take before
+# the shuffle, ``UpdateByKey`` flags the values of a key whose function raised; ``DropBad``
+# gives the records (or table) without them and ``TakeBad`` the (key, value, error) records
+# of ``dead_letters()``.
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _with_bad(table: Batch, bad: list) -> Batch:
+    """``table`` followed by the ``bad`` (key, value, error) rows, flagged (no flag column when none)."""
+    if not bad:
+        return table
+    rows = table.to_records() if len(table) else []
+    keys = [k for k, _ in rows] + [k for k, _, _ in bad]
+    return Batch({"key": infer_column(keys), "value": infer_column([v for _, v in rows] + [v for _, v, _ in bad]),
+                  "_bad": np.arange(len(keys)) >= len(rows),
+                  "_error": object_array([None] * len(rows) + [e for _, _, e in bad])}, ("key", "value"))
+
+
+@dataclass(eq=False)
+class FlagBad:
+    """Flag the records a built-in updater cannot take (before the shuffle).
+
+    A NumPy number column is taken whole, at no cost. Otherwise a value that
+    is not a number (None, a string ...: a sum, min, max or mean over the
+    numbers of a key is what the kernels keep) is bad, and so is one that
+    raises when folded, in arrival order, into its key's accumulator of the
+    partition as the updater's Python function does (``Updater.__call__``).
+    """
+    kind: str
+
+    def __call__(self, index: int, batch: Batch) -> Batch:
+        if len(batch) == 0 or self.kind in ("count", "last"):  # these take any value
+            return batch
+        values = keyed.value_column(batch)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "iufb":
+            return batch
+        fold = Updater(self.kind)
+        acc: dict = {}
+        bad = []
+        keys, vals = _pairs(batch)
+        for k, v in zip(keys, vals):
+            if not isinstance(v, numbers.Number):
+                bad.append(f"TypeError: {fold!r} takes numbers, not {type(v).__name__}")
+                continue
+            try:
+                acc[k] = fold([v], acc.get(k))
+                bad.append(None)
+            except Exception as e:  # noqa: BLE001  (the record is bad: dead-lettered with its error)
+                bad.append(_describe(e))
+        flags = np.array([e is not None for e in bad], dtype=bool)
+        if not flags.any():
+            return batch
+        return Batch({"key": keyed.key_column(batch), "value": values, "_bad": flags, "_error": object_array(bad)},
+                     ("key", "value"))
+
+
+@dataclass(eq=False)
+class DropBad:
+    """The records (or state rows) that are not flagged bad, with their columns inferred anew."""
+
+    def __call__(self, index: int, batch: Batch) -> Batch:
+        if len(batch) == 0 or "_bad" not in batch.columns:
+            return batch
+        good = batch.filter(~np.asarray(batch.columns["_bad"]))
+        if len(good) == 0:
+            return keyed.empty_pairs()
+        # without the bad values a column of numbers is one again (the kernels take it)
+        return Batch({"key": infer_column(column_to_list(good.columns["key"])),
+                      "value": infer_column(column_to_list(good.columns["value"]))}, ("key", "value"))
+
+
+_DEAD = ("key", "value", "error")
+
+
+@dataclass(eq=False)
+class TakeBad:
+    """The (key, value, error) records of the rows flagged bad."""
+
+    def __call__(self, index: int, batch: Batch) -> Batch:
+        if len(batch) == 0 or "_bad" not in batch.columns:
+            return keyed.empty_pairs(_DEAD)
+        b = batch.filter(np.asarray(batch.columns["_bad"]))
+        return Batch({"key": infer_column(column_to_list(b.columns["key"])),
+                      "value": infer_column(column_to_list(b.columns["value"])),
+                      "error": infer_column(column_to_list(b.columns["_error"]))}, _DEAD)
+
+
 @dataclass(eq=False)
 class UpdateByKey:
-    """updateStateByKey's Python path: ``fn(new values, state or None)`` per key, None drops it."""
+    """updateStateByKey's Python path: ``fn(new values, state or None)`` per key, None drops it.
+
+    With ``dead_letter``, a key whose call raises keeps its state, and its new
+    values come out as bad rows (``FlagBad``'s columns) after the table's.
+    """
     fn: Callable
     has_state: bool
+    dead_letter: bool = False
 
     def __call__(self, index: int, batches: list[Batch]) -> Batch:
         state, new = batches if self.has_state else (Batch.empty(), batches[0])
         new_keys, groups = _pairs(new)
         fresh = dict(zip(new_keys, groups))
-        f = self.fn
-        keys, values = [], []
+        keys, values, bad = [], [], []
         for k, s in zip(*_pairs(state)):
-            r = f(fresh.pop(k, []), s)
+            r = self._update(k, fresh.pop(k, []), s, bad)
             if r is not None:
                 keys.append(k)
                 values.append(r)
         for k, vs in fresh.items():
-            r = f(vs, None)
+            r = self._update(k, vs, None, bad)
             if r is not None:
                 keys.append(k)
                 values.append(r)
-        return _table(keys, values)
+        return _with_bad(_table(keys, values), bad)
+
+    def _update(self, key, values: list, state, bad: list):
+        if not (self.dead_letter and values):  # no new record to blame: an error fails the batch
+            return self.fn(values, state)
+        try:
+            return self.fn(values, state)
+        except Exception as e:  # noqa: BLE001  (dead-lettered with its error)
+            bad.extend((key, v, _describe(e)) for v in values)
+            return state
 
 
 def _partials(batch: Batch, kind: str) -> Batch:
@@ -452,11 +575,20 @@ class StateDStream(StatefulDStream):
 
     kind = "update_state_by_key"
 
+    #: Datasets kept per batch time while the program runs (not pickled with the graph)
+    _runtime = ("_dead", "_raw")
+
     def __init__(self, ssc, parent: DStream, n: int, initial: Any):
         super().__init__(ssc, [parent])
         self.n = n
         self.initial = initial
         self.must_cache = True
+        self.dead_letter = False  # on_bad_record="dead_letter" (update_state_by_key)
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._dead: dict[int, Dataset] = {}   # batch time -> its dead letters (cached), once asked for
+        self._raw: dict[int, Dataset] = {}    # batch time -> the table with its bad rows (the Python path)
 
     # the update of one batch: build the state Dataset at t from the previous one and the new data
     def new_data(self, ds: Dataset) -> Dataset:
@@ -498,6 +630,69 @@ class StateDStream(StatefulDStream):
     # -- a failed batch (StatefulDStream.settle): the state stays at the last good batch ---------
     def settle(self, t: int) -> None:
         self._settle_table(t)
+        if self.dead_letter and self.generated.get(t) is not None:
+            self._report_dead_letters(t)
+
+    # -- bad records (on_bad_record="dead_letter"): never dropped silently ----------------------
+    def dead_letters(self) -> DStream:
+        """The records the state update could not take, as ``(key, value, error)`` records.
+
+        Only with ``update_state_by_key(..., on_bad_record="dead_letter")``
+        (or the conf key ``runnel.streaming.state.onBadRecord``); each batch's
+        bad records are also counted in ``BatchInfo.state_tables[name]
+        ["dead_letters"]`` and logged (a warning naming the stream, the batch
+        time and the first error), whether or not this stream has an output.
+
+        Examples
+        --------
+        >>> totals = pairs.update_state_by_key(updaters.running_sum(), on_bad_record="dead_letter")  # doctest: +SKIP
+        >>> totals.dead_letters().save_as_text_files("/data/bad/totals")  # doctest: +SKIP
+        """
+        if not self.dead_letter:
+            raise ValueError(f"{self.name}: dead_letters() needs update_state_by_key(..., "
+                             f"on_bad_record='dead_letter'); with 'fail' a bad record fails its batch")
+        return DeadLettersDStream(self)
+
+    def dead_letters_at(self, t: int) -> Dataset:
+        """The (key, value, error) records of batch t the update left out (memoised, cached)."""
+        ds = self._dead.get(t)
+        if ds is None:
+            ds = self._bad_records(t)
+            ds = Dataset(ds.ctx, ds.plan, f"{self.name} dead letters at {ms_to_datetime(t)}").cache()
+            self._dead[t] = ds
+        return ds
+
+    def _bad_records(self, t: int) -> Dataset:
+        raise NotImplementedError
+
+    def _report_dead_letters(self, t: int) -> None:
+        dead = self.dead_letters_at(t)
+        try:
+            dead._materialize()
+        except Exception:  # noqa: BLE001  (its batch failed: already reported by settle or the outputs)
+            log.exception("runnel: %s: the dead letters of the batch at %s could not be computed", self.name,
+                          ms_to_datetime(t))
+            return
+        refs = [r for r in dead.plan.refs if r.nrows]
+        if refs:
+            key, value, error = self.ssc.context.executor.store.get(refs[0]).to_records()[0]
+            log.warning("runnel: %s: %d bad record(s) of the batch at %s went to its dead letters "
+                        "(the first: key %r, value %r: %s)", self.name, sum(r.nrows for r in refs),
+                        ms_to_datetime(t), key, value, error)
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        for kept in (self._dead, self._raw):
+            for old in [k for k in kept if k <= t - self.remember_ms]:
+                del kept[old]
+
+    def state_report(self, t: int) -> dict | None:
+        report = super().state_report(t)
+        dead = self._dead.get(t)
+        if report is not None and self.dead_letter:
+            report["dead_letters"] = sum(r.nrows for r in dead.plan.refs) \
+                if dead is not None and isinstance(dead.plan, Blocks) else 0
+        return report
 
     def fall_back(self, t: int) -> str:
         s, zero = self.slide_ms, self.ssc._graph.zero_ms
@@ -539,10 +734,11 @@ class StateDStream(StatefulDStream):
 
 
 class UpdateStateDStream(StateDStream):
-    def __init__(self, ssc, parent, fn: Callable, n: int, initial: Any):
+    def __init__(self, ssc, parent, fn: Callable, n: int, initial: Any, on_bad_record: str = "fail"):
         super().__init__(ssc, parent, n, initial)
         self.builtin = fn if isinstance(fn, Updater) else None
         self.fn = None if self.builtin else self._ship(fn)
+        self.dead_letter = on_bad_record == "dead_letter"
         if self.builtin is not None:
             from runnel.kernels.state import warm
             warm()  # in the driver, before any pool worker needs the kernel (numba#4807)
@@ -551,7 +747,18 @@ class UpdateStateDStream(StateDStream):
         if self.builtin is None:
             return ds.group_by_key(self.n)
         kind = self.builtin.kind
+        if self.dead_letter:  # the records the updater cannot take stay out of the shuffle
+            ds = ds._narrow(FlagBad(kind))._narrow(DropBad())
         return ds._shuffle([ShuffleDep(ds._dep(), PartialBuckets(kind))], self.n, PartialReduce(kind))
+
+    def _bad_records(self, t: int) -> Dataset:
+        if self.builtin is not None:  # flagged again from the input: a pass over it, no table
+            ds = self.parents[0].get_or_compute(t)
+            return ds._narrow(FlagBad(self.builtin.kind))._narrow(TakeBad()) if ds is not None \
+                else self.ssc.context.empty_dataset(f"{self.name} (no data)")
+        self.get_or_compute(t)
+        raw = self._raw.get(t)
+        return raw._narrow(TakeBad()) if raw is not None else self.ssc.context.empty_dataset(f"{self.name} (no data)")
 
     def signature(self) -> dict:
         # a built-in updater's table means what its kind says (a sum is no max); a function: unknown
@@ -572,10 +779,16 @@ class UpdateStateDStream(StateDStream):
 
     def update(self, prev, new, t):
         if self.builtin is None:
-            op = UpdateByKey(self.fn, prev is not None)
+            op = UpdateByKey(self.fn, prev is not None, self.dead_letter)
         else:
             op = MergeBuiltin(self.builtin.kind, self.builtin.ttl_ms, t, prev is not None)
-        return prev.zip_partitions([new], op) if prev is not None else new.zip_partitions([], op)
+        out = prev.zip_partitions([new], op) if prev is not None else new.zip_partitions([], op)
+        if self.builtin is None and self.dead_letter:
+            # the table with the bad rows is computed once (cached, in the same tasks as the table
+            # without them, which this stream holds) and kept for dead_letters_at(t)
+            self._raw[t] = out.cache()
+            out = out._narrow(DropBad())
+        return out
 
 
 class MapWithStateDStream(StateDStream):
@@ -639,14 +852,34 @@ class MappedDStream(DStream):
 StateDStream.stateSnapshots = StateDStream.state_snapshots
 
 
+class DeadLettersDStream(DStream):
+    """``state.dead_letters()``: the (key, value, error) records each batch's update left out."""
+
+    kind = "dead_letters"
+
+    def __init__(self, states: StateDStream):
+        super().__init__(states.ssc, [states])
+
+    def compute(self, t):
+        return self.parents[0].dead_letters_at(t)
+
+
+BAD_RECORD_CONF = "runnel.streaming.state.onBadRecord"
+ON_BAD_RECORD = ("fail", "dead_letter")
+
+
 # --- entry points (the DStream methods call these) ------------------------------------------
 
 def update_state_by_key(stream: DStream, updateFunc: Callable, numPartitions: int | None = None,
-                        initialRDD: Any = None) -> DStream:
+                        initialRDD: Any = None, on_bad_record: str | None = None) -> DStream:
     """PySpark's updateStateByKey (see the module docstring and ``runnel.updaters``)."""
     if not callable(updateFunc):
         raise TypeError(f"updateStateByKey expects a function, got {type(updateFunc).__name__}")
-    return UpdateStateDStream(stream.ssc, stream, updateFunc, stream._n(numPartitions), initialRDD)
+    mode = on_bad_record if on_bad_record is not None else stream.ssc.context.conf.get(BAD_RECORD_CONF, "fail")
+    if mode not in ON_BAD_RECORD:
+        where = "on_bad_record" if on_bad_record is not None else f"conf {BAD_RECORD_CONF}"
+        raise ValueError(f"{where} must be 'fail' or 'dead_letter', got {mode!r}")
+    return UpdateStateDStream(stream.ssc, stream, updateFunc, stream._n(numPartitions), initialRDD, mode)
 
 
 def map_with_state(stream: DStream, spec: StateSpec) -> DStream:
