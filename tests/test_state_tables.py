@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from runnel.batch import Batch
-from runnel.dstream import state as S
+from runnel import state_tables as S
 
 KINDS = ("sum", "count", "mean", "min", "max", "last")
 
