@@ -52,6 +52,18 @@ class Context:
         with Context._lock:
             Context._active = self
 
+    #: Context classes by name, for recovery from a checkpoint (which stores the class's name)
+    kinds: dict[str, type] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Context.kinds[cls.__name__] = cls
+
+    @classmethod
+    def recreate(cls, master: str, app_name: str, conf: dict) -> "Context":
+        """The context a checkpoint of a context of this class is recovered on (the active one if any)."""
+        return cls.get_or_create(master, app_name, conf)
+
     @classmethod
     def get_or_create(cls, master: str = "local[*]", app_name: str = "runnel", conf: Any = None) -> "Context":
         with cls._lock:
@@ -156,6 +168,8 @@ class Context:
     def __repr__(self) -> str:
         return f"Context(master={self.master!r}, app_name={self.app_name!r})"
 
+
+Context.kinds["Context"] = Context
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 

@@ -207,7 +207,7 @@ class Checkpointer:
             ctx = ssc.context
             path = w.commit({
                 "zero": snap.zero, "batch_ms": ssc.batch_ms, "pending": snap.pending,
-                "master": ctx.master, "app_name": ctx.app_name,
+                "master": ctx.master, "app_name": ctx.app_name, "context": type(ctx).__name__,
                 "conf": {str(k): str(v) for k, v in ctx.conf.items()},
                 "graph": self.graph_name, "graph_file": self.graph_file, "clock": _clock_kind(ssc.clock),
                 "streams": streams, "inputs": snap.inputs,

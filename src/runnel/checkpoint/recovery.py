@@ -51,7 +51,9 @@ def recover(directory: str, clock=None):
     if loaded is None:
         return None
     body = loaded.body
-    ctx = Context.get_or_create(body["master"], body["app_name"], body["conf"])
+    # a PySpark program recovers on a SparkContext (rdd.context.broadcast, getConf …), if runnel.pyspark is loaded
+    kind = Context.kinds.get(body.get("context", "Context"), Context)
+    ctx = kind.recreate(body["master"], body["app_name"], body["conf"])
     if clock is None and body.get("clock") == "manual":   # a program driven by hand stays so
         from ..clock import ManualClock
         clock = ManualClock()

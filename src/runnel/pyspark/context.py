@@ -80,6 +80,12 @@ class SparkContext(Context):
                 return active
             return cls(conf=conf or SparkConf())
 
+    @classmethod
+    def recreate(cls, master: str, app_name: str, conf: dict) -> "SparkContext":
+        """Recovery from a checkpoint: the running SparkContext, or one with the stored settings."""
+        return cls.getOrCreate(SparkConf(loadDefaults=False).setAll(conf.items()).setMaster(master)
+                               .setAppName(app_name))
+
     # -- PySpark attributes -------------------------------------------------------
     @property
     def appName(self) -> str:
