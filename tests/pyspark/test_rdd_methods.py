@@ -249,3 +249,14 @@ def test_partition_by_places_string_keys_stably(ctx):
     # mixed with other key types, a string still lands where it does alone
     mixed = ctx.parallelize([("the", 0), (None, 1), (7, 2)], 1).partitionBy(4).glom().collect()
     assert ("the", 0) in mixed[where["the"]] and (None, 1) in mixed[0] and (7, 2) in mixed[3]
+
+
+def test_new_methods_take_pysparks_keywords(ctx):
+    import runnel.pyspark  # noqa: F401  (installs PySpark's keyword spellings)
+    pairs = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 2)
+    assert sorted(pairs.foldByKey(zeroValue=0, func=operator.add, numPartitions=2).collect()) == [("a", 4), ("b", 2)]
+    assert sorted(pairs.aggregateByKey(zeroValue=0, seqFunc=operator.add, combFunc=operator.add).collect()) == \
+        [("a", 4), ("b", 2)]
+    rdd = ctx.parallelize(range(100), 1)
+    assert rdd.sample(withReplacement=False, fraction=0.1, seed=0).collect() == [24, 29, 41, 64, 86]
+    assert rdd.takeOrdered(num=2, key=lambda x: -x) == [99, 98] and rdd.top(num=1) == [99]
