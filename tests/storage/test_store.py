@@ -195,3 +195,32 @@ def test_a_collection_inside_the_store_lock_does_not_deadlock():
     t.join(10)
     assert not t.is_alive(), "deadlocked"
     assert store.live_blocks() == 0 and ref not in store
+
+
+@pytest.mark.parametrize("kind", ["shm", "disk"])
+def test_block_files_are_owner_only_and_their_names_unguessable(kind, tmp_path):
+    import re
+    import stat
+    old = os.umask(0o022)
+    try:
+        s = SharedMemoryStore() if kind == "shm" else DiskStore(str(tmp_path / "blocks"))
+        small = s.put(Batch.from_records([1, 2]))
+        big = s.put(Batch({"v": np.arange(1 << 17, dtype=np.int64)}, "v"))   # Arrow's file writer, 1 MB
+        worker = SharedMemoryStore.attach(s.directory, s.prefix, "w3.") if kind == "shm" else None
+        made = worker.put(Batch.from_records([3])) if worker else None
+    finally:
+        os.umask(old)
+    try:
+        assert re.fullmatch(rf"runnel-{os.getpid()}-[0-9a-f]{{32}}-", s.prefix)   # 128 random bits
+        for ref in [small, big] + ([made] if made else []):
+            assert stat.S_IMODE(os.stat(os.path.join(s.directory, ref.id)).st_mode) == 0o600, ref.id
+        if kind == "disk":
+            assert stat.S_IMODE(os.stat(tmp_path / "blocks").st_mode) == 0o700
+        else:
+            s.adopt([made])
+            worker.forget([made])
+            worker.close()
+        s.release([big])                      # kept as a spare (renamed): still 0600
+        assert all(stat.S_IMODE(os.stat(os.path.join(s.directory, n)).st_mode) == 0o600 for n in files_of(s))
+    finally:
+        s.close()

@@ -1,5 +1,8 @@
 import logging
 import os
+import stat
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -7,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runnel.batch import Batch
-from runnel.storage.wal import WALCorruptionError, WriteAheadLog
+from runnel.storage.wal import WALCorruptionError, WALSignatureError, WriteAheadLog
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -73,11 +76,11 @@ def test_batches_round_trip_with_object_columns(tmp_path):
 
 @HYPOTHESIS
 @given(sizes=st.lists(st.integers(0, 300), min_size=1, max_size=25), segment_bytes=st.integers(1, 2000),
-       cut=st.floats(0, 1, exclude_max=True))
+       cut=st.floats(0, 1, exclude_max=True), key=st.sampled_from([None, b"signed"]))
 def test_a_torn_tail_keeps_every_entry_before_the_tear_and_none_after(tmp_path_factory, caplog, sizes,
-                                                                      segment_bytes, cut):
+                                                                      segment_bytes, cut, key):
     path = tmp_path_factory.mktemp("wal")
-    wal = WriteAheadLog(path, segment_bytes=segment_bytes)
+    wal = WriteAheadLog(path, segment_bytes=segment_bytes, key=key)
     ends = []                                            # (segment, end offset) of each entry
     for i, size in enumerate(sizes):
         wal.append(payload(i, size), sync=False)
@@ -91,7 +94,7 @@ def test_a_torn_tail_keeps_every_entry_before_the_tear_and_none_after(tmp_path_f
     whole = [i for i, (seg, end) in enumerate(ends) if seg != last or end <= at]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="runnel.wal"):
-        wal = WriteAheadLog(path, segment_bytes=segment_bytes)
+        wal = WriteAheadLog(path, segment_bytes=segment_bytes, key=key)
     assert [(s, bytes(p)) for s, p in wal.read()] == [(i + 1, payload(i, sizes[i])) for i in whole]
     torn = at not in [end for seg, end in ends if seg == last] + [0]
     assert ("torn" in caplog.text) == torn
@@ -178,3 +181,51 @@ def test_truncating_a_closed_log_opens_no_descriptor_and_keeps_the_numbering(tmp
     wal.truncate(3)                                  # every entry consumed, after the log was closed
     assert len(os.listdir(f"/proc/{os.getpid()}/fd")) == before
     assert WriteAheadLog(tmp_path).append(b"next") == 4
+
+
+def test_a_signed_log_refuses_unsigned_altered_and_foreign_entries(tmp_path):
+    signed = WriteAheadLog(tmp_path / "signed", key=b"key one")
+    for i in range(3):
+        signed.append(payload(i, 10))
+    signed.close()
+    assert [bytes(p) for _, p in WriteAheadLog(tmp_path / "signed", key=b"key one").read()] == \
+        [payload(i, 10) for i in range(3)]
+    assert len(list(WriteAheadLog(tmp_path / "signed").read())) == 3      # no key: signatures not checked
+    with pytest.raises(WALSignatureError, match=r"00000000000000000001\.wal, entry 1: signature mismatch"):
+        list(WriteAheadLog(tmp_path / "signed", key=b"key two").read())
+
+    plain = WriteAheadLog(tmp_path / "plain")
+    plain.append(b"written without a key")
+    plain.close()
+    with pytest.raises(WALSignatureError, match=r"entry 1: not signed, but RUNNEL_CHECKPOINT_KEY is set"):
+        list(WriteAheadLog(tmp_path / "plain", key=b"key one").read())
+
+    # an attacker rewrites an entry and fixes its CRC-32 (anyone can); the signature gives it away
+    seg = tmp_path / "signed" / segment_files(tmp_path / "signed")[0]
+    data = bytearray(seg.read_bytes())
+    header = struct.Struct("<4sQQI")
+    magic, seq, length, _ = header.unpack_from(data)
+    evil = b"E" * length
+    data[header.size:header.size + length] = evil
+    data[:header.size] = header.pack(magic, seq, length, zlib.crc32(evil, zlib.crc32(struct.pack("<QQ", seq, length))))
+    seg.write_bytes(bytes(data))
+    assert bytes(next(WriteAheadLog(tmp_path / "signed").read())[1]) == evil            # CRC-32 is no defence
+    with pytest.raises(WALSignatureError, match="entry 1: signature mismatch"):
+        list(WriteAheadLog(tmp_path / "signed", key=b"key one").read())
+
+
+def test_log_files_and_directories_are_owner_only(tmp_path):
+    old = os.umask(0o022)
+    try:
+        wal = WriteAheadLog(tmp_path / "receivedData" / "stream" / "blocks", segment_bytes=16)
+        for i in range(3):
+            wal.append(payload(i, 20))
+        wal.truncate(1)
+        wal.close()
+    finally:
+        os.umask(old)
+    for d in ("receivedData", "receivedData/stream", "receivedData/stream/blocks"):
+        assert stat.S_IMODE(os.stat(tmp_path / d).st_mode) == 0o700, d
+    blocks = tmp_path / "receivedData" / "stream" / "blocks"
+    segs = segment_files(blocks)
+    assert segs and {stat.S_IMODE(os.stat(blocks / f).st_mode) for f in segs} == {0o600}

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 from dataclasses import dataclass, field
 
@@ -84,10 +83,7 @@ class Checkpointer:
         """At ``start()``, before inputs start: the interval and the stored graph (fail fast)."""
         self.interval_ms = self._interval()
         try:                                   # an unusable directory fails start(), not the first checkpoint
-            os.makedirs(self.directory, exist_ok=True)
-            probe = os.path.join(self.directory, f".probe-{os.getpid()}")
-            files.write_durably(probe, b"")
-            os.remove(probe)
+            files.prepare_directory(self.directory)
         except OSError as e:
             raise files.CheckpointError(f"cannot write checkpoints to {self.directory}: {e}") from e
         if self.store_graph:

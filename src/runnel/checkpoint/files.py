@@ -16,11 +16,21 @@ checkpoint whole or not at all; what can still go wrong is the disk, or a
 person: a file truncated, overwritten or from another program. Every file
 is checked against its CRC-32 when read, and an unusable checkpoint is
 reported (a ``RuntimeWarning`` naming the file) and the one before it used.
+
+Trust: the graph file is a pickle and tables may hold pickled object
+columns, so whoever can write ``dir`` can run code as the user who
+recovers from it. Directories are created 0700 and files 0600 (owner only);
+with ``RUNNEL_CHECKPOINT_KEY`` set (:mod:`runnel.storage.signing`) the
+manifest carries an HMAC-SHA256 of its body (``"hmac"`` next to
+``"crc32"``) and lists one for every file (its ``"hmac"`` entry, also in
+``graph_file``), all checked before anything is unpickled: a checkpoint
+that is unsigned or signed with another key is unusable, like a corrupt one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -30,13 +40,18 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..batch import Batch
-from ..storage.durable import fsync_dir, write_durably
+from ..storage import signing
+from ..storage.durable import fsync_dir, make_private_dirs, write_durably
 from ..storage.ipc import batch_to_bytes, read_batch
 
 FORMAT = "runnel-checkpoint"
 VERSION = 1
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"checkpoint-(\d+)$")
+_L_MANIFEST = b"runnel checkpoint manifest"
+_L_FILE = b"runnel checkpoint file"
+
+log = logging.getLogger("runnel.checkpoint")
 
 
 class CheckpointError(RuntimeError):
@@ -47,19 +62,33 @@ def crc32(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
-def _body_crc(body: dict) -> int:
-    """CRC-32 of the body's canonical JSON (what a reader recomputes from the parsed body)."""
-    return crc32(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+def _canonical(body: dict) -> bytes:
+    """The body's canonical JSON (what a reader recomputes from the parsed body)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _manifest_bytes(body: dict) -> bytes:
-    return json.dumps({"crc32": _body_crc(body), "body": body}, sort_keys=True, indent=1).encode()
+def _manifest_bytes(body: dict, key: bytes | None = None) -> bytes:
+    doc = {"crc32": crc32(_canonical(body)), "body": body}
+    if key is not None:
+        doc["hmac"] = signing.mac(key, _L_MANIFEST, _canonical(body)).hex()
+    return json.dumps(doc, sort_keys=True, indent=1).encode()
 
 
-def _parse_manifest(data: bytes) -> dict:
+def _file_entry(data: bytes, key: bytes | None) -> dict:
+    """A file's entry in the manifest: its size, CRC-32 and, with a key, its signature."""
+    entry = {"crc32": crc32(data), "bytes": len(data)}
+    if key is not None:
+        entry["hmac"] = signing.mac(key, _L_FILE, data).hex()
+    return entry
+
+
+def _parse_manifest(data: bytes, key: bytes | None = None, what: str = MANIFEST) -> dict:
+    """The body of manifest ``data``; the signature is checked first (SignatureError names ``what``)."""
     doc = json.loads(data)
     body = doc["body"]
-    if _body_crc(body) != doc["crc32"]:
+    if key is not None:
+        signing.check(key, doc.get("hmac"), _L_MANIFEST, _canonical(body), what=what)
+    if crc32(_canonical(body)) != doc["crc32"]:
         raise ValueError("manifest checksum mismatch")
     if body.get("format") != FORMAT:
         raise ValueError(f"not a runnel checkpoint (format {body.get('format')!r})")
@@ -75,22 +104,23 @@ class CheckpointWriter:
     def __init__(self, directory: str, t: int):
         self.directory = directory
         self.t = t
+        self.key = signing.key_from_env()
         self.tmp = os.path.join(directory, f".tmp-checkpoint-{t}-{secrets.token_hex(4)}")
-        os.makedirs(self.tmp)
+        make_private_dirs(self.tmp)
         self.files: dict[str, dict] = {}
 
     def add_table(self, batch: Batch) -> str:
         """Write one partition; returns its file name (to list in the manifest)."""
         data = batch_to_bytes(batch, "zstd")
         name = f"f{len(self.files):05d}.arrow"
-        write_durably(os.path.join(self.tmp, name), data)
-        self.files[name] = {"crc32": crc32(data), "bytes": len(data)}
+        write_durably(os.path.join(self.tmp, name), data, private=True)
+        self.files[name] = _file_entry(data, self.key)
         return name
 
     def commit(self, body: dict) -> str:
         """Write the manifest and rename the checkpoint into place (replacing one of the same time)."""
         body = {**body, "format": FORMAT, "version": VERSION, "time": self.t, "files": self.files}
-        write_durably(os.path.join(self.tmp, MANIFEST), _manifest_bytes(body))
+        write_durably(os.path.join(self.tmp, MANIFEST), _manifest_bytes(body, self.key), private=True)
         fsync_dir(self.tmp)
         final = os.path.join(self.directory, f"checkpoint-{self.t}")
         if os.path.isdir(final):           # checkpointed again (re-run batch, resumed start): swap, drop the old
@@ -108,20 +138,38 @@ class CheckpointWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def prepare_directory(directory: str) -> None:
+    """Create the checkpoint directory (0700) and make sure it can be written; warn when others
+    may write it (they could make the program run their code on recovery)."""
+    make_private_dirs(directory)
+    probe = os.path.join(directory, f".probe-{os.getpid()}-{secrets.token_hex(4)}")
+    write_durably(probe, b"", private=True)
+    os.remove(probe)
+    mode = os.stat(directory).st_mode
+    if mode & 0o022 and signing.key_from_env() is None:
+        log.warning("runnel: checkpoint directory %s is writable by other users (mode %o); whoever can write "
+                    "it can run code as you when the program recovers. Make it private (chmod 700) or sign "
+                    "checkpoints with %s", directory, mode & 0o777, signing.KEY_ENV)
+
+
 def write_graph(directory: str, data: bytes) -> tuple[str, dict]:
     """Store the pickled graph as ``graph-<crc>.pkl`` (atomically; once per content).
 
-    Returns its name and ``{"crc32", "bytes"}`` for the manifests that refer to it.
+    Returns its name and its manifest entry (size, CRC-32, signature) for the manifests that refer to it.
     """
-    crc = crc32(data)
-    name = f"graph-{crc:08x}.pkl"
+    name = f"graph-{crc32(data):08x}.pkl"
     path = os.path.join(directory, name)
-    if not os.path.exists(path):
+    try:
+        with open(path, "rb") as f:
+            same = f.read() == data        # a CRC is no identity: a different file of that name is replaced
+    except FileNotFoundError:
+        same = False
+    if not same:
         tmp = os.path.join(directory, f".tmp-{name}-{secrets.token_hex(4)}")
-        write_durably(tmp, data)
+        write_durably(tmp, data, private=True)
         os.rename(tmp, path)
         fsync_dir(directory)
-    return name, {"crc32": crc, "bytes": len(data)}
+    return name, _file_entry(data, signing.key_from_env())
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -147,40 +195,48 @@ def checkpoint_times(directory: str) -> list[int]:
     return sorted((int(m.group(1)) for n in names if (m := _NAME.match(n))), reverse=True)
 
 
-def _read_checked(path: str, expect: dict) -> bytes:
+def _read_checked(path: str, expect: dict, key: bytes | None) -> bytes:
     with open(path, "rb") as f:
         data = f.read()
+    if key is not None:
+        signing.check(key, expect.get("hmac"), _L_FILE, data, what=path)
     if len(data) != expect["bytes"] or crc32(data) != expect["crc32"]:
         raise ValueError(f"{path}: checksum mismatch ({len(data)} bytes, expected {expect['bytes']})")
     return data
 
 
 def read_checkpoint(path: str, with_graph: bool = False) -> Loaded:
-    """Read and verify one checkpoint directory; ValueError/OSError say what is wrong."""
+    """Read and verify one checkpoint directory; ValueError/OSError say what is wrong.
+
+    With ``RUNNEL_CHECKPOINT_KEY`` set, every signature is checked before the file is decoded.
+    """
     if not os.path.isdir(path):
         raise ValueError(f"{path} is not a runnel checkpoint directory")
+    key = signing.key_from_env()
     mpath = os.path.join(path, MANIFEST)
     try:
         with open(mpath, "rb") as f:
-            body = _parse_manifest(f.read())
+            body = _parse_manifest(f.read(), key, mpath)
+    except signing.SignatureError:
+        raise
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise ValueError(f"{mpath}: unreadable manifest ({type(e).__name__}: {e})") from e
     except ValueError as e:
         raise ValueError(f"{mpath}: {e}") from e
     try:
-        return _read_tables(path, body, with_graph)
+        return _read_tables(path, body, with_graph, key)
     except (KeyError, TypeError) as e:
         raise ValueError(f"{mpath}: malformed manifest ({type(e).__name__}: {e})") from e
 
 
-def _read_tables(path: str, body: dict, with_graph: bool) -> Loaded:
+def _read_tables(path: str, body: dict, with_graph: bool, key: bytes | None) -> Loaded:
     out = Loaded(path, body)
     for stream, entry in body.get("streams", {}).items():
         tables = out.tables[stream] = {}
         for label, (t, parts) in entry["tables"].items():
             batches = []
             for name in parts:
-                data = _read_checked(os.path.join(path, name), body["files"][name])
+                data = _read_checked(os.path.join(path, name), body["files"][name], key)
                 try:
                     batches.append(read_batch(data))
                 except Exception as e:  # a checksum collision or a bug: still name the file
@@ -192,7 +248,7 @@ def _read_tables(path: str, body: dict, with_graph: bool) -> Loaded:
             raise ValueError(f"{path} stores no program graph (written with runnel.streaming.checkpoint.graph "
                              "off); recover with StreamingContext.resume(dir, setup)")
         gpath = os.path.join(os.path.dirname(path), graph)
-        out.graph = _read_checked(gpath, body["graph_file"])
+        out.graph = _read_checked(gpath, body["graph_file"], key)
     return out
 
 
@@ -230,11 +286,12 @@ def clean(directory: str, keep: int, graph: str | None) -> list[tuple[int, dict 
     times = checkpoint_times(directory)
     for t in times[keep:]:
         shutil.rmtree(os.path.join(directory, f"checkpoint-{t}"), ignore_errors=True)
-    kept, graphs = [], {graph}
+    kept, graphs, key = [], {graph}, signing.key_from_env()
     for t in times[:keep]:
         try:
-            with open(os.path.join(directory, f"checkpoint-{t}", MANIFEST), "rb") as f:
-                body = _parse_manifest(f.read())
+            mpath = os.path.join(directory, f"checkpoint-{t}", MANIFEST)
+            with open(mpath, "rb") as f:
+                body = _parse_manifest(f.read(), key, mpath)
             graphs.add(body.get("graph"))
         except (OSError, ValueError, KeyError, TypeError):
             body = None

@@ -78,6 +78,7 @@ import pyarrow as pa
 from ..batch import Batch, concat_batches
 from ..context import conf_flag
 from ..listener import ReceiverEvent, ReceiverInfo
+from ..storage.signing import key_from_env
 from ..storage.wal import DEFAULT_SEGMENT_BYTES, WriteAheadLog, encode_batch
 from .inputs import InputDStream
 from .ratecontrol import PIDRateEstimator, RateController, RateLimiter, RateSettings
@@ -670,8 +671,9 @@ class ReceiverInputDStream(InputDStream):
         if not self.ssc.checkpoint_dir:
             raise ValueError(_NO_CHECKPOINT)
         root = os.path.join(self.ssc.checkpoint_dir, "receivedData", self.name)
-        self._blocks_log = WriteAheadLog(os.path.join(root, "blocks"), segment_bytes=self.wal_segment_bytes)
-        self._batches_log = WriteAheadLog(os.path.join(root, "batches"), segment_bytes=self.wal_segment_bytes)
+        key = key_from_env()                # signed like the checkpoints (runnel.storage.signing)
+        self._blocks_log = WriteAheadLog(os.path.join(root, "blocks"), segment_bytes=self.wal_segment_bytes, key=key)
+        self._batches_log = WriteAheadLog(os.path.join(root, "batches"), segment_bytes=self.wal_segment_bytes, key=key)
 
     def _close_logs(self) -> None:
         if self._blocks_log is not None:

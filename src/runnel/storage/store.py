@@ -28,7 +28,9 @@ Stores
 :class:`SharedMemoryStore`
     One Arrow IPC file per block in ``/dev/shm`` (the temp dir when there is
     no ``/dev/shm``), named ``<prefix><n>``, prefix
-    ``runnel-<driver pid>-<random hex>-``. ``get`` memory-maps the file:
+    ``runnel-<driver pid>-<32 random hex digits>-`` (unguessable: no other
+    user can create a name first; files are created 0600, never through a
+    symlink, so blocks — which may hold pickles — are the owner's alone). ``get`` memory-maps the file:
     NumPy and Arrow columns are zero-copy read-only views of the mapping.
     Releasing a block unlinks its file — or, for a file of at least 256 kB,
     keeps it as a *spare* that a later block of similar size is written
@@ -73,6 +75,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from runnel.batch import Batch, object_array
+from runnel.storage.durable import make_private_dirs, open_private
 from runnel.storage.ipc import batch_to_buffer, dumps_objects, read_batch, write_batch
 from runnel.storage.spares import DEFAULT_CAP as SPARE_CAP
 from runnel.storage.spares import MIN_BYTES as SPARE_MIN
@@ -291,9 +294,10 @@ class FileStore(BlockStore):
             if size <= _SMALL:
                 # one write(2) instead of Arrow's one per IPC piece: ~2x faster for tiny blocks
                 data = batch_to_buffer(batch, self.compression)
-                with open(path, "wb", buffering=0) as f:
+                with open(open_private(path), "wb", buffering=0) as f:
                     f.write(data)
                 return data.size
+            os.close(open_private(path))      # created 0600 here; Arrow's OSFile then opens it
             with pa.OSFile(path, "wb") as sink:
                 write_batch(batch, sink, self.compression)
                 return sink.tell()
@@ -372,6 +376,11 @@ class FileStore(BlockStore):
 
 
 _PREFIX_RE = re.compile(r"^(runnel-(\d+)-[0-9a-f]+-)")
+
+
+def _new_prefix() -> str:
+    """``runnel-<pid>-<128 random bits>-``: the pid for :func:`sweep_dead`, the token so names cannot be guessed."""
+    return f"runnel-{os.getpid()}-{secrets.token_hex(16)}-"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -461,7 +470,7 @@ class SharedMemoryStore(FileStore):
         self._owner = _attach is None
         if self._owner:
             sweep_dead(directory)
-            prefix = f"runnel-{os.getpid()}-{secrets.token_hex(4)}-"
+            prefix = _new_prefix()
             lock_fd = self._take_lock(directory, prefix)
             tag = ""
         else:
@@ -566,8 +575,8 @@ class DiskStore(FileStore):
         if directory is None:
             directory = tempfile.mkdtemp(prefix="runnel-disk-")
         else:
-            os.makedirs(directory, exist_ok=True)
-        prefix = f"runnel-{os.getpid()}-{secrets.token_hex(4)}-"
+            make_private_dirs(directory)
+        prefix = _new_prefix()
         super().__init__(directory, prefix, compression)
         self._finalizer = weakref.finalize(
             self, shutil.rmtree if self._own_dir else remove_prefix,

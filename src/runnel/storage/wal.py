@@ -20,6 +20,14 @@ little-endian; the CRC-32 covers seq, length and the payload, so a torn
 write (a crash in the middle of an append: a short frame, or one whose
 bytes never reached the disk, often zeros) and a flipped bit are both caught.
 
+Signed logs (``key``, from ``RUNNEL_CHECKPOINT_KEY``: :mod:`runnel.storage.signing`):
+a frame written with a key has magic ``"RWAH"`` and is followed by a 32-byte
+HMAC-SHA256 of its seq and payload. Reading with a key checks it before the
+payload is handed out (payloads may be batches with pickled object columns),
+and an unsigned or wrongly signed entry raises :class:`WALSignatureError`
+naming the segment and the entry. Reading without a key skips signatures.
+Segment files are 0600 and the log's directories 0700 (owner only).
+
 Crash behaviour: only the last entries of the active segment can be torn
 (a segment is fsynced before the next one is created). Opening a log checks
 the active segment, and cuts it at the first invalid frame with a warning;
@@ -46,8 +54,10 @@ State, under ``_lock`` (``sync`` also takes ``_sync_lock`` so that one fsync run
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import re
 import struct
 import threading
 import zlib
@@ -55,21 +65,29 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..batch import Batch
-from .durable import fsync_dir
+from . import signing
+from .durable import PRIVATE_FILE, fsync_dir, make_private_dirs
 from .ipc import batch_to_buffer, read_batch
 
-__all__ = ["WriteAheadLog", "WALCorruptionError", "encode_batch", "DEFAULT_SEGMENT_BYTES"]
+__all__ = ["WriteAheadLog", "WALCorruptionError", "WALSignatureError", "encode_batch", "DEFAULT_SEGMENT_BYTES"]
 
 log = logging.getLogger("runnel.wal")
 
 DEFAULT_SEGMENT_BYTES = 16 << 20
 _MAGIC = b"RWAL"
+_MAGIC_SIGNED = b"RWAH"
+_MAGICS = re.compile(b"RWA[LH]")
+_LABEL = b"runnel write-ahead log entry"
 _HEADER = struct.Struct("<4sQQI")
 _SUFFIX = ".wal"
 
 
 class WALCorruptionError(IOError):
     """An entry of a write-ahead log is invalid somewhere a crash cannot have torn it."""
+
+
+class WALSignatureError(WALCorruptionError):
+    """An entry read with a key is unsigned or its signature is wrong (written by someone else)."""
 
 
 def _crc(seq: int, payload: Any) -> int:
@@ -88,6 +106,8 @@ class WriteAheadLog:
         Created if missing. One log per directory, one writer process.
     segment_bytes : int
         A segment that reached this size is closed and a new one started.
+    key : bytes or None
+        Sign every entry appended, and check every entry read (see the module docstring).
 
     Examples
     --------
@@ -100,15 +120,16 @@ class WriteAheadLog:
     >>> wal.close()
     """
 
-    def __init__(self, directory: str, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES):
+    def __init__(self, directory: str, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES, key: bytes | None = None):
         if segment_bytes < 1:
             raise ValueError(f"segment_bytes must be positive, got {segment_bytes!r}")
         self.directory = os.fspath(directory)
         self.segment_bytes = segment_bytes
+        self._key = key
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._fd: int | None = None
-        os.makedirs(self.directory, exist_ok=True)
+        make_private_dirs(self.directory)
         self._segments = sorted(int(f[:-len(_SUFFIX)]) for f in os.listdir(self.directory)
                                 if f.endswith(_SUFFIX) and f[:-len(_SUFFIX)].isdigit())
         self._next_seq, self._size = (self._check_tail() if self._segments else (1, 0))
@@ -143,7 +164,7 @@ class WriteAheadLog:
         path = self._path(first)
         seq, end, problem = first, 0, None
         with open(path, "rb") as f:
-            for seq_read, _, frame_end, problem in _frames(f, first):
+            for seq_read, _, _, frame_end, problem in _frames(f, first):
                 if problem is not None:
                     break
                 seq, end = seq_read + 1, frame_end
@@ -174,8 +195,11 @@ class WriteAheadLog:
             elif self._fd is None:                      # closed: reopen the active segment
                 self._fd = os.open(self._path(self._segments[-1]), os.O_WRONLY | os.O_APPEND)
             seq = self._next_seq
-            header = _HEADER.pack(_MAGIC, seq, len(view), _crc(seq, view))
-            self._write_all([header, view])
+            if self._key is None:
+                self._write_all([_HEADER.pack(_MAGIC, seq, len(view), _crc(seq, view)), view])
+            else:
+                self._write_all([_HEADER.pack(_MAGIC_SIGNED, seq, len(view), _crc(seq, view)), view,
+                                 _signature(self._key, seq, view)])
             self._next_seq += 1
         if sync:
             self.sync()
@@ -201,7 +225,7 @@ class WriteAheadLog:
             os.close(self._fd)
             self._fd = None
             self._synced_seq = self._next_seq - 1
-        self._fd = os.open(self._path(self._next_seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        self._fd = os.open(self._path(self._next_seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         self._segments.append(self._next_seq)
         self._size = 0
         fsync_dir(self.directory)
@@ -247,15 +271,24 @@ class WriteAheadLog:
             except FileNotFoundError:        # truncated by another thread meanwhile
                 continue
             with f:
-                for seq, payload, _, problem in _frames(f, first, skip_through=after):
+                for seq, payload, mac, _, problem in _frames(f, first, skip_through=after):
                     if seq > last:
                         return
                     if problem is not None:
                         raise WALCorruptionError(f"write-ahead log {self.directory}: {problem} in "
                                                  f"{os.path.basename(f.name)} (entry {seq})")
+                    if self._key is not None:
+                        self._check_signature(f.name, seq, payload, mac)
                     yield seq, payload
                     if seq == last:
                         return
+
+    def _check_signature(self, path: str, seq: int, payload: memoryview, mac: bytes | None) -> None:
+        if mac is not None and hmac.compare_digest(mac, _signature(self._key, seq, payload)):
+            return
+        why = "not signed" if mac is None else "signature mismatch (written with another key, or altered)"
+        raise WALSignatureError(f"write-ahead log {path}, entry {seq}: {why}, but {signing.KEY_ENV} is set; "
+                                "refusing to read it")
 
     def read_batches(self, after: int = 0, through: int | None = None) -> Iterator[tuple[int, Batch]]:
         """Like :meth:`read`, for entries written by :meth:`append_batch`."""
@@ -270,7 +303,7 @@ class WriteAheadLog:
                 # the active segment is consumed: start the next one (its name keeps the numbering
                 # across restarts) so that this one can go; a closed log gets the file, not a descriptor
                 if self._fd is None:
-                    os.close(os.open(self._path(self._next_seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                    os.close(os.open(self._path(self._next_seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
                     self._segments.append(self._next_seq)
                     self._size = 0
                     fsync_dir(self.directory)
@@ -298,25 +331,29 @@ def encode_batch(batch: Batch) -> Any:
     return batch_to_buffer(batch, "zstd")
 
 
+def _signature(key: bytes, seq: int, payload: Any) -> bytes:
+    return signing.mac(key, _LABEL, struct.pack("<Q", seq), payload)
+
+
 def _torn_tail(path: str, at: int) -> bool:
     """Whether the bad entry at byte ``at`` ends the file as a crash mid-append leaves it: no
     valid entry (magic, length within the file, checksum) starts anywhere after it."""
     with open(path, "rb") as f:
         f.seek(at)
         rest = f.read()
-    pos = rest.find(_MAGIC, 1)
-    while pos >= 0:
+    for m in _MAGICS.finditer(rest, 1):
+        pos = m.start()
         if pos + _HEADER.size <= len(rest):
             _, seq, length, crc = _HEADER.unpack_from(rest, pos)
             body = pos + _HEADER.size
             if body + length <= len(rest) and _crc(seq, rest[body:body + length]) == crc:
                 return False
-        pos = rest.find(_MAGIC, pos + 1)
     return True
 
 
 def _frames(f, first: int, skip_through: int = 0):
-    """(seq, payload, end offset, problem) per frame of segment file ``f`` starting at entry ``first``.
+    """(seq, payload, signature or None, end offset, problem) per frame of segment file ``f``
+    starting at entry ``first``.
 
     Frames with ``seq <= skip_through`` are skipped without reading their
     payloads. Stops after the first frame with a problem (payload None).
@@ -327,23 +364,25 @@ def _frames(f, first: int, skip_through: int = 0):
         if not header:
             return
         if len(header) < _HEADER.size:
-            yield expected, None, offset, "short entry header"
+            yield expected, None, None, offset, "short entry header"
             return
         magic, seq, length, crc = _HEADER.unpack(header)
-        if magic != _MAGIC or seq != expected:
-            yield expected, None, offset, "invalid entry header"
+        if magic not in (_MAGIC, _MAGIC_SIGNED) or seq != expected:
+            yield expected, None, None, offset, "invalid entry header"
             return
-        end = offset + _HEADER.size + length
+        macs = signing.MAC_BYTES if magic == _MAGIC_SIGNED else 0
+        end = offset + _HEADER.size + length + macs
         if end > size and end > (size := os.fstat(f.fileno()).st_size):
             # checked before reading: a corrupt length must not make us allocate gigabytes
-            yield seq, None, offset, "short entry"
+            yield seq, None, None, offset, "short entry"
             return
         if seq <= skip_through:
-            f.seek(length, os.SEEK_CUR)
+            f.seek(length + macs, os.SEEK_CUR)
         else:
             payload = f.read(length)
+            mac = f.read(macs) if macs else None
             if _crc(seq, payload) != crc:
-                yield seq, None, offset, "checksum mismatch"
+                yield seq, None, None, offset, "checksum mismatch"
                 return
-            yield seq, memoryview(payload), end, None
+            yield seq, memoryview(payload), mac, end, None
         expected, offset = seq + 1, end
