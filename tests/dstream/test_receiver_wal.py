@@ -382,3 +382,17 @@ def test_wal_switch_spellings():
     assert [conf_flag({key: v}, key) for v in (True, "TRUE", "1", "on", False, "false", "0", "off")] == \
         [True] * 4 + [False] * 4
     assert conf_flag({}, key) is False and conf_flag({}, key, True) is True
+
+
+def test_with_a_checkpoint_key_the_receiver_logs_are_signed(streaming, tmp_path, monkeypatch):
+    from runnel.storage.wal import WALSignatureError
+    monkeypatch.setenv("RUNNEL_CHECKPOINT_KEY", "the owner's secret")
+    ssc, r, stream, out = streaming(WAL, tmp_path)
+    streaming.start(ssc, r)
+    r.store_many([1, 2])
+    ssc.run_batches(1)
+    assert out == [[1, 2]]
+    path = block_log(tmp_path, stream)
+    assert [b.to_records() for _, b in WriteAheadLog(path, key=b"the owner's secret").read_batches()] == [[1, 2]]
+    with pytest.raises(WALSignatureError, match="signature mismatch"):
+        list(WriteAheadLog(path, key=b"another key").read())
