@@ -14,14 +14,16 @@ from .listener import BatchInfo, StreamingListener
 from .streaming import StreamingContext
 from .updaters import StateSpec
 from . import updaters
-from . import aliases as _aliases
+from .dstream import savers as _savers
+
+_savers.install()  # file outputs attach to DStream before the alias table names them
+
+from . import aliases as _aliases  # noqa: E402
 
 _aliases.install()
 
-from .dstream import savers as _savers  # noqa: E402  (file outputs attach to DStream)
 from .pyspark import compat as _pyspark_compat  # noqa: E402  (PySpark keyword spellings)
 
-_savers.install()
 _pyspark_compat.install()
 
 __version__ = "0.1.0"

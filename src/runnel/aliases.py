@@ -1,7 +1,11 @@
 """PySpark's camelCase names: one table, aliases of the PEP 8 methods.
 
 Each alias is the same function object as its PEP 8 method (so it carries
-the same docstring); ``tests/test_aliases.py`` walks this table.
+the same docstring); ``tests/test_aliases.py`` walks this table. Every
+camelCase name of runnel's API is here, nowhere else: methods attached to a
+class later (``dstream.savers.install``) are attached before :func:`install`
+runs, and code that replaces methods (``pyspark.compat``) runs
+:func:`install` again so that the aliases follow.
 """
 
 from __future__ import annotations
@@ -9,7 +13,10 @@ from __future__ import annotations
 from .context import Context
 from .dataset import Dataset
 from .dstream.base import DStream
+from .dstream.receivers import Receiver
+from .dstream.state import MappedDStream, StateDStream
 from .streaming import StreamingContext
+from .updaters import State, StateSpec
 
 ALIASES: dict[type, dict[str, str]] = {
     DStream: {
@@ -25,6 +32,8 @@ ALIASES: dict[type, dict[str, str]] = {
         "mapWithState": "map_with_state",
         "foreachPartitionTransactional": "foreach_partition_transactional",
         "saveToParquet": "save_to_parquet", "saveToSqlite": "save_to_sqlite",
+        "saveAsTextFiles": "save_as_text_files", "saveAsParquetFiles": "save_as_parquet_files",
+        "saveAsPickleFiles": "save_as_pickle_files",
     },
     Dataset: {
         "flatMap": "flat_map", "mapPartitions": "map_partitions",
@@ -45,10 +54,20 @@ ALIASES: dict[type, dict[str, str]] = {
         "awaitTerminationOrTimeout": "await_termination_or_timeout",
         "addStreamingListener": "add_streaming_listener", "removeStreamingListener": "remove_streaming_listener",
         "getActive": "get_active", "getActiveOrCreate": "get_active_or_create", "getOrCreate": "get_or_create",
+        "socketTextStream": "socket_text_stream", "textFileStream": "text_file_stream",
+        "binaryRecordsStream": "binary_records_stream", "sparkContext": "spark_context",
     },
     Context: {
         "textFile": "text_file", "defaultParallelism": "default_parallelism", "getOrCreate": "get_or_create",
+        "pickleFile": "pickle_file",
     },
+    StateDStream: {"stateSnapshots": "state_snapshots"},
+    MappedDStream: {"stateSnapshots": "state_snapshots"},
+    StateSpec: {"initialState": "initial_state", "numPartitions": "num_partitions"},
+    State: {"isTimingOut": "is_timing_out", "getOption": "get_option"},
+    # Receiver.on_start/on_stop are dispatched (_call_hook) so that overriding either spelling works
+    Receiver: {"onStart": "on_start", "onStop": "on_stop", "storeMany": "store_many", "reportError": "report_error",
+               "isStopped": "is_stopped", "isStarted": "is_started"},
 }
 
 
@@ -62,9 +81,3 @@ def install() -> None:
                     break
             else:
                 raise AttributeError(f"alias {cls.__name__}.{camel} names a missing method {snake}")
-
-
-def register(cls: type, table: dict[str, str]) -> None:
-    """Add aliases for another module's class (inputs, outputs, windows ...) to the table."""
-    ALIASES.setdefault(cls, {}).update(table)
-    install()

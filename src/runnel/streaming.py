@@ -80,8 +80,6 @@ class StreamingContext:
     def spark_context(self) -> Context:
         return self.context
 
-    sparkContext = spark_context
-
     @property
     def state(self) -> str:
         return self._state

@@ -151,9 +151,6 @@ class StateSpec:
         self.timeout_s = seconds
         return self
 
-    initialState = initial_state
-    numPartitions = num_partitions
-
     def __repr__(self) -> str:
         return f"StateSpec({getattr(self.fn, '__qualname__', self.fn)!r}, timeout={self.timeout_s})"
 
@@ -194,9 +191,6 @@ class State:
 
     def is_timing_out(self) -> bool:
         return self._timing_out
-
-    isTimingOut = is_timing_out
-    getOption = get_option
 
     def __repr__(self) -> str:
         return f"State({self._value!r})" if self._exists else "State(<none>)"

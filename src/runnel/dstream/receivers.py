@@ -397,14 +397,7 @@ class Receiver:
         sup = self.__dict__.get("_runnel_supervisor")
         return None if sup is None else sup.info.stream_id
 
-    # Spark's names. onStart/onStop are dispatched (_call_hook) so that overriding either spelling works.
-    onStart = on_start
-    onStop = on_stop
-    storeMany = store_many
-    reportError = report_error
-    isStopped = is_stopped
-    isStarted = is_started
-
+    # Spark's camelCase names are in runnel.aliases; streamId is a method there, stream_id a property
     def streamId(self) -> int | None:  # noqa: N802 — Spark's spelling
         return self.stream_id
 

@@ -409,17 +409,15 @@ def _tuplify(layout: Any) -> Any:
 # -- installing the methods -------------------------------------------------------------------------
 _DSTREAM_METHODS = {"save_as_text_files": save_as_text_files, "save_as_parquet_files": save_as_parquet_files,
                     "save_as_pickle_files": save_as_pickle_files}
-_DSTREAM_ALIASES = {"saveAsTextFiles": "save_as_text_files", "saveAsParquetFiles": "save_as_parquet_files",
-                    "saveAsPickleFiles": "save_as_pickle_files"}
 
 
 def install() -> None:
-    """Attach the save methods to DStream and ``pickle_file`` to Context, with camelCase aliases.
+    """Attach the save methods to DStream and ``pickle_file`` to Context (their camelCase
+    aliases are in ``runnel.aliases``, installed after this).
 
     Methods the classes already define (delegating here) are kept as they
     are. Idempotent.
     """
-    from .. import aliases
     from ..context import Context
     from .base import DStream
     for snake, fn in _DSTREAM_METHODS.items():
@@ -427,5 +425,3 @@ def install() -> None:
             setattr(DStream, snake, fn)
     if "pickle_file" not in vars(Context):
         Context.pickle_file = read_pickle_files
-    aliases.register(DStream, _DSTREAM_ALIASES)
-    aliases.register(Context, {"pickleFile": "pickle_file"})

@@ -328,10 +328,6 @@ class MappedDStream(DStream):
     def state_frame(self, t: int | None = None):
         return self.states.state_frame(t)
 
-    stateSnapshots = state_snapshots
-
-
-StateDStream.stateSnapshots = StateDStream.state_snapshots
 
 
 class DeadLettersDStream(DStream):

@@ -15,10 +15,6 @@ PySpark's name is not that (``sparkContext``, ``stopGraceFully`` with its
 capital F, ``streamingListener`` …). Passing both spellings of one
 parameter is a ``TypeError``. Wrapping is idempotent, and a rename whose
 target parameter no longer exists fails at install, not in user code.
-
-The camelCase method names PySpark has and ``aliases.py``'s base table
-does not (``socketTextStream``, ``textFileStream``,
-``binaryRecordsStream``) are registered here too.
 """
 
 from __future__ import annotations
@@ -46,12 +42,6 @@ RENAMES: dict[type, dict[str, dict[str, str]]] = {
         "parallelize": {"c": "data"},
         "text_file": {"name": "path"},
     },
-}
-
-#: camelCase method names missing from aliases.py's base table.
-STREAMING_ALIASES = {
-    "socketTextStream": "socket_text_stream", "textFileStream": "text_file_stream",
-    "binaryRecordsStream": "binary_records_stream",
 }
 
 _CLASSES = (StreamingContext, Context, Dataset, DStream)
@@ -117,7 +107,7 @@ def _wrap_class(cls: type) -> None:
 
 
 def install() -> None:
-    """Accept PySpark's keywords on runnel's classes and register missing camelCase names. Idempotent.
+    """Accept PySpark's keywords on runnel's classes (the camelCase aliases follow). Idempotent.
 
     Also installs the file outputs (``saveAsTextFiles`` …), which ported programs use.
     """
@@ -126,4 +116,4 @@ def install() -> None:
     for cls in _CLASSES:
         _wrap_class(cls)
     # re-running the alias table copies the wrapped methods into every camelCase name
-    aliases.register(StreamingContext, STREAMING_ALIASES)
+    aliases.install()
