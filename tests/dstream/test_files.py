@@ -2,7 +2,10 @@ import logging
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from runnel import ManualClock, StreamingContext
 from runnel.executors.base import TaskFailed
 
 from runnel.dstream.files import FileInputDStream
@@ -225,3 +228,46 @@ def test_progress_of_an_older_checkpoint_lists_names_only_and_still_restores(inp
         ssc.run_batches(1)
     assert out == [["n1"]] and "read.txt" not in caplog.text      # taken as it is, not read again
     assert stream.progress(1000)["processed"]["read.txt"][:2] == [3, 500 * 1_000_000]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.tuples(st.integers(0, 2), st.lists(st.text("ab é", max_size=4), max_size=3)),
+                     min_size=1, max_size=6))
+def test_lines_appended_to_files_in_any_steps_come_out_once_each_in_their_batch(ctx, tmp_path_factory, plan):
+    """Oracle: batch k gives exactly the lines appended before it (files written in place, whole lines)."""
+    d = tmp_path_factory.mktemp("in")
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    out = collecting(ssc.text_file_stream(str(d)))
+    ssc.start()
+    try:
+        for step, (i, texts) in enumerate(plan):
+            lines = [f"{i}:{x}" for x in texts]
+            with open(d / f"f{i}.txt", "a", encoding="utf-8", newline="") as f:
+                f.write("".join(x + "\n" for x in lines))
+            t = 1000 * (step + 1)
+            os.utime(d / f"f{i}.txt", ns=((t - 100) * 1_000_000,) * 2)
+            ssc.run_batches(1)
+            assert out[step] == lines
+    finally:
+        ssc.stop(stop_spark_context=False)
+
+
+def test_records_appended_to_a_binary_file_are_read_and_a_partial_record_fails_clearly(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    stream = ssc.binary_records_stream(str(tmp_path), 4)
+    out = collecting(stream)
+    ssc.start()
+    write(tmp_path / "r.bin", b"abcd", 900)
+    ssc.run_batches(1)
+    with open(tmp_path / "r.bin", "ab") as f:
+        f.write(b"efghij")                                # one record and half of the next
+    os.utime(tmp_path / "r.bin", ns=(1500 * 1_000_000,) * 2)
+    ssc.run_batches(1)
+    with pytest.raises(TaskFailed, match=r"r\.bin grew by 6 bytes, not a multiple of the record length 4.*"
+                                         r"set aside \(read again once changed\)$"):
+        ssc.await_termination_or_timeout(0)
+    with open(tmp_path / "r.bin", "ab") as f:
+        f.write(b"kl")                                    # the writer finishes the record
+    os.utime(tmp_path / "r.bin", ns=(2500 * 1_000_000,) * 2)
+    ssc.run_batches(1)
+    assert out == [[b"abcd"], [b"efgh", b"ijkl"]]

@@ -192,9 +192,8 @@ class FileInputDStream(InputDStream):
             for f, _ in bad:
                 self.rejected[f.name] = (f.size, f.mtime_ns)
             others = len(due) - len(bad)
-            err = ValueError("; ".join(str(e) for _, e in bad) +
-                             f" — set aside (read again once changed); the {others} other files of this batch are "
-                             "read by the next batch")
+            rest = f"; the {others} other files of this batch are read by the next batch" if others else ""
+            err = ValueError("; ".join(str(e) for _, e in bad) + " — set aside (read again once changed)" + rest)
             err.__cause__ = bad[0][1]
             self._failed[t] = err
             raise err
