@@ -26,16 +26,29 @@ no ``parallel=True``
 no ``fastmath``
     It would let LLVM assume there are no NaNs, and the kernels give NaN and
     -0.0 exact, Python-compatible meaning.
+
+When kernels compile
+--------------------
+Lazily: a kernel compiles (or loads from the cache) for an argument type on
+its first call, so a job compiles only the kernels it uses, and a warm cache
+compiles nothing. Whenever a kernel really compiles (not a cache load), one
+line on stderr says so (:class:`CompileReport`): a fresh install's first run
+is slower, and the user is told why. Compiles are serialised by Numba's
+compiler lock, so two threads reaching the same new signature compile it once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
+import time
 
 import numba
 import numpy as np
+from numba.core import event
 
-__all__ = ["JIT_OPTIONS", "jit", "is_jitted"]
+__all__ = ["JIT_OPTIONS", "jit", "is_jitted", "CompileReport", "REPORT"]
 
 #: Options every runnel kernel is compiled with (see the module docstring).
 JIT_OPTIONS: dict = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -98,3 +111,83 @@ def is_jitted(fn) -> bool:
     from numba.core.dispatcher import Dispatcher
 
     return isinstance(fn, Dispatcher)
+
+
+class CompileReport(event.Listener):
+    """Tells the user on stderr when a runnel kernel compiles; silent when kernels load from the cache.
+
+    Each top-level kernel compile prints
+    ``runnel: compiling kernels (first run only) [k] family.kernel`` as it
+    starts; inside :meth:`summary` (used by :func:`runnel.kernels.warm`, which
+    compiles ~190 signatures) a dot per kernel instead, then how many and how
+    long. Kernels compiled inside another one (inlined helpers) are not
+    counted. Numba calls the listener under its global compiler lock, so
+    there is one compile at a time.
+
+    Attributes
+    ----------
+    compiled : int
+        Top-level kernel compiles seen by this process.
+    """
+
+    HEADER = "runnel: compiling kernels (first run only)"
+
+    def __init__(self) -> None:
+        self.compiled = 0
+        self._depth = 0
+        self._summary: list | None = None   # [count, start time] while a summary is open
+
+    @staticmethod
+    def _kernel_name(dispatcher) -> str | None:
+        fn = getattr(dispatcher, "py_func", None)
+        module = getattr(fn, "__module__", "") or ""
+        if not module.startswith("runnel.kernels."):
+            return None
+        name = fn.__name__.strip("_").removesuffix("_worker")
+        return f"{module.rpartition('.')[2]}.{name}"
+
+    def on_start(self, ev) -> None:
+        self._depth += 1
+        if self._depth != 1:
+            return
+        name = self._kernel_name(ev.data["dispatcher"])
+        if name is None:
+            return
+        self.compiled += 1
+        if self._summary is None:
+            self._write(f"{self.HEADER} [{self.compiled}] {name}\n")
+        else:
+            if self._summary[0] == 0:
+                self._summary[1] = time.perf_counter()
+                self._write(self.HEADER + " ")
+            self._summary[0] += 1
+            self._write(".")
+
+    def on_end(self, ev) -> None:
+        self._depth -= 1
+
+    @contextlib.contextmanager
+    def summary(self):
+        """Report the compiles of the block as one line of dots and a total."""
+        outer, self._summary = self._summary, [0, 0.0]
+        try:
+            yield
+        finally:
+            n, start = self._summary
+            self._summary = outer
+            if n:
+                self._write(f" {n} compiled in {time.perf_counter() - start:.1f} s\n")
+
+    @staticmethod
+    def _write(text: str) -> None:
+        stream = sys.stderr  # looked up each time: pytest and users may replace it
+        try:
+            stream.write(text)
+            stream.flush()
+        except (AttributeError, OSError, ValueError):  # no stderr, or closed: never fail a compile over it
+            pass
+
+
+#: The process's compile reporter (registered with Numba when this module is imported).
+REPORT = CompileReport()
+event.register("numba:compile", REPORT)

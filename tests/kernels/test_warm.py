@@ -1,6 +1,8 @@
-"""warm() compiles every signature the engine will hit."""
+"""warm() compiles every signature the engine will hit; kernels compile lazily, once, and say so."""
 
 from __future__ import annotations
+
+import re
 
 import numba
 import numpy as np
@@ -55,3 +57,59 @@ def test_warm_leaves_nothing_to_compile():
 
 def test_warm_runs():
     K.warm()
+
+
+# -- compiling lazily, and saying so ------------------------------------------------------------
+
+_FIRST_USE = r"""
+import sys, threading
+import numpy as np
+import runnel.kernels as K
+from runnel.kernels import hashing
+from runnel.kernels._config import REPORT
+
+# two threads reach a kernel no one has compiled, at once: Numba's compiler lock makes it one compile
+ints = np.arange(-500, 500, dtype=np.int64)
+start, results = threading.Barrier(2), [None, None]
+def call(i):
+    start.wait(30)
+    results[i] = K.hash_int64(ints)
+threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(120)
+assert all(r is not None for r in results), "a thread did not finish"
+assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], K.hash_int64(ints.copy()))
+assert len(hashing._hash_int64_worker.signatures) == 1
+with REPORT.summary():
+    K.partition_ids(results[0], 3)
+    K.combine_hashes(results[0], results[1])
+print(REPORT.compiled)
+"""
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing is compiled with NUMBA_DISABLE_JIT")
+def test_first_use_compiles_once_says_so_and_a_warm_cache_says_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    cold = subprocess.run([sys.executable, "-c", _FIRST_USE], capture_output=True, text=True, env=env, timeout=300)
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stdout.split() == ["3"]
+    lines = cold.stderr.splitlines()
+    assert lines[0] == "runnel: compiling kernels (first run only) [1] hashing.hash_int64"
+    assert re.fullmatch(r"runnel: compiling kernels \(first run only\) \.\. 2 compiled in \d+\.\d s", lines[1])
+    assert len(lines) == 2
+    warm = subprocess.run([sys.executable, "-c", _FIRST_USE], capture_output=True, text=True, env=env, timeout=300)
+    assert warm.returncode == 0, warm.stderr
+    assert (warm.stdout.split(), warm.stderr) == (["0"], "")
+
+
+def test_compile_report_never_fails_a_compile_without_stderr(monkeypatch):
+    from runnel.kernels._config import REPORT
+
+    monkeypatch.setattr("sys.stderr", None)
+    REPORT._write("nothing to write to\n")  # no exception: a compile must not fail over its report
