@@ -96,6 +96,12 @@ class StreamingContext:
             raise RuntimeError("Adding new inputs, transformations, and output operations after "
                                "stopping a context is not supported")
 
+    @property
+    def frame(self):
+        """Streaming DataFrames straight from a source: ``ssc.frame.queue/rate/socket/files`` (runnel.frame)."""
+        from .frame.source import FrameSources
+        return FrameSources(self)
+
     # -- inputs ------------------------------------------------------------------
     def queue_stream(self, rdds: Any, one_at_a_time: bool = True, default: Any = None) -> DStream:
         """A stream whose batches come from a queue (list or deque) of data.

@@ -256,3 +256,9 @@ def batches_of(records: Any = None, min_batches: int = 1, max_batches: int = 4):
     from hypothesis import strategies as st
     records = keyed_records() if records is None else records
     return st.lists(records, min_size=min_batches, max_size=max_batches)
+
+
+# --- DataFrame streams (runnel.frame) -----------------------------------------------------------
+from .frame.testing import assert_frame_batches_equal, run_frame  # noqa: E402
+
+__all__ += ["run_frame", "assert_frame_batches_equal"]

@@ -393,6 +393,17 @@ class DStream:
             t += s
         return out
 
+    # -- the DataFrame face (runnel.frame) -------------------------------------------------------
+    def to_frame(self, columns: Any = None, schema: Any = None):
+        """A pandas-like :class:`~runnel.frame.StreamingDataFrame` of this stream's records.
+
+        Records may be dicts, tuples (named by ``columns``), or whole batches
+        (pandas, Arrow, dicts of NumPy arrays); ``schema`` (``{column: dtype}``)
+        is checked on every batch, or inferred from the first batch with rows.
+        """
+        from ..frame.source import frame_of
+        return frame_of(self, columns, schema)
+
     # -- outputs (outputs.py) ---------------------------------------------------------------
     def foreach_rdd(self, func: Callable) -> None:
         """Call ``func(rdd)`` or ``func(time, rdd)`` for every batch (an output operation)."""

@@ -1,0 +1,17 @@
+"""runnel.frame: a pandas-like streaming DataFrame API compiled onto the DStream graph.
+
+Modules: ``schema`` (schemas, per-batch checks), ``expr`` and ``accessors``
+(lazy column expressions; ``.str``, ``.dt``), ``query`` (query strings via
+``ast``), ``columns`` (column and row partition ops), ``frame``
+(:class:`StreamingDataFrame`), ``source`` (``dstream.to_frame``,
+``ssc.frame``), ``aggregate`` and ``groupby`` (per-batch, running and
+windowed group-by aggregations), ``sql`` (DuckDB per batch), ``testing``
+(frame helpers of ``runnel.testing``).
+"""
+
+from .expr import Expr, col, lit
+from .frame import StreamingDataFrame
+from .schema import Schema, SchemaError
+from .source import FrameSources
+
+__all__ = ["StreamingDataFrame", "Schema", "SchemaError", "Expr", "col", "lit", "FrameSources"]

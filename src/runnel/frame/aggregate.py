@@ -1,0 +1,373 @@
+"""Group-by aggregation on columns: partial aggregates, merged by key, finalised.
+
+Every aggregation — per batch, running, windowed — is the same three steps on
+*partial tables* (one row per key, with the state columns of each aggregate)::
+
+    rows ──partial()──> partials ──merge()──> partials ... ──finalize()──> result
+
+``merge`` is associative and keeps arrival order (first/last), so partials of
+map tasks, of batches or of the slides of a window merge into the same table
+as the rows would. State columns per aggregate:
+
+==========  =========================================================
+count       c (non-null count)
+size        n (rows)
+sum         s (sum of non-null values)
+mean        s, c
+min / max   m, c   (NaN where a partial saw no value)
+first/last  v, c   (the first/last non-null value)
+var / std   c, a, q  (count, mean, sum of squared deviations: merged
+                     with Chan et al.'s formula, no cancellation)
+nunique     u      (the set of distinct values: exact; memory grows with
+                     the distinct values per key)
+==========  =========================================================
+
+Grouping uses the engine's kernels: ``keyed.factorize`` for group codes and
+``kernels.reduce_codes`` (sum, min, max, first, last) per group. Rows with a
+null key are left out, as pandas' ``groupby`` (``dropna=True``) does.
+
+The partial table is a pair batch: its key part is the key column (or the
+tuple of key columns), hashed as ``keyed.hash_column`` hashes a tuple key,
+so it partitions like any keyed table of the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runnel import kernels as K
+
+from .. import keyed
+from ..batch import Batch, Column, column_take, concat_batches, object_array
+from .expr import isnull_column
+from .schema import empty_column, frame_batch
+
+__all__ = ["AggSpec", "AGGREGATES", "partial", "merge", "finalize", "partition_partials"]
+
+#: aggregate -> its state columns
+AGGREGATES: dict[str, tuple[str, ...]] = {
+    "count": ("c",), "size": ("n",), "sum": ("s",), "mean": ("s", "c"), "min": ("m", "c"), "max": ("m", "c"),
+    "first": ("v", "c"), "last": ("v", "c"), "var": ("c", "a", "q"), "std": ("c", "a", "q"), "nunique": ("u",),
+}
+#: aggregates an inverse can take back out of a window
+INVERTIBLE = {"count", "size", "sum", "mean", "var", "std"}
+_NUMERIC_ONLY = {"sum", "mean", "min", "max", "var", "std"}
+
+
+@dataclass(frozen=True)
+class AggSpec:
+    """Output column ``out`` = aggregate ``func`` of column ``column`` (None for size)."""
+    out: str
+    column: str | None
+    func: str
+
+    def state(self, part: str, i: int) -> str:
+        return f"_{i}{part}"
+
+
+def check_specs(specs: tuple[AggSpec, ...], dtypes: dict[str, str], keys: tuple[str, ...]) -> None:
+    """Fail at definition time for unknown aggregates, columns, or aggregates a dtype cannot take."""
+    for s in specs:
+        if s.func not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {s.func!r} for {s.out!r} (known: {sorted(AGGREGATES)})")
+        if s.func == "size":
+            continue
+        if s.column not in dtypes:
+            raise KeyError(f"aggregate {s.out!r}: no column {s.column!r} (columns: {list(dtypes)})")
+        d = dtypes[s.column]
+        if s.func in _NUMERIC_ONLY and not (d.startswith(("int", "uint", "float")) or d == "bool"):
+            raise TypeError(f"aggregate {s.out!r}: {s.func} needs a numeric column, {s.column!r} is {d}")
+    outs = [s.out for s in specs] + list(keys)
+    dup = sorted({o for o in outs if outs.count(o) > 1})
+    if dup:
+        raise ValueError(f"aggregation output names collide with each other or with the keys: {dup}")
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+def _key_layout(keys: tuple[str, ...]):
+    return keys[0] if len(keys) == 1 else tuple(keys)
+
+
+def group_codes(cols: list[Column]) -> tuple[np.ndarray, np.ndarray]:
+    """Group codes over one or more key columns, and each group's first row."""
+    codes, first = keyed.factorize(cols[0])
+    for c in cols[1:]:
+        more, mfirst = keyed.factorize(c)
+        codes, first = K.factorize_int64(codes * np.int64(len(mfirst)) + more)
+    return codes, first
+
+
+def key_hashes(cols: list[Column]) -> np.ndarray:
+    """The engine's hash of each key (a tuple key hashed as ``keyed.hash_column`` hashes tuples)."""
+    if len(cols) == 1:
+        return keyed.hash_column(cols[0])
+    h = K.hash_int64(np.full(len(cols[0]), len(cols), dtype=np.int64))
+    for c in cols:
+        h = K.combine_hashes(h, keyed.hash_column(c))
+    return h
+
+
+def partition_partials(table: Batch, keys: tuple[str, ...], n: int) -> list[Batch]:
+    """Split a partial table into n buckets by key hash (where the engine puts those keys)."""
+    if n == 1 or len(table) == 0:
+        return [table] * n
+    ids = keyed.partition_ids(key_hashes([table.columns[k] for k in keys]), n)
+    order, bounds = K.scatter_order(ids, n)
+    return [table.take(order[bounds[p]:bounds[p + 1]]) for p in range(n)]
+
+
+def _table(keys: tuple[str, ...], cols: dict) -> Batch:
+    states = tuple(n for n in cols if n not in keys)
+    return Batch(cols, (_key_layout(keys), states))
+
+
+def empty_partials(keys: tuple[str, ...], specs: tuple[AggSpec, ...], key_dtypes: dict[str, str]) -> Batch:
+    cols = {k: empty_column(key_dtypes.get(k, "object")) for k in keys}
+    for i, s in enumerate(specs):
+        for p in AGGREGATES[s.func]:
+            cols[s.state(p, i)] = np.empty(0, dtype=object if p == "u" else np.float64)
+    return _table(keys, cols)
+
+
+# --- rows -> partials -----------------------------------------------------------------------------
+
+def _valid(col: Column) -> np.ndarray | None:
+    """Rows holding a value (None when all do)."""
+    if isinstance(col, np.ndarray) and col.dtype.kind in "iub":
+        return None
+    miss = isnull_column(col, len(col))
+    return None if not miss.any() else ~miss
+
+
+def _numeric(col: Column) -> np.ndarray:
+    if col.dtype.kind == "b":
+        return col.astype(np.int64)
+    if col.dtype.kind == "u" and col.dtype.itemsize == 8:
+        return col.astype(np.float64)
+    return col
+
+
+def _reduce(codes: np.ndarray, g: int, values: np.ndarray, op: str) -> np.ndarray:
+    out = K.reduce_codes(codes, g, values, op)
+    if op == "sum" and out.dtype.kind == "f":
+        out = out + 0.0   # an empty group's -0.0 as 0.0
+    return out
+
+
+def _positions(codes: np.ndarray, g: int, valid: np.ndarray | None, op: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: the first/last row holding a value (-1 for none) and how many rows hold one."""
+    rows = np.arange(len(codes), dtype=np.int64)
+    if valid is not None:
+        codes, rows = codes[valid], rows[valid]
+    counts = np.bincount(codes, minlength=g).astype(np.int64)
+    pos = K.reduce_codes(codes, g, rows, op) if len(codes) else np.zeros(g, np.int64)
+    return np.where(counts > 0, pos, -1), counts
+
+
+def _take(col: Column, pos: np.ndarray) -> Column:
+    if (pos >= 0).all():
+        return column_take(col, pos)
+    if isinstance(col, np.ndarray) and col.dtype.kind == "f":
+        out = col[np.maximum(pos, 0)].copy() if len(col) else np.full(len(pos), np.nan)
+        out[pos < 0] = np.nan
+        return out
+    return keyed.take_or_none(col, pos)
+
+
+def _partial_one(spec: AggSpec, i: int, col: Column | None, codes: np.ndarray, g: int, out: dict) -> None:
+    f = spec.func
+    if f == "size":
+        out[spec.state("n", i)] = np.bincount(codes, minlength=g).astype(np.int64)
+        return
+    valid = _valid(col)
+    if f in ("first", "last"):
+        pos, counts = _positions(codes, g, valid, f)
+        out[spec.state("v", i)], out[spec.state("c", i)] = _take(col, pos), counts
+        return
+    vcodes = codes if valid is None else codes[valid]
+    if f == "nunique":
+        vals = col if valid is None else column_take(col, np.flatnonzero(valid))
+        out[spec.state("u", i)] = _distinct_sets(vcodes, g, vals)
+        return
+    counts = np.bincount(vcodes, minlength=g).astype(np.int64)
+    if f == "count":
+        out[spec.state("c", i)] = counts
+        return
+    x = _numeric(col if valid is None else col[valid])
+    if f in ("sum", "mean"):
+        out[spec.state("s", i)] = _reduce(vcodes, g, x, "sum")
+        if f == "mean":
+            out[spec.state("c", i)] = counts
+    elif f in ("min", "max"):
+        m = _reduce(vcodes, g, x, f)
+        if (counts == 0).any():
+            m = m.astype(np.float64)
+            m[counts == 0] = np.nan
+        out[spec.state("m", i)], out[spec.state("c", i)] = m, counts
+    else:  # var, std
+        xf = x.astype(np.float64)
+        s = _reduce(vcodes, g, xf, "sum")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = s / counts
+        dev = xf - a[vcodes]
+        out[spec.state("c", i)], out[spec.state("a", i)] = counts, a
+        out[spec.state("q", i)] = _reduce(vcodes, g, dev * dev, "sum")
+
+
+def _distinct_sets(codes: np.ndarray, g: int, vals: Column) -> np.ndarray:
+    """Per group, the frozenset of its distinct values (one Python step per distinct pair, not per row)."""
+    sets: list = [frozenset()] * g
+    if len(codes) == 0:
+        return object_array(sets)
+    vcodes, vfirst = keyed.factorize(vals)
+    pair, pfirst = K.factorize_int64(codes * np.int64(len(vfirst)) + vcodes)
+    values = keyed.key_list(column_take(vals, pfirst))
+    groups: list[list] = [[] for _ in range(g)]
+    for c, v in zip(codes[pfirst].tolist(), values):
+        groups[c].append(v)
+    return object_array([frozenset(x) for x in groups])
+
+
+def partial(batch: Batch, keys: tuple[str, ...], specs: tuple[AggSpec, ...]) -> Batch | None:
+    """One partial row per key of a frame batch (None for a batch without rows)."""
+    if len(batch) == 0 or not all(k in batch.columns for k in keys):
+        return None
+    kcols = [batch.columns[k] for k in keys]
+    drop = np.zeros(len(batch), dtype=bool)
+    for c in kcols:
+        drop |= isnull_column(c, len(c))
+    if drop.any():
+        batch = batch.filter(~drop)
+        kcols = [batch.columns[k] for k in keys]
+        if len(batch) == 0:
+            return None
+    codes, first = group_codes(kcols)
+    g = len(first)
+    out: dict = {k: column_take(c, first) for k, c in zip(keys, kcols)}
+    for i, s in enumerate(specs):
+        _partial_one(s, i, batch.columns[s.column] if s.column is not None else None, codes, g, out)
+    return _table(keys, out)
+
+
+# --- partials -> partials ---------------------------------------------------------------------------
+
+def merge(parts: list[Batch], keys: tuple[str, ...], specs: tuple[AggSpec, ...]) -> Batch | None:
+    """Partial tables (in arrival order) merged into one row per key."""
+    parts = [p for p in parts if p is not None and len(p)]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    t = concat_batches(parts)
+    codes, first = group_codes([t.columns[k] for k in keys])
+    g = len(first)
+    out: dict = {k: column_take(t.columns[k], first) for k in keys}
+    for i, s in enumerate(specs):
+        st = {p: t.columns[s.state(p, i)] for p in AGGREGATES[s.func]}
+        _merge_one(s, i, st, codes, g, out)
+    return _table(keys, out)
+
+
+def _merge_one(spec: AggSpec, i: int, st: dict, codes: np.ndarray, g: int, out: dict) -> None:
+    f = spec.func
+    name = lambda p: spec.state(p, i)  # noqa: E731
+    if f in ("count", "size"):
+        p = "c" if f == "count" else "n"
+        out[name(p)] = _reduce(codes, g, np.asarray(st[p], dtype=np.int64), "sum")
+        return
+    if f == "nunique":
+        sets: list = [frozenset()] * g
+        for c, u in zip(codes.tolist(), st["u"].tolist()):
+            sets[c] = sets[c] | u
+        out[name("u")] = object_array(sets)
+        return
+    c = np.asarray(st["c"], dtype=np.int64) if "c" in st else None
+    counts = _reduce(codes, g, c, "sum") if c is not None else None
+    if f in ("sum", "mean"):
+        out[name("s")] = _reduce(codes, g, _numeric(np.asarray(st["s"])), "sum")
+        if f == "mean":
+            out[name("c")] = counts
+    elif f in ("min", "max"):
+        has = c > 0
+        m = _reduce(codes[has], g, np.asarray(st["m"])[has], f) if has.any() else np.full(g, np.nan)
+        if (counts == 0).any():
+            m = m.astype(np.float64)
+            m[counts == 0] = np.nan
+        out[name("m")], out[name("c")] = m, counts
+    elif f in ("first", "last"):
+        pos, _ = _positions(codes, g, c > 0, f)
+        out[name("v")], out[name("c")] = _take(st["v"], pos), counts
+    else:  # var, std: Chan et al.
+        a = np.asarray(st["a"], dtype=np.float64)
+        has = c > 0
+        s = _reduce(codes[has], g, (a * c)[has], "sum")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s / counts
+        d = np.where(has, a - mean[codes], 0.0)
+        q = np.where(has, np.asarray(st["q"], dtype=np.float64), 0.0) + c * d * d
+        out[name("c")], out[name("a")], out[name("q")] = counts, mean, _reduce(codes, g, q, "sum")
+
+
+# --- partials -> result ---------------------------------------------------------------------------------
+
+def finalize(table: Batch | None, keys: tuple[str, ...], specs: tuple[AggSpec, ...], empty: Batch,
+             mask: np.ndarray | None = None) -> Batch:
+    """The result frame batch: key columns, then one column per aggregate (``empty``: its schema)."""
+    if table is None or len(table) == 0:
+        return empty
+    if mask is not None:
+        table = table.filter(mask)
+        if len(table) == 0:
+            return empty
+    out: dict = {k: table.columns[k] for k in keys}
+    for i, s in enumerate(specs):
+        st = lambda p: table.columns[s.state(p, i)]  # noqa: E731
+        f = s.func
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if f == "count":
+                v = np.asarray(st("c"), dtype=np.int64)
+            elif f == "size":
+                v = np.asarray(st("n"), dtype=np.int64)
+            elif f == "sum":
+                v = st("s")
+            elif f == "mean":
+                v = np.asarray(st("s"), dtype=np.float64) / np.asarray(st("c"), dtype=np.float64)
+            elif f in ("min", "max"):
+                v = st("m")
+            elif f in ("first", "last"):
+                v = st("v")
+            elif f == "nunique":
+                v = np.fromiter((len(u) for u in st("u").tolist()), dtype=np.int64, count=len(table))
+            else:
+                c = np.asarray(st("c"), dtype=np.float64)
+                var = np.where(c > 1, np.asarray(st("q"), dtype=np.float64) / (c - 1), np.nan)
+                v = np.sqrt(var) if f == "std" else var
+        want = empty.columns[s.out]
+        if isinstance(v, np.ndarray) and isinstance(want, np.ndarray) and v.dtype != want.dtype \
+                and v.dtype != object and want.dtype != object and not (want.dtype.kind in "iu" and v.dtype.kind == "f"):
+            v = v.astype(want.dtype)
+        out[s.out] = v
+    return frame_batch(out)
+
+
+def result_schema_batch(keys: tuple[str, ...], specs: tuple[AggSpec, ...], dtypes: dict[str, str]) -> Batch:
+    """The empty result batch: what the aggregation gives, typed from the input dtypes (pandas' rules)."""
+    cols: dict = {k: empty_column(dtypes[k]) for k in keys}
+    for s in specs:
+        d = dtypes.get(s.column, "float64") if s.column else "int64"
+        if s.func in ("count", "size", "nunique"):
+            t = "int64"
+        elif s.func in ("mean", "var", "std"):
+            t = "float64"
+        elif s.func == "sum":
+            t = "float64" if d.startswith("float") else "int64"
+        elif s.func in ("min", "max"):
+            t = "int64" if d == "bool" else d
+        else:
+            t = d
+        cols[s.out] = empty_column(t)
+    return frame_batch(cols)

@@ -1,0 +1,297 @@
+"""StreamingDataFrame: pandas spellings over a DStream of columnar batches.
+
+Each operation adds a node to the same DStream graph the PySpark-style API
+builds: column and row operations are narrow partition ops (``columns.py``,
+fused into one task per partition), ``groupby`` aggregations shuffle partial
+aggregates by key (``groupby.py``), outputs are the engine's output
+operations and exactly-once sinks. Nothing runs until the context starts.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from runnel import StreamingContext, ManualClock
+>>> ssc = StreamingContext("local", 1, clock=ManualClock())
+>>> sdf = ssc.frame.queue([pd.DataFrame({"k": ["a", "b", "a"], "v": [1, -2, 3]})])
+>>> sdf["w"] = sdf["v"] * 10
+>>> out = []
+>>> sdf[sdf.v > 0].foreach_batch(lambda df, t: out.append(df))
+>>> ssc.start(); ssc.run_batches(1); ssc.stop()
+>>> out[0]
+   k  v   w
+0  a  1  10
+1  a  3  30
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..batch import Batch, concat_batches
+from ..dataset import Dataset
+from ..dstream.base import DStream
+from . import columns as C
+from .expr import Expr, as_expr, col
+from .schema import Schema, frame_batch, normalize_dtype
+
+if TYPE_CHECKING:
+    from .groupby import GroupBy
+
+__all__ = ["StreamingDataFrame"]
+
+
+class StreamingDataFrame:
+    """A stream of pandas-like frames, one per batch, compiled onto the DStream graph.
+
+    Create one with ``dstream.to_frame(columns=...)`` or ``ssc.frame.queue(...)``
+    / ``.rate(...)`` / ``.socket(...)`` / ``.files(...)``.
+    """
+
+    def __init__(self, stream: DStream, schema: Callable[[], Schema | None]):
+        self._stream = stream
+        self._schema_fn = schema
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def _of_source(cls, source) -> "StreamingDataFrame":
+        return cls(source, lambda: source.schema)
+
+    def _derive(self, op: Any, kind: str) -> "StreamingDataFrame":
+        parent = self._schema_fn
+
+        def schema() -> Schema | None:
+            s = parent()
+            return None if s is None else Schema.of_batch(op(0, s.empty()))
+        return StreamingDataFrame(self._stream._transform(kind, lambda ds: ds._narrow(op)), schema)
+
+    def _ship_expr(self, e: Any) -> Any:
+        """Ship the user functions inside an expression (``map``) as the engine ships any function."""
+        from .expr import MapFn
+        if isinstance(e, MapFn):
+            e.fn = self._stream._ship(e.fn)
+        if isinstance(e, Expr):
+            for c in e.children():
+                self._ship_expr(c)
+        return e
+
+    # -- schema ------------------------------------------------------------------------------------------
+    @property
+    def schema(self) -> Schema:
+        """Column names and dtypes (known once given, or once the first batch fixed them)."""
+        s = self._schema_fn()
+        if s is None:
+            raise RuntimeError(f"the schema of {self._stream.name} is not known yet: it is inferred from the "
+                               "first batch with rows (pass schema=... to know it before)")
+        return s
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        return dict(self.schema.fields)
+
+    @property
+    def stream(self) -> DStream:
+        """The DStream of frame batches underneath (records: tuples of the columns)."""
+        return self._stream
+
+    @property
+    def name(self) -> str:
+        return self._stream.name
+
+    def named(self, name: str) -> "StreamingDataFrame":
+        """Give the underlying stream a stable name (checkpointed state is keyed by it)."""
+        self._stream.named(name)
+        return self
+
+    def __repr__(self) -> str:
+        s = self._schema_fn()
+        cols = ", ".join(f"{n}: {d}" for n, d in s.fields) if s is not None else "schema from the first batch"
+        return f"<StreamingDataFrame {self._stream.name} [{cols}]>"
+
+    def _repr_html_(self) -> str:
+        s = self._schema_fn()
+        rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(d)}</td></tr>" for n, d in s.fields) \
+            if s is not None else "<tr><td colspan='2'>inferred from the first batch</td></tr>"
+        return (f"<div><b>StreamingDataFrame</b> <code>{html.escape(self._stream.name)}</code>, every "
+                f"{self._stream.slide_duration:g} s<table><thead><tr><th>column</th><th>dtype</th></tr></thead>"
+                f"<tbody>{rows}</tbody></table></div>")
+
+    # -- columns -------------------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Expr:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        s = self.__dict__.get("_schema_fn", lambda: None)()
+        if s is not None and name in s.names:
+            return col(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute or column {name!r}")
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return col(key)
+        if isinstance(key, Expr):
+            return self._derive(C.Filter(self._ship_expr(key)), "filter")
+        if isinstance(key, (list, tuple)):
+            return self._derive(C.Select(tuple(str(k) for k in key)), "select")
+        raise TypeError(f"sdf[...] takes a column name, a list of names or a boolean expression, got {key!r}")
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        new = self.assign(**{str(name): value})
+        self._stream, self._schema_fn = new._stream, new._schema_fn
+
+    def assign(self, **exprs: Any) -> "StreamingDataFrame":
+        """New or replaced columns from expressions, constants, or functions ``f(sdf) -> expression``."""
+        resolved = {n: self._ship_expr(as_expr(v(self) if callable(v) and not isinstance(v, Expr) else v))
+                    for n, v in exprs.items()}
+        return self._derive(C.Assign(resolved), "assign")
+
+    def rename(self, columns: dict | None = None, **kw: Any) -> "StreamingDataFrame":
+        mapping = dict(columns or kw.get("mapper") or {})
+        return self._derive(C.Rename({str(k): str(v) for k, v in mapping.items()}), "rename")
+
+    def drop(self, columns: Any = None, **kw: Any) -> "StreamingDataFrame":
+        columns = kw.get("labels", columns)
+        drop = {columns} if isinstance(columns, str) else set(columns or ())
+        missing = drop - set(self.columns)
+        if missing:
+            raise KeyError(f"drop: no column(s) {sorted(missing)} (columns: {self.columns})")
+        return self._derive(C.Select(tuple(c for c in self.columns if c not in drop)), "drop")
+
+    def astype(self, dtype: Any) -> "StreamingDataFrame":
+        """Convert columns: one dtype for all, or ``{column: dtype}``."""
+        spec = dtype if isinstance(dtype, dict) else {c: dtype for c in self.columns}
+        return self._derive(C.Assign({c: col(c).astype(normalize_dtype(d)) for c, d in spec.items()}), "astype")
+
+    def fillna(self, value: Any) -> "StreamingDataFrame":
+        """Replace nulls: one value for every column, or ``{column: value}``."""
+        spec = value if isinstance(value, dict) else {c: value for c in self.columns}
+        dtypes = self.dtypes
+        spec = {c: v for c, v in spec.items() if _fits(dtypes.get(c), v)}
+        return self._derive(C.Assign({c: col(c).fillna(v) for c, v in spec.items()}), "fillna")
+
+    def query(self, expr: str, **values: Any) -> "StreamingDataFrame":
+        """Rows matching a boolean expression over the columns, e.g. ``"v > 0 and k != 'x'"``.
+
+        Parsed with :mod:`ast` into the same expression tree as ``sdf[mask]``; names
+        that are not columns are looked up in ``values`` (keywords).
+        """
+        from .query import parse_query
+        return self[as_expr(parse_query(expr, self.columns, values))]
+
+    def explode(self, column: str) -> "StreamingDataFrame":
+        """One row per element of a list column (from ``.str.split()``)."""
+        return self._derive(C.Explode(str(column)), "explode")
+
+    def map_batches(self, fn: Callable) -> "StreamingDataFrame":
+        """``fn(pandas DataFrame) -> pandas DataFrame`` on each partition of each batch."""
+        if not callable(fn):
+            raise TypeError(f"map_batches expects a function, got {type(fn).__name__}")
+        return self._derive(C.MapFrames(self._stream._ship(fn)), "map_batches")
+
+    def head(self, n: int = 5) -> "StreamingDataFrame":
+        """The first ``n`` rows of every batch."""
+        n = int(n)
+        op = C.Head(n)
+        parent = self._schema_fn
+        stream = self._stream._transform("head", lambda ds: ds._narrow(op).repartition(1)._narrow(op))
+        return StreamingDataFrame(stream, parent)
+
+    def nlargest(self, n: int, column: str) -> "StreamingDataFrame":
+        """The ``n`` rows of every batch with the largest ``column`` (pandas' ``nlargest``)."""
+        return self._top(n, column, True)
+
+    def nsmallest(self, n: int, column: str) -> "StreamingDataFrame":
+        return self._top(n, column, False)
+
+    def _top(self, n: int, column: str, largest: bool) -> "StreamingDataFrame":
+        op = C.SortTop(int(n), str(column), largest)
+        stream = self._stream._transform("nlargest" if largest else "nsmallest",
+                                         lambda ds: ds._narrow(op).repartition(1)._narrow(op))
+        return StreamingDataFrame(stream, self._schema_fn)
+
+    # -- aggregation -------------------------------------------------------------------------------
+    def groupby(self, by: Any, num_partitions: int | None = None) -> "GroupBy":
+        """Group rows by one or more key columns (``groupby.GroupBy``)."""
+        from .groupby import GroupBy
+        keys = (by,) if isinstance(by, str) else tuple(by)
+        missing = [k for k in keys if k not in self.columns]
+        if missing:
+            raise KeyError(f"groupby: no column(s) {missing} (columns: {self.columns})")
+        return GroupBy(self, keys, num_partitions)
+
+    # -- SQL -------------------------------------------------------------------------------------------
+    def sql(self, query: str, table: str = "batch") -> "StreamingDataFrame":
+        """Run a DuckDB SQL query on every batch, the batch being the table ``batch``
+        (the ``runnel[sql]`` extra)."""
+        from .sql import SqlOnBatch, check_sql
+        op = SqlOnBatch(query, table)
+        check_sql(op, self._schema_fn())
+        parent = self._schema_fn
+
+        def schema() -> Schema | None:
+            s = parent()
+            return None if s is None else Schema.of_batch(op(0, s.empty()))
+        stream = self._stream._transform("sql", lambda ds: ds.repartition(1)._narrow(op))
+        return StreamingDataFrame(stream, schema)
+
+    # -- out -----------------------------------------------------------------------------------------------
+    def _frame(self, ds: Dataset):
+        """A batch's rows as one pandas DataFrame (the schema's columns, also when empty)."""
+        parts = [b for b in ds._batches() if len(b)]
+        if parts:
+            return concat_batches(parts).to_pandas()
+        s = self._schema_fn()
+        return (s.empty() if s is not None else frame_batch({})).to_pandas()
+
+    def foreach_batch(self, fn: Callable) -> None:
+        """Call ``fn(pandas_df, batch_time)`` for every batch (an output operation; batch_time a datetime)."""
+        if not callable(fn):
+            raise TypeError(f"foreach_batch expects a function, got {type(fn).__name__}")
+        self._stream.foreach_rdd(lambda t, ds: fn(self._frame(ds), t))
+
+    def print(self, n: int = 10) -> None:
+        """Print the first ``n`` rows of every batch under its time (an output operation)."""
+        def show(df, t):
+            print("-" * 43)
+            print(f"Time: {t}")
+            print("-" * 43)
+            print(df.head(n).to_string() if len(df) else "(no rows)")
+            print()
+        self.foreach_batch(show)
+
+    pprint = print
+
+    def to_parquet(self, path: str) -> None:
+        """Save every batch into one Parquet table, exactly once (``runnel.sinks.save_to_parquet``)."""
+        self._stream.save_to_parquet(path)
+
+    def to_sqlite(self, path: str, table: str) -> None:
+        """Save every batch into a SQLite table, exactly once (``runnel.sinks.save_to_sqlite``)."""
+        self._stream.save_to_sqlite(path, table)
+
+    def to_dstream(self) -> DStream:
+        """The rows as a DStream of records: tuples of the columns (a single column: its values;
+        two columns: ``(key, value)`` pairs for the keyed operations)."""
+        return self._stream._transform("to_dstream", lambda ds: ds._narrow(_Records()))
+
+
+def _fits(dtype: str | None, value: Any) -> bool:
+    """Does a fillna value suit a column (pandas leaves columns of another type alone)?"""
+    if dtype is None:
+        return False
+    if dtype in ("string", "binary", "object"):
+        return dtype == "object" or isinstance(value, (str, bytes))
+    return isinstance(value, (int, float, bool)) and not isinstance(value, str)
+
+
+class _Records:
+    """A frame batch as plain records: one column -> scalars, else tuples of the columns."""
+
+    def __call__(self, index: int, batch: Batch) -> Batch:
+        names = tuple(batch.columns)
+        if len(names) == 1:
+            return Batch({"value": batch.columns[names[0]]}, "value")
+        return batch

@@ -1,0 +1,358 @@
+"""``sdf.groupby(keys).agg(...)``: per batch, running across batches, or over a window of batches.
+
+All three compile onto the engine's keyed machinery with the partial tables
+of ``aggregate.py``:
+
+* **per batch** — each map task reduces its partition to partials, the
+  shuffle hashes them by key into ``num_partitions``, each reduce task merges
+  and finalises (:class:`PartialBuckets`, :class:`MergePartials`);
+* **running** (``.running()``) — the per-batch partials (not finalised) are
+  merged into a keyed state table, partition by partition with
+  ``zip_partitions`` (no shuffle of the state), as ``update_state_by_key``
+  does; the table is a :class:`~runnel.dstream.stateful.StatefulDStream`'s:
+  checkpointed with the context, restored by the stream's name
+  (``.running(name=...)``), a failed batch leaves it at the last good batch,
+  and keys idle for ``ttl`` seconds leave it;
+* **windowed** (``.window(length, slide)``) — the engine's window primitive
+  (``DStream.window``) over the cached per-batch partials, merged per key
+  every slide: the window is combined from per-slide partials, which serves
+  every aggregate (invertible or not). Not done: the incremental update with
+  inverse kernels (old window ⊕ entering ⊖ leaving) for sum/count/mean/var.
+
+Output modes (Structured Streaming's): ``"complete"`` — every key each batch;
+``"update"`` — only keys whose aggregate changed in the batch (running);
+``"append"`` — rows that never change: windows that do not overlap
+(``length == slide``), each emitted once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..batch import Batch, concat_batches, concat_columns
+from ..dataset import Dataset
+from ..dstream.base import DStream, to_ms
+from ..dstream.stateful import StatefulDStream
+from ..listener import ms_to_datetime
+from ..plan import ShuffleDep
+from .aggregate import (AggSpec, check_specs, empty_partials, finalize, group_codes, merge, partial,
+                        partition_partials, result_schema_batch)
+from .schema import Schema
+
+if TYPE_CHECKING:
+    from .frame import StreamingDataFrame
+
+__all__ = ["GroupBy"]
+
+_MODES = ("complete", "update", "append")
+
+
+# --- partition ops --------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class PartialBuckets:
+    """Map half: a partition's rows -> partials, hashed by key into n buckets."""
+    keys: tuple
+    specs: tuple
+    empty: Batch
+
+    def __call__(self, index: int, batch: Batch, n: int) -> list[Batch]:
+        p = partial(batch, self.keys, self.specs)
+        return partition_partials(p if p is not None else self.empty, self.keys, n)
+
+
+@dataclass(eq=False)
+class RehashPartials:
+    """Map half for partials (a window's): hashed by key into n buckets."""
+    keys: tuple
+    empty: Batch
+
+    def __call__(self, index: int, batch: Batch, n: int) -> list[Batch]:
+        if len(batch) == 0 or not all(k in batch.columns for k in self.keys):
+            return [self.empty] * n
+        return partition_partials(batch, self.keys, n)
+
+
+@dataclass(eq=False)
+class MergePartials:
+    """Reduce half: a bucket's partials merged; finalised into result rows when ``result`` is given."""
+    keys: tuple
+    specs: tuple
+    empty: Batch
+    result: Batch | None = None
+
+    def __call__(self, index: int, groups: list[list[Batch]]) -> Batch:
+        m = merge([b for b in groups[0] if len(b) and all(k in b.columns for k in self.keys)], self.keys,
+                  self.specs)
+        if self.result is None:
+            return m if m is not None else self.empty
+        return finalize(m, self.keys, self.specs, self.result)
+
+
+@dataclass(eq=False)
+class MergeState:
+    """A running table's partition merged with the batch's partials; marks updated keys, drops idle ones."""
+    keys: tuple
+    specs: tuple
+    empty: Batch
+    now: int
+    ttl_ms: int
+    has_state: bool
+
+    def __call__(self, index: int, parts: list[Batch]) -> Batch:
+        raw = parts[0] if self.has_state and len(parts[0]) and "_updated" in parts[0].columns else None
+        state = _strip(raw) if raw is not None else None
+        new = parts[-1] if len(parts[-1]) and all(k in parts[-1].columns for k in self.keys) else None
+        m = merge([x for x in (state, new) if x is not None], self.keys, self.specs)
+        if m is None:
+            return _with_marks(self.empty, np.zeros(0, bool), np.zeros(0, np.int64))
+        # the merged table lists every key first, so codes of the rows appended after it point into it
+        updated = np.zeros(len(m), dtype=bool)
+        if new is not None:
+            codes, _ = group_codes([concat_columns([m.columns[k], new.columns[k]]) for k in self.keys])
+            updated[codes[len(m):]] = True
+        seen = np.full(len(m), self.now, dtype=np.int64)
+        if state is not None:
+            codes, _ = group_codes([concat_columns([m.columns[k], state.columns[k]]) for k in self.keys])
+            prior = np.full(len(m), self.now, dtype=np.int64)
+            prior[codes[len(m):]] = raw.columns["_seen"]
+            seen = np.where(updated, self.now, prior)
+        out = _with_marks(m, updated, seen)
+        if self.ttl_ms:
+            out = out.filter(self.now - seen < self.ttl_ms)
+        return out
+
+
+def _strip(table: Batch) -> Batch:
+    """A running table without its marks (what merge takes)."""
+    cols = {n: c for n, c in table.columns.items() if n not in ("_updated", "_seen")}
+    key, states = table.layout
+    return Batch(cols, (key, tuple(s for s in states if s not in ("_updated", "_seen"))))
+
+
+def _with_marks(table: Batch, updated: np.ndarray, seen: np.ndarray) -> Batch:
+    key, states = table.layout
+    return Batch({**table.columns, "_updated": updated, "_seen": seen}, (key, tuple(states) + ("_updated", "_seen")))
+
+
+@dataclass(eq=False)
+class FinalizeTable:
+    """A running table's result rows: every key (complete) or the keys the batch updated (update)."""
+    keys: tuple
+    specs: tuple
+    result: Batch
+    only_updated: bool
+
+    def __call__(self, index: int, table: Batch) -> Batch:
+        if len(table) == 0 or "_updated" not in table.columns:
+            return self.result
+        mask = np.asarray(table.columns["_updated"], dtype=bool) if self.only_updated else None
+        return finalize(_strip(table), self.keys, self.specs, self.result, mask)
+
+
+# --- the running table ------------------------------------------------------------------------------
+
+class RunningAggDStream(StatefulDStream):
+    """A keyed table of partial aggregates merged batch after batch (see the module docstring)."""
+
+    kind = "running_agg"
+
+    def __init__(self, partials: DStream, keys: tuple, specs: tuple, empty: Batch, n: int, ttl_ms: int):
+        super().__init__(partials.ssc, [partials])
+        self.keys, self.specs, self.empty, self.n, self.ttl_ms = keys, specs, empty, n, ttl_ms
+        self.must_cache = True
+
+    def compute(self, t: int) -> Dataset | None:
+        s, zero = self.slide_ms, self.ssc._graph.zero_ms
+        restored = self.ssc._graph.restored_ms
+        prev = None
+        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
+            prev = self.get_or_compute(t - s)
+        new = self.parents[0].get_or_compute(t)
+        if new is None:
+            new = self.ssc.context.empty_dataset(f"{self.parents[0].name} (no data)")
+        if new.get_num_partitions() != self.n:   # no batch: one empty partition
+            new = _rehash(new, self.keys, self.empty, self.n)
+        if prev is None:
+            return new.zip_partitions([], MergeState(self.keys, self.specs, self.empty, t, self.ttl_ms, False))
+        return prev.zip_partitions([new], MergeState(self.keys, self.specs, self.empty, t, self.ttl_ms, True))
+
+    def settle(self, t: int) -> None:
+        self._settle_table(t)
+
+    def fall_back(self, t: int) -> str:
+        s = self.slide_ms
+        prev = self.generated.get(t - s)
+        self.generated[t] = prev
+        if prev is None:
+            return "it starts again from no state"
+        return f"its table stays at the batch at {ms_to_datetime(t - s)}; the next batch continues from there"
+
+    def signature(self) -> dict:
+        return {**super().signature(), "keys": list(self.keys),
+                "aggregates": [[s.out, s.column, s.func] for s in self.specs], "ttl_ms": self.ttl_ms}
+
+    def _fit(self, ds: Dataset) -> Dataset:
+        if ds.get_num_partitions() == self.n:
+            return ds
+        return _rehash(ds, self.keys, self.empty, self.n).cache()
+
+
+def _rehash(ds: Dataset, keys: tuple, empty: Batch, n: int) -> Dataset:
+    return ds._shuffle([ShuffleDep(ds._dep(), RehashPartials(keys, empty))], n, _Concat())
+
+
+@dataclass(eq=False)
+class _Concat:
+    def __call__(self, index: int, groups: list[list[Batch]]) -> Batch:
+        parts = [b for b in groups[0] if len(b)]
+        return concat_batches(parts) if parts else Batch.empty()
+
+
+# --- the API ---------------------------------------------------------------------------------------------
+
+def _specs(named: dict) -> tuple[AggSpec, ...]:
+    out = []
+    for name, spec in named.items():
+        if isinstance(spec, tuple) and len(spec) == 2:
+            column, func = spec
+        else:
+            raise TypeError(f"agg: {name}= must be a (column, aggregate) pair like ('v', 'sum'), got {spec!r}")
+        out.append(AggSpec(str(name), None if func == "size" else column, str(func)))
+    return tuple(out)
+
+
+class GroupBy:
+    """Rows of a frame grouped by key columns; ``agg`` makes a frame of one row per key.
+
+    ``groupby(k)`` aggregates each batch on its own; ``.running()`` over all
+    batches so far; ``.window(length, slide)`` over the batches of a window.
+
+    Examples
+    --------
+    >>> totals = sdf.groupby("k").running(name="totals").agg(total=("v", "sum"), n=("v", "count"))  # doctest: +SKIP
+    """
+
+    def __init__(self, sdf: "StreamingDataFrame", keys: tuple, num_partitions: int | None = None,
+                 scope: str = "batch", mode: str = "complete", ttl: float | None = None, name: str | None = None,
+                 window: tuple[int, int] | None = None, column: str | None = None):
+        self._sdf, self.keys, self._n = sdf, tuple(keys), num_partitions
+        self._scope, self._mode, self._ttl, self._name, self._window = scope, mode, ttl, name, window
+        self._column = column
+
+    def _with(self, **kw: Any) -> "GroupBy":
+        args = dict(scope=self._scope, mode=self._mode, ttl=self._ttl, name=self._name, window=self._window,
+                    column=self._column)
+        args.update(kw)
+        return GroupBy(self._sdf, self.keys, self._n, **args)
+
+    def running(self, mode: str = "complete", ttl: float | None = None, name: str | None = None) -> "GroupBy":
+        """Aggregate over every batch so far (keyed state; checkpointed, resumed by ``name``).
+
+        ``mode``: "complete" (every key each batch) or "update" (keys the batch changed);
+        ``ttl``: seconds after which a key without new rows leaves the table.
+        """
+        if mode not in ("complete", "update"):
+            raise ValueError(f"running(): mode must be 'complete' or 'update' ('append' needs rows that never "
+                             f"change: use window(length) with non-overlapping windows), got {mode!r}")
+        if ttl is not None:
+            to_ms(ttl, "ttl")
+        return self._with(scope="running", mode=mode, ttl=ttl, name=name)
+
+    def window(self, length: float, slide: float | None = None, mode: str = "complete",
+               name: str | None = None) -> "GroupBy":
+        """Aggregate over the batches of the last ``length`` seconds, every ``slide`` seconds.
+
+        The window keeps the partials of its batches (checkpointed, resumed by ``name``);
+        ``mode``: "complete" (every key of the window) or "append" (windows that do not overlap).
+        """
+        stream = self._sdf.stream
+        w = to_ms(length, "window length")
+        s = stream.slide_ms if slide is None else to_ms(slide, "window slide")
+        if w % stream.slide_ms or s % stream.slide_ms:
+            raise ValueError(f"window length and slide must be multiples of the batch interval "
+                             f"({stream.slide_ms} ms), got {w} ms and {s} ms")
+        if mode not in ("complete", "append"):
+            raise ValueError(f"window(): mode must be 'complete' or 'append', got {mode!r}")
+        if mode == "append" and w != s:
+            raise ValueError("window(mode='append') needs windows that do not overlap (length == slide): "
+                             "rows of overlapping windows change from one slide to the next")
+        return self._with(scope="window", window=(w, s), mode=mode, name=name)
+
+    def __getitem__(self, column: str) -> "GroupBy":
+        if column not in self._sdf.columns:
+            raise KeyError(f"groupby: no column {column!r} (columns: {self._sdf.columns})")
+        return self._with(column=column)
+
+    # -- shorthands ------------------------------------------------------------------------------------
+    def _all(self, func: str) -> "StreamingDataFrame":
+        cols = [self._column] if self._column else [c for c in self._sdf.columns if c not in self.keys]
+        return self.agg(**{c: (c, func) for c in cols})
+
+    def sum(self): return self._all("sum")
+    def count(self): return self._all("count")
+    def mean(self): return self._all("mean")
+    def min(self): return self._all("min")
+    def max(self): return self._all("max")
+    def first(self): return self._all("first")
+    def last(self): return self._all("last")
+    def std(self): return self._all("std")
+    def var(self): return self._all("var")
+    def nunique(self): return self._all("nunique")
+
+    def size(self) -> "StreamingDataFrame":
+        """Rows per key, in a column named ``size``."""
+        return self.agg(size=(None, "size"))
+
+    def value_counts(self) -> "StreamingDataFrame":
+        """Rows per (key, value of the selected column), in a column named ``count``."""
+        if self._column is None:
+            raise ValueError("value_counts needs a column: sdf.groupby(keys)[column].value_counts()")
+        g = GroupBy(self._sdf, self.keys + (self._column,), self._n, self._scope, self._mode, self._ttl,
+                    self._name, self._window)
+        return g.agg(count=(None, "size"))
+
+    # -- the aggregation -----------------------------------------------------------------------------
+    def agg(self, **named: Any) -> "StreamingDataFrame":
+        """``agg(total=("v", "sum"), n=("v", "count"), ...)``: one row per key, one column per aggregate.
+
+        Aggregates: sum, count, mean, min, max, first, last, std, var (ddof=1), nunique (exact), size.
+        Rows with a null key are left out (pandas' ``dropna=True``); nulls in a column are skipped.
+        """
+        from .frame import StreamingDataFrame
+        if not named:
+            raise ValueError("agg needs at least one aggregate, e.g. agg(total=('v', 'sum'))")
+        specs = _specs(named)
+        dtypes = self._sdf.dtypes
+        check_specs(specs, dtypes, self.keys)
+        keys = self.keys
+        result = result_schema_batch(keys, specs, dtypes)
+        empty = empty_partials(keys, specs, dtypes)
+        stream = self._sdf.stream
+        n = stream._n(self._n)
+        schema = Schema.of_batch(result)
+        if self._scope == "batch":
+            out = stream._transform("groupby_agg", lambda ds: ds._shuffle(
+                [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n,
+                MergePartials(keys, specs, empty, result)))
+            return StreamingDataFrame(out, lambda: schema)
+        partials = stream._transform("groupby_partials", lambda ds: ds._shuffle(
+            [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n, MergePartials(keys, specs, empty)))
+        if self._scope == "running":
+            ttl_ms = to_ms(self._ttl, "ttl") if self._ttl is not None else 0
+            table = RunningAggDStream(partials, keys, specs, empty, n, ttl_ms)
+            if self._name is not None:
+                table.named(self._name)
+            op = FinalizeTable(keys, specs, result, self._mode == "update")
+            return StreamingDataFrame(table._transform("groupby_running", lambda ds: ds._narrow(op)),
+                                      lambda: schema)
+        w, s = self._window
+        windowed = partials.window(w / 1000, s / 1000)
+        if self._name is not None:
+            windowed.named(self._name)
+        out = windowed._transform("groupby_window", lambda ds: ds._shuffle(
+            [ShuffleDep(ds._dep(), RehashPartials(keys, empty))], n, MergePartials(keys, specs, empty, result)))
+        return StreamingDataFrame(out, lambda: schema)

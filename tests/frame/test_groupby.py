@@ -1,0 +1,206 @@
+"""groupby aggregations per batch, running and windowed, against pandas on the same data."""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runnel import ManualClock, StreamingContext
+from runnel.testing import assert_frame_batches_equal, run_frame
+
+AGGS = dict(total=("v", "sum"), n=("v", "count"), m=("v", "mean"), lo=("v", "min"), hi=("v", "max"),
+            f=("v", "first"), l=("v", "last"), sd=("v", "std"), va=("v", "var"), u=("v", "nunique"),
+            sz=("v", "size"), ni=("i", "sum"))
+
+FRAMES = [
+    pd.DataFrame({"k": ["a", "b", "a", None, "c"], "g": [1, 1, 2, 2, 1], "v": [1.0, np.nan, 3.0, 4.0, -1.5],
+                  "i": [1, 2, 3, 4, 5]}),
+    pd.DataFrame({"k": ["b", "c", "b"], "g": [1, 1, 2], "v": [5.0, 6.0, 5.0], "i": [6, 7, 8]}),
+    pd.DataFrame({"k": pd.Series([], dtype=object), "g": pd.Series([], dtype=np.int64),
+                  "v": pd.Series([], dtype=np.float64), "i": pd.Series([], dtype=np.int64)}),
+    pd.DataFrame({"k": ["a"], "g": [2], "v": [7.0], "i": [9]}),
+]
+
+
+def pandas_agg(df, keys, **aggs):
+    if len(df) == 0:
+        return pd.DataFrame(columns=list(keys) + list(aggs))
+    return df.groupby(list(keys)).agg(**aggs).reset_index()
+
+
+def window_of(frames, i, length):
+    return pd.concat(frames[max(0, i - length + 1):i + 1])
+
+
+def test_per_batch_aggregates_equal_pandas(ctx):
+    out = run_frame(lambda s: s.groupby(["k", "g"]).agg(**AGGS), FRAMES, ctx)
+    assert_frame_batches_equal(out, [pandas_agg(f, ["k", "g"], **AGGS) for f in FRAMES], check_dtype=False)
+
+
+def test_result_dtypes_follow_pandas(ctx):
+    out = run_frame(lambda s: s.groupby("k").agg(**AGGS), FRAMES[:1], ctx)
+    want = FRAMES[0].groupby("k").agg(**AGGS).reset_index()
+    for c in want.columns:
+        if c != "k":
+            assert out[0][c].dtype == want[c].dtype, c
+
+
+def test_running_aggregates_equal_pandas_on_all_data_so_far(ctx, tmp_path):
+    out = run_frame(lambda s: s.groupby("k").running().agg(**AGGS), FRAMES, ctx, checkpoint=str(tmp_path))
+    want = [pandas_agg(pd.concat(FRAMES[:i + 1]), ["k"], **AGGS) for i in range(len(FRAMES))]
+    assert_frame_batches_equal(out, want, check_dtype=False)
+
+
+def test_running_update_mode_gives_changed_keys_only(ctx, tmp_path):
+    out = run_frame(lambda s: s.groupby("k").running(mode="update").agg(t=("v", "sum")), FRAMES, ctx,
+                    checkpoint=str(tmp_path))
+    assert [sorted(df.k) for df in out] == [["a", "b", "c"], ["b", "c"], [], ["a"]]
+    assert out[3].t.tolist() == [11.0]
+
+
+def test_running_ttl_drops_idle_keys(ctx, tmp_path):
+    out = run_frame(lambda s: s.groupby("k").running(ttl=2).agg(n=("i", "count")), FRAMES, ctx,
+                    checkpoint=str(tmp_path))
+    assert [sorted(df.k) for df in out] == [["a", "b", "c"], ["a", "b", "c"], ["b", "c"], ["a"]]
+
+
+def test_running_without_checkpoint_warns(ssc):
+    sdf = ssc.frame.queue(FRAMES[:1])
+    sdf.groupby("k").running().agg(n=("i", "count")).foreach_batch(lambda df, t: None)
+    with pytest.warns(RuntimeWarning, match="no checkpoint directory"):
+        ssc.start()
+
+
+def test_windowed_aggregates_equal_pandas_on_the_window(ctx, tmp_path):
+    out = run_frame(lambda s: s.groupby("k").window(2, 1).agg(**AGGS), FRAMES, ctx, checkpoint=str(tmp_path))
+    want = [pandas_agg(window_of(FRAMES, i, 2), ["k"], **AGGS) for i in range(len(FRAMES))]
+    assert_frame_batches_equal(out, want, check_dtype=False)
+
+
+def test_window_slides_every_two_batches(ctx, tmp_path):
+    out = run_frame(lambda s: s.groupby("k").window(3, 2).agg(t=("i", "sum")), FRAMES, ctx,
+                    checkpoint=str(tmp_path))
+    want = [pandas_agg(window_of(FRAMES, i, 3), ["k"], t=("i", "sum")) for i in (1, 3)]
+    assert_frame_batches_equal(out, want, check_dtype=False)
+
+
+def test_window_append_mode_needs_tumbling_windows(ssc):
+    gb = ssc.frame.queue(FRAMES[:1]).groupby("k")
+    with pytest.raises(ValueError, match="do not overlap"):
+        gb.window(3, 1, mode="append")
+    gb.window(2, 2, mode="append")
+    with pytest.raises(ValueError, match="append"):
+        gb.running(mode="append")
+
+
+def test_size_value_counts_and_shorthands(ctx):
+    out = run_frame(lambda s: s.groupby("k").size(), FRAMES, ctx)
+    assert_frame_batches_equal(out, [f.groupby("k").size().reset_index(name="size") if len(f) else
+                                     pd.DataFrame(columns=["k", "size"]) for f in FRAMES], check_dtype=False)
+    out = run_frame(lambda s: s.groupby("g")["k"].value_counts(), FRAMES[:2], ctx)
+    assert_frame_batches_equal(out, [f.groupby("g")["k"].value_counts().reset_index() for f in FRAMES[:2]],
+                               check_dtype=False)
+    out = run_frame(lambda s: s.groupby("k")["i"].sum(), FRAMES[:2], ctx)
+    assert_frame_batches_equal(out, [f.groupby("k")["i"].sum().reset_index() for f in FRAMES[:2]])
+
+
+def test_nlargest_of_an_aggregate(ctx):
+    out = run_frame(lambda s: s.groupby("k").agg(t=("i", "sum")).nlargest(2, "t"), FRAMES[:2], ctx)
+    assert_frame_batches_equal(out, [pandas_agg(f, ["k"], t=("i", "sum")).nlargest(2, "t") for f in FRAMES[:2]],
+                               check_order=True)
+
+
+def test_aggregate_errors_at_definition(ssc):
+    gb = ssc.frame.queue(FRAMES[:1]).groupby("k")
+    with pytest.raises(ValueError, match="unknown aggregate"):
+        gb.agg(x=("v", "median"))
+    with pytest.raises(TypeError, match="numeric column"):
+        gb.agg(x=("k", "sum"))
+    with pytest.raises(KeyError, match="no column"):
+        gb.agg(x=("zz", "sum"))
+    with pytest.raises(KeyError, match="no column"):
+        ssc.frame.queue(FRAMES[:1]).groupby("zz")
+
+
+# --- the stream's result equals pandas on all the data, batch boundaries anywhere --------------------
+
+rows = st.lists(st.tuples(st.sampled_from(["a", "b", "c", None]), st.integers(-3, 3),
+                          st.one_of(st.floats(-100, 100), st.just(float("nan")))), min_size=1, max_size=40)
+
+
+def split(df, cuts):
+    bounds = sorted({0, len(df), *[c % (len(df) + 1) for c in cuts]})
+    return [df.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=rows, cuts=st.lists(st.integers(0, 40), max_size=4))
+def test_running_result_equals_pandas_on_everything(ctx, data, cuts):
+    df = pd.DataFrame(data, columns=["k", "i", "v"])
+    frames = split(df, cuts)
+    aggs = dict(s=("v", "sum"), c=("v", "count"), m=("v", "mean"), lo=("i", "min"), hi=("v", "max"),
+                sd=("v", "std"), f=("v", "first"), u=("i", "nunique"), z=("i", "size"))
+    out = run_frame(lambda s: s.groupby(["k", "i"]).running().agg(**aggs), frames, ctx,
+                    checkpoint=tempfile.mkdtemp())
+    assert_frame_batches_equal(out[-1:], [pandas_agg(df, ["k", "i"], **aggs)], check_dtype=False, rtol=1e-7)
+    per_batch = run_frame(lambda s: s.groupby("k").agg(**aggs), frames, ctx)
+    assert_frame_batches_equal(per_batch, [pandas_agg(f, ["k"], **aggs) for f in frames], check_dtype=False,
+                               rtol=1e-7)
+
+
+# --- resumed by name after a crash ----------------------------------------------------------------------
+
+SEEN: dict = {}
+
+
+class Keep:
+    def __init__(self, key):
+        self.key = key
+
+    def __call__(self, df, t):
+        SEEN.setdefault(self.key, {})[t] = df.sort_values("k").reset_index(drop=True)
+
+
+DATA = [pd.DataFrame({"k": [f"w{(i * 7 + j) % 5}" for j in range(6)], "v": [float(j + i) for j in range(6)]})
+        for i in range(10)]
+
+
+def program(ctx, directory, key):
+    def setup():
+        ctx.conf["runnel.streaming.checkpoint.interval"] = "2"
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        ssc.checkpoint(directory)
+        sdf = ssc.frame.queue(DATA)
+        sdf.groupby("k").running(name="totals").agg(t=("v", "sum"), m=("v", "mean"), sd=("v", "std")) \
+            .foreach_batch(Keep(key + "/run"))
+        sdf.groupby("k").window(3, 1, name="last3").agg(t=("v", "sum"), n=("v", "count")).foreach_batch(Keep(key + "/win"))
+        return ssc
+    return setup
+
+
+def test_running_and_windowed_aggregates_resume_by_name_after_a_crash(ctx, tmp_path, clean_conf):
+    SEEN.clear()
+    ref = program(ctx, str(tmp_path / "ref"), "ref")()
+    ref.start()
+    ref.run_batches(9)
+    ref.stop(stop_spark_context=False)
+    d = str(tmp_path / "ck")
+    ssc = program(ctx, d, "a")()
+    ssc.start()
+    ssc.run_batches(5)
+    ssc._checkpointer.flush()
+    ssc.stop(stop_spark_context=False)          # not graceful: what a crash leaves behind
+    ssc = StreamingContext.resume(d, program(ctx, d, "a"))
+    ssc.start()
+    ssc.run_batches(5)                          # from the checkpoint at 4 s: batches 5..9
+    ssc.stop(stop_spark_context=False)
+    for part in ("run", "win"):
+        want, got = SEEN["ref/" + part], SEEN["a/" + part]
+        assert sorted(got) == sorted(want)
+        for t in want:
+            pd.testing.assert_frame_equal(got[t], want[t])
