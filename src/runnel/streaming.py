@@ -74,6 +74,7 @@ class StreamingContext:
         self._checkpointer = None            # runnel.checkpoint.checkpointer.Checkpointer, from start()
         self._recovery = None                # runnel.checkpoint.recovery.Recovery to apply at start()
         self._previous_sigterm = None
+        self._ui = None                      # runnel.ui.UI (status listener, web UI, progress), from start()
 
     # -- properties ----------------------------------------------------------
     @property
@@ -87,6 +88,11 @@ class StreamingContext:
     @property
     def batch_duration(self) -> float:
         return self.batch_ms / 1000.0
+
+    @property
+    def ui_url(self) -> str | None:
+        """The streaming web UI's address (``spark.ui.*`` conf, see :mod:`runnel.ui`), None when not served."""
+        return self._ui.url if self._ui is not None else None
 
     def _check_can_add(self) -> None:
         if self._state == ACTIVE:
@@ -243,6 +249,9 @@ class StreamingContext:
                 behind = max(0, (now - rec.time) // self.batch_ms)
                 (log.warning if behind > 1000 else log.info)(
                     "runnel: recovered from %s; the %d batches after %s ms run again", rec.path, behind, rec.time)
+            if self._ui is None:                 # before inputs start: the UI sees every receiver event
+                from .ui import attach_ui
+                self._ui = attach_ui(self)
             started = []
             try:
                 for i in self._graph.inputs:
@@ -261,6 +270,7 @@ class StreamingContext:
             StreamingContext._active = self
         self._install_sigterm()
         self._bus.post("onStreamingStarted", StreamingStarted(now))
+        self._ui.start()
         self._scheduler.start(first)
 
     def stop(self, stop_spark_context: bool = True, stop_gracefully: bool = False) -> None:
@@ -293,6 +303,7 @@ class StreamingContext:
                     ckpt.after_batch(last, final=True)   # everything received is in state: keep it
                 ckpt.stop()
             self._restore_sigterm()
+            self._ui.stop()
         if stop_spark_context and not self.context.stopped:
             self.context.stop()
         self._stopped.set()
@@ -442,6 +453,12 @@ class StreamingContext:
         raise TypeError("It appears that you are attempting to reference the StreamingContext from a function "
                         "that is sent to workers or stored in a checkpoint; it can only be used on the driver "
                         "while defining the program. Inside foreach_rdd/transform use the Dataset's own context, rdd.ctx.")
+
+    def _repr_html_(self) -> str:
+        from .ui.pages import notebook_html
+        ui = self._ui
+        return notebook_html(self._state, self.context.app_name, self.batch_ms,
+                             ui.status if ui is not None else None, self.ui_url)
 
     def __repr__(self) -> str:
         return f"StreamingContext({self.context.master!r}, batch={self.batch_ms} ms, state={self._state})"

@@ -1,0 +1,237 @@
+"""The UI's HTML pages, rendered on the server (charts as SVG, see :mod:`.charts`).
+
+Pages: the streaming overview (``/``), one batch (``/batch?id=<ms>``), the
+environment (``/environment``), and the notebook display
+(:func:`notebook_html`). The live part of a page is a ``<div id="live">``;
+``/static/live.js`` re-fetches it every 2 s (``?part=live``) and swaps it
+in, so the page updates without reloading (without JavaScript a meta
+refresh reloads it every 5 s). Table cells that show a batch's figures
+carry ``data-field`` (Spark's REST field name) and ``data-value`` (the
+exact number), so tests compare them with the listener's BatchInfo.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from ..listener import BatchInfo
+from . import charts
+from .status import COMPLETED, PROCESSING, QUEUED, StreamingStatus, redact
+
+CHART_BATCHES = 300      # batches drawn in the timelines (the newest)
+TABLE_BATCHES = 100      # completed batches listed
+
+
+def _when(ms: int | float | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000.0).strftime("%Y/%m/%d %H:%M:%S") + f".{int(ms) % 1000:03d}"
+
+
+def _dur(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    s = ms / 1000.0
+    return f"{s:.1f} s" if s < 60 else (f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.1f} h")
+
+
+def _cell(field: str, value: Any, text: str | None = None) -> str:
+    v = "" if value is None else value
+    return f'<td data-field="{field}" data-value="{escape(str(v))}">{escape(text if text is not None else str(v))}</td>'
+
+
+def _page(title: str, body: str, live: bool) -> str:
+    refresh = '<noscript><meta http-equiv="refresh" content="5"></noscript>' if live else ""
+    script = '<script src="/static/live.js" defer></script>' if live else ""
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(title)}</title>{refresh}<link rel=\"stylesheet\" href=\"/static/style.css\">{script}"
+            "</head><body><nav><b>runnel</b> <a href=\"/\">Streaming</a> <a href=\"/environment\">Environment</a> "
+            "<a href=\"/metrics\">Metrics</a> <a href=\"/api/v1/applications\">REST</a></nav>"
+            f"{body}</body></html>")
+
+
+def not_found(message: str) -> str:
+    return _page("Not found", f"<h1>Not found</h1><p>{escape(message)}</p>", live=False)
+
+
+# -- the overview ------------------------------------------------------------------------------------
+def overview(status: StreamingStatus, live_only: bool = False) -> str:
+    """The streaming page; ``live_only`` gives just the part that live updates replace."""
+    inner = _overview_live(status)
+    if live_only:
+        return inner
+    return _page(f"{status.facts.app_name} - Streaming", f'<div id="live">{inner}</div>', live=True)
+
+
+def _overview_live(status: StreamingStatus) -> str:
+    f = status.facts
+    totals = status.totals()
+    up = status.uptime()
+    head = (f"<h1>Streaming: {escape(f.app_name)}</h1>"
+            f'<p class="summary">Running batches of <b data-field="batchDuration" data-value="{f.batch_ms}">'
+            f"{_dur(f.batch_ms)}</b> for <b>{_dur(up * 1000) if up is not None else '-'}</b> since "
+            f"<b>{_when(status.start_time)}</b> (master {escape(f.master)}); "
+            f'<b data-field="numTotalCompletedBatches" data-value="{totals.completed}">{totals.completed}</b> '
+            f'completed batches, <b data-field="numProcessedRecords" data-value="{totals.processed_records}">'
+            f"{totals.processed_records:,}</b> records; {totals.failed} batches with a failed output.</p>")
+    return (head + _statistics(status) + _batch_tables(status) + _receivers(status)
+            + _state(status) + _checkpoints(status))
+
+
+def _statistics(status: StreamingStatus) -> str:
+    done = status.completed()[-CHART_BATCHES:]
+    batch_ms = status.facts.batch_ms
+    rows = []
+    rate = [(b.batch_time, b.num_records * 1000.0 / batch_ms) for b in done]
+    series = [("Input Rate", "rec/s", rate, None),
+              ("Scheduling Delay", "ms", [(b.batch_time, b.scheduling_delay) for b in done
+                                          if b.scheduling_delay is not None], None),
+              ("Processing Time", "ms", [(b.batch_time, b.processing_delay) for b in done
+                                         if b.processing_delay is not None], batch_ms),
+              ("Total Delay", "ms", [(b.batch_time, b.total_delay) for b in done if b.total_delay is not None], None)]
+    for label, unit, pts, line in series:
+        avg = sum(y for _, y in pts) / len(pts) if pts else None
+        avg_text = "-" if avg is None else (f"{avg:,.1f} {unit}" if unit == "rec/s" else _dur(avg))
+        rows.append(f"<tr><th>{label}<br><small>avg {avg_text}</small></th>"
+                    f"<td>{charts.timeline(pts, unit, label, line, 'batch interval' if line else '')}</td>"
+                    f"<td>{charts.histogram([y for _, y in pts], unit, label)}</td></tr>")
+    streams = sorted({name for b in done for name in b.stream_records})
+    if len(streams) > 1:       # input rate per stream
+        for name in streams:
+            pts = [(b.batch_time, b.stream_records.get(name, 0) * 1000.0 / batch_ms) for b in done]
+            rows.append(f"<tr><th>Input Rate<br><small>{escape(name)}</small></th>"
+                        f"<td>{charts.timeline(pts, 'rec/s', f'Input Rate {name}')}</td><td></td></tr>")
+    return (f"<h2>Statistics</h2><p class=\"note\">The last {len(done)} completed batches.</p>"
+            f'<table class="stats">{"".join(rows)}</table>')
+
+
+def _batch_row(state: str, b: BatchInfo) -> str:
+    ops = list(b.output_operation_infos.values())
+    failed = sum(1 for o in ops if o.failure_reason)
+    ok = sum(1 for o in ops if o.end_time is not None and not o.failure_reason)
+    return (f'<tr class="batch" data-batch="{b.batch_time}">'
+            f'<td data-field="batchTime" data-value="{b.batch_time}"><a href="/batch?id={b.batch_time}">'
+            f"{_when(b.batch_time)}</a></td>"
+            + _cell("status", state)
+            + _cell("inputSize", b.num_records, f"{b.num_records:,}")
+            + _cell("schedulingDelay", b.scheduling_delay, _dur(b.scheduling_delay))
+            + _cell("processingTime", b.processing_delay, _dur(b.processing_delay))
+            + _cell("totalDelay", b.total_delay, _dur(b.total_delay))
+            + _cell("numCompletedOutputOps", ok, f"{ok}/{len(ops)}" + (f" ({failed} failed)" if failed else ""))
+            + "</tr>")
+
+
+_BATCH_HEAD = ("<tr><th>Batch Time</th><th>Status</th><th>Records</th><th>Scheduling Delay</th>"
+               "<th>Processing Time</th><th>Total Delay</th><th>Output Ops: Succeeded/Total</th></tr>")
+
+
+def _batch_tables(status: StreamingStatus) -> str:
+    batches = status.batches()
+    active = [p for p in batches if p[0] in (QUEUED, PROCESSING)]
+    done = [p for p in batches if p[0] == COMPLETED]
+    rows_a = "".join(_batch_row(s, b) for s, b in active) or '<tr><td colspan="7">none</td></tr>'
+    rows_d = "".join(_batch_row(s, b) for s, b in done[:TABLE_BATCHES]) or '<tr><td colspan="7">none</td></tr>'
+    return (f'<h2>Active Batches ({len(active)})</h2><table class="batches" id="active-batches">'
+            f"{_BATCH_HEAD}{rows_a}</table>"
+            f'<h2>Completed Batches (last {min(len(done), TABLE_BATCHES)} of {status.totals().completed})</h2>'
+            f'<table class="batches" id="completed-batches">{_BATCH_HEAD}{rows_d}</table>')
+
+
+def _receivers(status: StreamingStatus) -> str:
+    recs = status.receivers()
+    if not recs:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(r.info.name)}-{r.info.stream_id}</td>"
+        f"<td>{'ACTIVE' if r.info.active else 'INACTIVE'}</td>"
+        f"<td>{_when(r.last_error_time * 1000) if r.last_error_time else '-'}</td>"
+        f"<td>{escape(r.info.last_error_message or '-')}"
+        + (f"<details><summary>details</summary><pre>{escape(r.info.last_error)}</pre></details>"
+           if r.info.last_error else "") + "</td></tr>" for r in recs)
+    return (f'<h2>Receivers ({len(recs)})</h2><table id="receivers"><tr><th>Receiver</th><th>Status</th>'
+            f"<th>Last Error Time</th><th>Last Error</th></tr>{rows}</table>")
+
+
+def _state(status: StreamingStatus) -> str:
+    tables = status.state_tables()
+    if not tables:
+        return ""
+    rows = "".join(f"<tr><td>{escape(name)}</td>" + _cell("rows", r.get("keys"), f"{r.get('keys', 0):,}")
+                   + _cell("bytes", r.get("bytes"), f"{r.get('bytes', 0):,}")
+                   + f"<td>{r.get('dead_letters', '-')}</td></tr>" for name, r in sorted(tables.items()))
+    return (f'<h2>State ({len(tables)})</h2><table id="state"><tr><th>Operator</th><th>Rows</th><th>Bytes</th>'
+            f"<th>Dead letters</th></tr>{rows}</table>")
+
+
+def _checkpoints(status: StreamingStatus) -> str:
+    d = status.facts.checkpoint_dir
+    if d is None:
+        return ""
+    ck = status.checkpoints()
+    rows = "".join(f"<tr><td>{_when(c['time'])}</td><td>{c['bytes']:,}</td>"
+                   f"<td>{time.strftime('%H:%M:%S', time.localtime(c['written'])) if c['written'] else '-'}</td>"
+                   f"</tr>" for c in ck) or '<tr><td colspan="3">none yet</td></tr>'
+    return (f"<h2>Checkpoints</h2><p>In <code>{escape(d)}</code></p><table id=\"checkpoints\">"
+            f"<tr><th>Batch Time</th><th>Bytes</th><th>Written</th></tr>{rows}</table>")
+
+
+# -- one batch ------------------------------------------------------------------------------------
+def batch_page(status: StreamingStatus, state: str, info: BatchInfo, live_only: bool = False) -> str:
+    """One batch: its figures and its output operations, with durations and failures."""
+    ops = sorted(info.output_operation_infos.items())
+    rows = []
+    for _, o in ops:
+        st = "failed" if o.failure_reason else ("succeeded" if o.end_time is not None else
+                                                 ("running" if o.start_time is not None else "queued"))
+        rows.append(f'<tr class="op" data-op="{int(o.id)}">' + _cell("outputOpId", int(o.id))
+                    + f"<td>{escape(str(o.name))}</td><td><code>{escape(str(o.description))}</code></td>"
+                    + _cell("startTime", o.start_time, _when(o.start_time))
+                    + _cell("duration", o.duration, _dur(o.duration))
+                    + f"<td>{st}</td><td>"
+                    + (f"<pre class=\"failure\">{escape(o.failure_reason)}</pre>" if o.failure_reason else "")
+                    + "</td></tr>")
+    inner = (f"<h1>Batch {_when(info.batch_time)}</h1>"
+             f'<table class="batches" id="batch">{_BATCH_HEAD}{_batch_row(state, info)}</table>'
+             f"<h2>Output Operations ({len(ops)})</h2><table id=\"operations\"><tr><th>Id</th><th>Name</th>"
+             f"<th>Description</th><th>Started</th><th>Duration</th><th>Status</th><th>Failure</th></tr>"
+             f"{''.join(rows)}</table>")
+    if live_only:
+        return inner
+    return _page(f"Batch {info.batch_time}", f'<div id="live">{inner}</div>', live=state != COMPLETED)
+
+
+# -- environment ---------------------------------------------------------------------------------
+def environment(status: StreamingStatus) -> str:
+    """The job's settings; values of keys named like password/secret/token/key are redacted."""
+    f = status.facts
+    rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in redact(f.conf).items())
+    return _page("Environment", f"<h1>Environment</h1><table id=\"conf\"><tr><th>Application</th>"
+                 f"<td>{escape(f.app_name)}</td></tr><tr><th>Master</th><td>{escape(f.master)}</td></tr>"
+                 f"<tr><th>Batch interval</th><td>{f.batch_ms} ms</td></tr></table><h2>Conf</h2>"
+                 f"<table id=\"conf-values\"><tr><th>Key</th><th>Value</th></tr>{rows}</table>", live=False)
+
+
+# -- notebooks --------------------------------------------------------------------------------------
+def notebook_html(state: str, app_name: str, batch_ms: int, status: StreamingStatus | None,
+                  url: str | None) -> str:
+    """A small status table for Jupyter (``StreamingContext._repr_html_``)."""
+    rows = [("State", state), ("Application", app_name), ("Batch interval", _dur(batch_ms))]
+    if status is not None:
+        totals, counts, done = status.totals(), status.counts(), status.completed()
+        last = done[-1] if done else None
+        rows += [("Completed batches", f"{totals.completed:,}"), ("Records processed", f"{totals.processed_records:,}"),
+                 ("Queued / processing", f"{counts[QUEUED]} / {counts[PROCESSING]}"),
+                 ("Last batch", _when(last.batch_time) if last else "-"),
+                 ("Last scheduling delay", _dur(last.scheduling_delay) if last else "-"),
+                 ("Last processing time", _dur(last.processing_delay) if last else "-"),
+                 ("Failed batches", str(totals.failed))]
+    link = f'<a href="{escape(url)}" target="_blank">{escape(url)}</a>' if url else "not served"
+    rows.append(("Web UI", None))
+    body = "".join(f"<tr><th style=\"text-align:left\">{escape(k)}</th><td style=\"text-align:left\">"
+                   f"{link if v is None else escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="runnel-status"><caption>runnel StreamingContext</caption>{body}</table>'

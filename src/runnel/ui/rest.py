@@ -1,0 +1,214 @@
+"""Spark's streaming REST API (``/api/v1``), with Spark's paths and field names.
+
+Tools written for Spark's ``/api/v1/applications/{app}/streaming/...``
+endpoints read these unchanged. As in Spark: times are dates like
+``2026-12-03T13:49:41.123GMT``, durations and delays milliseconds, a batch's
+id is its time in ms, unknown optional fields are left out, and batches are
+listed newest first. ``inputSize`` is runnel's record count of the batch
+(every input's records, :attr:`BatchInfo.num_records`).
+
+:func:`route` maps a path and query to ``(HTTP status, JSON-able value)``;
+the server only serialises it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+from ..listener import BatchInfo, OutputOperationInfo
+from .status import COMPLETED, PROCESSING, QUEUED, StreamingStatus
+
+PREFIX = "/api/v1/applications"
+STATUSES = (QUEUED, PROCESSING, COMPLETED)
+
+
+def spark_date(ms: int | float | None) -> str | None:
+    """A time in ms as Spark's REST API writes dates (UTC, millisecond precision, ``GMT`` suffix)."""
+    if ms is None:
+        return None
+    d = datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}GMT"
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def app_id(status: StreamingStatus) -> str:
+    """The application's id, Spark's local-mode style: ``local-<start ms>``."""
+    start = status.start_wall
+    return f"local-{int(start * 1000) if start is not None else 0}"
+
+
+def application(status: StreamingStatus) -> dict:
+    """``/applications`` entry (Spark's ApplicationInfo with one running attempt)."""
+    start = int((status.start_wall or time.time()) * 1000)
+    now = int(time.time() * 1000)
+    from .. import __version__
+    return {"id": app_id(status), "name": status.facts.app_name, "attempts": [{
+        "startTime": spark_date(start), "endTime": spark_date(-1), "lastUpdated": spark_date(now),
+        "duration": now - start, "sparkUser": _user(), "completed": False,
+        "appSparkVersion": f"runnel {__version__}",
+        "startTimeEpoch": start, "endTimeEpoch": -1, "lastUpdatedEpoch": now}]}
+
+
+def _user() -> str:
+    import getpass
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 — no user name in this environment
+        return ""
+
+
+def _avg(values: list[int]) -> int | None:
+    return sum(values) // len(values) if values else None
+
+
+def statistics(status: StreamingStatus) -> dict:
+    """``/streaming/statistics``: Spark's StreamingStatistics over the retained completed batches."""
+    done = status.completed()
+    totals = status.totals()
+    counts = status.counts()
+    receivers = status.receivers()
+    active = sum(1 for r in receivers if r.info.active)
+    batch_ms = status.facts.batch_ms
+    return _drop_none({
+        "startTime": spark_date(status.start_time),
+        "batchDuration": batch_ms,
+        "numReceivers": len(receivers),
+        "numActiveReceivers": active,
+        "numInactiveReceivers": len(receivers) - active,
+        "numTotalCompletedBatches": totals.completed,
+        "numRetainedCompletedBatches": len(done),
+        "numActiveBatches": counts[QUEUED] + counts[PROCESSING],
+        "numProcessedRecords": totals.processed_records,
+        "numReceivedRecords": totals.received_records,
+        "avgInputRate": (sum(b.num_records for b in done) * 1000.0 / (len(done) * batch_ms)) if done else None,
+        "avgSchedulingDelay": _avg([b.scheduling_delay for b in done if b.scheduling_delay is not None]),
+        "avgProcessingTime": _avg([b.processing_delay for b in done if b.processing_delay is not None]),
+        "avgTotalDelay": _avg([b.total_delay for b in done if b.total_delay is not None]),
+    })
+
+
+def batch(state: str, info: BatchInfo, batch_ms: int) -> dict:
+    """One batch as Spark's streaming BatchInfo."""
+    ops = list(info.output_operation_infos.values())
+    failed = [o for o in ops if o.failure_reason]
+    done = [o for o in ops if o.end_time is not None and not o.failure_reason]
+    return _drop_none({
+        "batchId": info.batch_time,
+        "batchTime": spark_date(info.batch_time),
+        "status": state,
+        "batchDuration": batch_ms,
+        "inputSize": info.num_records,
+        "schedulingDelay": info.scheduling_delay,
+        "processingTime": info.processing_delay,
+        "totalDelay": info.total_delay,
+        "numActiveOutputOps": sum(1 for o in ops if o.start_time is not None and o.end_time is None),
+        "numCompletedOutputOps": len(done),
+        "numFailedOutputOps": len(failed),
+        "numTotalOutputOps": len(ops),
+        "firstFailureReason": failed[0].failure_reason if failed else None,
+    })
+
+
+def operation(op: OutputOperationInfo) -> dict:
+    """One output operation as Spark's OutputOperationInfo (runnel runs no Spark jobs: ``jobIds`` is empty)."""
+    return _drop_none({
+        "outputOpId": int(op.id),
+        "name": str(op.name),
+        "description": str(op.description),
+        "startTime": spark_date(op.start_time),
+        "endTime": spark_date(op.end_time),
+        "duration": op.duration,
+        "failureReason": op.failure_reason,
+        "jobIds": [],
+    })
+
+
+def receivers(status: StreamingStatus) -> list[dict]:
+    """Spark's ReceiverInfo per receiver; event rates are records/s of each retained batch."""
+    done = status.completed()
+    batch_ms = status.facts.batch_ms
+    out = []
+    for r in status.receivers():
+        sid = r.info.stream_id
+        rates = [[b.batch_time, b.stream_input_infos[sid].num_records * 1000.0 / batch_ms]
+                 for b in done if sid in b.stream_input_infos]
+        out.append(_drop_none({
+            "streamId": sid,
+            "streamName": f"{r.info.name}-{sid}",
+            "isActive": r.info.active,
+            "executorId": "driver",
+            "executorHost": "localhost",
+            "lastErrorTime": spark_date(r.last_error_time * 1000) if r.last_error_time is not None else None,
+            "lastErrorMessage": r.info.last_error_message,
+            "lastError": r.info.last_error,
+            "avgEventRate": sum(x for _, x in rates) / len(rates) if rates else None,
+            "eventRates": rates,
+        }))
+    return out
+
+
+def _not_found(what: str) -> tuple[int, dict]:
+    return 404, {"error": what}
+
+
+def route(status: StreamingStatus, path: str, query: str = "") -> tuple[int, Any]:
+    """The REST answer for ``path`` (under ``/api/v1``): ``(HTTP status, JSON-able value)``."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:3] != ["api", "v1", "applications"]:
+        return _not_found(f"no such endpoint: {path}")
+    rest = parts[3:]
+    if not rest:
+        return 200, [application(status)]
+    if rest[0] != app_id(status):
+        return _not_found(f"unknown app: {rest[0]} (this UI serves {app_id(status)})")
+    rest = rest[1:]
+    if not rest:
+        return 200, application(status)
+    if rest[0] != "streaming" or len(rest) < 2:
+        return _not_found(f"no such endpoint: {path} (runnel serves the streaming endpoints)")
+    what, args = rest[1], rest[2:]
+    if what == "statistics" and not args:
+        return 200, statistics(status)
+    if what == "receivers":
+        recs = receivers(status)
+        if not args:
+            return 200, recs
+        if len(args) == 1:
+            found = [r for r in recs if str(r["streamId"]) == args[0]]
+            return (200, found[0]) if found else _not_found(f"unknown receiver: {args[0]}")
+    if what == "batches":
+        return _batches(status, args, parse_qs(query))
+    return _not_found(f"no such endpoint: {path}")
+
+
+def _batches(status: StreamingStatus, args: list[str], query: dict) -> tuple[int, Any]:
+    batch_ms = status.facts.batch_ms
+    if not args:
+        wanted = [s.upper() for v in query.get("status", []) for s in v.split(",") if s]
+        bad = [s for s in wanted if s not in STATUSES]
+        if bad:
+            return 400, {"error": f"unknown batch status {', '.join(bad)}; use one of {', '.join(STATUSES)}"}
+        return 200, [batch(s, b, batch_ms) for s, b in status.batches() if not wanted or s in wanted]
+    try:
+        t = int(args[0])
+    except ValueError:
+        return _not_found(f"batch id must be a number (its time in ms), got {args[0]!r}")
+    found = status.batch(t)
+    if found is None:
+        return _not_found(f"unknown batch: {t}")
+    state, info = found
+    if len(args) == 1:
+        return 200, batch(state, info, batch_ms)
+    if args[1] != "operations" or len(args) > 3:
+        return _not_found(f"no such endpoint under batch {t}: {'/'.join(args[1:])}")
+    ops = [operation(o) for _, o in sorted(info.output_operation_infos.items())]
+    if len(args) == 2:
+        return 200, ops
+    found_op = [o for o in ops if str(o["outputOpId"]) == args[2]]
+    return (200, found_op[0]) if found_op else _not_found(f"unknown output operation {args[2]} of batch {t}")
