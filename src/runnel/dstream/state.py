@@ -15,24 +15,11 @@ stream forgets the previous state right after), so a long run holds one or
 two state tables, and keys removed (None, timeout, time-to-live) leave the
 table. ``state_report(t)`` gives (keys, bytes) for the listener's BatchInfo.
 
-Bad records (``on_bad_record``). A record the update cannot take fails its
-batch by default ("fail", Spark's behaviour for a task that raises), and the
-state goes on from the last good batch (``StatefulDStream.settle``). With
-"dead_letter" such records are left out of the state and come out of
-``dead_letters()`` as ``(key, value, error)``: for a built-in updater each
-record that is not a number or does not fold (``state_tables.FlagBad``,
-before the shuffle), for a Python function every new value of a key whose call raised
-(the key keeps its state). An argument, because the choice belongs to an
-operator (a counter may drop what a ledger must not), with a conf key for a
-program-wide default; a stream, not a file, because a stream goes to any sink
-(``save_as_text_files`` writes the file) and is replayed with its batch after
-a recovery. Dead letters are never silent: their count is in
-``BatchInfo.state_tables`` and each batch that has some logs a warning.
+Bad records: ``on_bad_record`` and ``dead_letters()`` (``dead_letters.py``).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 import numpy as np
@@ -44,11 +31,10 @@ from ..state_tables import (DropBad, FlagBad, KeyValueOnly, MappedRows, MapWithS
                             PartialReduce, PrepareInitial, StateRows, TakeBad, UpdateByKey)
 from ..updaters import StateSpec, Updater
 from .base import DStream
+from .dead_letters import DeadLetters, DeadLettersDStream, bad_record_mode
 from .stateful import StatefulDStream
 
 __all__ = ["update_state_by_key", "map_with_state", "StateDStream", "MapWithStateDStream"]
-
-log = logging.getLogger("runnel.state")
 
 # --- streams ---------------------------------------------------------------------------------
 
@@ -57,20 +43,11 @@ class StateDStream(StatefulDStream):
 
     kind = "update_state_by_key"
 
-    #: Datasets kept per batch time while the program runs (not pickled with the graph)
-    _runtime = ("_dead", "_raw")
-
     def __init__(self, ssc, parent: DStream, n: int, initial: Any):
         super().__init__(ssc, [parent])
         self.n = n
         self.initial = initial
         self.must_cache = True
-        self.dead_letter = False  # on_bad_record="dead_letter" (update_state_by_key)
-        self._init_runtime()
-
-    def _init_runtime(self) -> None:
-        self._dead: dict[int, Dataset] = {}   # batch time -> its dead letters (cached), once asked for
-        self._raw: dict[int, Dataset] = {}    # batch time -> the table with its bad rows (the Python path)
 
     # the update of one batch: build the state Dataset at t from the previous one and the new data
     def new_data(self, ds: Dataset) -> Dataset:
@@ -112,69 +89,6 @@ class StateDStream(StatefulDStream):
     # -- a failed batch (StatefulDStream.settle): the state stays at the last good batch ---------
     def settle(self, t: int) -> None:
         self._settle_table(t)
-        if self.dead_letter and self.generated.get(t) is not None:
-            self._report_dead_letters(t)
-
-    # -- bad records (on_bad_record="dead_letter"): never dropped silently ----------------------
-    def dead_letters(self) -> DStream:
-        """The records the state update could not take, as ``(key, value, error)`` records.
-
-        Only with ``update_state_by_key(..., on_bad_record="dead_letter")``
-        (or the conf key ``runnel.streaming.state.onBadRecord``); each batch's
-        bad records are also counted in ``BatchInfo.state_tables[name]
-        ["dead_letters"]`` and logged (a warning naming the stream, the batch
-        time and the first error), whether or not this stream has an output.
-
-        Examples
-        --------
-        >>> totals = pairs.update_state_by_key(updaters.running_sum(), on_bad_record="dead_letter")  # doctest: +SKIP
-        >>> totals.dead_letters().save_as_text_files("/data/bad/totals")  # doctest: +SKIP
-        """
-        if not self.dead_letter:
-            raise ValueError(f"{self.name}: dead_letters() needs update_state_by_key(..., "
-                             f"on_bad_record='dead_letter'); with 'fail' a bad record fails its batch")
-        return DeadLettersDStream(self)
-
-    def dead_letters_at(self, t: int) -> Dataset:
-        """The (key, value, error) records of batch t the update left out (memoised, cached)."""
-        ds = self._dead.get(t)
-        if ds is None:
-            ds = self._bad_records(t)
-            ds = Dataset(ds.ctx, ds.plan, f"{self.name} dead letters at {ms_to_datetime(t)}").cache()
-            self._dead[t] = ds
-        return ds
-
-    def _bad_records(self, t: int) -> Dataset:
-        raise NotImplementedError
-
-    def _report_dead_letters(self, t: int) -> None:
-        dead = self.dead_letters_at(t)
-        try:
-            dead._materialize()
-        except Exception:  # noqa: BLE001  (its batch failed: already reported by settle or the outputs)
-            log.exception("runnel: %s: the dead letters of the batch at %s could not be computed", self.name,
-                          ms_to_datetime(t))
-            return
-        refs = [r for r in dead.plan.refs if r.nrows]
-        if refs:
-            key, value, error = self.ssc.context.executor.store.get(refs[0]).to_records()[0]
-            log.warning("runnel: %s: %d bad record(s) of the batch at %s went to its dead letters "
-                        "(the first: key %r, value %r: %s)", self.name, sum(r.nrows for r in refs),
-                        ms_to_datetime(t), key, value, error)
-
-    def forget_before(self, t: int) -> None:
-        super().forget_before(t)
-        for kept in (self._dead, self._raw):
-            for old in [k for k in kept if k <= t - self.remember_ms]:
-                del kept[old]
-
-    def state_report(self, t: int) -> dict | None:
-        report = super().state_report(t)
-        dead = self._dead.get(t)
-        if report is not None and self.dead_letter:
-            report["dead_letters"] = sum(r.nrows for r in dead.plan.refs) \
-                if dead is not None and isinstance(dead.plan, Blocks) else 0
-        return report
 
     def fall_back(self, t: int) -> str:
         s, zero = self.slide_ms, self.ssc._graph.zero_ms
@@ -216,14 +130,21 @@ class StateDStream(StatefulDStream):
 
 
 class UpdateStateDStream(StateDStream):
+    #: its dead letters hold Datasets while the program runs (not pickled with the graph)
+    _runtime = ("_dead",)
+
     def __init__(self, ssc, parent, fn: Callable, n: int, initial: Any, on_bad_record: str = "fail"):
         super().__init__(ssc, parent, n, initial)
         self.builtin = fn if isinstance(fn, Updater) else None
         self.fn = None if self.builtin else self._ship(fn)
         self.dead_letter = on_bad_record == "dead_letter"
+        self._init_runtime()
         if self.builtin is not None:
             from runnel.kernels.state import warm
             warm()  # in the driver, before any pool worker needs the kernel (numba#4807)
+
+    def _init_runtime(self) -> None:
+        self._dead = DeadLetters(self, self._bad_records)
 
     def new_data(self, ds: Dataset) -> Dataset:
         if self.builtin is None:
@@ -233,14 +154,54 @@ class UpdateStateDStream(StateDStream):
             ds = ds._narrow(FlagBad(kind))._narrow(DropBad())
         return ds._shuffle([ShuffleDep(ds._dep(), PartialBuckets(kind))], self.n, PartialReduce(kind))
 
+    # -- bad records (on_bad_record="dead_letter"; dead_letters.py) ----------------------------
+    def dead_letters(self) -> DStream:
+        """The records the state update could not take, as ``(key, value, error)`` records.
+
+        Only with ``update_state_by_key(..., on_bad_record="dead_letter")`` (or
+        the conf key ``runnel.streaming.state.onBadRecord``); each batch's bad
+        records are also counted in ``BatchInfo.state_tables[name]["dead_letters"]``
+        and logged (a warning naming the stream, the batch time and the first
+        error), whether or not this stream has an output.
+
+        Examples
+        --------
+        >>> totals = pairs.update_state_by_key(updaters.running_sum(), on_bad_record="dead_letter")  # doctest: +SKIP
+        >>> totals.dead_letters().save_as_text_files("/data/bad/totals")  # doctest: +SKIP
+        """
+        if not self.dead_letter:
+            raise ValueError(f"{self.name}: dead_letters() needs update_state_by_key(..., "
+                             f"on_bad_record='dead_letter'); with 'fail' a bad record fails its batch")
+        return DeadLettersDStream(self)
+
+    def dead_letters_at(self, t: int) -> Dataset:
+        """The (key, value, error) records of batch t the update left out (memoised, cached)."""
+        return self._dead.at(t)
+
     def _bad_records(self, t: int) -> Dataset:
         if self.builtin is not None:  # flagged again from the input: a pass over it, no table
             ds = self.parents[0].get_or_compute(t)
-            return ds._narrow(FlagBad(self.builtin.kind))._narrow(TakeBad()) if ds is not None \
-                else self.ssc.context.empty_dataset(f"{self.name} (no data)")
-        self.get_or_compute(t)
-        raw = self._raw.get(t)
-        return raw._narrow(TakeBad()) if raw is not None else self.ssc.context.empty_dataset(f"{self.name} (no data)")
+        else:  # the bad rows follow the table's in the Python path's table (update)
+            self.get_or_compute(t)
+            ds = self._dead.tables.get(t)
+        if ds is None:
+            return self.ssc.context.empty_dataset(f"{self.name} (no data)")
+        return (ds._narrow(FlagBad(self.builtin.kind)) if self.builtin is not None else ds)._narrow(TakeBad())
+
+    def settle(self, t: int) -> None:
+        super().settle(t)
+        if self.dead_letter and self.generated.get(t) is not None:
+            self._dead.report(t)
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        self._dead.forget_through(t - self.remember_ms)
+
+    def state_report(self, t: int) -> dict | None:
+        report = super().state_report(t)
+        if report is not None and self.dead_letter:
+            report["dead_letters"] = self._dead.count(t)
+        return report
 
     def signature(self) -> dict:
         # a built-in updater's table means what its kind says (a sum is no max); a function: unknown
@@ -268,7 +229,7 @@ class UpdateStateDStream(StateDStream):
         if self.builtin is None and self.dead_letter:
             # the table with the bad rows is computed once (cached, in the same tasks as the table
             # without them, which this stream holds) and kept for dead_letters_at(t)
-            self._raw[t] = out.cache()
+            self._dead.tables[t] = out.cache()
             out = out._narrow(DropBad())
         return out
 
@@ -330,22 +291,6 @@ class MappedDStream(DStream):
 
 
 
-class DeadLettersDStream(DStream):
-    """``state.dead_letters()``: the (key, value, error) records each batch's update left out."""
-
-    kind = "dead_letters"
-
-    def __init__(self, states: StateDStream):
-        super().__init__(states.ssc, [states])
-
-    def compute(self, t):
-        return self.parents[0].dead_letters_at(t)
-
-
-BAD_RECORD_CONF = "runnel.streaming.state.onBadRecord"
-ON_BAD_RECORD = ("fail", "dead_letter")
-
-
 # --- entry points (the DStream methods call these) ------------------------------------------
 
 def update_state_by_key(stream: DStream, updateFunc: Callable, numPartitions: int | None = None,
@@ -353,10 +298,7 @@ def update_state_by_key(stream: DStream, updateFunc: Callable, numPartitions: in
     """PySpark's updateStateByKey (see the module docstring and ``runnel.updaters``)."""
     if not callable(updateFunc):
         raise TypeError(f"updateStateByKey expects a function, got {type(updateFunc).__name__}")
-    mode = on_bad_record if on_bad_record is not None else stream.ssc.context.conf.get(BAD_RECORD_CONF, "fail")
-    if mode not in ON_BAD_RECORD:
-        where = "on_bad_record" if on_bad_record is not None else f"conf {BAD_RECORD_CONF}"
-        raise ValueError(f"{where} must be 'fail' or 'dead_letter', got {mode!r}")
+    mode = bad_record_mode(stream, on_bad_record)
     return UpdateStateDStream(stream.ssc, stream, updateFunc, stream._n(numPartitions), initialRDD, mode)
 
 
