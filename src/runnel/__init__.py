@@ -26,6 +26,10 @@ from .pyspark import compat as _pyspark_compat  # noqa: E402  (PySpark keyword s
 
 _pyspark_compat.install()
 
+from .kernels._config import preload as _preload  # noqa: E402
+
+_preload()  # Numba's compiler state loads in the background, overlapping the program's start
+
 __version__ = "0.1.0"
 
 __all__ = ["Batch", "Context", "Dataset", "DStream", "ManualClock", "SystemClock", "StreamingContext",

@@ -113,3 +113,31 @@ def test_compile_report_never_fails_a_compile_without_stderr(monkeypatch):
 
     monkeypatch.setattr("sys.stderr", None)
     REPORT._write("nothing to write to\n")  # no exception: a compile must not fail over its report
+
+
+_PRELOADED = r"""
+import sys
+import numpy as np
+import runnel
+import runnel.kernels as K
+from runnel.kernels import _config
+
+_config._preloading.join(120)
+assert not _config._preloading.is_alive()
+before = set(sys.modules)
+h = K.hash_int64(np.array([1, 2], dtype=np.int64))
+assert h[0] != h[1]
+print(sorted(m for m in set(sys.modules) - before if m.startswith(("numba", "llvmlite"))))
+"""
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing is compiled with NUMBA_DISABLE_JIT")
+def test_import_preloads_numbas_compiler_state_so_the_first_kernel_call_does_not():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PRELOADED], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # Numba's implementation modules (numba.cpython.*, numba.np.* ...: ~70 when nothing preloads) are
+    # imported and registered already: the first call has nothing left to load
+    assert done.stdout.strip() == "[]"
