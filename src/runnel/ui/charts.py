@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 
 W, H = 420, 120          # drawing size in px
-PAD_L, PAD_B, PAD_T, PAD_R = 54, 18, 8, 8
+PAD_L, PAD_B, PAD_T, PAD_R = 72, 18, 14, 8
 
 
 def _nice_max(v: float) -> float:

@@ -7,7 +7,11 @@
   function tick() {
     fetch(url, { cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html !== null) live.innerHTML = html; })
+      .then(function (html) {
+        if (html === null) return;
+        live.innerHTML = html;
+        live.dataset.updates = String(Number(live.dataset.updates || 0) + 1);   // updates so far
+      })
       .catch(function () { /* the job stopped: keep the last figures */ });
   }
   setInterval(tick, 2000);
