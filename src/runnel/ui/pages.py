@@ -22,7 +22,7 @@ from . import charts
 from .status import COMPLETED, PROCESSING, QUEUED, StreamingStatus, redact
 
 CHART_BATCHES = 300      # batches drawn in the timelines (the newest)
-TABLE_BATCHES = 100      # completed batches listed
+TABLE_BATCHES = 100      # completed (and active) batches listed
 
 
 def _when(ms: int | float | None) -> str:
@@ -134,7 +134,7 @@ def _batch_tables(status: StreamingStatus) -> str:
     batches = status.batches()
     active = [p for p in batches if p[0] in (QUEUED, PROCESSING)]
     done = [p for p in batches if p[0] == COMPLETED]
-    rows_a = "".join(_batch_row(s, b) for s, b in active) or '<tr><td colspan="7">none</td></tr>'
+    rows_a = "".join(_batch_row(s, b) for s, b in active[:TABLE_BATCHES]) or '<tr><td colspan="7">none</td></tr>'
     rows_d = "".join(_batch_row(s, b) for s, b in done[:TABLE_BATCHES]) or '<tr><td colspan="7">none</td></tr>'
     return (f'<h2>Active Batches ({len(active)})</h2><table class="batches" id="active-batches">'
             f"{_BATCH_HEAD}{rows_a}</table>"
