@@ -153,6 +153,19 @@ def test_running_result_equals_pandas_on_everything(ctx, data, cuts):
                                rtol=1e-7)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=rows, cuts=st.lists(st.integers(0, 40), min_size=4, max_size=8))
+def test_incremental_window_equals_pandas_on_each_window(ctx, data, cuts):
+    df = pd.DataFrame(data, columns=["k", "i", "v"])
+    frames = split(df, cuts)
+    aggs = dict(s=("v", "sum"), c=("v", "count"), m=("i", "mean"), sd=("v", "std"), z=("i", "size"))
+    out = run_frame(lambda s: s.groupby("k").window(5, 1).agg(**aggs), frames + [df.iloc[:0]] * 5, ctx,
+                    checkpoint=tempfile.mkdtemp())
+    frames = frames + [df.iloc[:0]] * 5
+    assert_frame_batches_equal(out, [pandas_agg(window_of(frames, i, 5), ["k"], **aggs) for i in range(len(frames))],
+                               check_dtype=False, rtol=1e-6, atol=1e-9)
+
+
 # --- resumed by name after a crash ----------------------------------------------------------------------
 
 SEEN: dict = {}
@@ -178,7 +191,8 @@ def program(ctx, directory, key):
         sdf = ssc.frame.queue(DATA)
         sdf.groupby("k").running(name="totals").agg(t=("v", "sum"), m=("v", "mean"), sd=("v", "std")) \
             .foreach_batch(Keep(key + "/run"))
-        sdf.groupby("k").window(3, 1, name="last3").agg(t=("v", "sum"), n=("v", "count")).foreach_batch(Keep(key + "/win"))
+        sdf.groupby("k").window(5, 1, name="last5").agg(t=("v", "sum"), n=("v", "count")).foreach_batch(Keep(key + "/win"))
+        sdf.groupby("k").window(3, 1, name="top3").agg(hi=("v", "max")).foreach_batch(Keep(key + "/max"))
         return ssc
     return setup
 
@@ -187,20 +201,50 @@ def test_running_and_windowed_aggregates_resume_by_name_after_a_crash(ctx, tmp_p
     SEEN.clear()
     ref = program(ctx, str(tmp_path / "ref"), "ref")()
     ref.start()
-    ref.run_batches(9)
+    ref.run_batches(10)
     ref.stop(stop_spark_context=False)
     d = str(tmp_path / "ck")
     ssc = program(ctx, d, "a")()
     ssc.start()
-    ssc.run_batches(5)
+    ssc.run_batches(7)
     ssc._checkpointer.flush()
     ssc.stop(stop_spark_context=False)          # not graceful: what a crash leaves behind
     ssc = StreamingContext.resume(d, program(ctx, d, "a"))
     ssc.start()
-    ssc.run_batches(5)                          # from the checkpoint at 4 s: batches 5..9
+    ssc.run_batches(4)                          # from the checkpoint at 6 s: batches 7..10
     ssc.stop(stop_spark_context=False)
-    for part in ("run", "win"):
+    for part in ("run", "win", "max"):
         want, got = SEEN["ref/" + part], SEEN["a/" + part]
         assert sorted(got) == sorted(want)
         for t in want:
             pd.testing.assert_frame_equal(got[t], want[t])
+
+
+# --- incremental windows ----------------------------------------------------------------------------
+
+LONG = [pd.DataFrame({"k": [f"k{(i * 3 + j) % 4}" if (i + j) % 5 else None for j in range(5)],
+                      "v": [float((i * 7 + j * 3) % 11) - 5 if (i + j) % 6 else np.nan for j in range(5)]})
+        for i in range(20)] + [pd.DataFrame({"k": pd.Series([], dtype=object), "v": pd.Series([], dtype=float)})] * 3
+
+INVERTIBLE_AGGS = dict(s=("v", "sum"), c=("v", "count"), m=("v", "mean"), sd=("v", "std"), va=("v", "var"),
+                       z=("v", "size"))
+
+
+@pytest.mark.parametrize("aggs", [INVERTIBLE_AGGS, dict(lo=("v", "min"), f=("v", "last"), s=("v", "sum"))],
+                         ids=["incremental", "from-partials"])
+def test_long_windows_equal_pandas_on_the_window(ctx, tmp_path, aggs):
+    """Windows of 5 slides over 23 batches: keys enter and leave, all rows of the last batches leave,
+    and the exact recomputation (every 16th slide) comes by."""
+    out = run_frame(lambda s: s.groupby("k").window(5, 1).agg(**aggs), LONG, ctx, checkpoint=str(tmp_path))
+    want = [pandas_agg(window_of(LONG, i, 5), ["k"], **aggs) for i in range(len(LONG))]
+    assert_frame_batches_equal(out, want, check_dtype=False, rtol=1e-7)
+
+
+def test_invertible_windows_update_incrementally(ssc):
+    from runnel.frame.window import WindowAggDStream
+    sdf = ssc.frame.queue(LONG[:1])
+    inc = sdf.groupby("k").window(5, 1).agg(**INVERTIBLE_AGGS)
+    full = sdf.groupby("k").window(5, 1).agg(lo=("v", "min"))
+    short = sdf.groupby("k").window(2, 1).agg(s=("v", "sum"))
+    assert [f.stream.parents[0].incremental for f in (inc, full, short)] == [True, False, False]
+    assert all(isinstance(f.stream.parents[0], WindowAggDStream) for f in (inc, full, short))

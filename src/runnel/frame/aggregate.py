@@ -16,8 +16,10 @@ sum         s (sum of non-null values)
 mean        s, c
 min / max   m, c   (NaN where a partial saw no value)
 first/last  v, c   (the first/last non-null value)
-var / std   c, a, q  (count, mean, sum of squared deviations: merged
-                     with Chan et al.'s formula, no cancellation)
+var / std   c, a, q, h  (count, mean, sum of squared deviations: merged
+                     with Chan et al.'s formula, no cancellation; h, the sum
+                     of squares, is the scale an incremental window's
+                     rounding noise is measured against)
 nunique     u      (the set of distinct values: exact; memory grows with
                      the distinct values per key)
 ==========  =========================================================
@@ -50,7 +52,7 @@ __all__ = ["AggSpec", "AGGREGATES", "partial", "merge", "finalize", "partition_p
 #: aggregate -> its state columns
 AGGREGATES: dict[str, tuple[str, ...]] = {
     "count": ("c",), "size": ("n",), "sum": ("s",), "mean": ("s", "c"), "min": ("m", "c"), "max": ("m", "c"),
-    "first": ("v", "c"), "last": ("v", "c"), "var": ("c", "a", "q"), "std": ("c", "a", "q"), "nunique": ("u",),
+    "first": ("v", "c"), "last": ("v", "c"), "var": ("c", "a", "q", "h"), "std": ("c", "a", "q", "h"), "nunique": ("u",),
 }
 #: aggregates an inverse can take back out of a window
 INVERTIBLE = {"count", "size", "sum", "mean", "var", "std"}
@@ -216,6 +218,7 @@ def _partial_one(spec: AggSpec, i: int, col: Column | None, codes: np.ndarray, g
         dev = xf - a[vcodes]
         out[spec.state("c", i)], out[spec.state("a", i)] = counts, a
         out[spec.state("q", i)] = _reduce(vcodes, g, dev * dev, "sum")
+        out[spec.state("h", i)] = _reduce(vcodes, g, xf * xf, "sum")
 
 
 def _distinct_sets(codes: np.ndarray, g: int, vals: Column) -> np.ndarray:
@@ -310,6 +313,7 @@ def _merge_one(spec: AggSpec, i: int, st: dict, codes: np.ndarray, g: int, out: 
         d = np.where(has, a - mean[codes], 0.0)
         q = np.where(has, np.asarray(st["q"], dtype=np.float64), 0.0) + c * d * d
         out[name("c")], out[name("a")], out[name("q")] = counts, mean, _reduce(codes, g, q, "sum")
+        out[name("h")] = _reduce(codes, g, np.asarray(st["h"], dtype=np.float64), "sum")
 
 
 # --- partials -> result ---------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ of ``aggregate.py``:
   checkpointed with the context, restored by the stream's name
   (``.running(name=...)``), a failed batch leaves it at the last good batch,
   and keys idle for ``ttl`` seconds leave it;
-* **windowed** (``.window(length, slide)``) — the engine's window primitive
-  (``DStream.window``) over the cached per-batch partials, merged per key
-  every slide: the window is combined from per-slide partials, which serves
-  every aggregate (invertible or not). Not done: the incremental update with
-  inverse kernels (old window ⊕ entering ⊖ leaving) for sum/count/mean/var.
+* **windowed** (``.window(length, slide)``) — the engine's keyed window
+  machinery (``window.WindowAggDStream``, a ``ReducedWindowedDStream``) over
+  the cached per-batch partials: incremental (old window ⊖ leaving ⊕
+  entering) when every aggregate is invertible (count, size, sum, mean,
+  var, std) and the window spans at least 5 slides, else merged from the
+  per-slide partials.
 
 Output modes (Structured Streaming's): ``"complete"`` — every key each batch;
 ``"update"`` — only keys whose aggregate changed in the batch (running);
@@ -339,9 +340,8 @@ class GroupBy:
                 [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n,
                 MergePartials(keys, specs, empty, result)))
             return StreamingDataFrame(out, lambda: schema)
-        partials = stream._transform("groupby_partials", lambda ds: ds._shuffle(
-            [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n, MergePartials(keys, specs, empty)))
         if self._scope == "running":
+            partials = self._partials(keys, specs, empty, n)
             ttl_ms = to_ms(self._ttl, "ttl") if self._ttl is not None else 0
             table = RunningAggDStream(partials, keys, specs, empty, n, ttl_ms)
             if self._name is not None:
@@ -349,10 +349,30 @@ class GroupBy:
             op = FinalizeTable(keys, specs, result, self._mode == "update")
             return StreamingDataFrame(table._transform("groupby_running", lambda ds: ds._narrow(op)),
                                       lambda: schema)
+        from .window import WindowAggDStream, window_specs
+        kept, invertible = window_specs(specs)
+        empty = empty_partials(keys, kept, dtypes)
         w, s = self._window
-        windowed = partials.window(w / 1000, s / 1000)
+        table = WindowAggDStream(self._partials(keys, kept, empty, n), keys, kept, empty, invertible, w, s, n)
         if self._name is not None:
-            windowed.named(self._name)
-        out = windowed._transform("groupby_window", lambda ds: ds._shuffle(
-            [ShuffleDep(ds._dep(), RehashPartials(keys, empty))], n, MergePartials(keys, specs, empty, result)))
-        return StreamingDataFrame(out, lambda: schema)
+            table.named(self._name)
+        op = _FinalizeWindow(keys, specs, result)
+        return StreamingDataFrame(table._transform("groupby_window", lambda ds: ds._narrow(op)), lambda: schema)
+
+    def _partials(self, keys: tuple, specs: tuple, empty: Batch, n: int) -> DStream:
+        """Each batch's partial table, hashed by key into n partitions (merged, not finalised)."""
+        return self._sdf.stream._transform("groupby_partials", lambda ds: ds._shuffle(
+            [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n, MergePartials(keys, specs, empty)))
+
+
+@dataclass(eq=False)
+class _FinalizeWindow:
+    """A window table's result rows (its user aggregates; a hidden row count is left out)."""
+    keys: tuple
+    specs: tuple
+    result: Batch
+
+    def __call__(self, index: int, table: Batch) -> Batch:
+        if len(table) == 0 or self.keys[0] not in table.columns:
+            return self.result
+        return finalize(table, self.keys, self.specs, self.result)

@@ -82,11 +82,11 @@ def _canonical(df, check_order: bool):
 
 
 def assert_frame_batches_equal(actual: Sequence[Any], expected: Sequence[Any], check_order: bool = False,
-                               check_dtype: bool = True, rtol: float = 1e-9) -> None:
+                               check_dtype: bool = True, rtol: float = 1e-9, atol: float = 1e-12) -> None:
     """Assert two lists of per-batch pandas frames are equal, batch by batch.
 
     Rows may come in any order unless ``check_order``; columns must match in
-    order; floats within ``rtol``; an empty frame equals an empty frame with
+    order; floats within ``rtol`` (and ``atol``); an empty frame equals an empty frame with
     the same columns whatever their dtypes.
     """
     import pandas as pd
@@ -101,6 +101,6 @@ def assert_frame_batches_equal(actual: Sequence[Any], expected: Sequence[Any], c
             continue
         try:
             pdt.assert_frame_equal(_canonical(a, check_order), _canonical(e, check_order),
-                                   check_dtype=check_dtype, rtol=rtol, check_index_type=False)
+                                   check_dtype=check_dtype, rtol=rtol, atol=atol, check_index_type=False)
         except AssertionError as err:
             raise AssertionError(f"batch {i} differs: {err}\nactual:\n{a}\nexpected:\n{e}") from None
