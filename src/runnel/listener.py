@@ -41,7 +41,6 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, Iterable
 
 log = logging.getLogger("runnel.listener")
@@ -144,6 +143,26 @@ class _CallableDict(dict):
         return dict(self)
 
 
+class _ReadOnlyDict(dict):
+    """The dicts of a snapshot: readable, copyable and picklable, not changeable."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("the dicts of an info delivered to listeners cannot be changed")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (_ReadOnlyDict, (dict(self),))
+
+    def __copy__(self) -> "_ReadOnlyDict":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "_ReadOnlyDict":
+        import copy
+        return _ReadOnlyDict(copy.deepcopy(dict(self), memo))
+
+
 #: How PySpark reports each input kind's records: Spark's file stream reports 0 (and its files),
 #: its queue stream reports nothing; receivers (and runnel's rate stream) report what they brought.
 _REPORTS = {"text_file_stream": 0, "binary_records_stream": 0, "file_stream": 0, "queue_stream": None}
@@ -192,10 +211,10 @@ class BatchInfo(_Frozen):
         """A frozen copy, output operations and tables included (what listeners get)."""
         return dataclasses.replace(
             self,
-            output_operation_infos=MappingProxyType({k: o.snapshot() for k, o in self.output_operation_infos.items()}),
-            stream_records=MappingProxyType(dict(self.stream_records)),
-            state_tables=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.state_tables.items()}),
-            stream_input_infos=MappingProxyType(dict(self.stream_input_infos)))._freeze()
+            output_operation_infos=_ReadOnlyDict({k: o.snapshot() for k, o in self.output_operation_infos.items()}),
+            stream_records=_ReadOnlyDict(self.stream_records),
+            state_tables=_ReadOnlyDict({k: _ReadOnlyDict(v) for k, v in self.state_tables.items()}),
+            stream_input_infos=_ReadOnlyDict(self.stream_input_infos))._freeze()
 
     @property
     def scheduling_delay(self) -> int | None:

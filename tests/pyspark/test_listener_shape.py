@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
+import pickle
 from types import SimpleNamespace
 
 import pytest
@@ -101,6 +103,10 @@ def test_each_event_gets_its_own_frozen_info(sc):
         completed[0].output_operation_infos[0].failure_reason = None
     with pytest.raises(TypeError):
         completed[0].outputOperationInfos()[0] = None
+    # a listener may keep copies of what it got (pickled to a monitor, deep-copied)
+    for info in (pickle.loads(pickle.dumps(completed[1])), copy.deepcopy(completed[1])):
+        assert info == completed[1] and info.outputOperationInfos()[0].name() == "foreachRDD"
+        assert info.outputOperationInfos()[0].id() == 0 and info.batchTime().milliseconds() == 2000
     with pytest.raises(ValueError, match="output broke"):
         ssc.awaitTerminationOrTimeout(0)
 
