@@ -4,8 +4,9 @@ Modules: ``schema`` (schemas, per-batch checks), ``expr`` and ``accessors``
 (lazy column expressions; ``.str``, ``.dt``), ``query`` (query strings via
 ``ast``), ``columns`` (column and row partition ops), ``frame``
 (:class:`StreamingDataFrame`), ``source`` (``dstream.to_frame``,
-``ssc.frame``), ``aggregate`` and ``groupby`` (per-batch, running and
-windowed group-by aggregations), ``sql`` (DuckDB per batch), ``testing``
+``ssc.frame``), ``aggregate``, ``groupby`` and ``window`` (per-batch, running
+and windowed group-by aggregations), ``cumulative`` (cumsum, shift, rolling
+... per key across batches), ``sql`` (DuckDB per batch), ``testing``
 (frame helpers of ``runnel.testing``).
 """
 

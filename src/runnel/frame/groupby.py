@@ -316,6 +316,65 @@ class GroupBy:
                     self._name, self._window)
         return g.agg(count=(None, "size"))
 
+    # -- cumulative and rolling per key, across batches (cumulative.py) ---------------------------------
+    def _cumulative(self, kind: str, n: int = 0, name: str | None = None) -> "StreamingDataFrame":
+        from .cumulative import CarryDStream, ConcatRows, Cumulative, RowBuckets, empty_carry
+        from .frame import StreamingDataFrame
+        from .transformed_frame import transformed
+        if self._column is None:
+            raise ValueError(f"{kind} needs a column: sdf.groupby(keys)[column].{kind}(...)")
+        dtypes = self._sdf.dtypes
+        d = dtypes[self._column]
+        if not (d.startswith(("int", "uint", "float")) or d == "bool"):
+            raise TypeError(f"{kind} needs a numeric column, {self._column!r} is {d}")
+        out = name or f"{self._column}_{kind}"
+        spec = Cumulative(kind, self._column, int(n), out)
+        keys = self.keys
+        stream = self._sdf.stream
+        n_parts = stream._n(self._n)
+        rows = stream._transform("groupby_rows", lambda ds: ds._shuffle(
+            [ShuffleDep(ds._dep(), RowBuckets(keys))], n_parts, ConcatRows())).cache()
+        empty_rows = self._sdf.schema.empty()
+        carry = CarryDStream(rows, keys, spec, empty_rows, empty_carry(keys, dtypes), n_parts)
+        if self._name is not None:
+            carry.named(self._name)
+        out_dtype = "int64" if kind == "cumcount" or (kind == "cumsum" and not d.startswith("float")) else \
+            (d if kind in ("cummax", "cummin") else "float64")
+        schema = Schema(self._sdf.schema.fields + ((out, out_dtype),))
+        result = transformed(rows, kind, lambda ds, t: carry.combine(t, ds, False))
+        return StreamingDataFrame(result, lambda: schema)
+
+    def cumsum(self, name: str | None = None) -> "StreamingDataFrame":
+        """The frame with a column ``<column>_cumsum``: each key's running sum, carried across batches."""
+        return self._cumulative("cumsum", name=name)
+
+    def cummax(self, name: str | None = None) -> "StreamingDataFrame":
+        return self._cumulative("cummax", name=name)
+
+    def cummin(self, name: str | None = None) -> "StreamingDataFrame":
+        return self._cumulative("cummin", name=name)
+
+    def cumcount(self, name: str | None = None) -> "StreamingDataFrame":
+        """The frame with ``<column>_cumcount``: each row's position among its key's rows so far (from 0)."""
+        return self._cumulative("cumcount", name=name)
+
+    def shift(self, periods: int = 1, name: str | None = None) -> "StreamingDataFrame":
+        """The frame with ``<column>_shift``: the key's value ``periods`` rows before (across batches)."""
+        if int(periods) < 1:
+            raise ValueError(f"shift: periods must be at least 1, got {periods!r}")
+        return self._cumulative("shift", int(periods), name)
+
+    def diff(self, periods: int = 1, name: str | None = None) -> "StreamingDataFrame":
+        if int(periods) < 1:
+            raise ValueError(f"diff: periods must be at least 1, got {periods!r}")
+        return self._cumulative("diff", int(periods), name)
+
+    def rolling(self, window: int) -> "Rolling":
+        """Rolling over each key's last ``window`` rows (by count, across batches): ``.sum()``, ``.mean()``."""
+        if int(window) < 1:
+            raise ValueError(f"rolling: window must be at least 1 row, got {window!r}")
+        return Rolling(self, int(window))
+
     # -- the aggregation -----------------------------------------------------------------------------
     def agg(self, **named: Any) -> "StreamingDataFrame":
         """``agg(total=("v", "sum"), n=("v", "count"), ...)``: one row per key, one column per aggregate.
@@ -376,3 +435,17 @@ class _FinalizeWindow:
         if len(table) == 0 or self.keys[0] not in table.columns:
             return self.result
         return finalize(table, self.keys, self.specs, self.result)
+
+
+class Rolling:
+    """``groupby(keys)[column].rolling(n)``: ``sum()`` or ``mean()`` of each key's last n rows
+    (NaN until a key has n rows, or when one of them is NaN: pandas' ``min_periods=n``)."""
+
+    def __init__(self, gb: GroupBy, n: int):
+        self._gb, self._n = gb, n
+
+    def sum(self, name: str | None = None) -> "StreamingDataFrame":
+        return self._gb._cumulative("rolling_sum", self._n, name)
+
+    def mean(self, name: str | None = None) -> "StreamingDataFrame":
+        return self._gb._cumulative("rolling_mean", self._n, name)

@@ -1,0 +1,76 @@
+"""Cumulative and rolling operations per key, carried across batches, against pandas on all the data."""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runnel.testing import assert_frame_batches_equal, run_frame
+
+OPS = {
+    "cumsum_float": (lambda g: g["v"].cumsum(name="out"), lambda d: d.groupby("k")["v"].cumsum()),
+    "cumsum_int": (lambda g: g["i"].cumsum(name="out"), lambda d: d.groupby("k")["i"].cumsum()),
+    "cummax": (lambda g: g["v"].cummax(name="out"), lambda d: d.groupby("k")["v"].cummax()),
+    "cummin": (lambda g: g["i"].cummin(name="out"), lambda d: d.groupby("k")["i"].cummin()),
+    "cumcount": (lambda g: g["v"].cumcount(name="out"), lambda d: d.groupby("k").cumcount()),
+    "shift2": (lambda g: g["v"].shift(2, name="out"), lambda d: d.groupby("k")["v"].shift(2)),
+    "diff": (lambda g: g["i"].diff(name="out"), lambda d: d.groupby("k")["i"].diff(1)),
+    "rolling_sum3": (lambda g: g["v"].rolling(3).sum(name="out"),
+                     lambda d: d.groupby("k")["v"].rolling(3).sum().reset_index(level=0, drop=True)),
+    "rolling_mean2": (lambda g: g["i"].rolling(2).mean(name="out"),
+                      lambda d: d.groupby("k")["i"].rolling(2).mean().reset_index(level=0, drop=True)),
+}
+
+
+def expected(frames, ref):
+    everything = pd.concat(frames, ignore_index=True)
+    full = everything.assign(out=ref(everything))
+    out, start = [], 0
+    for f in frames:
+        out.append(full.iloc[start:start + len(f)])
+        start += len(f)
+    return out
+
+
+def frames_of(seed, n=4, rows=7):
+    rng = np.random.default_rng(seed)
+    return [pd.DataFrame({"k": rng.choice(["a", "b", "c"], rows),
+                          "v": np.where(rng.random(rows) < 0.2, np.nan, rng.integers(-5, 5, rows).astype(float)),
+                          "i": rng.integers(-5, 5, rows)}) for _ in range(n)]
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_carried_across_batches_equals_pandas_on_all_data(ctx, op, tmp_path):
+    build, ref = OPS[op]
+    frames = frames_of(0)
+    out = run_frame(lambda s: build(s.groupby("k")), frames, ctx, checkpoint=str(tmp_path))
+    assert_frame_batches_equal(out, expected(frames, ref), check_dtype=False)
+
+
+def test_output_dtypes(ssc):
+    sdf = ssc.frame.queue(frames_of(1, 1))
+    g = sdf.groupby("k")
+    assert g["i"].cumsum().dtypes["i_cumsum"] == "int64"
+    assert g["v"].cumsum().dtypes["v_cumsum"] == "float64"
+    assert g["i"].shift().dtypes["i_shift"] == "float64"
+    with pytest.raises(ValueError, match="needs a column"):
+        g.cumsum()
+    with pytest.raises(TypeError, match="numeric"):
+        g["k"].cumsum()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.sampled_from("abc"), st.integers(-9, 9)), min_size=1, max_size=30),
+       cuts=st.lists(st.integers(0, 30), max_size=5), op=st.sampled_from(sorted(OPS)))
+def test_batch_boundaries_anywhere(ctx, rows, cuts, op):
+    df = pd.DataFrame(rows, columns=["k", "i"]).assign(v=lambda d: d.i.astype(float))
+    bounds = sorted({0, len(df), *[c % (len(df) + 1) for c in cuts]})
+    frames = [df.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:])]
+    build, ref = OPS[op]
+    out = run_frame(lambda s: build(s.groupby("k")), frames, ctx, checkpoint=tempfile.mkdtemp())
+    assert_frame_batches_equal(out, expected(frames, ref), check_dtype=False)
