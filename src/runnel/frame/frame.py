@@ -222,6 +222,40 @@ class StreamingDataFrame:
             raise KeyError(f"groupby: no column(s) {missing} (columns: {self.columns})")
         return GroupBy(self, keys, num_partitions)
 
+    # -- joins (join.py) -------------------------------------------------------------------------------
+    def merge(self, right: Any, on: Any, how: str = "inner", within: float | None = None,
+              refresh: float | None = None) -> "StreamingDataFrame":
+        """Join with a static table or with another streaming frame (pandas' ``merge``, how "inner" or "left").
+
+        ``right`` a pandas DataFrame (or Arrow table, or a function returning one,
+        reloaded every ``refresh`` seconds): each batch joins the static table,
+        shipped to each worker once. ``right`` a StreamingDataFrame: rows of
+        batches less than ``within`` seconds apart are joined, each pair once.
+        """
+        from .join import merge_static, merge_streams
+        keys = (on,) if isinstance(on, str) else tuple(on)
+        if how not in ("inner", "left"):
+            raise ValueError(f"merge: how must be 'inner' or 'left', got {how!r}")
+        missing = [k for k in keys if k not in self.columns]
+        if missing:
+            raise KeyError(f"merge: no column(s) {missing} on the left (columns: {self.columns})")
+        if isinstance(right, StreamingDataFrame):
+            if within is None:
+                raise ValueError("merge of two streams needs within=seconds: how far apart (in batches of "
+                                 "time) matching rows may arrive")
+            return merge_streams(self, right, keys, how, within)
+        return merge_static(self, right, keys, how, refresh)
+
+    def merge_asof(self, right: "StreamingDataFrame", on: Any, how: str = "left",
+                   name: str | None = None) -> "StreamingDataFrame":
+        """Each row with the latest values of ``right``'s rows of the same key so far (this batch
+        included): a running "last" aggregation of ``right`` in the state tables (``name`` resumes it)."""
+        from .join import merge_latest
+        keys = (on,) if isinstance(on, str) else tuple(on)
+        if how not in ("inner", "left"):
+            raise ValueError(f"merge_asof: how must be 'inner' or 'left', got {how!r}")
+        return merge_latest(self, right, keys, how, name)
+
     # -- SQL -------------------------------------------------------------------------------------------
     def sql(self, query: str, table: str = "batch") -> "StreamingDataFrame":
         """Run a DuckDB SQL query on every batch, the batch being the table ``batch``
