@@ -119,7 +119,7 @@ def test_a_crafted_program_is_not_unpickled_by_get_or_create(ctx, clean_conf, tm
     assert not marker.exists()
 
 
-def test_a_checkpoint_unsigned_or_signed_with_another_key_is_refused(tmp_path, monkeypatch):
+def test_a_checkpoint_unsigned_or_signed_with_another_key_is_refused(tmp_path, monkeypatch, caplog):
     write(tmp_path / "plain", 1000, [1.0])                    # written without a key
     monkeypatch.setenv(KEY_ENV, "key one")
     write(tmp_path / "one", 1000, [1.0])
@@ -131,7 +131,9 @@ def test_a_checkpoint_unsigned_or_signed_with_another_key_is_refused(tmp_path, m
     with pytest.warns(RuntimeWarning, match=r"manifest\.json: signature mismatch"), pytest.raises(CheckpointError):
         load_newest(str(tmp_path / "one"))
     monkeypatch.delenv(KEY_ENV)
-    assert load_newest(str(tmp_path / "one")).time == 1000    # without a key nothing is checked
+    with caplog.at_level(logging.WARNING, logger="runnel.checkpoint"):
+        assert load_newest(str(tmp_path / "one")).time == 1000    # without a key nothing is checked ...
+    assert f"is signed, but {KEY_ENV} is not set: its signatures are not checked" in caplog.text   # ... and said
 
 
 def test_a_table_missing_from_a_signed_manifest_is_refused(tmp_path, monkeypatch):

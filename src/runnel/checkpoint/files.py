@@ -223,6 +223,10 @@ def read_checkpoint(path: str, with_graph: bool = False) -> Loaded:
         raise ValueError(f"{mpath}: unreadable manifest ({type(e).__name__}: {e})") from e
     except ValueError as e:
         raise ValueError(f"{mpath}: {e}") from e
+    entries = [*body.get("files", {}).values(), body.get("graph_file") or {}]
+    if key is None and any("hmac" in e for e in entries):
+        log.warning("runnel: checkpoint %s is signed, but %s is not set: its signatures are not checked",
+                    path, signing.KEY_ENV)
     try:
         return _read_tables(path, body, with_graph, key)
     except (KeyError, TypeError) as e:
