@@ -155,7 +155,7 @@ class FileInputDStream(InputDStream):
                 self.processed[f.name] = (f.size, f.mtime_ns, self._fingerprint(f.path, f.size))
             elif (f.size, f.mtime_ns) != done[:2]:
                 size, _, crc = done
-                if f.size > size and self._fingerprint(f.path, size) == crc:
+                if f.size > size and crc is not None and self._fingerprint(f.path, size) == crc:
                     log.warning("%s (batch %s): file %s changed after it was read (%d -> %d bytes): its %d "
                                 "appended bytes are read by batch %s; %s", self.name, ms_to_datetime(t), f.path,
                                 size, f.size, f.size - size, ms_to_datetime(t), PUBLISH_HINT)
@@ -208,11 +208,14 @@ class FileInputDStream(InputDStream):
         return self._counted(t, ds)
 
     @staticmethod
-    def _fingerprint(path: str, end: int) -> int:
-        """CRC-32 of the last :data:`FINGERPRINT_BYTES` before byte ``end`` of the file."""
-        with open(path, "rb") as f:
-            f.seek(max(0, end - FINGERPRINT_BYTES))
-            return zlib.crc32(f.read(end - f.tell()))
+    def _fingerprint(path: str, end: int) -> int | None:
+        """CRC-32 of the last :data:`FINGERPRINT_BYTES` before byte ``end`` of the file (None: it is gone)."""
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, end - FINGERPRINT_BYTES))
+                return zlib.crc32(f.read(end - f.tell()))
+        except FileNotFoundError:           # deleted since the scan: forgotten at the next one
+            return None
 
     def _read(self, f: _Visible, offset: int, t: int) -> tuple[Batch, int, int]:
         """The records of ``f`` from byte ``offset`` up to its size at the scan; the end read and its fingerprint."""
