@@ -41,6 +41,8 @@ def test_overview_shows_the_listeners_figures(ui_ssc, recorder, tmp_path):
     assert f'data-field="numProcessedRecords" data-value="{sum(i.num_records for i in infos)}"' in html
     assert '<table id="state"><tr><th>Operator</th>' in html and ">counts</td>" in html
     assert f'data-field="rows" data-value="{infos[-1].state_tables["counts"]["keys"]}"' in html
+    assert r.points["State rows counts"] == [(i.batch_time, i.state_tables["counts"]["keys"]) for i in infos]
+    assert r.points["State bytes counts"] == [(i.batch_time, i.state_tables["counts"]["bytes"]) for i in infos]
     assert '<table id="checkpoints">' in html and str(tmp_path) in html
     live = page(ui_ssc.ui_url + "/?part=live")
     assert "<html" not in live and read_page(live).rows == r.rows

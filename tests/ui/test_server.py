@@ -121,3 +121,19 @@ def test_static_files_and_unknown_pages():
         assert fetch(server.url + "/batch?id=12")[0] == 404
     finally:
         server.stop()
+
+
+def test_no_free_port_leaves_the_job_running_without_its_ui(ui_ssc, caplog):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        ui_ssc.context.conf.update({"spark.ui.port": str(taken), "spark.port.maxRetries": "0"})
+        out = []
+        ui_ssc.queue_stream([[1]]).foreach_rdd(lambda ds: out.append(ds.collect()))
+        with caplog.at_level(logging.WARNING, "runnel.ui"):
+            ui_ssc.start()
+    assert ui_ssc.ui_url is None
+    assert any(f"could not bind 127.0.0.1 on ports {taken}..{taken}" in r.getMessage() for r in caplog.records)
+    ui_ssc.run_batches(1)
+    assert out == [[1]]

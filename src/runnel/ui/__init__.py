@@ -17,6 +17,8 @@ Conf keys (the context's conf):
                                                    a test's context opens no port unless asked)
 ``spark.ui.port``                      4040        the next free one of the 16 after it if taken;
                                                    0 for any free port
+``spark.port.maxRetries``              16          ports tried after ``spark.ui.port``; if none is
+                                                   free the job runs without its UI (a warning)
 ``spark.ui.host``                      127.0.0.1   the address to bind; warns if not loopback
 ``spark.ui.showConsoleProgress``       true        the one-line progress when stdout is a
                                                    terminal (never in CI or when not a TTY)
@@ -31,7 +33,7 @@ import sys
 from typing import Any
 
 from ..context import conf_flag
-from .server import DEFAULT_HOST, DEFAULT_PORT, UIServer, is_loopback
+from .server import DEFAULT_HOST, DEFAULT_PORT, PORT_RETRIES, UIServer, is_loopback
 from .status import JobFacts, StreamingStatus, redact
 
 __all__ = ["UI", "JobFacts", "StreamingStatus", "attach_ui", "redact"]
@@ -77,11 +79,19 @@ class UI:
                 log.warning("runnel: the streaming UI listens on %s, not only on this machine: anyone who reaches "
                             "the port sees the job (its names, figures, errors and conf)", host)
             port = int(conf.get("spark.ui.port", DEFAULT_PORT))
-            self.server = UIServer(self.status, host, port,
-                                   self.metrics.render if self.metrics is not None else None)
+            try:
+                self.server = UIServer(self.status, host, port,
+                                       self.metrics.render if self.metrics is not None else None,
+                                       int(conf.get("spark.port.maxRetries", PORT_RETRIES)))
+            except OSError as e:     # the job runs on without its UI: a monitor must not stop it
+                log.warning("%s; the job runs without its web UI", e)
+                return self._start_progress()
             log.info("runnel: streaming UI at %s", self.server.url)
             if sys.stderr is not None and sys.stderr.isatty():
                 print(f"runnel: streaming UI at {self.server.url}", file=sys.stderr)
+        self._start_progress()
+
+    def _start_progress(self) -> None:
         if self.progress is not None:
             self.progress.start()
 

@@ -161,11 +161,23 @@ def _state(status: StreamingStatus) -> str:
     tables = status.state_tables()
     if not tables:
         return ""
+    done = status.completed()[-CHART_BATCHES:]
+    charts_ = "".join(
+        f"<tr><th>{escape(name)}</th>"
+        f"<td>{charts.timeline(_series(done, name, 'keys'), 'rows', f'State rows {name}')}</td>"
+        f"<td>{charts.timeline(_series(done, name, 'bytes'), 'B', f'State bytes {name}')}</td></tr>"
+        for name in sorted(tables))
     rows = "".join(f"<tr><td>{escape(name)}</td>" + _cell("rows", r.get("keys"), f"{r.get('keys', 0):,}")
                    + _cell("bytes", r.get("bytes"), f"{r.get('bytes', 0):,}")
                    + f"<td>{r.get('dead_letters', '-')}</td></tr>" for name, r in sorted(tables.items()))
     return (f'<h2>State ({len(tables)})</h2><table id="state"><tr><th>Operator</th><th>Rows</th><th>Bytes</th>'
-            f"<th>Dead letters</th></tr>{rows}</table>")
+            f"<th>Dead letters</th></tr>{rows}</table>"
+            f'<table class="stats" id="state-charts"><tr><th></th><th>Rows over time</th><th>Bytes over time</th>'
+            f"</tr>{charts_}</table>")
+
+
+def _series(done: list[BatchInfo], name: str, what: str) -> list[tuple[int, float]]:
+    return [(b.batch_time, b.state_tables[name].get(what, 0)) for b in done if name in b.state_tables]
 
 
 def _checkpoints(status: StreamingStatus) -> str:

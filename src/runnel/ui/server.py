@@ -27,7 +27,7 @@ from .status import StreamingStatus
 log = logging.getLogger("runnel.ui")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4040
-PORT_RETRIES = 16     # as Spark's spark.port.maxRetries: 4040, 4041, ... when taken
+PORT_RETRIES = 16     # Spark's spark.port.maxRetries default: 4040, 4041, ... when taken
 _STATIC = {"live.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 
 
@@ -102,10 +102,10 @@ class UIServer:
     """Serves one job's status over HTTP on its own thread."""
 
     def __init__(self, status: StreamingStatus, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 metrics: Callable[[], bytes] | None = None):
+                 metrics: Callable[[], bytes] | None = None, retries: int = PORT_RETRIES):
         self.status = status
         self.metrics = metrics
-        self._httpd = _bind(host, port, self.handle)
+        self._httpd = _bind(host, port, self.handle, retries)
         self.host = host
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
@@ -156,14 +156,14 @@ class UIServer:
         self._thread = None
 
 
-def _bind(host: str, port: int, app) -> _Server:
-    """Bind ``port``, or the next free one of the following PORT_RETRIES (port 0: any free port)."""
-    tries = [0] if port == 0 else range(port, port + PORT_RETRIES + 1)
+def _bind(host: str, port: int, app, retries: int) -> _Server:
+    """Bind ``port``, or the next free one of the ``retries`` following it (port 0: any free port)."""
+    tries = [0] if port == 0 else range(port, port + retries + 1)
     last: OSError | None = None
     for p in tries:
         try:
             return _Server((host, p), app)
         except OSError as e:
             last = e
-    raise OSError(f"runnel: the UI could not bind {host} on ports {port}..{port + PORT_RETRIES}: {last}; "
+    raise OSError(f"runnel: the UI could not bind {host} on ports {port}..{port + retries}: {last}; "
                   f"set spark.ui.port (0 for any free port) or spark.ui.enabled=false")
