@@ -56,6 +56,7 @@ def test_wheel_ships_every_source_module_and_py_typed(wheel):
     assert sorted(_source_modules() - shipped) == [], "modules of the source tree missing from the wheel"
     assert sorted(shipped - _source_modules()) == [], "the wheel ships modules that are not in the source tree"
     assert "runnel/py.typed" in names
+    assert {"runnel/ui/static/live.js", "runnel/ui/static/style.css"} <= names, "the web UI's static files"
 
 
 def test_every_module_imports_from_the_unpacked_wheel(wheel, tmp_path):
