@@ -115,8 +115,13 @@ class FrameSources:
         """One batch per item: pandas DataFrames, Arrow tables, dicts of arrays, lists of dicts or tuples.
 
         Without ``schema``, the first item fixes it (known at once, before the stream starts).
+        A ``collections.deque`` stays live: frames appended while the stream runs are its next batches.
         """
+        import collections
+
         from ..batch import Batch
+        if isinstance(frames, collections.deque):
+            return frame_of(self._ssc.queue_stream(frames, one_at_a_time), columns, schema)
         frames = list(frames)
         if schema is None:
             for f in frames:

@@ -1,0 +1,247 @@
+"""DataFrame workloads side by side: ``python -m runnel.bench.frames [--quick] [--batches N] [--only F1,F3]``.
+
+F1 filter + assign + groupby sum per batch; F2 running groupby mean over
+1M keys; F3 windowed groupby count/mean over 20 batches. Each runs in one
+process on the same data, batch by batch:
+
+* runnel.frame on ``local`` (a StreamingContext on a ManualClock fed by
+  ``ssc.frame.queue``); a batch's clock starts when it is submitted and
+  stops when ``run_batches(1)`` returns with the output computed — F1's
+  result brought to the driver (``to_batch``), F2/F3's table counted in
+  the workers (the state stays there, as it would feeding a sink);
+* the hand-written DStream pipeline doing the same work (F1
+  filter/map_values/reduce_by_key on pairs, F2 ``update_state_by_key``
+  with the built-in ``running_mean``), timed the same way;
+* pandas and polars per batch, given their input already in their format
+  (pure compute), keeping their state (F2: per-key sum and count; F3: the
+  last 20 batches' per-key partials) between batches.
+
+Figures are the median seconds per batch after warm-up (F2: 5 batches,
+F3: the window fills), printed with ratios to runnel. Measure on an idle
+machine: a loaded one moves every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import operator
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["WORKLOADS", "main", "run"]
+
+
+@dataclass(frozen=True)
+class FrameWorkload:
+    name: str
+    title: str
+    rows: int
+    keys: int
+    warmup: int
+    window: int = 0
+
+
+WORKLOADS = {
+    "F1": FrameWorkload("F1", "filter + assign + groupby sum per batch", 1_000_000, 100_000, 2),
+    "F2": FrameWorkload("F2", "running groupby mean over 1M keys", 1_000_000, 1_000_000, 5),
+    "F3": FrameWorkload("F3", "windowed groupby count/mean, 20 batches", 200_000, 100_000, 21, window=20),
+}
+
+
+def make_batches(w: FrameWorkload, n: int, quick: bool, seed: int = 0) -> list:
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    rows = w.rows // 10 if quick else w.rows
+    keys = w.keys // 10 if quick else w.keys
+    return [pd.DataFrame({"k": rng.integers(0, keys, rows), "v": rng.standard_normal(rows)}) for _ in range(n)]
+
+
+# --- runnel.frame and the hand-written DStream pipeline -------------------------------------------------
+
+def frame_pipeline(name: str, sdf, window: int):
+    if name == "F1":
+        f = sdf[sdf.v > 0]
+        return f.assign(w=f.v * 2).groupby("k").agg(t=("w", "sum"))
+    if name == "F2":
+        return sdf.groupby("k").running(mode="update").agg(m=("v", "mean"))
+    return sdf.groupby("k").window(window, 1).agg(n=("v", "count"), m=("v", "mean"))
+
+
+def dstream_pipeline(name: str, pairs):
+    from runnel.updaters import running_mean
+    if name == "F1":
+        return pairs.filter(lambda kv: kv[1] > 0).map_values(lambda v: v * 2).reduce_by_key(operator.add)
+    if name == "F2":
+        return pairs.update_state_by_key(running_mean())
+    return None
+
+
+def time_runnel(w: FrameWorkload, batches: list, variant: str, quick: bool) -> list[float]:
+    import tempfile
+    import warnings
+
+    from runnel import Context, ManualClock, StreamingContext
+    from runnel import kernels as K
+    K.warm()
+    ctx = Context("local")
+    times: list[float] = []
+    try:
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        ssc.checkpoint(tempfile.mkdtemp())
+        window = w.window // 4 if quick and w.window else w.window
+        if variant == "frame":
+            from runnel.batch import Batch
+            from runnel.frame.schema import Schema
+            queue: collections.deque = collections.deque()
+            sdf = ssc.frame.queue(queue, schema=Schema.of_batch(Batch.from_pandas(batches[0])))
+            out = frame_pipeline(w.name, sdf, window).stream
+        else:
+            queue = collections.deque()
+            pairs = ssc.queue_stream(queue)
+            out = dstream_pipeline(w.name, pairs)
+        if w.name == "F1":
+            out.foreach_rdd(lambda rdd: rdd.to_batch())
+        else:
+            out.foreach_rdd(lambda rdd: rdd.count())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ssc.start()
+        for b in batches:
+            t0 = time.perf_counter()
+            if variant == "frame":
+                queue.append(ctx.parallelize(b, 1))
+            else:
+                from runnel.batch import Batch
+                queue.append(ctx.dataset_of([Batch.from_pairs(b.k.to_numpy(), b.v.to_numpy())], "pairs"))
+            ssc.run_batches(1, timeout=600)
+            times.append(time.perf_counter() - t0)
+        ssc.await_termination_or_timeout(0)
+        ssc.stop(stop_spark_context=False)
+    finally:
+        ctx.stop()
+    return times
+
+
+# --- pandas and polars per batch -------------------------------------------------------------------------
+
+def pandas_step(name: str, window: int) -> Callable:
+    import pandas as pd
+    if name == "F1":
+        def f1(df):
+            f = df[df.v > 0]
+            return f.assign(w=f.v * 2).groupby("k").agg(t=("w", "sum"))
+        return f1
+    if name == "F2":
+        state = {"s": None}
+
+        def f2(df):
+            part = df.groupby("k").v.agg(["sum", "count"])
+            s = part if state["s"] is None else state["s"].add(part, fill_value=0)
+            state["s"] = s
+            return s["sum"] / s["count"]
+        return f2
+    parts: list = []
+
+    def f3(df):
+        parts.append(df.groupby("k").v.agg(["sum", "count"]))
+        del parts[:-window]
+        s = pd.concat(parts).groupby(level=0).sum()
+        return s.assign(m=s["sum"] / s["count"])
+    return f3
+
+
+def polars_step(name: str, window: int) -> Callable:
+    import polars as pl
+    if name == "F1":
+        return lambda df: df.filter(pl.col("v") > 0).with_columns(w=pl.col("v") * 2).group_by("k").agg(
+            pl.col("w").sum())
+    if name == "F2":
+        state = {"s": None}
+
+        def f2(df):
+            part = df.group_by("k").agg(pl.col("v").sum().alias("s"), pl.col("v").count().alias("c"))
+            s = part if state["s"] is None else pl.concat([state["s"], part]).group_by("k").agg(
+                pl.col("s").sum(), pl.col("c").sum())
+            state["s"] = s
+            return s.with_columns(m=pl.col("s") / pl.col("c"))
+        return f2
+    parts: list = []
+
+    def f3(df):
+        parts.append(df.group_by("k").agg(pl.col("v").sum().alias("s"), pl.col("v").count().alias("c")))
+        del parts[:-window]
+        s = pl.concat(parts).group_by("k").agg(pl.col("s").sum(), pl.col("c").sum())
+        return s.with_columns(m=pl.col("s") / pl.col("c"))
+    return f3
+
+
+def time_frames(step: Callable, frames: list) -> list[float]:
+    times = []
+    for f in frames:
+        t0 = time.perf_counter()
+        step(f)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def run(names: list[str], n: int, quick: bool) -> list[tuple[str, str, float]]:
+    """(workload, system, median seconds per batch) for every workload and system."""
+    import polars as pl
+    out = []
+    for name in names:
+        w = WORKLOADS[name]
+        count = max(n, w.warmup + 3) if not quick else max(n, (w.warmup if not w.window else w.window // 4 + 1) + 3)
+        batches = make_batches(w, count, quick)
+        skip = w.warmup if not quick else min(w.warmup, count - 3)
+        window = w.window // 4 if quick and w.window else w.window
+        med = lambda ts: statistics.median(ts[skip:])  # noqa: E731
+        out.append((name, "runnel.frame local", med(time_runnel(w, batches, "frame", quick))))
+        if dstream_pipeline(name, _Probe()) is not None:
+            out.append((name, "DStream local", med(time_runnel(w, batches, "dstream", quick))))
+        out.append((name, "pandas", med(time_frames(pandas_step(name, window), batches))))
+        pls = [pl.from_pandas(b) for b in batches]
+        out.append((name, "polars", med(time_frames(polars_step(name, window), pls))))
+    return out
+
+
+class _Probe:
+    """Stands in for a DStream to ask whether a workload has a hand-written DStream pipeline."""
+
+    def __getattr__(self, name):
+        return lambda *a, **k: self
+
+
+def format_results(results: list[tuple[str, str, float]]) -> str:
+    lines = [f"{'workload':8} {'system':22} {'s/batch':>10} {'runnel.frame is':>18}"]
+    for name in dict.fromkeys(r[0] for r in results):
+        rows = [r for r in results if r[0] == name]
+        mine = next(s for _, sys_, s in rows if sys_ == "runnel.frame local")
+        lines.append(f"{name}: {WORKLOADS[name].title}")
+        for _, sys_, s in rows:
+            ratio = "" if sys_ == "runnel.frame local" else f"{s / mine:.2f}x as fast"
+            lines.append(f"{'':8} {sys_:22} {s:10.4f} {ratio:>18}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runnel.bench.frames", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a tenth of the rows and keys, a quarter of F3's window")
+    p.add_argument("--batches", type=int, default=8, help="timed batches after warm-up (default 8)")
+    p.add_argument("--only", default="F1,F2,F3", help="comma-separated workloads")
+    a = p.parse_args(argv)
+    names = [x.strip() for x in a.only.split(",") if x.strip()]
+    unknown = [x for x in names if x not in WORKLOADS]
+    if unknown:
+        p.error(f"unknown workload(s) {unknown}; known: {sorted(WORKLOADS)}")
+    print(format_results(run(names, a.batches, a.quick)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
