@@ -36,8 +36,6 @@ so it partitions like any keyed table of the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
 from runnel import kernels as K

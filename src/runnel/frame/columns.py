@@ -14,11 +14,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..batch import Batch, column_take, column_to_list, infer_column, is_arrow
+from ..batch import Batch, column_take, infer_column, is_arrow
 from .expr import Expr, as_mask, broadcast, evaluate
 from .schema import dtype_of, frame_batch
 
-__all__ = ["Select", "Assign", "Filter", "Rename", "Explode", "MapFrames", "Head"]
+__all__ = ["Select", "Assign", "Filter", "Rename", "Explode", "MapFrames", "Head", "SortTop"]
 
 
 def _column(value: Any, batch: Batch) -> Any:
@@ -132,6 +132,3 @@ class SortTop:
             order = np.argsort(keys, kind="stable")[:self.n]
         return batch.take(order)
 
-
-def column_values(batch: Batch, name: str) -> list:
-    return column_to_list(batch.columns[name])

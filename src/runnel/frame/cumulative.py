@@ -38,7 +38,6 @@ from ..dataset import Dataset
 from ..dstream.base import DStream
 from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
-from ..plan import ShuffleDep
 from .aggregate import group_codes, partition_partials
 from .expr import isnull_column
 from .schema import empty_column, frame_batch

@@ -24,9 +24,8 @@ Examples
 
 from __future__ import annotations
 
-import copy
 import html
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..batch import Batch, concat_batches
 from ..dataset import Dataset
