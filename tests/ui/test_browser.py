@@ -63,8 +63,8 @@ def test_browser_shows_the_running_job(chromium, ui_ssc, recorder, tmp_path):
     infos = [recorder.completed[t] for t in sorted(recorder.completed)]
     assert len(infos) == 6
 
-    # the DOM after the page's script ran for 2.5 s of page time: a live update swapped in (every 2 s)
-    dom = run_chromium(chromium, "--virtual-time-budget=2500", "--dump-dom", ui_ssc.ui_url + "/")
+    # the DOM after the page's script ran for 5.5 s of page time: a live update swapped in (every 5 s)
+    dom = run_chromium(chromium, "--virtual-time-budget=5500", "--dump-dom", ui_ssc.ui_url + "/")
     assert 'id="live" data-updates="' in dom, dom[:2000]
     page = read_page(dom)
     rows = page.rows["completed-batches"]

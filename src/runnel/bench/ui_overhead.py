@@ -4,7 +4,7 @@ Runs W2 (see :mod:`runnel.bench.workloads`) as :mod:`runnel.bench.compare`
 times it, in one process on one Context, alternating the UI off and on
 (``spark.ui.enabled``; the order flips every round, so drift in the
 machine's load falls on both). While the UI is on, a client fetches the
-streaming page's live part and ``/metrics`` every 0.5 s (four times what an
+streaming page's live part and ``/metrics`` every 0.5 s (ten times what an
 open browser asks, plus a fast Prometheus scrape). Prints each round's
 records/s and the ratio of the medians (on / off), then the time the UI's
 listeners take per batch, measured alone on synthetic events (the part of
@@ -41,9 +41,10 @@ def _poll(stop: threading.Event, served: list) -> None:
                 pass
 
 
-def listener_cost(batches: int = 2000) -> float:
+def listener_cost(batches: int = 2000) -> tuple[float, float]:
     """Seconds the UI's listeners (status, metrics) spend on one batch's events (submitted, started, one
-    output operation started and completed, completed), measured on synthetic events: noise-free."""
+    output operation started and completed, completed), measured on synthetic events, and seconds one
+    live refresh of the streaming page takes with the retained batches (1000) those events left."""
     import time
 
     from ..listener import BatchEvent, BatchInfo, OutputOperationEvent, OutputOperationInfo, StreamingStarted
@@ -72,7 +73,13 @@ def listener_cost(batches: int = 2000) -> float:
     t0 = time.perf_counter()
     for fn, ev in calls:
         fn(ev)
-    return (time.perf_counter() - t0) / batches
+    per_batch = (time.perf_counter() - t0) / batches
+    from ..ui import pages
+    pages.overview(status, live_only=True)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        pages.overview(status, live_only=True)
+    return per_batch, (time.perf_counter() - t0) / 5
 
 
 def measure(master: str, rounds: int, batches: int, warmup: int, poll: bool = True) -> dict[bool, list[float]]:
@@ -120,10 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"W2 {a.master}: UI off {off / 1e6:.2f} M/s, on {on / 1e6:.2f} M/s (medians of {a.rounds}); "
           f"on/off = {on / off:.3f} (cost {100 * (1 - on / off):+.1f}%); run-to-run spread with the UI off "
           f"{100 * spread:.0f}%")
-    cost = listener_cost()
+    cost, render = listener_cost()
     batch_s = 1e6 / off     # W2's batches are 1M records: seconds per batch at the UI-off median
     print(f"the UI's listeners spend {cost * 1e6:.1f} us per batch's events = {100 * cost / batch_s:.3f}% of a "
-          f"W2 batch ({batch_s * 1e3:.0f} ms at the UI-off median)")
+          f"W2 batch ({batch_s * 1e3:.0f} ms at the UI-off median); an open page's refresh (every 5 s) takes "
+          f"{render * 1e3:.1f} ms with 1000 retained batches = {100 * render / 5:.2f}% of one core")
     return 0
 
 

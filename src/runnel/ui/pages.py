@@ -3,7 +3,7 @@
 Pages: the streaming overview (``/``), one batch (``/batch?id=<ms>``), the
 environment (``/environment``), and the notebook display
 (:func:`notebook_html`). The live part of a page is a ``<div id="live">``;
-``/static/live.js`` re-fetches it every 2 s (``?part=live``) and swaps it
+``/static/live.js`` re-fetches it every 5 s (``?part=live``) and swaps it
 in, so the page updates without reloading (without JavaScript a meta
 refresh reloads it every 5 s). Table cells that show a batch's figures
 carry ``data-field`` (Spark's REST field name) and ``data-value`` (the
@@ -21,7 +21,7 @@ from ..listener import BatchInfo
 from . import charts
 from .status import COMPLETED, PROCESSING, QUEUED, StreamingStatus, redact
 
-CHART_BATCHES = 300      # batches drawn in the timelines (the newest)
+CHART_BATCHES = 120      # batches drawn in the timelines (the newest): keeps a live refresh cheap
 TABLE_BATCHES = 100      # completed (and active) batches listed
 
 

@@ -1,4 +1,4 @@
-// Live update: re-fetch the page's live part every 2 s and swap it in (no reload, no library).
+// Live update: re-fetch the page's live part every 5 s and swap it in (no reload, no library).
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -14,5 +14,5 @@
       })
       .catch(function () { /* the job stopped: keep the last figures */ });
   }
-  setInterval(tick, 2000);
+  setInterval(tick, 5000);
 })();
