@@ -12,7 +12,10 @@ of ``aggregate.py``:
   does; the table is a :class:`~runnel.dstream.stateful.StatefulDStream`'s:
   checkpointed with the context, restored by the stream's name
   (``.running(name=...)``), a failed batch leaves it at the last good batch,
-  and keys idle for ``ttl`` seconds leave it;
+  and keys idle for ``ttl`` seconds leave it. One sum/count/size (or an
+  int column's mean/min/max) of one key runs on the engine's built-in
+  updaters instead (``update_state_by_key(updaters.running_*)``), whose
+  tables merge int64 keys by direct addressing;
 * **windowed** (``.window(length, slide)``) — the engine's keyed window
   machinery (``window.WindowAggDStream``, a ``ReducedWindowedDStream``) over
   the cached per-batch partials: incremental (old window ⊖ leaving ⊕
@@ -41,7 +44,7 @@ from ..listener import ms_to_datetime
 from ..plan import ShuffleDep
 from .aggregate import (AggSpec, check_specs, empty_partials, finalize, group_codes, merge, partial,
                         partition_partials, result_schema_batch)
-from .schema import Schema
+from .schema import Schema, frame_batch
 
 if TYPE_CHECKING:
     from .frame import StreamingDataFrame
@@ -399,6 +402,8 @@ class GroupBy:
                 [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n,
                 MergePartials(keys, specs, empty, result)))
             return StreamingDataFrame(out, lambda: schema)
+        if self._scope == "running" and _builtin_running(keys, specs, dtypes, self._mode):
+            return self._running_builtin(specs[0], result, n, schema)
         if self._scope == "running":
             partials = self._partials(keys, specs, empty, n)
             ttl_ms = to_ms(self._ttl, "ttl") if self._ttl is not None else 0
@@ -417,6 +422,21 @@ class GroupBy:
             table.named(self._name)
         op = _FinalizeWindow(keys, specs, result)
         return StreamingDataFrame(table._transform("groupby_window", lambda ds: ds._narrow(op)), lambda: schema)
+
+    def _running_builtin(self, spec: AggSpec, result: Batch, n: int, schema: Schema) -> "StreamingDataFrame":
+        """One running sum/count/mean/min/max/size of one key column: the engine's built-in updater
+        (``updaters.running_*``), whose state table merges int64 keys by direct addressing."""
+        from .. import updaters
+        from .frame import StreamingDataFrame
+        key = self.keys[0]
+        to_pairs = ToPairs(key, spec.column, spec.func)
+        pairs = self._sdf.stream._transform("groupby_pairs", lambda ds: ds._narrow(to_pairs))
+        make = getattr(updaters, _BUILTIN[spec.func])
+        table = pairs.update_state_by_key(make(ttl=self._ttl), n)
+        if self._name is not None:
+            table.named(self._name)
+        op = PairsToFrame(key, spec.out, result)
+        return StreamingDataFrame(table._transform("groupby_running", lambda ds: ds._narrow(op)), lambda: schema)
 
     def _partials(self, keys: tuple, specs: tuple, empty: Batch, n: int) -> DStream:
         """Each batch's partial table, hashed by key into n partitions (merged, not finalised)."""
@@ -449,3 +469,65 @@ class Rolling:
 
     def mean(self, name: str | None = None) -> "StreamingDataFrame":
         return self._gb._cumulative("rolling_mean", self._n, name)
+
+
+# --- one running aggregate of one key: the engine's built-in updaters ---------------------------------
+
+_BUILTIN = {"sum": "running_sum", "count": "running_sum", "mean": "running_mean", "min": "running_min",
+            "max": "running_max", "size": "running_sum"}
+
+
+def _builtin_running(keys: tuple, specs: tuple, dtypes: dict, mode: str) -> bool:
+    """Can the engine's built-in updater keep this running aggregation (complete mode, one key, one
+    of its aggregates over an int/float column)?"""
+    if len(keys) != 1 or len(specs) != 1 or mode != "complete" or specs[0].func not in _BUILTIN:
+        return False
+    d = dtypes.get(specs[0].column, "int64") if specs[0].column else "int64"
+    # a key whose float values are all NaN shows NaN for mean/min/max in pandas: the updaters, which
+    # never see those rows, would leave the key out; sum and count see them as 0 and not counted
+    return d == "int64" or (d == "float64" and specs[0].func in ("sum", "count", "size"))
+
+
+@dataclass(eq=False)
+class ToPairs:
+    """Frame rows -> (key, value) pairs for a built-in updater: rows of null keys left out, as pandas'
+    groupby does; count and size sum ones (count: for values that are not null)."""
+    key: str
+    column: str | None
+    func: str
+
+    def __call__(self, index: int, batch: Batch) -> Batch:
+        from .. import keyed
+        from .expr import isnull_column
+        if len(batch) == 0 or self.key not in batch.columns:
+            return keyed.empty_pairs()
+        keep = ~isnull_column(batch.columns[self.key], len(batch))
+        if not keep.all():
+            batch = batch.filter(keep)
+        k = batch.columns[self.key]
+        if self.func == "size":
+            v = np.ones(len(batch), np.int64)
+        elif self.func == "count":
+            v = (~isnull_column(batch.columns[self.column], len(batch))).astype(np.int64)
+        else:
+            v = batch.columns[self.column]
+            if v.dtype.kind == "f":   # a sum skips NaN, as pandas': they add nothing
+                v = np.where(np.isnan(v), 0.0, v)
+        return Batch({"key": k, "value": v}, ("key", "value"))
+
+
+@dataclass(eq=False)
+class PairsToFrame:
+    """A built-in updater's (key, value) table as result rows."""
+    key: str
+    out: str
+    result: Batch
+
+    def __call__(self, index: int, batch: Batch) -> Batch:
+        if len(batch) == 0 or "key" not in batch.columns:
+            return self.result
+        v = batch.columns["value"]
+        want = self.result.columns[self.out]
+        if isinstance(v, np.ndarray) and v.dtype != want.dtype and v.dtype.kind in "iuf" and want.dtype.kind in "iuf":
+            v = v.astype(want.dtype)
+        return frame_batch({self.key: batch.columns["key"], self.out: v})

@@ -193,6 +193,7 @@ def program(ctx, directory, key):
             .foreach_batch(Keep(key + "/run"))
         sdf.groupby("k").window(5, 1, name="last5").agg(t=("v", "sum"), n=("v", "count")).foreach_batch(Keep(key + "/win"))
         sdf.groupby("k").window(3, 1, name="top3").agg(hi=("v", "max")).foreach_batch(Keep(key + "/max"))
+        sdf.groupby("k").running(name="sums").agg(s=("v", "sum")).foreach_batch(Keep(key + "/mean"))
         return ssc
     return setup
 
@@ -213,7 +214,7 @@ def test_running_and_windowed_aggregates_resume_by_name_after_a_crash(ctx, tmp_p
     ssc.start()
     ssc.run_batches(4)                          # from the checkpoint at 6 s: batches 7..10
     ssc.stop(stop_spark_context=False)
-    for part in ("run", "win", "max"):
+    for part in ("run", "win", "max", "mean"):
         want, got = SEEN["ref/" + part], SEEN["a/" + part]
         assert sorted(got) == sorted(want)
         for t in want:
@@ -248,3 +249,22 @@ def test_invertible_windows_update_incrementally(ssc):
     short = sdf.groupby("k").window(2, 1).agg(s=("v", "sum"))
     assert [f.stream.parents[0].incremental for f in (inc, full, short)] == [True, False, False]
     assert all(isinstance(f.stream.parents[0], WindowAggDStream) for f in (inc, full, short))
+
+
+@pytest.mark.parametrize("func", ["sum", "count", "mean", "min", "max", "size"])
+@pytest.mark.parametrize("column", ["v", "i"])
+def test_one_running_aggregate_runs_on_the_builtin_updaters(ctx, tmp_path, func, column):
+    frames = [f.assign(k=f.k.map({"a": 1, "b": 2, "c": 3}).astype("float64")).dropna(subset=["k"])
+              .astype({"k": "int64"}) for f in FRAMES]
+    out = run_frame(lambda s: s.groupby("k").running().agg(r=(column, func)), frames, ctx,
+                    checkpoint=str(tmp_path))
+    want = [pandas_agg(pd.concat(frames[:i + 1]), ["k"], r=(column, func)) for i in range(len(frames))]
+    assert_frame_batches_equal(out, want, check_dtype=False)
+
+
+def test_builtin_running_path_is_taken_for_one_aggregate(ssc):
+    sdf = ssc.frame.queue(FRAMES[:1])
+    fast = sdf.groupby("k").running().agg(m=("i", "mean"))
+    general = sdf.groupby("k").running().agg(m=("v", "mean"))   # float mean: keys of NaNs only show NaN
+    assert type(fast.stream.parents[0]).__name__ == "UpdateStateDStream"
+    assert type(general.stream.parents[0]).__name__ == "RunningAggDStream"
