@@ -177,6 +177,9 @@ def test_receivers(ui_ssc, recorder, api):
     assert sum(n for _, n in r["eventRates"]) == 3
     assert r["avgEventRate"] == pytest.approx(1.5)
     assert api("receivers/0") == r
+    _, _, page = fetch(ui_ssc.ui_url + "/")
+    row = page.decode().split('<table id="receivers">')[1].split("</table>")[0]
+    assert "<td>_Flaky-0</td><td>ACTIVE</td>" in row and "lost the feed" in row and "ConnectionError" in row
     stats = api("statistics")
     assert (stats["numReceivers"], stats["numActiveReceivers"], stats["numInactiveReceivers"]) == (1, 1, 0)
     code, _, _ = fetch(ui_ssc.ui_url + "/api/v1/applications/"
