@@ -233,3 +233,19 @@ def test_on_bad_record_is_checked(ssc):
     ssc.context.conf["runnel.streaming.state.onBadRecord"] = "drop"
     with pytest.raises(ValueError, match="conf runnel.streaming.state.onBadRecord"):
         s.update_state_by_key(add_up)
+
+
+def test_dead_lettered_batch_is_checkpointed_without_its_bad_records(ctx, tmp_path, clean_conf):
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    try:
+        ssc.checkpoint(str(tmp_path))
+        ssc.context.conf["runnel.streaming.checkpoint.interval"] = "1"
+        build, dead = _dead_lettered("builtin", on_bad_record="dead_letter")
+        out, errors = _drive(ssc, lambda s: build(s).named("totals"), POISONED, 2)
+    finally:
+        ssc.stop(stop_spark_context=False)
+    assert errors == [] and [(k, v) for k, v, _ in dead[2]] == [("a", None)]
+    snap = load_newest(str(tmp_path))
+    assert snap.time == 2000  # a restart resumes after batch 2: its bad record is not replayed
+    (t, parts), = snap.tables["totals"].values()
+    assert sorted(r for b in parts for r in b.sub(("key", "value")).to_records()) == [("a", 1), ("b", 2)]
