@@ -41,6 +41,11 @@ spends about a second loading Numba's compiler state (type and lowering
 registries). :func:`preload` does that on a background thread, which
 ``import runnel`` starts, so it overlaps the program's own start-up and the
 wait for the first batch instead of delaying the first result.
+
+``os.fork()`` (``multiprocessing``'s fork start method included) waits for
+that thread first (:func:`_settle_before_fork`): a child forked while it holds
+the compiler lock would inherit a lock nobody in the child can release, and
+its first compile would wait forever.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import os
 import sys
 import threading
 import time
@@ -226,8 +232,34 @@ def preload() -> threading.Thread | None:
     if _preloading is None:
         _preloading = threading.Thread(target=_refresh, name="runnel-numba-preload", daemon=True)
         _preloading.start()
-        atexit.register(_preloading.join, 60)
+        atexit.register(_preloading.join, _PRELOAD_WAIT)
+        os.register_at_fork(before=_settle_before_fork)
     return _preloading
+
+
+#: Seconds exit and fork wait for the preload at most (it takes ~1-3 s).
+_PRELOAD_WAIT = 60
+
+
+def _settle_before_fork() -> None:
+    """``os.fork`` hook: let the preload release Numba's compiler lock before the process forks.
+
+    Not waited for when the forking thread holds the compiler lock itself (the
+    preload is waiting for that lock, so it cannot finish first; the child
+    owns the lock and releases it as the parent would), when the preload
+    thread forks (a thread cannot join itself), or during interpreter
+    shutdown (daemon threads are frozen then and would never finish).
+    """
+    thread = _preloading
+    if thread is None or not thread.is_alive() or thread is threading.current_thread():
+        return
+    if sys.is_finalizing():
+        return
+    from numba.core.compiler_lock import global_compiler_lock
+
+    if global_compiler_lock.is_locked():  # held by this very thread
+        return
+    thread.join(_PRELOAD_WAIT)
 
 
 def _refresh() -> None:
