@@ -82,50 +82,60 @@ def dstream_pipeline(name: str, pairs):
     return None
 
 
-def time_runnel(w: FrameWorkload, batches: list, variant: str, quick: bool) -> list[float]:
-    import tempfile
-    import warnings
+class RunnelFrames:
+    """A StreamingContext on ``local`` with a workload's pipeline: ``step(batch)`` submits one batch
+    and returns when its output ran (``variant``: "frame" or the hand-written "dstream")."""
 
-    from runnel import Context, ManualClock, StreamingContext
-    from runnel import kernels as K
-    K.warm()
-    ctx = Context("local")
-    times: list[float] = []
-    try:
-        ssc = StreamingContext(ctx, 1, clock=ManualClock())
-        ssc.checkpoint(tempfile.mkdtemp())
+    def __init__(self, w: FrameWorkload, first, variant: str, quick: bool):
+        import tempfile
+        import warnings
+
+        from runnel import Context, ManualClock, StreamingContext
+        from runnel import kernels as K
+        from runnel.batch import Batch
+        from runnel.frame.schema import Schema
+        K.warm()
+        self.ctx = Context("local")
+        self.variant = variant
+        self.ssc = StreamingContext(self.ctx, 1, clock=ManualClock())
+        self.ssc.checkpoint(tempfile.mkdtemp())
         window = w.window // 4 if quick and w.window else w.window
+        self.queue: collections.deque = collections.deque()
         if variant == "frame":
-            from runnel.batch import Batch
-            from runnel.frame.schema import Schema
-            queue: collections.deque = collections.deque()
-            sdf = ssc.frame.queue(queue, schema=Schema.of_batch(Batch.from_pandas(batches[0])))
+            sdf = self.ssc.frame.queue(self.queue, schema=Schema.of_batch(Batch.from_pandas(first)))
             out = frame_pipeline(w.name, sdf, window).stream
         else:
-            queue = collections.deque()
-            pairs = ssc.queue_stream(queue)
-            out = dstream_pipeline(w.name, pairs)
+            out = dstream_pipeline(w.name, self.ssc.queue_stream(self.queue))
         if w.name == "F1":
             out.foreach_rdd(lambda rdd: rdd.to_batch())
         else:
             out.foreach_rdd(lambda rdd: rdd.count())
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ssc.start()
-        for b in batches:
-            t0 = time.perf_counter()
-            if variant == "frame":
-                queue.append(ctx.parallelize(b, 1))
-            else:
-                from runnel.batch import Batch
-                queue.append(ctx.dataset_of([Batch.from_pairs(b.k.to_numpy(), b.v.to_numpy())], "pairs"))
-            ssc.run_batches(1, timeout=600)
-            times.append(time.perf_counter() - t0)
-        ssc.await_termination_or_timeout(0)
-        ssc.stop(stop_spark_context=False)
+            warnings.simplefilter("ignore")     # a window without checkpoints would warn; this one has them
+            self.ssc.start()
+
+    def step(self, b) -> None:
+        from runnel.batch import Batch
+        if self.variant == "frame":
+            self.queue.append(self.ctx.parallelize(b, 1))
+        else:
+            self.queue.append(self.ctx.dataset_of([Batch.from_pairs(b.k.to_numpy(), b.v.to_numpy())], "pairs"))
+        self.ssc.run_batches(1, timeout=600)
+
+    def close(self) -> None:
+        try:
+            self.ssc.await_termination_or_timeout(0)
+            self.ssc.stop(stop_spark_context=False)
+        finally:
+            self.ctx.stop()
+
+
+def time_runnel(w: FrameWorkload, batches: list, variant: str, quick: bool) -> list[float]:
+    runner = RunnelFrames(w, batches[0], variant, quick)
+    try:
+        return time_frames(runner.step, batches)
     finally:
-        ctx.stop()
-    return times
+        runner.close()
 
 
 # --- pandas and polars per batch -------------------------------------------------------------------------
