@@ -55,14 +55,16 @@ class TaskFailed(Exception):
     """A task raised (or its worker kept dying).
 
     ``str(err)`` is ``"<label>: <ExcType>: <message>"`` followed by the
-    remote traceback; ``__cause__``/``cause`` is the original exception when
-    it could be brought back from the worker (else None).
+    remote traceback, unless the cause carries that traceback itself (a task
+    that ran in this process): Python prints the cause's traceback above
+    this error, so the user sees it once. ``__cause__``/``cause`` is the
+    original exception when it could be brought back from the worker (else None).
     """
 
     def __init__(self, label: str, exc_type: str, message: str, remote_traceback: str = "",
                  cause: BaseException | None = None) -> None:
         text = f"{label}: {exc_type}: {message}"
-        if remote_traceback:
+        if remote_traceback and (cause is None or cause.__traceback__ is None):
             text += "\n\n" + remote_traceback.rstrip()
         super().__init__(text)
         self.label = label
