@@ -16,9 +16,8 @@ def bad_ssc(ctx):
 
 def _first_error(ssc, n):
     ssc.start()
-    ssc.run_batches(n)
     with pytest.raises(Exception) as info:
-        ssc.await_termination(timeout=0)
+        ssc.run_batches(n)
     return info.value
 
 

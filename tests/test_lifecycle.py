@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+import time
+
 import pytest
 
 from runnel import Context, ManualClock, StreamingContext, StreamingListener
@@ -147,7 +152,8 @@ def test_a_user_error_fails_only_that_batch_and_is_re_raised_later(ssc, where):
     other = []
     s.count().foreach_rdd(lambda rdd: other.append(rdd.collect()))
     ssc.start()
-    ssc.run_batches(3)
+    with pytest.raises(Exception, match="boom at two"):   # after all three ran
+        ssc.run_batches(3)
     assert out == [[1], [3]]  # batch 2's output failed, batch 3 still ran
     assert other == [[1], [1], [1]]  # the other output of batch 2 ran
     for _ in range(2):
@@ -160,6 +166,69 @@ def test_a_user_error_fails_only_that_batch_and_is_re_raised_later(ssc, where):
         ssc.await_termination_or_timeout(1)
 
 
+def test_await_termination_or_timeout_returns_as_soon_as_a_batch_fails(ssc):
+    ssc.queue_stream([[1], [2]]).map(fail_on_two).foreach_rdd(lambda rdd: rdd.collect())
+    ssc.start()
+    ssc.clock.advance(2000)                  # the runner fails batch 2 while we wait
+    began = time.monotonic()
+    with pytest.raises(TaskFailed, match="boom at two"):
+        ssc.await_termination_or_timeout(60)
+    assert time.monotonic() - began < 30     # not the full timeout
+    with pytest.raises(TaskFailed, match="boom at two"):
+        ssc.await_termination(timeout=60)    # likewise, and every later call re-raises
+
+
+def test_stop_raises_an_error_the_program_never_saw(ssc):
+    ssc.queue_stream([[1], [2]]).map(fail_on_two).foreach_rdd(lambda rdd: rdd.collect())
+    ssc.start()
+    ssc.clock.advance(2000)
+    ssc._scheduler.wait_for_batch(2000, 30)
+    with pytest.raises(TaskFailed, match="boom at two"):
+        ssc.stop(stop_spark_context=False)
+    assert ssc.state == "STOPPED"            # stopped all the same
+    ssc.stop(stop_spark_context=False)       # reported once: a second stop is quiet
+    with pytest.raises(TaskFailed, match="boom at two"):
+        ssc.await_termination()              # PySpark: every await re-raises, even after stop
+
+
+def test_stop_after_the_error_was_raised_is_quiet(ssc):
+    ssc.queue_stream([[1], [2]]).map(fail_on_two).foreach_rdd(lambda rdd: rdd.collect())
+    ssc.start()
+    with pytest.raises(TaskFailed, match="boom at two"):
+        ssc.run_batches(2)
+    ssc.stop(stop_spark_context=False)
+
+
+FAILING_SCRIPT = """
+    from runnel import ManualClock, StreamingContext
+
+    def parse(x):
+        if x == 2:
+            raise ZeroDivisionError("boom at two")
+        return x
+
+    ssc = StreamingContext({master!r}, 1, clock=ManualClock())
+    ssc.queue_stream([[1], [2], [3]]).map(parse).foreach_rdd(lambda rdd: rdd.collect())
+    ssc.start()
+    ssc.clock.advance(3000)
+    ssc._scheduler.wait_for_batch(3000, 60)
+    ssc.stop()
+    print("script ended")
+"""
+
+
+@pytest.mark.parametrize("master", ["local", "local[2]"])
+def test_a_failing_task_fails_the_script_and_its_traceback_is_printed_once(master, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(FAILING_SCRIPT.format(master=master)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    assert done.returncode != 0 and "script ended" not in done.stdout          # stop() raised
+    err = done.stderr
+    assert err.count('raise ZeroDivisionError("boom at two")') == 1, err     # one traceback of the task
+    assert err.count("runnel: output foreachRDD-3 failed for batch") == 1, err  # one log line, no traceback
+    assert err.rstrip().splitlines()[-1].startswith("runnel.executors.base.TaskFailed: map-2 at ")
+
+
 def test_an_error_in_transform_fails_that_output_only(ssc, collect):
     def bad(rdd):
         if rdd.count() == 2:
@@ -167,7 +236,8 @@ def test_an_error_in_transform_fails_that_output_only(ssc, collect):
         return rdd
     out = collect(ssc.queue_stream([[1], [1, 2], [3]]).transform(bad))
     ssc.start()
-    ssc.run_batches(3)
+    with pytest.raises(TaskFailed, match="transform broke"):
+        ssc.run_batches(3)
     assert out == [[1], [3]]
     with pytest.raises(TaskFailed, match="transform broke") as err:  # names the output and the batch time
         ssc.await_termination_or_timeout(0)
@@ -265,7 +335,8 @@ def test_listener_events(ssc):
     s.foreach_rdd(noop)
     s.map(fail_on_two).foreach_rdd(lambda rdd: rdd.collect())
     ssc.start()
-    ssc.run_batches(2)
+    with pytest.raises(Exception, match="boom at two"):
+        ssc.run_batches(2)
     ssc.remove_streaming_listener(rec)
     ev = rec.events
     assert ev[0] == ("started",) and [e for e in ev if e[0] == "started"] == [ev[0]]

@@ -99,3 +99,47 @@ class FirstResult:
         ssc.run_batches(1)
         ssc.stop()
         assert out, "no output"
+
+
+class CoreEvents:
+    """The scheduler core alone (``runnel.scheduler.core``): events handled per second, no threads.
+
+    A batch with two outputs is 8 events (BatchDue, JobsBuilt, BatchStarted,
+    JobStarted and JobDone per output, BatchRan), with a checkpoint every 10
+    batches; the figure bounds what the core costs a batch.
+    """
+
+    number = 1
+    repeat = (5, 20, 20.0)
+    warmup_time = 0
+    BATCHES = 2000
+
+    def setup(self):
+        from runnel.scheduler import core as c
+        self.c = c
+        events = []
+        for k in range(1, self.BATCHES + 1):
+            t = 1000 * k
+            events += [c.BatchDue(t), c.JobsBuilt(t, t, (0, 1), 10), c.BatchStarted(t, t)]
+            for o in (0, 1):
+                events += [c.JobStarted(t, o, t), c.JobDone(t, o, t)]
+            events.append(c.BatchRan(t, t))
+        self.events = events
+
+    def _run(self):
+        c = self.c
+        core = c.SchedulerCore(1000)
+        core.handle(c.Start(0, checkpoint=10_000, unit=1000))
+        handle = core.handle
+        for ev in self.events:
+            handle(ev)
+
+    def time_two_thousand_batches(self):
+        self._run()
+
+    def track_events_per_s(self):
+        t0 = time.perf_counter()
+        self._run()
+        return len(self.events) / (time.perf_counter() - t0)
+
+    track_events_per_s.unit = "events/s"

@@ -2,6 +2,10 @@
 
 Names are stable and deterministic — ``<kind>-<n>`` in definition order, or
 one the user sets — because checkpointed state is keyed by them.
+
+The graph is what streams, the scheduler and the checkpointer share; it
+knows no StreamingContext. ``sealed`` (set by the context at start and stop)
+says why streams can no longer be added.
 """
 
 from __future__ import annotations
@@ -15,8 +19,17 @@ if TYPE_CHECKING:
 
 
 class DStreamGraph:
-    def __init__(self, ssc):
-        self.ssc = ssc
+    """The streams of one program, in definition order, and the times they share.
+
+    Parameters
+    ----------
+    batch_ms : int
+        The batch interval in milliseconds.
+    """
+
+    def __init__(self, batch_ms: int):
+        self.batch_ms = batch_ms
+        self.sealed: str | None = None      # why streams can no longer be added, or None
         self.streams: list[DStream] = []
         self.inputs: list[InputDStream] = []
         self.outputs: list[ForEachDStream] = []
@@ -27,19 +40,16 @@ class DStreamGraph:
         self.restored_ms: int | None = None  # time of the checkpoint a recovered context started from
         self._count = 0
 
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["ssc"] = None
-        return state
-
     def attach(self, ssc) -> None:
-        """Bind an unpickled graph (getOrCreate) and its streams to a new context."""
-        self.ssc = ssc
+        """Bind the streams of an unpickled graph (getOrCreate) to their new context."""
+        self.sealed = None
         for s in self.streams:
-            s.ssc = ssc
+            s.ssc, s.graph = ssc, self
 
     def _check_mutable(self) -> None:
-        self.ssc._check_can_add()
+        if self.sealed is not None:
+            raise RuntimeError(f"Adding new inputs, transformations, and output operations after {self.sealed} "
+                               "is not supported")
 
     def add(self, stream: "DStream") -> str:
         self._check_mutable()
@@ -68,7 +78,7 @@ class DStreamGraph:
 
     def start(self, zero_ms: int) -> None:
         self.zero_ms = zero_ms
-        batch = self.ssc.batch_ms
+        batch = self.batch_ms
         for out in self.outputs:
             out.init_remember(max(self.remember_ms, batch))
         for s in self.streams:

@@ -14,12 +14,19 @@ import logging
 import threading
 from typing import Any, Callable, Iterable
 
+from .checkpoint import files
+from .checkpoint.checkpointer import Checkpointer
+from .checkpoint.recovery import Recovery, attach, recover
 from .clock import Clock, ManualClock, SystemClock, clock_from_conf
 from .context import Context, conf_flag
 from .dstream.base import DStream, fn_arity, to_ms
+from .dstream.files import FileInputDStream
 from .dstream.inputs import QueueInputDStream
+from .dstream.rate import RateInputDStream
+from .dstream.receivers import ReceiverInputDStream, SocketReceiver
+from .dstream.transformed import TransformedDStream, UnionDStream
 from .graph import DStreamGraph
-from .listener import ListenerBus, StreamingStarted
+from .listener import ListenerBus, ms_to_datetime
 from .scheduler.scheduler import JobScheduler
 
 log = logging.getLogger("runnel.streaming")
@@ -65,16 +72,22 @@ class StreamingContext:
             self.context = Context.get_or_create(context_or_master or "local[*]", app_name)
             self._owns_context = True
         self.clock = clock or clock_from_conf(self.context.conf) or SystemClock()
-        self._graph = DStreamGraph(self)
         self._bus = ListenerBus()
-        self._scheduler = JobScheduler(self)
+        self._adopt(DStreamGraph(self.batch_ms))
         self._state = INITIALIZED
         self._stopped = threading.Event()
         self.checkpoint_dir: str | None = None
-        self._checkpointer = None            # runnel.checkpoint.checkpointer.Checkpointer, from start()
-        self._recovery = None                # runnel.checkpoint.recovery.Recovery to apply at start()
+        self._checkpointer: Checkpointer | None = None   # from start(), when checkpointing
+        self._recovery: Recovery | None = None           # what start() restores (get_or_create, resume)
         self._previous_sigterm = None
         self._ui = None                      # runnel.ui.UI (status listener, web UI, progress), from start()
+
+    def _adopt(self, graph: DStreamGraph) -> None:
+        """Run ``graph`` (a new one, or a recovered one whose streams are bound to this context)."""
+        graph.attach(self)
+        self._graph = graph
+        backlog = int(self.context.conf.get("runnel.streaming.backlogWarning.batches", 10))
+        self._scheduler = JobScheduler(graph, self.clock, self._bus, backlog)
 
     # -- properties ----------------------------------------------------------
     @property
@@ -86,6 +99,16 @@ class StreamingContext:
         return self._state
 
     @property
+    def graph(self) -> DStreamGraph:
+        """The streams of this program (what streams, scheduler and checkpointer share)."""
+        return self._graph
+
+    @property
+    def listener_bus(self) -> ListenerBus:
+        """Where streaming listeners' events are posted (receivers post theirs here too)."""
+        return self._bus
+
+    @property
     def batch_duration(self) -> float:
         return self.batch_ms / 1000.0
 
@@ -93,14 +116,6 @@ class StreamingContext:
     def ui_url(self) -> str | None:
         """The streaming web UI's address (``spark.ui.*`` conf, see :mod:`runnel.ui`), None when not served."""
         return self._ui.url if self._ui is not None else None
-
-    def _check_can_add(self) -> None:
-        if self._state == ACTIVE:
-            raise RuntimeError("Adding new inputs, transformations, and output operations after "
-                               "starting a context is not supported")
-        if self._state == STOPPED:
-            raise RuntimeError("Adding new inputs, transformations, and output operations after "
-                               "stopping a context is not supported")
 
     @property
     def frame(self):
@@ -124,22 +139,18 @@ class StreamingContext:
         The receiver reconnects when the server goes away; every complete
         line received is delivered to a batch.
         """
-        from .dstream.receivers import ReceiverInputDStream, SocketReceiver
         return ReceiverInputDStream(self, SocketReceiver(hostname, int(port)))
 
     def receiver_stream(self, receiver: Any) -> DStream:
         """A stream fed by a user :class:`~runnel.dstream.receivers.Receiver`."""
-        from .dstream.receivers import ReceiverInputDStream
         return ReceiverInputDStream(self, receiver)
 
     def text_file_stream(self, directory: str) -> DStream:
         """Lines of the text files that appear in ``directory`` after start (each read once)."""
-        from .dstream.files import FileInputDStream
         return FileInputDStream(self, directory, kind="text")
 
     def binary_records_stream(self, directory: str, record_length: int) -> DStream:
         """Fixed-length ``bytes`` records of the files that appear in ``directory`` after start."""
-        from .dstream.files import FileInputDStream
         return FileInputDStream(self, directory, kind="binary", record_length=record_length)
 
     def rate_stream(self, kind: str = "words", records_per_batch: int = 1000, **options: Any) -> DStream:
@@ -149,7 +160,6 @@ class StreamingContext:
         (int64 key, float64 value) pairs, ``"ints"`` integers; the data of a
         batch depends only on its time and the seed, so runs are repeatable.
         """
-        from .dstream.rate import RateInputDStream
         return RateInputDStream(self, kind, records_per_batch, **options)
 
     def union(self, *dstreams: DStream) -> DStream:
@@ -160,12 +170,10 @@ class StreamingContext:
             dstreams = tuple(dstreams[0])
         if len(dstreams) == 1:
             return dstreams[0]
-        from .dstream.transformed import UnionDStream
         return UnionDStream(self, list(dstreams))
 
     def transform(self, dstreams: list[DStream], transform_func: Callable) -> DStream:
         """A stream from ``transform_func(list of datasets)`` of several streams per batch."""
-        from .dstream.transformed import TransformedDStream
         if not dstreams:
             raise ValueError("transform needs at least one DStream")
         slides = {d.slide_ms for d in dstreams}
@@ -210,6 +218,8 @@ class StreamingContext:
         self._bus.remove(listener)
 
     # -- lifecycle ---------------------------------------------------------------------
+    # start() and stop() only carry out the scheduler core's instructions (runnel.scheduler.core):
+    # StartGraph, Restore (self._restore), StartInputs (self._start_inputs), the first checkpoint, ...
     def start(self) -> None:
         """Start generating and running batches."""
         with StreamingContext._lock:
@@ -225,53 +235,57 @@ class StreamingContext:
             self.context.executor.check_shippable(self._graph.functions)
             for i in self._graph.inputs:
                 i.validate()
+            sched = self._scheduler
+            interval = unit = None
             if self.checkpoint_dir is not None:
-                from .checkpoint.checkpointer import Checkpointer
-                self._checkpointer = Checkpointer(self, self.checkpoint_dir)
+                self._checkpointer = Checkpointer(self.checkpoint_dir, self._graph, self.context,
+                                                  "manual" if isinstance(self.clock, ManualClock) else "system",
+                                                  sched.feed)
                 self._checkpointer.prepare()         # fails fast on a graph it cannot store
+                interval, unit = self._checkpointer.interval_ms, self._checkpointer.unit()
+                sched.checkpointer = self._checkpointer
             rec = self._recovery
-            if rec is None:
-                now = self.clock.now()
-                first = (now // self.batch_ms + 1) * self.batch_ms
-                zero = first - self.batch_ms
-                self._graph.start(zero)
-            else:
-                zero, first = rec.zero, rec.time + self.batch_ms
+            if rec is not None:
                 if isinstance(self.clock, ManualClock) and self.clock.now() < rec.time:
                     self.clock.set_time(rec.time)
-                now = self.clock.now()
-                self._graph.start(zero)
-                self._graph.restored_ms = rec.time
-                for stream, tables in rec.tables.items():
-                    stream.restore_tables(tables)
-                for stream, progress in rec.inputs.items():
-                    stream.restore_progress(progress, rec.time)
-                behind = max(0, (now - rec.time) // self.batch_ms)
-                (log.warning if behind > 1000 else log.info)(
-                    "runnel: recovered from %s; the %d batches after %s ms run again", rec.path, behind, rec.time)
+                sched.recovered(rec.time, rec.zero)
             if self._ui is None:                 # before inputs start: the UI sees every receiver event
                 from .ui import attach_ui
                 self._ui = attach_ui(self)
-            started = []
+            sched.on_restore, sched.on_start_inputs = self._restore, self._start_inputs
+            self._started_inputs: list = []
+            self._graph.sealed = "starting a context"
+            self._state = ACTIVE
             try:
-                for i in self._graph.inputs:
-                    i.start()
-                    started.append(i)
-                if self._checkpointer is not None:
-                    self._checkpointer.start(zero, rec.time if rec is not None else None)
+                sched.start(interval, unit)
             except BaseException:          # leave nothing running: stop() of an unstarted context is a no-op
-                for i in reversed(started):
+                self._state = INITIALIZED
+                self._graph.sealed = None
+                for i in reversed(self._started_inputs):
                     try:
                         i.stop()
                     except Exception:  # noqa: BLE001 — the start error is the one to report
                         log.exception("runnel: stopping %s after a failed start", i.name)
                 raise
-            self._state = ACTIVE
             StreamingContext._active = self
         self._install_sigterm()
-        self._bus.post("onStreamingStarted", StreamingStarted(now))
         self._ui.start()
-        self._scheduler.start(first)
+
+    def _restore(self, time: int) -> None:
+        rec = self._recovery
+        self._graph.restored_ms = time
+        for stream, tables in rec.tables.items():
+            stream.restore_tables(tables)
+        for stream, progress in rec.inputs.items():
+            stream.restore_progress(progress, time)
+        behind = max(0, (self.clock.now() - time) // self.batch_ms)
+        (log.warning if behind > 1000 else log.info)(
+            "runnel: recovered from %s; the %d batches after %s ms run again", rec.path, behind, time)
+
+    def _start_inputs(self) -> None:
+        for i in self._graph.inputs:
+            i.start()
+            self._started_inputs.append(i)
 
     def stop(self, stop_spark_context: bool = True, stop_gracefully: bool = False) -> None:
         """Stop the stream (idempotent).
@@ -279,34 +293,34 @@ class StreamingContext:
         With ``stop_gracefully`` every input stops first and all data it
         received is processed before the context stops. The underlying
         Context is stopped too unless ``stop_spark_context`` is False.
+
+        A batch that failed and whose error the program never saw (no
+        ``await_termination*`` or ``run_batches`` raised it) makes ``stop()``
+        raise that error once everything is stopped, so a script cannot
+        pass silently; PySpark's ``stop()`` does not raise, but there the
+        error reaches ``awaitTermination``, which scripts call.
         """
+        self._stop(stop_spark_context, stop_gracefully)
+        if threading.current_thread().name not in ("runnel-job-runner", "runnel-job-generator"):
+            err = self._scheduler.take_error(only_unreported=True)
+            if err is not None:
+                raise err
+
+    def _stop(self, stop_spark_context: bool = True, stop_gracefully: bool = False) -> None:
         with StreamingContext._lock:
             state = self._state
             self._state = STOPPED
+            self._graph.sealed = "stopping a context"
             if StreamingContext._active is self:
                 StreamingContext._active = None
         if state == ACTIVE:
-            for i in self._graph.inputs:
-                i.stop()
-            if stop_gracefully:
-                self._drain_inputs()
-            else:
-                pending = [i.name for i in self._graph.inputs if i.has_pending()]
-                if pending:
-                    log.warning("runnel: stopping without stop_gracefully discards data received but not yet "
-                                "processed by %s", ", ".join(pending))
-            self._scheduler.stop(wait_for_queue=stop_gracefully)
-            ckpt = self._checkpointer
-            if ckpt is not None:
-                last = self._scheduler.completed
-                if stop_gracefully and last is not None:
-                    ckpt.after_batch(last, final=True)   # everything received is in state: keep it
-                ckpt.stop()
+            self._scheduler.stop(graceful=stop_gracefully)
             self._restore_sigterm()
             self._ui.stop()
         if stop_spark_context and not self.context.stopped:
             self.context.stop()
         self._stopped.set()
+        self._scheduler.wake()
 
     # SIGTERM (a service manager stopping the job) stops gracefully: received data is processed,
     # the last state checkpointed. Only from the main thread, and never over a handler the program set.
@@ -323,7 +337,7 @@ class StreamingContext:
             # swallowed (the message below tells whoever sent the first that it was taken)
             self._restore_sigterm()
             log.warning("runnel: SIGTERM received; stopping gracefully")
-            threading.Thread(target=self.stop, kwargs={"stop_gracefully": True}, name="runnel-sigterm-stop",
+            threading.Thread(target=self._stop, kwargs={"stop_gracefully": True}, name="runnel-sigterm-stop",
                              daemon=True).start()
 
         self._previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
@@ -334,47 +348,44 @@ class StreamingContext:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
 
-    def _drain_inputs(self) -> None:
-        sched = self._scheduler
-        sched.stop_generating()
-        t = (sched.generated or self._graph.zero_ms or 0) + self.batch_ms
-        rounds = 0
-        while any(i.has_pending() for i in self._graph.inputs) and rounds < 10_000:
-            sched.generate_now(t)
-            t += self.batch_ms
-            rounds += 1
-
     def await_termination(self, timeout: float | None = None) -> None:
-        """Wait until the context stops; re-raises a user error from any batch."""
-        if timeout is None:
-            while not self._stopped.wait(0.1):
-                self._raise_error()
-        else:
-            self._stopped.wait(timeout)
+        """Wait until the context stops, or a batch fails: then re-raise its error (every call, as
+        PySpark does, even after ``stop()``). ``timeout`` in seconds (None: no limit)."""
+        self._scheduler.wait_for_stop_or_error(timeout, self._stopped)
         self._raise_error()
 
     def await_termination_or_timeout(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds: True if stopped, False if still running."""
-        stopped = self._stopped.wait(timeout)
+        """Wait up to ``timeout`` seconds: True if stopped, False if still running. Returns as soon as a
+        batch fails, raising its error (as every later call does)."""
+        self._scheduler.wait_for_stop_or_error(timeout, self._stopped)
         self._raise_error()
-        return stopped
+        return self._stopped.is_set()
 
     def _raise_error(self) -> None:
-        err = self._scheduler.error
+        err = self._scheduler.take_error()
         if err is not None:
             raise err
 
     # -- driving time (tests and runnel.testing) ------------------------------------------
     def run_batches(self, n: int = 1, timeout: float = 60.0) -> None:
-        """With a ManualClock: advance n batch intervals and wait for those batches."""
+        """With a ManualClock: advance n batch intervals and wait for those batches.
+
+        Raises the error of the first of these batches that failed, after all n ran (a failed batch
+        does not stop later ones, as in PySpark).
+        """
         if not isinstance(self.clock, ManualClock):
             raise TypeError("run_batches needs a StreamingContext created with clock=ManualClock()")
         if self._state != ACTIVE:
             raise RuntimeError(f"run_batches needs an active StreamingContext (state: {self._state})")
+        times = []
         for _ in range(n):
             self.clock.advance(self.batch_ms)
             t = (self.clock.now() // self.batch_ms) * self.batch_ms
             self._scheduler.wait_for_batch(t, timeout)
+            times.append(t)
+        err = self._scheduler.batch_error(times)
+        if err is not None:
+            raise err
 
     # -- class-level ------------------------------------------------------------------
     @classmethod
@@ -410,13 +421,18 @@ class StreamingContext:
         ``clock`` (tests) is the recovered context's clock; a
         ``spark.streaming.clock`` conf setting gives a ManualClock too.
         """
-        from .checkpoint.recovery import recover
-        ssc = recover(checkpoint_path, clock)
-        if ssc is not None:
+        import os
+        stored = recover(checkpoint_path, clock)
+        if stored is None:
+            ssc = _checked_setup(setup_func)
+            if ssc.state == INITIALIZED:
+                ssc.checkpoint(checkpoint_path)      # as PySpark: the new context checkpoints to the path
             return ssc
-        ssc = _checked_setup(setup_func)
-        if ssc.state == INITIALIZED:
-            ssc.checkpoint(checkpoint_path)      # as PySpark: the new context checkpoints to the path
+        ssc = cls(stored.context, stored.batch_ms / 1000, clock=stored.clock)
+        ssc._adopt(stored.graph)
+        ssc.checkpoint_dir = os.path.abspath(checkpoint_path)
+        # the stored graph: the very same names
+        ssc._recovery = attach(stored.graph, ssc.context, stored.loaded, (), warn_generated=False)
         return ssc
 
     @classmethod
@@ -435,8 +451,6 @@ class StreamingContext:
         """
         import os
 
-        from .checkpoint import files
-        from .checkpoint.recovery import attach
         ssc = _checked_setup(setup_func)
         path = os.path.abspath(os.fspath(checkpoint_path))
         if ssc.checkpoint_dir is None:
@@ -446,7 +460,8 @@ class StreamingContext:
                              f"{ssc.checkpoint_dir!r}")
         loaded = files.load_newest(path)
         if loaded is not None:
-            attach(ssc, loaded, discard_state if discard_state is True else set(discard_state))
+            ssc._recovery = attach(ssc._graph, ssc.context, loaded,
+                                   discard_state if discard_state is True else set(discard_state))
         return ssc
 
     def __reduce__(self):
@@ -472,5 +487,4 @@ def _checked_setup(setup_func: Callable[[], StreamingContext]) -> StreamingConte
 
 
 def _dt(t: int):
-    from .listener import ms_to_datetime
     return ms_to_datetime(t)

@@ -77,10 +77,9 @@ def test_a_file_not_a_multiple_of_the_record_length_fails_its_batch_clearly(inpu
     out = collecting(stream)
     ssc.start()
     write(tmp_path / "bad.bin", b"abcdef", 900)
-    ssc.run_batches(1)
     with pytest.raises(TaskFailed, match=rf"{stream.name} .*bad\.bin has 6 bytes, not a multiple of the record "
                                           r"length 4") as err:
-        ssc.await_termination_or_timeout(0)
+        ssc.run_batches(1)
     assert isinstance(err.value.__cause__, ValueError)
     write(tmp_path / "good.bin", b"abcd", 1900)       # later batches still run; the bad file is not retried
     ssc.run_batches(1)
@@ -112,9 +111,8 @@ def test_text_that_is_not_utf8_names_the_file(inputs_ssc, tmp_path):
     collecting(stream)
     ssc.start()
     write(tmp_path / "latin1.txt", "café\n".encode("latin-1"), 900)
-    ssc.run_batches(1)
     with pytest.raises(TaskFailed, match=r"latin1\.txt is not UTF-8") as err:
-        ssc.await_termination_or_timeout(0)
+        ssc.run_batches(1)
     assert isinstance(err.value.__cause__, ValueError)
 
 

@@ -103,10 +103,9 @@ def test_parquet_column_pyarrow_cannot_type_fails_that_batch_only(ctx, tmp_path)
     ssc = StreamingContext(ctx, 1, clock=ManualClock())
     ssc.queue_stream([ctx.parallelize([1, "a"], 1), [7]]).named("mixed").save_as_parquet_files(str(tmp_path / "pq"))
     ssc.start()
-    ssc.run_batches(2)
-    ssc.stop(stop_spark_context=False)
     with pytest.raises(TypeError, match=r"stream mixed, batch .*column 'value'.*int, str"):
-        ssc.await_termination_or_timeout(0)
+        ssc.run_batches(2)
+    ssc.stop(stop_spark_context=False)
     assert listing(tmp_path) == ["pq-2000"]  # nothing (not even a temp dir) left of the failed batch
 
 

@@ -30,14 +30,13 @@ def run(ctx, batches, build, slices=None, raises=None):
     try:
         build(ssc.queue_stream([ctx.parallelize(b, slices) for b in batches]).named("src"))
         ssc.start()
-        ssc.run_batches(len(batches))
+        if raises is None:
+            ssc.run_batches(len(batches))       # raises the first error of a batch
+        else:
+            with pytest.raises(raises[0], match=raises[1]):
+                ssc.run_batches(len(batches))
     finally:
         ssc.stop(stop_spark_context=False)
-    if raises is None:
-        ssc.await_termination_or_timeout(0)  # re-raises the first error of a batch
-    else:
-        with pytest.raises(raises[0], match=raises[1]):
-            ssc.await_termination_or_timeout(0)
 
 
 def listing(d):

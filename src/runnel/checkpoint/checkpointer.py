@@ -1,7 +1,12 @@
 """Writing checkpoints while a program runs.
 
-When batch t completes and t is a checkpoint time, the job-runner thread
-takes a *snapshot* — the computed tables every stateful stream names
+The scheduler core (``runnel.scheduler.core``) decides when: its
+``Snapshot`` instruction names the time, the zero time and the batches
+generated after it but not completed; the checkpointer only carries it out
+(:meth:`Checkpointer.take`) and reports ``SnapshotWritten`` /
+``SnapshotFailed`` back. The first snapshot ("initial") is written at start
+before any batch; the others are taken on the job-runner thread when batch
+t completes — a *snapshot* — the computed tables every stateful stream names
 (``checkpoint_tables``: state tables, window tables, window partials or
 batches), each input's progress (``progress``), the batches generated but
 not completed — and hands it to a writer thread, which writes it
@@ -33,6 +38,9 @@ import threading
 from dataclasses import dataclass, field
 
 from ..context import conf_flag
+from ..dstream.base import to_ms
+from ..dstream.stateful import StatefulDStream
+from ..scheduler import core
 from . import files
 from .pickling import dump_graph
 
@@ -41,11 +49,6 @@ log = logging.getLogger("runnel.checkpoint")
 DEFAULT_INTERVAL_MS = 10_000
 DEFAULT_KEEP = 3
 HANDOFF_WAIT = 60.0
-
-
-def _clock_kind(clock) -> str:
-    from ..clock import ManualClock
-    return "manual" if isinstance(clock, ManualClock) else "system"
 
 
 @dataclass
@@ -58,12 +61,29 @@ class Snapshot:
 
 
 class Checkpointer:
-    """Decides checkpoint times, snapshots on the runner thread, writes on its own thread."""
+    """Snapshots when the scheduler core says so (on the thread that carries out its instructions),
+    writes on its own thread.
 
-    def __init__(self, ssc, directory: str):
-        self.ssc = ssc
+    Parameters
+    ----------
+    directory : str
+    graph : DStreamGraph
+        The streams whose tables and progress are checkpointed.
+    context : Context
+        Its conf, block store, master and app name.
+    clock_kind : str
+        "manual" or "system" (a recovered program driven by hand stays so).
+    report : callable
+        Takes the core's ``SnapshotWritten`` / ``SnapshotFailed`` events.
+    """
+
+    def __init__(self, directory: str, graph, context, clock_kind: str, report=None):
         self.directory = directory
-        conf = ssc.context.conf
+        self.graph = graph
+        self.context = context
+        self.clock_kind = clock_kind
+        self.report = report or (lambda event: None)
+        conf = context.conf
         self.keep = max(1, int(conf.get("runnel.streaming.checkpoint.keep", DEFAULT_KEEP)))
         self.store_graph = conf_flag(conf, "runnel.streaming.checkpoint.graph", True)
         self.interval_ms: int | None = None
@@ -87,13 +107,12 @@ class Checkpointer:
         except OSError as e:
             raise files.CheckpointError(f"cannot write checkpoints to {self.directory}: {e}") from e
         if self.store_graph:
-            self._graph_bytes = dump_graph(self.ssc._graph)
+            self._graph_bytes = dump_graph(self.graph)
 
     def _interval(self) -> int:
-        from ..dstream.base import to_ms
-        graph, unit = self.ssc._graph, self._unit()
+        graph, unit = self.graph, self.unit()
         asked = [s.checkpoint_ms for s in graph.streams if s.checkpoint_ms]
-        conf = self.ssc.context.conf.get("runnel.streaming.checkpoint.interval")
+        conf = self.context.conf.get("runnel.streaming.checkpoint.interval")
         if conf is not None:
             asked.append(to_ms(float(conf), "runnel.streaming.checkpoint.interval"))
         if not asked:
@@ -104,54 +123,54 @@ class Checkpointer:
                              f"and of every window's and state's slide ({unit} ms)")
         return interval
 
-    def start(self, zero: int, recovered_at: int | None) -> None:
-        """Store the graph and write a first checkpoint: at zero time on a fresh start (state empty,
-        inputs untouched: a crash before the first interval recovers too), at the checkpoint's time
-        on a recovered one (the restored state and progress, now under this program's graph and
-        names: what a resume discarded or renamed is gone from it, and a later getOrCreate loads
-        this program)."""
-        if self._graph_bytes is not None:
-            self.graph_name, self.graph_file = files.write_graph(self.directory, self._graph_bytes)
-            self._graph_bytes = None
-        self._write(self._snapshot(zero if recovered_at is None else recovered_at, zero))
-        self._thread = threading.Thread(target=self._loop, name="runnel-checkpoint-writer", daemon=True)
-        self._thread.start()
+    def take(self, ins: "core.Snapshot") -> None:
+        """Carry out the core's Snapshot instruction.
 
-    # -- while running (job-runner thread) ---------------------------------------------------
-    def after_batch(self, t: int, final: bool = False) -> None:
-        """Batch t completed: snapshot it when t is a checkpoint time (or the last batch of a graceful
-        stop that falls on a checkpointable time)."""
-        zero = self.ssc._graph.zero_ms
+        "initial" (at start): store the graph and write a first checkpoint now — at zero time on a
+        fresh start (state empty, inputs untouched: a crash before the first interval recovers too),
+        at the checkpoint's time on a recovered one (the restored state and progress, now under this
+        program's graph and names: what a resume discarded or renamed is gone from it, and a later
+        getOrCreate loads this program) — then start the writer thread. Otherwise hand the snapshot
+        to the writer thread.
+        """
+        if ins.kind == "initial":
+            if self._graph_bytes is not None:
+                self.graph_name, self.graph_file = files.write_graph(self.directory, self._graph_bytes)
+                self._graph_bytes = None
+            self._write(self._snapshot(ins.time, ins.zero, list(ins.pending)))
+            self._thread = threading.Thread(target=self._loop, name="runnel-checkpoint-writer", daemon=True)
+            self._thread.start()
+            return
         if self._closing:                   # stop() ran (say, from an output of this very batch)
             return
-        if (t - zero) % (self.interval_ms if not final else self._unit()) != 0 or t == self.last_snapshot:
-            return
-        self.last_snapshot = t
+        self.last_snapshot = ins.time
         try:
-            snap = self._snapshot(t, zero)
+            snap = self._snapshot(ins.time, ins.zero, list(ins.pending))
         except Exception as e:  # a failed batch may leave a table uncomputable: try the next time
-            log.warning("runnel: no checkpoint at %s ms: %s: %s", t, type(e).__name__, e)
+            log.warning("runnel: no checkpoint at %s ms: %s: %s", ins.time, type(e).__name__, e)
+            self.report(core.SnapshotFailed(ins.time, e))
             return
         with self._cond:
             if not self._cond.wait_for(lambda: self._waiting is None, HANDOFF_WAIT):
                 log.warning("runnel: the checkpoint writer took no snapshot for %s s; the checkpoint at %s ms "
-                            "is replaced by the one at %s ms", HANDOFF_WAIT, self._waiting.t, t)
+                            "is replaced by the one at %s ms", HANDOFF_WAIT, self._waiting.t, ins.time)
             self._waiting = snap
             self._cond.notify_all()
 
-    def _unit(self) -> int:
-        from ..dstream.stateful import StatefulDStream
-        unit = self.ssc.batch_ms
-        for s in self.ssc._graph.streams:
+    def after_batch(self, t: int, final: bool = False) -> None:
+        """Snapshot batch t now, as a graceful stop's last checkpoint does (tests use it to force one)."""
+        self.take(core.Snapshot(t, self.graph.zero_ms, (), "final" if final else "periodic"))
+
+    def unit(self) -> int:
+        """The grid of checkpointable times: the lcm of the batch interval and every stateful slide."""
+        unit = self.graph.batch_ms
+        for s in self.graph.streams:
             if isinstance(s, StatefulDStream):
                 unit = math.lcm(unit, s.slide_ms)
         return unit
 
-    def _snapshot(self, t: int, zero: int) -> Snapshot:
-        from ..dstream.stateful import StatefulDStream
-        graph, sched = self.ssc._graph, self.ssc._scheduler
-        with sched.cond:
-            pending = sorted(bt for bt in sched.infos if bt > t)
+    def _snapshot(self, t: int, zero: int, pending: list[int]) -> Snapshot:
+        graph = self.graph
         snap = Snapshot(t, zero, pending, {i.name: i.progress(t) for i in graph.inputs})
         for s in graph.streams:
             if isinstance(s, StatefulDStream):
@@ -175,6 +194,7 @@ class Checkpointer:
                 # without tracebacks: their frames would keep the snapshot's tables alive
                 e.__cause__ = e.__context__ = None
                 self.last_error = e.with_traceback(None)
+                self.report(core.SnapshotFailed(snap.t, self.last_error))
                 log.error("runnel: writing the checkpoint at %s ms to %s failed: %s: %s", snap.t,
                           self.directory, type(e).__name__, e)
             finally:
@@ -184,8 +204,8 @@ class Checkpointer:
                     self._cond.notify_all()
 
     def _write(self, snap: Snapshot) -> None:
-        ssc = self.ssc
-        store = ssc.context.executor.store
+        ctx = self.context
+        store = ctx.executor.store
         w = files.CheckpointWriter(self.directory, snap.t)
         try:
             streams = {}
@@ -200,12 +220,11 @@ class Checkpointer:
                             owner.release()
                     tables[label] = [t, parts]
                 streams[name] = {"signature": entry["signature"], "tables": tables}
-            ctx = ssc.context
             path = w.commit({
-                "zero": snap.zero, "batch_ms": ssc.batch_ms, "pending": snap.pending,
+                "zero": snap.zero, "batch_ms": self.graph.batch_ms, "pending": snap.pending,
                 "master": ctx.master, "app_name": ctx.app_name, "context": type(ctx).__name__,
                 "conf": {str(k): str(v) for k, v in ctx.conf.items()},
-                "graph": self.graph_name, "graph_file": self.graph_file, "clock": _clock_kind(ssc.clock),
+                "graph": self.graph_name, "graph_file": self.graph_file, "clock": self.clock_kind,
                 "streams": streams, "inputs": snap.inputs,
             })
         except BaseException:
@@ -213,10 +232,11 @@ class Checkpointer:
             raise
         self.last_error = None
         log.info("runnel: checkpoint %s written", path)
+        self.report(core.SnapshotWritten(snap.t))
         kept = files.clean(self.directory, self.keep, self.graph_name)
         oldest, body = kept[-1]
         if body is not None:        # unreadable: keep every input's data (a recovery may still need it)
-            for i in ssc._graph.inputs:
+            for i in self.graph.inputs:
                 i.checkpoint_written(oldest, body.get("inputs", {}).get(i.name))
 
     # -- stopping -------------------------------------------------------------------------------

@@ -6,8 +6,9 @@
   built now (new functions, parallelism, operators), and the checkpoint's
   state and progress are matched to it *by stream name*.
 
-Both end in a :class:`Recovery` that ``StreamingContext.start`` applies:
-the graph keeps the checkpoint's zero time, every stateful stream gets its
+Both end in a :class:`Recovery` that ``StreamingContext.start`` turns into
+the scheduler core's ``Recovered`` event and carries out as its ``Restore``
+instruction: the graph keeps the checkpoint's zero time, every stateful stream gets its
 tables back (``restore_tables``; repartitioned if its partition count
 changed), every input its progress (``restore_progress``), and batch times
 after the checkpoint — those pending at the crash and those missed while
@@ -43,10 +44,19 @@ class Recovery:
     inputs: dict = field(default_factory=dict)    # input stream -> progress
 
 
-def recover(directory: str, clock=None):
-    """A StreamingContext rebuilt from the newest usable checkpoint of ``directory``, or None."""
+@dataclass
+class StoredProgram:
+    """What getOrCreate needs to rebuild a context from a checkpoint (``recover``)."""
+    context: object            # runnel.context.Context
+    batch_ms: int
+    clock: object | None
+    graph: object              # the stored DStreamGraph, unbound
+    loaded: files.Loaded
+
+
+def recover(directory: str, clock=None) -> StoredProgram | None:
+    """The program stored with the newest usable checkpoint of ``directory``, or None."""
     from ..context import Context
-    from ..streaming import StreamingContext
     loaded = files.load_newest(directory, with_graph=True)
     if loaded is None:
         return None
@@ -57,29 +67,24 @@ def recover(directory: str, clock=None):
     if clock is None and body.get("clock") == "manual":   # a program driven by hand stays so
         from ..clock import ManualClock
         clock = ManualClock()
-    ssc = StreamingContext(ctx, body["batch_ms"] / 1000, clock=clock)
     try:
         graph = load_graph(loaded.graph, ctx)
     except Exception as e:
         raise CheckpointError(f"the program stored in {loaded.path} cannot be loaded ({type(e).__name__}: {e}); "
                               "recover with StreamingContext.resume(dir, setup), which rebuilds it from your "
                               "code") from e
-    graph.attach(ssc)
-    ssc._graph = graph
-    ssc.checkpoint_dir = os.path.abspath(directory)
-    attach(ssc, loaded, (), warn_generated=False)    # the stored graph: the very same names
-    return ssc
+    return StoredProgram(ctx, body["batch_ms"], clock, graph, loaded)
 
 
-def attach(ssc, loaded: files.Loaded, discard: Iterable[str] | bool, warn_generated: bool = True) -> None:
-    """Match the checkpoint's state and progress to ``ssc``'s streams by name (see the module docstring)."""
+def attach(graph, ctx, loaded: files.Loaded, discard: Iterable[str] | bool, warn_generated: bool = True) -> Recovery:
+    """Match the checkpoint's state and progress to ``graph``'s streams by name (see the module docstring);
+    ``ctx`` (the Context) holds the restored tables. The Recovery is for ``StreamingContext.start``."""
     from ..dstream.inputs import InputDStream
     from ..dstream.stateful import StatefulDStream
     body = loaded.body
-    if body["batch_ms"] != ssc.batch_ms:
+    if body["batch_ms"] != graph.batch_ms:
         raise CheckpointError(f"{loaded.path} was written with a batch interval of {body['batch_ms']} ms, this "
-                              f"program's is {ssc.batch_ms} ms: batch times and windows would not line up")
-    graph, ctx = ssc._graph, ssc.context
+                              f"program's is {graph.batch_ms} ms: batch times and windows would not line up")
     rec = Recovery(loaded.path, loaded.time, body["zero"])
     problems, generated = [], []
     for name, entry in body.get("streams", {}).items():
@@ -118,4 +123,4 @@ def attach(ssc, loaded: files.Loaded, discard: Iterable[str] | bool, warn_genera
         else:
             warnings.warn(f"runnel: the checkpoint's input {name!r} is not in this program; its progress is "
                           "ignored", RuntimeWarning, stacklevel=3)
-    ssc._recovery = rec
+    return rec

@@ -77,7 +77,8 @@ class DStream:
         self.remember_ms: int = 0
         self.must_cache = False
         self.checkpoint_ms: int | None = None
-        self.name = ssc._graph.add(self)
+        self.graph = ssc.graph
+        self.name = self.graph.add(self)
 
     # -- time ---------------------------------------------------------------
     @property
@@ -89,7 +90,7 @@ class DStream:
         return self.slide_ms / 1000.0
 
     def is_time_valid(self, t: int) -> bool:
-        zero = self.ssc._graph.zero_ms
+        zero = self.graph.zero_ms
         return zero is not None and t > zero and (t - zero) % self.slide_ms == 0
 
     def compute(self, t: int) -> Dataset | None:
@@ -101,7 +102,7 @@ class DStream:
             return self.generated[t]
         if not self.is_time_valid(t):
             return None
-        restored = self.ssc._graph.restored_ms
+        restored = self.graph.restored_ms
         if restored is not None and t <= restored:
             return None     # before the checkpoint a recovery started from: only restored tables exist
         ds = self.compute(t)
@@ -132,7 +133,7 @@ class DStream:
     # -- naming ---------------------------------------------------------------
     def named(self, name: str) -> "DStream":
         """Give this stream a stable name of your choosing (checkpointed state is keyed by it)."""
-        self.name = self.ssc._graph.rename(self, name)
+        self.name = self.graph.rename(self, name)
         return self
 
     def context(self) -> "StreamingContext":
@@ -145,7 +146,7 @@ class DStream:
     def __getstate__(self) -> dict:
         """The definition of the stream, without its context and generated Datasets."""
         state = self.__dict__.copy()
-        state["ssc"] = None
+        state["ssc"] = state["graph"] = None       # the graph pickles its streams; attach() binds them again
         state["generated"] = {}
         for name in self._runtime:
             state.pop(name, None)
@@ -169,7 +170,7 @@ class DStream:
     def _ship(self, fn: Callable):
         """Wrap a user function for the workers and remember it as part of this graph."""
         ref = ship(fn)
-        self.ssc._graph.functions.append(ref)
+        self.graph.functions.append(ref)
         return ref
 
     def _n(self, num_partitions: int | None) -> int:
@@ -379,7 +380,7 @@ class DStream:
     def slice(self, begin: datetime | float, end: datetime | float) -> list[Dataset]:
         """The remembered Datasets with times in [begin, end] (floored to the slide grid)."""
         b, e = _epoch_ms(begin), _epoch_ms(end)
-        zero = self.ssc._graph.zero_ms
+        zero = self.graph.zero_ms
         if zero is None:
             raise RuntimeError(f"{self.name}: slice() needs a started StreamingContext")
         s = self.slide_ms

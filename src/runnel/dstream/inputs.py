@@ -23,11 +23,11 @@ class InputDStream(DStream):
     def __init__(self, ssc):
         super().__init__(ssc, [])
         self.records: dict[int, int] = {}
-        ssc._graph.add_input(self)
+        self.graph.add_input(self)
 
     @property
     def slide_ms(self) -> int:
-        return self.ssc.batch_ms
+        return self.graph.batch_ms
 
     def validate(self) -> None:
         """Raise if this input cannot start as configured (checked before any input starts)."""

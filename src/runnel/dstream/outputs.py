@@ -29,7 +29,7 @@ class ForEachDStream(DStream):
         self.user_fn = user_fn
         self.op_name = op_name
         self.description = description or f"{op_name} at {parent.name}"
-        self.output_id = ssc._graph.add_output(self)
+        self.output_id = self.graph.add_output(self)
 
     def compute(self, t: int) -> Dataset | None:
         return self.parents[0].get_or_compute(t)

@@ -220,7 +220,7 @@ class RateInputDStream(InputDStream):
 
     def batch_number(self, t: int) -> int:
         """1 for the first batch after start, 2 for the next, ..."""
-        return (t - self.ssc._graph.zero_ms) // self.slide_ms
+        return (t - self.graph.zero_ms) // self.slide_ms
 
     def compute(self, t: int):
         whole = generate(self.data_kind, self.records_per_batch, self.seed, self.batch_number(t), **self.options)

@@ -23,6 +23,17 @@ Pieces, and who owns what::
     seq       WAL entry of the newest block added                store (with a WAL)
     taken     WAL entry of the newest block taken                take
     acks      (entry, ack callback) waiting for an fsync         store adds, sync runs them
+    queued    batch time -> bytes of the data a batch took and   account (compute) adds,
+              that has not been processed yet                    release (the batch completed)
+
+Bounded memory (``runnel.streaming.receiver.maxQueuedBytes``, default 1 GiB
+per receiver, ``0`` for no bound): when the batches that took a receiver's
+data and have not completed hold that many bytes (batches queue when
+processing is slower than the input), ``store`` waits until they complete —
+the receiver slows to the pace of processing, and a socket's sender to that
+of the receiver. Nothing is dropped. The wait is logged once per episode
+(until the backlog falls to half the bound). Data stored but not yet taken
+by a batch is at most one batch interval of input and is not counted.
 
 Exactly once: ``take`` swaps both lists out under the lock, so a record is
 either in the lists a batch took, or stored after the swap and taken by the
@@ -89,6 +100,9 @@ DEFAULT_BLOCK_RECORDS = 50_000
 _JOIN_TIMEOUT = 10.0
 _ACK_SYNC_BYTES = 4 << 20   # logged bytes awaiting acks that trigger an fsync before the next batch does
 WAL_ENABLE = "spark.streaming.receiver.writeAheadLog.enable"
+MAX_QUEUED_BYTES = "runnel.streaming.receiver.maxQueuedBytes"
+DEFAULT_MAX_QUEUED_BYTES = 1 << 30
+_ROOM_POLL = 0.5            # seconds between checks of a stop while store waits for room
 _NO_CHECKPOINT = ("Cannot enable receiver write-ahead log without checkpoint directory set. "
                   "Please use streamingContext.checkpoint() to set the checkpoint directory.")
 
@@ -107,12 +121,17 @@ class BlockGenerator:
     """
 
     def __init__(self, name: str, block_records: int = DEFAULT_BLOCK_RECORDS, *,
-                 limiter: RateLimiter | None = None):
+                 limiter: RateLimiter | None = None, max_queued_bytes: int | None = None):
         self.name = name
         self.block_records = block_records
         self.limiter = limiter if limiter is not None else RateLimiter()
+        self.max_queued_bytes = max_queued_bytes or None
         self.wal: WriteAheadLog | None = None
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._queued: dict[int, int] = {}   # batch time -> bytes taken, not yet processed
+        self._queued_total = 0
+        self._waiting_warned = False
         self._blocks: list[Batch | list] = []
         self._current: list = []
         self.closed = False
@@ -129,6 +148,43 @@ class BlockGenerator:
             self._taken = taken
             self._seq = wal.last_seq
             self._blocks = list(pending) + self._blocks
+
+    # -- the bound on data taken and not yet processed ------------------------------------------------------
+    def account(self, t: int, nbytes: int) -> None:
+        """Batch t took ``nbytes`` of this receiver's data; they count until :meth:`release`."""
+        with self._lock:
+            self._queued[t] = self._queued.get(t, 0) + nbytes
+            self._queued_total += nbytes
+
+    def release(self, through: int) -> None:
+        """Batches up to ``through`` completed: their data no longer counts; waiting stores go on."""
+        with self._lock:
+            for t in [t for t in self._queued if t <= through]:
+                self._queued_total -= self._queued.pop(t)
+            limit = self.max_queued_bytes
+            if limit is not None and self._queued_total <= limit // 2:
+                self._waiting_warned = False
+            self._room.notify_all()
+
+    @property
+    def queued_bytes(self) -> int:
+        with self._lock:
+            return self._queued_total
+
+    def _wait_for_room(self) -> None:
+        """Under the lock: wait while the batches that took data and did not complete hold the bound."""
+        limit = self.max_queued_bytes
+        if limit is None or self._queued_total < limit:
+            return
+        if not self._waiting_warned:
+            self._waiting_warned = True
+            log.warning("the receiver of %s waits: batches holding %.1f MB of its data (%d batches, from %s) "
+                        "are not processed yet, the bound %s is %.1f MB; processing is slower than the input "
+                        "(enable spark.streaming.backpressure.enabled, or give the job more time or cores)",
+                        self.name, self._queued_total / 1e6, len(self._queued), min(self._queued),
+                        MAX_QUEUED_BYTES, limit / 1e6)
+        while self._queued_total >= limit and not self.closed:
+            self._room.wait(_ROOM_POLL)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -147,6 +203,7 @@ class BlockGenerator:
     def add_record(self, record: Any) -> None:
         self.limiter.acquire(1)
         with self._lock:
+            self._wait_for_room()
             self._check_open()
             self._current.append(record)
             self.received += 1
@@ -165,6 +222,7 @@ class BlockGenerator:
                              len(records), ack)
             return
         with self._lock:
+            self._wait_for_room()
             self._check_open()
             self.received += len(records)
             room = self.block_records - len(self._current)
@@ -185,6 +243,7 @@ class BlockGenerator:
             self._add_logged([batch], len(batch), ack)
             return
         with self._lock:
+            self._wait_for_room()
             self._check_open()
             self.received += len(batch)
             if self._current:                 # keep arrival order: records stored before this batch first
@@ -196,6 +255,7 @@ class BlockGenerator:
         """Log and add blocks; durable on return, or (with ``ack``) ack runs once they are."""
         payloads = [encode_batch(b) for b in blocks]   # outside the lock: encoding is the costly part
         with self._lock:
+            self._wait_for_room()
             self._check_open()
             if self._current:
                 self._cut()
@@ -252,7 +312,22 @@ class BlockGenerator:
         """No more data: later stores raise; logged blocks are made durable and acked."""
         with self._lock:
             self.closed = True
+            self._room.notify_all()        # a store waiting for room raises ReceiverStoppedError
         self.sync()
+
+
+def parse_bytes(value: Any, key: str) -> int | None:
+    """A byte count from conf: an int, or a string like ``"512m"``/``"2g"``/``"64k"``; 0 means no bound."""
+    text = str(value).strip().lower().removesuffix("b")
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(text[-1:], 1)
+    number = text[:-1] if scale != 1 else text
+    try:
+        n = int(float(number) * scale)
+    except ValueError:
+        raise ValueError(f"{key} must be a byte count like 536870912 or '512m', got {value!r}") from None
+    if n < 0:
+        raise ValueError(f"{key} must be >= 0 (0: no bound), got {value!r}")
+    return n or None
 
 
 def _is_columnar(data: Any) -> bool:
@@ -436,7 +511,7 @@ class _Supervisor:
 
     # -- events --------------------------------------------------------------------------------
     def _post(self, method: str) -> None:
-        self.stream.ssc._bus.post(method, ReceiverEvent(dataclasses.replace(self.info)))
+        self.stream.ssc.listener_bus.post(method, ReceiverEvent(dataclasses.replace(self.info)))
 
     def report_error(self, message: str, error: Any = None) -> None:
         log.warning("receiver of %s reported an error: %s%s", self.stream.name, message,
@@ -580,10 +655,11 @@ class ReceiverInputDStream(InputDStream):
         conf = ssc.context.conf
         self.rates = RateSettings.from_conf(conf)
         self.wal_enabled = conf_flag(conf, WAL_ENABLE)
+        self.max_queued_bytes = parse_bytes(conf.get(MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_BYTES), MAX_QUEUED_BYTES)
         super().__init__(ssc)
         self.receiver = receiver
         self.block_records = block_records
-        self.stream_id = ssc._graph.inputs.index(self)
+        self.stream_id = self.graph.inputs.index(self)
         self._init_runtime()
 
     #: what lives only while the program runs; the checkpointed graph keeps the definition
@@ -591,7 +667,8 @@ class ReceiverInputDStream(InputDStream):
                 "_floor", "_replay", "_replay_until", "_stopped", "_allocations")
 
     def _init_runtime(self) -> None:
-        self.generator = BlockGenerator(self.name, self.block_records, limiter=RateLimiter(self.rates.start_rate()))
+        self.generator = BlockGenerator(self.name, self.block_records, limiter=RateLimiter(self.rates.start_rate()),
+                                        max_queued_bytes=self.max_queued_bytes)
         self.rate_controller: RateController | None = None
         self._supervisor = _Supervisor(self)
         self.receiver.__dict__["_runnel_supervisor"] = self._supervisor
@@ -646,12 +723,17 @@ class ReceiverInputDStream(InputDStream):
     def has_pending(self) -> bool:
         return self.generator.pending()
 
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        self.generator.release(t)       # batch t completed: the data of batches up to t is processed
+
     def compute(self, t: int):
         if self._blocks_log is None:
             blocks, _ = self.generator.take()
         else:
             blocks = self._take_logged(t)
         blocks = [b if isinstance(b, Batch) else Batch.from_records(b) for b in blocks]
+        self.generator.account(t, sum(b.nbytes() for b in blocks))
         parts = self._merge_small([b for b in blocks if len(b)])
         ctx = self.ssc.context
         ds = ctx.dataset_of(parts, self.name) if parts else ctx.empty_dataset(self.name)

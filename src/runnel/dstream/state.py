@@ -71,8 +71,8 @@ class StateDStream(StatefulDStream):
 
     def compute(self, t: int) -> Dataset | None:
         s = self.slide_ms
-        zero = self.ssc._graph.zero_ms
-        restored = self.ssc._graph.restored_ms
+        zero = self.graph.zero_ms
+        restored = self.graph.restored_ms
         if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
             prev = self.get_or_compute(t - s)
         else:   # the first batch, or the first after a recovery that had no state for this operator
@@ -91,7 +91,7 @@ class StateDStream(StatefulDStream):
         self._settle_table(t)
 
     def fall_back(self, t: int) -> str:
-        s, zero = self.slide_ms, self.ssc._graph.zero_ms
+        s, zero = self.slide_ms, self.graph.zero_ms
         prev = self.generated.get(t - s) if t - s > zero else None
         if prev is not None and isinstance(prev.plan, Blocks):
             good, what = self.table(prev), f"its state stays at the batch at {ms_to_datetime(t - s)}"

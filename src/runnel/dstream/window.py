@@ -101,7 +101,7 @@ def _durations(stream: DStream, windowDuration: Any, slideDuration: Any) -> tupl
 
 def _slice(parent: DStream, after: int, upto: int) -> list[Dataset]:
     """The parent's Datasets at times in (after, upto], oldest first; times <= zero do not exist."""
-    zero = parent.ssc._graph.zero_ms
+    zero = parent.graph.zero_ms
     step = parent.slide_ms
     t = max(after, zero)
     t = zero + ((t - zero) // step + 1) * step  # the first grid time after both
@@ -235,7 +235,7 @@ class ReducedWindowedDStream(StatefulDStream):
 
     def compute(self, t: int) -> Dataset | None:
         parent, W, S = self.parents[0], self.window_ms, self._slide
-        zero = self.ssc._graph.zero_ms
+        zero = self.graph.zero_ms
         prev = self.get_or_compute(t - S) if self.incremental and t - S > zero else None
         if prev is None:
             parts = _slice(parent, t - W, t)

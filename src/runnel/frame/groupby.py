@@ -170,8 +170,8 @@ class RunningAggDStream(StatefulDStream):
         self.must_cache = True
 
     def compute(self, t: int) -> Dataset | None:
-        s, zero = self.slide_ms, self.ssc._graph.zero_ms
-        restored = self.ssc._graph.restored_ms
+        s, zero = self.slide_ms, self.graph.zero_ms
+        restored = self.graph.restored_ms
         prev = None
         if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
             prev = self.get_or_compute(t - s)
