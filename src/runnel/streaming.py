@@ -5,7 +5,13 @@ STOPPED. ``start()`` without an output operation raises; streams cannot be
 added after start; a second ``start()`` of an active context does nothing; a
 stopped context cannot be restarted; only one context is active at a time.
 A user error fails that batch's output only; it is remembered and re-raised
-by every later ``await_termination``.
+by every later ``await_termination`` (which returns as soon as a batch
+fails), by ``run_batches`` for the batches it ran, and once by ``stop()`` if
+the program never saw it.
+
+The scheduling itself is ``runnel.scheduler.core`` (events in, instructions
+out); ``start()`` and ``stop()`` feed it events and carry out what it says
+through ``runnel.scheduler.scheduler.JobScheduler``.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def test_each_event_gets_its_own_frozen_info(sc):
 
     ssc.queueStream([[1], [2]]).foreachRDD(fail)
     ssc.start()
-    ssc.run_batches(2)
+    with pytest.raises(ValueError, match="output broke"):
+        ssc.run_batches(2)
     ssc.stop(stopSparkContext=False)
     submitted = rec.infos["submitted"]
     completed = rec.infos["completed"]

@@ -334,10 +334,10 @@ class SchedulerCore:
 
     def handle(self, event) -> list:
         """Apply ``event``; return the instructions to carry out, in order."""
-        method = getattr(self, "_on_" + type(event).__name__, None)
+        method = _HANDLERS.get(type(event))
         if method is None:
             raise TypeError(f"the scheduler core takes no {type(event).__name__} event")
-        return method(event)
+        return method(self, event)
 
     # -- queries ----------------------------------------------------------------------------------
     def is_done(self, t: int) -> bool:
@@ -470,9 +470,9 @@ class SchedulerCore:
         return out + self._next_job(rec, None)
 
     def _next_job(self, rec: BatchRecord, after: int | None) -> list:
-        ids = sorted(rec.outputs)
-        later = [o for o in ids if after is None or o > after]
-        return [RunJob(rec.time, later[0])] if later else [FinishBatch(rec.time)]
+        """Outputs run in definition order (``rec.outputs`` is in that order, from JobsBuilt)."""
+        later = next((o for o in rec.outputs if after is None or o > after), None)
+        return [RunJob(rec.time, later)] if later is not None else [FinishBatch(rec.time)]
 
     def _running(self, t: int, output: int) -> BatchRecord:
         if self.running != t:
@@ -594,9 +594,15 @@ class SchedulerCore:
     def _record(self, t: int) -> BatchRecord:
         rec = self.batches[t] = BatchRecord(t)
         if len(self.batches) > KEEP_BATCHES:
-            del self.batches[min(self.batches)]
+            del self.batches[next(iter(self.batches))]   # batch times are generated in time order
         return rec
 
     def _expect(self, ev, *phases: str) -> None:
         if self.phase not in phases:
             raise ValueError(f"{type(ev).__name__} in phase {self.phase!r} (expected {' or '.join(phases)})")
+
+
+_HANDLERS = {event: getattr(SchedulerCore, "_on_" + event.__name__)
+             for event in (Recovered, Start, StartFailed, BatchDue, JobsBuilt, GenerateFailed, BatchStarted,
+                           JobStarted, JobDone, BatchRan, SnapshotWritten, SnapshotFailed, StopRequested,
+                           DrainBatch, DrainDone, ErrorReported)}
