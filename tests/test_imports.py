@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: the DStream save methods. The executors: base.py picks an executor by master string and the
 #: executors subclass its base.
 KNOWN = [
-    {"runnel.context", "runnel.dataset", "runnel.aliases", "runnel.dstream.base", "runnel.dstream.outputs", "runnel.dstream.savers",
+    {"runnel.context", "runnel.dataset", "runnel.dstream.base", "runnel.dstream.outputs", "runnel.dstream.savers",
      "runnel.dstream.state", "runnel.dstream.stateful", "runnel.dstream.transformed", "runnel.dstream.window",
      "runnel.sinks"},
     {"runnel.executors.base", "runnel.executors.pool", "runnel.executors.serial", "runnel.executors.threads"},
