@@ -89,8 +89,6 @@ class Checkpointer:
         self.interval_ms: int | None = None
         self.graph_name: str | None = None
         self.graph_file: dict | None = None
-        self.last_snapshot: int | None = None  # time of the last snapshot handed to the writer
-        self.last_error: BaseException | None = None
         self._graph_bytes: bytes | None = None
         self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
@@ -143,12 +141,12 @@ class Checkpointer:
             return
         if self._closing:                   # stop() ran (say, from an output of this very batch)
             return
-        self.last_snapshot = ins.time
         try:
             snap = self._snapshot(ins.time, ins.zero, list(ins.pending))
         except Exception as e:  # a failed batch may leave a table uncomputable: try the next time
             log.warning("runnel: no checkpoint at %s ms: %s: %s", ins.time, type(e).__name__, e)
-            self.report(core.SnapshotFailed(ins.time, e))
+            e.__cause__ = e.__context__ = None       # kept by the core: no frames holding tables
+            self.report(core.SnapshotFailed(ins.time, e.with_traceback(None)))
             return
         with self._cond:
             if not self._cond.wait_for(lambda: self._waiting is None, HANDOFF_WAIT):
@@ -193,8 +191,7 @@ class Checkpointer:
             except Exception as e:  # keep running: the next checkpoint may succeed (disk freed)
                 # without tracebacks: their frames would keep the snapshot's tables alive
                 e.__cause__ = e.__context__ = None
-                self.last_error = e.with_traceback(None)
-                self.report(core.SnapshotFailed(snap.t, self.last_error))
+                self.report(core.SnapshotFailed(snap.t, e.with_traceback(None)))
                 log.error("runnel: writing the checkpoint at %s ms to %s failed: %s: %s", snap.t,
                           self.directory, type(e).__name__, e)
             finally:
@@ -230,7 +227,6 @@ class Checkpointer:
         except BaseException:
             w.abort()
             raise
-        self.last_error = None
         log.info("runnel: checkpoint %s written", path)
         self.report(core.SnapshotWritten(snap.t))
         kept = files.clean(self.directory, self.keep, self.graph_name)

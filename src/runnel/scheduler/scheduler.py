@@ -84,7 +84,8 @@ class JobScheduler:
     def _handle(self, event) -> list:
         with self.lock:
             out = self.core.handle(event)
-            self.lock.notify_all()
+            if type(event) in _WAKES or getattr(event, "error", None) is not None:
+                self.lock.notify_all()       # what waiters wait for: a batch done or lost, an error, a stop
         return out
 
     def _do(self, ins) -> list | None:
@@ -256,14 +257,15 @@ class JobScheduler:
         if kind == "streaming_started":
             self.bus.post("onStreamingStarted", StreamingStarted(ins.time))
             return
-        with self.lock:
-            info = self.batch_info(ins.time)
         if kind in ("output_started", "output_completed"):
             method = "onOutputOperationStarted" if kind == "output_started" else "onOutputOperationCompleted"
-            self.bus.post(method, OutputOperationEvent(info.output_operation_infos[ins.output]))
-        else:
-            self.bus.post({"submitted": "onBatchSubmitted", "started": "onBatchStarted",
-                           "completed": "onBatchCompleted"}[kind], BatchEvent(info))
+            with self.lock:
+                op = self._output_info(self.core.batches[ins.time], ins.output)
+            self.bus.post(method, OutputOperationEvent(op))
+            return
+        with self.lock:
+            info = self.batch_info(ins.time)
+        self.bus.post(_BATCH_EVENTS[kind], BatchEvent(info))
 
     def batch_info(self, t: int) -> BatchInfo:
         """A listener BatchInfo of batch t as the core records it now (a fresh object per event)."""
@@ -272,13 +274,14 @@ class JobScheduler:
                          processing_start_time=rec.started, processing_end_time=rec.ended,
                          stream_records=dict(rec.stream_records), state_tables=dict(rec.state_tables),
                          stream_input_infos=dict(rec.input_infos))
-        outputs = self.graph.outputs
-        for o, op in rec.outputs.items():
-            out = outputs[o]
-            info.output_operation_infos[o] = OutputOperationInfo(
-                t, o, out.op_name, out.description, op.start, op.end,
-                None if op.error is None else "".join(traceback.format_exception(op.error)))
+        for o in rec.outputs:
+            info.output_operation_infos[o] = self._output_info(rec, o)
         return info
+
+    def _output_info(self, rec: c.BatchRecord, o: int) -> OutputOperationInfo:
+        out, op = self.graph.outputs[o], rec.outputs[o]
+        return OutputOperationInfo(rec.time, o, out.op_name, out.description, op.start, op.end,
+                                   None if op.error is None else "".join(traceback.format_exception(op.error)))
 
     def _warn_backlog(self, ins: c.WarnBacklog) -> None:
         q = ins.queued
@@ -324,6 +327,10 @@ class JobScheduler:
                     self.core.handle(c.ErrorReported())
                     return rec.error
         return None
+
+
+_BATCH_EVENTS = {"submitted": "onBatchSubmitted", "started": "onBatchStarted", "completed": "onBatchCompleted"}
+_WAKES = (c.BatchRan, c.GenerateFailed, c.JobsBuilt, c.StopRequested, c.DrainDone)
 
 
 def _first_line(e: BaseException) -> str:
