@@ -15,21 +15,26 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-#: Cycles that are known debts, each a group no other module may join. The DStream API: DStream's
-#: methods (map, window, update_state_by_key, save_to_*) build operator classes that subclass DStream.
-#: Dataset.save_as_text_file (and so Context) reach dstream.savers, whose writers of Datasets live with
-#: the DStream save methods. The executors: base.py picks an executor by master string and the
-#: executors subclass its base.
+#: Cycles that are known debts, each a group no other module may join:
+#: - the DStream API: DStream's methods (map, window, update_state_by_key, save_*, to_frame) build
+#:   operator and frame classes that subclass or wrap DStream; Dataset.save_as_text_file (and so Context)
+#:   reaches dstream.savers, whose Dataset writers live with the DStream save methods; frame.sql runs on
+#:   pyspark.sql, whose SparkContext is a Context;
+#: - the frame expressions and their accessors (.str, .dt) build each other;
+#: - the executors: base.py picks an executor by master string and the executors subclass its base.
 KNOWN = [
-    {"runnel.context", "runnel.dataset", "runnel.dstream.base", "runnel.dstream.outputs", "runnel.dstream.savers",
-     "runnel.dstream.state", "runnel.dstream.stateful", "runnel.dstream.transformed", "runnel.dstream.window",
-     "runnel.sinks"},
+    {"runnel.context", "runnel.dataset", "runnel.dstream.base", "runnel.dstream.dead_letters",
+     "runnel.dstream.outputs", "runnel.dstream.savers", "runnel.dstream.state", "runnel.dstream.stateful",
+     "runnel.dstream.transformed", "runnel.dstream.window", "runnel.sinks", "runnel.frame.frame",
+     "runnel.frame.groupby", "runnel.frame.source", "runnel.frame.sql", "runnel.pyspark.context",
+     "runnel.pyspark.sql"},
+    {"runnel.frame.accessors", "runnel.frame.expr"},
     {"runnel.executors.base", "runnel.executors.pool", "runnel.executors.serial", "runnel.executors.threads"},
 ]
 
 #: The layers that must be in no cycle at all: the driver, the scheduler, checkpoints, the planner.
 ACYCLIC = ("runnel.streaming", "runnel.graph", "runnel.testing", "runnel.scheduler", "runnel.checkpoint",
-           "runnel.listener", "runnel.plan", "runnel.clock", "runnel.kernels")
+           "runnel.listener", "runnel.plan", "runnel.clock", "runnel.kernels", "runnel.ui", "runnel._version")
 
 
 def modules(src: pathlib.Path, kernels: pathlib.Path | None) -> dict[str, tuple[pathlib.Path, bool]]:

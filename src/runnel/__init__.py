@@ -30,7 +30,7 @@ from .kernels._config import preload as _preload  # noqa: E402
 
 _preload()  # Numba's compiler state loads in the background, overlapping the program's start
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = ["Batch", "Context", "Dataset", "DStream", "ManualClock", "SystemClock", "StreamingContext",
            "StreamingListener", "BatchInfo", "PythonFallbackWarning", "StateSpec", "updaters"]

@@ -93,7 +93,7 @@ class SparkContext(Context):
 
     @property
     def version(self) -> str:
-        from .. import __version__
+        from .._version import __version__
         return __version__
 
     @property

@@ -47,7 +47,7 @@ def application(status: StreamingStatus) -> dict:
     """``/applications`` entry (Spark's ApplicationInfo with one running attempt)."""
     start = int((status.start_wall or time.time()) * 1000)
     now = int(time.time() * 1000)
-    from .. import __version__
+    from .._version import __version__
     return {"id": app_id(status), "name": status.facts.app_name, "attempts": [{
         "startTime": spark_date(start), "endTime": spark_date(-1), "lastUpdated": spark_date(now),
         "duration": now - start, "sparkUser": _user(), "completed": False,
