@@ -307,7 +307,7 @@ class StreamingContext:
         error reaches ``awaitTermination``, which scripts call.
         """
         self._stop(stop_spark_context, stop_gracefully)
-        if threading.current_thread().name not in ("runnel-job-runner", "runnel-job-generator"):
+        if not self._scheduler.on_own_thread():      # not from a job, transform or listener
             err = self._scheduler.take_error(only_unreported=True)
             if err is not None:
                 raise err

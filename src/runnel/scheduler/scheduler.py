@@ -145,6 +145,10 @@ class JobScheduler:
         self._runner.start()
         self._generator.start()
 
+    def on_own_thread(self) -> bool:
+        """Called from the generator or runner thread (a job, a transform function, a listener)?"""
+        return threading.current_thread() in (self._generator, self._runner)
+
     def recovered(self, time: int, zero: int) -> None:
         self.feed(c.Recovered(time, zero))
 
