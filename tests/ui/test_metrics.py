@@ -32,7 +32,8 @@ def test_metrics_follow_prometheus_naming_and_equal_batch_infos(ui_ssc, recorder
         raise RuntimeError("failed output")
     ui_ssc.queue_stream([[], ["x"]]).foreach_rdd(boom)
     ui_ssc.start()
-    ui_ssc.run_batches(3)
+    with pytest.raises(RuntimeError, match="failed output"):
+        ui_ssc.run_batches(3)
     infos = [recorder.completed[t] for t in sorted(recorder.completed)]
     fams = scrape(ui_ssc.ui_url)
 

@@ -54,7 +54,8 @@ def test_batch_page_with_a_failure(ui_ssc, recorder):
     ui_ssc.queue_stream([[1]]).foreach_rdd(lambda ds: ds.count())
     ui_ssc.queue_stream([[2]]).foreach_rdd(boom)
     ui_ssc.start()
-    ui_ssc.run_batches(1)
+    with pytest.raises(ValueError, match="bad <b>input</b>"):
+        ui_ssc.run_batches(1)
     (info,) = recorder.completed.values()
     html = page(f"{ui_ssc.ui_url}/batch?id={info.batch_time}")
     assert read_page(html).rows["batch"][info.batch_time] == expected_row(info)

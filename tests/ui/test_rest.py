@@ -100,7 +100,8 @@ def test_failed_output_operation(ui_ssc, recorder, api):
         raise ValueError("bad record <script>")
     ui_ssc.queue_stream([[1]]).foreach_rdd(boom)
     ui_ssc.start()
-    ui_ssc.run_batches(1)
+    with pytest.raises(ValueError, match="bad record <script>"):
+        ui_ssc.run_batches(1)
     (info,) = recorder.completed.values()
     (b,) = api("batches")
     assert (b["numFailedOutputOps"], b["numCompletedOutputOps"], b["numTotalOutputOps"]) == (1, 0, 1)
