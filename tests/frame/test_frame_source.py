@@ -66,18 +66,16 @@ def test_scalar_stream_becomes_one_column(ssc):
 def test_a_batch_that_does_not_fit_the_schema_fails_naming_column_stream_and_time(ssc):
     sdf = ssc.frame.queue([pd.DataFrame({"k": ["a"], "v": [1]}), pd.DataFrame({"k": ["b"], "v": ["oops"]})],
                           schema={"k": "string", "v": "int64"})
-    run(ssc, sdf, 2)
-    with pytest.raises(Exception) as e:
-        ssc.await_termination_or_timeout(0)
+    with pytest.raises(Exception) as e:          # run_batches raises the failed batch's error
+        run(ssc, sdf, 2)
     msg = str(e.value)
     assert "'v'" in msg and "expected int64" in msg and "to_frame" in msg and "00:00:02" in msg
 
 
 def test_a_batch_with_a_missing_column_fails(ssc):
     sdf = ssc.frame.queue([pd.DataFrame({"k": ["a"], "v": [1]}), pd.DataFrame({"k": ["b"]})])
-    run(ssc, sdf, 2)
     with pytest.raises(Exception, match=r"missing column\(s\) \['v'\]"):
-        ssc.await_termination_or_timeout(0)
+        run(ssc, sdf, 2)
 
 
 def test_ints_widen_to_a_float_schema(ssc):

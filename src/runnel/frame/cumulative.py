@@ -262,8 +262,8 @@ class CarryDStream(StatefulDStream):
 
     def before(self, t: int) -> Dataset | None:
         """The carry table the batch at t continues from (None for the first batch)."""
-        s, zero = self.slide_ms, self.ssc._graph.zero_ms
-        restored = self.ssc._graph.restored_ms
+        s, zero = self.slide_ms, self.graph.zero_ms
+        restored = self.graph.restored_ms
         if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
             return self.get_or_compute(t - s)
         return None

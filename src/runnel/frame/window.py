@@ -141,7 +141,7 @@ class WindowAggDStream(ReducedWindowedDStream):
 
     def compute(self, t: int) -> Dataset | None:
         parent, W, S = self.parents[0], self.window_ms, self._slide
-        zero = self.ssc._graph.zero_ms
+        zero = self.graph.zero_ms
         prev = self.get_or_compute(t - S) if self.incremental and t - S > zero else None
         if prev is None:
             parts = _slice(parent, t - W, t)
