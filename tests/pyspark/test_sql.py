@@ -104,3 +104,39 @@ def test_without_duckdb_the_error_names_the_extra(monkeypatch):
             SparkSession.builder.getOrCreate()
     finally:
         sc.stop()
+
+
+def test_keyword_rows_are_matched_to_columns_by_field_name(spark):
+    # Row(**kwargs) converts by name in PySpark; a Row class's rows by position
+    df = spark.createDataFrame([Row(a=1, b=10), Row(b=20, a=2)])
+    assert df.collect() == [Row(a=1, b=10), Row(a=2, b=20)]
+    Pair = Row("a", "b")
+    assert spark.createDataFrame([Pair(1, 10), Pair(2, 20)]).collect() == [Row(a=1, b=10), Row(a=2, b=20)]
+    shuffled = spark.sparkContext.parallelize([Row(b=20, a=2)] * 3, 2)   # pickled rows keep matching by name
+    assert spark.createDataFrame(shuffled, "a int, b int").collect() == [Row(a=2, b=20)] * 3
+    with pytest.raises(ValueError, match=r"Row\(c=1\) has no field 'a'"):
+        spark.createDataFrame([Row(a=1, b=2), Row(c=1)])
+
+
+def test_ddl_string_schema_names_and_types_the_columns(spark):
+    df = spark.createDataFrame([("a", 1, 2.5), ("b", None, 1.0)], "word string, n int, x double")
+    assert df.columns == ["word", "n", "x"]
+    assert repr(df) == "DataFrame[word: varchar, n: integer, x: double]"
+    assert df.collect() == [Row(word="a", n=1, x=2.5), Row(word="b", n=None, x=1.0)]
+    import datetime
+    typed = spark.createDataFrame([(1, True, datetime.date(2024, 1, 2), datetime.datetime(2024, 1, 2, 3, 4), 1.5)],
+                                  "big: bigint, ok: boolean, day: date, at: timestamp, f: float")
+    assert repr(typed) == "DataFrame[big: bigint, ok: boolean, day: date, at: timestamp, f: float]"
+    assert typed.collect()[0].day == datetime.date(2024, 1, 2)
+    with pytest.raises(ValueError, match=r"column 'd' has type 'decimal\(10,2\)'.*supported: string, int"):
+        spark.createDataFrame([(1,)], "d decimal(10,2)")
+    with pytest.raises(ValueError, match=r"schema 'int' .*'name type, \.\.\.'"):
+        spark.createDataFrame([(1,)], "int")
+    with pytest.raises(TypeError, match=r"column 'n' \(int\): .*'x'"):
+        spark.createDataFrame([("a", "x")], "word string, n int")
+
+
+def test_builder_config_applies_to_the_existing_session(spark):
+    again = SparkSession.builder.config("spark.sql.shuffle.partitions", "4").config("my.key", 1).getOrCreate()
+    assert again is spark
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "4" and spark.conf.get("my.key") == "1"

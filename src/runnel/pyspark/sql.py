@@ -38,7 +38,7 @@ from ..dataset import Dataset
 from .conf import SparkConf
 from .context import SparkContext
 
-__all__ = ["SparkSession", "DataFrame", "Row"]
+__all__ = ["SparkSession", "DataFrame", "Row", "parse_ddl"]
 
 
 def _duckdb():
@@ -54,6 +54,8 @@ class Row(tuple):
     """A record with named fields: ``Row(word="a", total=2)``; ``row.word``, ``row["word"]``, ``row[0]``.
 
     ``Row("word", "total")`` makes a row class: calling it with values gives rows.
+    As in PySpark, ``createDataFrame`` matches a keyword Row's values to the
+    columns by field name, a row class's rows by position.
 
     Examples
     --------
@@ -65,14 +67,13 @@ class Row(tuple):
     """
 
     __fields__: tuple[str, ...]
+    __from_dict__: bool = False   # made with keywords: fields matched by name
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Row":
         if args and kwargs:
             raise ValueError("Can not use both args and kwargs to create Row")
         if kwargs:
-            row = tuple.__new__(cls, kwargs.values())
-            row.__fields__ = tuple(kwargs)
-            return row
+            return _make_row(tuple(kwargs), tuple(kwargs.values()), from_dict=True)
         row = tuple.__new__(cls, args)      # Row("a", "b"): a row class (names without values)
         row.__fields__ = ()
         return row
@@ -110,12 +111,14 @@ class Row(tuple):
         return tuple.__getitem__(self, item)
 
     def __setattr__(self, key: str, value: Any) -> None:
-        if key != "__fields__":
+        if key not in ("__fields__", "__from_dict__"):
             raise RuntimeError("Row is read-only")
         object.__setattr__(self, key, value)
 
     def __reduce__(self):
-        return (_make_row, (self.__fields__, tuple(self))) if self.__fields__ else (Row, tuple(self))
+        if self.__fields__:
+            return _make_row, (self.__fields__, tuple(self), self.__from_dict__)
+        return Row, tuple(self)
 
     def __repr__(self) -> str:
         if self.__fields__:
@@ -123,10 +126,81 @@ class Row(tuple):
         return "<Row(" + ", ".join(repr(f) for f in self) + ")>"
 
 
-def _make_row(fields: tuple, values: tuple) -> Row:
+def _make_row(fields: tuple, values: tuple, from_dict: bool = False) -> Row:
     row = tuple.__new__(Row, values)
     row.__fields__ = tuple(fields)
+    if from_dict:
+        row.__from_dict__ = True
     return row
+
+
+def _ddl_types() -> dict:
+    import pyarrow as pa
+
+    return {"string": pa.string(), "int": pa.int32(), "integer": pa.int32(), "bigint": pa.int64(),
+            "long": pa.int64(), "double": pa.float64(), "float": pa.float32(), "boolean": pa.bool_(),
+            "timestamp": pa.timestamp("us"), "date": pa.date32()}
+
+
+_DDL_NAMES = "string, int, bigint, double, float, boolean, timestamp, date"
+
+
+def parse_ddl(schema: str) -> tuple[list[str], list]:
+    """Column names and Arrow types of a simple DDL schema, ``"word string, n int"``.
+
+    ``name type`` or ``name: type`` pairs separated by commas, with the types
+    string, int (integer), bigint (long), double, float, boolean, timestamp
+    and date; anything else is a ValueError naming the column and type.
+    """
+    types = _ddl_types()
+    names, arrow = [], []
+    for part in _split_top_level(schema):
+        pieces = part.replace(":", " ", 1).split(None, 1) if part.strip() else []
+        if len(pieces) != 2:
+            raise ValueError(f"createDataFrame: schema {schema!r} is not a DDL string of the form "
+                             f"'name type, ...' (e.g. 'word string, n int')")
+        name, kind = pieces[0].strip("`"), pieces[1].strip()
+        if kind.lower() not in types:
+            raise ValueError(f"createDataFrame: schema {schema!r}: column {name!r} has type {kind!r}; "
+                             f"supported: {_DDL_NAMES}")
+        names.append(name)
+        arrow.append(types[kind.lower()])
+    return names, arrow
+
+
+def _ddl_name(arrow_type) -> str:
+    """The DDL name of an Arrow type from :func:`parse_ddl` (``int32`` is ``int``)."""
+    return next(k for k, v in _ddl_types().items() if v == arrow_type)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` split at commas outside parentheses (``decimal(10,2)`` stays one type)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch in "(<") - (ch in ")>")
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _values(record: Any, names: list[str], by_name: list[str] | None) -> list:
+    """``record``'s values in column order: dicts and keyword Rows by name, the rest by position."""
+    if isinstance(record, dict):
+        return [record.get(n) for n in by_name or names]
+    if isinstance(record, Row) and record.__from_dict__:
+        fields = record.__fields__
+        try:
+            return [tuple.__getitem__(record, fields.index(n)) for n in by_name or names]
+        except ValueError:
+            missing = next(n for n in by_name or names if n not in fields)
+            raise ValueError(f"createDataFrame: {record!r} has no field {missing!r} "
+                             f"(the columns are {', '.join(by_name or names)})") from None
+    values = list(record)
+    if len(values) != len(names):
+        raise ValueError(f"createDataFrame: row {record!r} has {len(values)} fields, the schema {len(names)}")
+    return values
 
 
 def _cell(value: Any, truncate: int) -> str:
@@ -183,6 +257,7 @@ class DataFrame:
 
     @property
     def columns(self) -> list[str]:
+        """The column names, in order."""
         return list(self._rel.columns)
 
     def createOrReplaceTempView(self, name: str) -> None:
@@ -195,10 +270,12 @@ class DataFrame:
         return [_make_row(names, r) for r in self._rel.fetchall()]
 
     def take(self, num: int) -> list[Row]:
+        """The first ``num`` rows, as :class:`Row` objects."""
         names = tuple(self.columns)
         return [_make_row(names, r) for r in self._rel.limit(num).fetchall()]
 
     def count(self) -> int:
+        """The number of rows."""
         return int(self._rel.aggregate("count(*)").fetchall()[0][0])
 
     def toPandas(self):
@@ -242,14 +319,18 @@ class _Builder:
         return self
 
     def getOrCreate(self) -> "SparkSession":
-        """The active session (this builder's settings added to its conf), or a new one on
-        ``SparkContext.getOrCreate``."""
+        """The active session, or a new one on ``SparkContext.getOrCreate``.
+
+        As in PySpark, this builder's settings are applied to the session's
+        ``spark.conf`` either way (an existing SparkContext's own conf is
+        shared and left as it is).
+        """
         with SparkSession._lock:
             active = SparkSession._active
-            if active is not None and not active.sparkContext.stopped:
-                return active
-            SparkSession._active = SparkSession(SparkContext.getOrCreate(self._conf))
-            return SparkSession._active
+            if active is None or active.sparkContext.stopped:
+                active = SparkSession._active = SparkSession(SparkContext.getOrCreate(self._conf))
+            active._conf.setAll(self._conf.getAll())
+            return active
 
 
 class _BuilderProperty:
@@ -266,26 +347,38 @@ class SparkSession:
 
     def __init__(self, sparkContext: SparkContext):
         self.sparkContext = sparkContext
+        self._conf = sparkContext.getConf()
         self._con = _duckdb().connect()
 
     @property
     def conf(self) -> SparkConf:
-        return self.sparkContext.getConf()
+        """The session's settings: the SparkContext's, and the builders' ``config`` calls over them."""
+        return self._conf
 
-    def createDataFrame(self, data: Any, schema: Iterable[str] | None = None) -> DataFrame:
+    def createDataFrame(self, data: Any, schema: str | Iterable[str] | None = None) -> DataFrame:
         """A DataFrame from a dataset (RDD) or list of Rows, tuples or dicts, or a pandas DataFrame.
 
-        Column names come from ``schema`` (a list of names), else from the Rows'
-        fields or dicts' keys, else ``_1``, ``_2`` …; types are inferred. As in
-        PySpark, an empty input without a schema is a ValueError.
+        Column names come from ``schema``, else from the Rows' fields or dicts'
+        keys, else ``_1``, ``_2`` …. ``schema`` is a list of names (types
+        inferred) or a DDL string ``"word string, n int"`` (names and types;
+        see :func:`parse_ddl`). Dicts and keyword Rows (``Row(a=1)``) are
+        matched to the columns by name, tuples and a row class's rows by
+        position. As in PySpark, an empty input without a schema is a
+        ValueError.
         """
+        types = None
+        if isinstance(schema, str):
+            schema, types = parse_ddl(schema)
         if hasattr(data, "columns") and hasattr(data, "dtypes"):        # pandas
             frame = data if schema is None else data.set_axis(list(schema), axis=1)
-            return DataFrame(self, self._con.from_df(frame))
+            if types is None:
+                return DataFrame(self, self._con.from_df(frame))
+            data = frame.itertuples(index=False, name=None)
         records = data.collect() if isinstance(data, Dataset) else list(data)
         names = list(schema) if schema is not None else None
         if not records and names is None:
             raise ValueError("can not infer schema from empty dataset")
+        by_name = None   # the fields keyword Rows and dicts are read by, when the schema renames them
         if names is None:
             first = records[0]
             if isinstance(first, Row) and first.__fields__:
@@ -296,22 +389,33 @@ class SparkSession:
                 names = [f"_{i + 1}" for i in range(len(first))]
             else:
                 raise TypeError(f"can not infer schema for type {type(first).__name__}: give Rows, tuples or dicts")
+        elif records and types is None and isinstance(records[0], (dict, Row)):
+            first = records[0]
+            fields = list(first) if isinstance(first, dict) else list(first.__fields__)
+            if len(fields) == len(names) and fields != names and (isinstance(first, dict) or first.__from_dict__):
+                by_name = fields     # a list of names renames the inferred columns, as in PySpark
         import pyarrow as pa
-        columns = {name: [] for name in names}
+        columns: list[list] = [[] for _ in names]
         for r in records:
-            values = [r.get(n) for n in names] if isinstance(r, dict) else list(r)
-            if len(values) != len(names):
-                raise ValueError(f"createDataFrame: row {r!r} has {len(values)} fields, the schema {len(names)}")
-            for n, v in zip(names, values):
-                columns[n].append(v)
-        table = pa.table({n: pa.array(v) for n, v in columns.items()})
-        return DataFrame(self, self._con.from_arrow(table))
+            for column, v in zip(columns, _values(r, names, by_name)):
+                column.append(v)
+        arrays = {}
+        for i, (name, column) in enumerate(zip(names, columns)):
+            if types is None:
+                arrays[name] = pa.array(column)
+                continue
+            try:
+                arrays[name] = pa.array(column, type=types[i])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as e:
+                raise TypeError(f"createDataFrame: column {name!r} ({_ddl_name(types[i])}): {e}") from None
+        return DataFrame(self, self._con.from_arrow(pa.table(arrays)))
 
     def sql(self, sqlQuery: str) -> DataFrame:
         """Run a query over the temp views (DuckDB's SQL dialect)."""
         return DataFrame(self, self._con.sql(sqlQuery))
 
     def table(self, tableName: str) -> DataFrame:
+        """The temp view ``tableName`` as a DataFrame."""
         return DataFrame(self, self._con.table(tableName))
 
     def stop(self) -> None:
