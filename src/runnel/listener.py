@@ -15,6 +15,13 @@ method call), so a ported listener works unchanged::
 ``op.id``/``op.name``/``op.description`` are values that can also be
 called (``op.name == op.name() == "foreachRDD"``).
 
+Unknown times: as in PySpark (whose wrapper reads them with
+``getOrElse(-1)``), the accessors give -1 for a time or delay not known yet
+(``processingStartTime()``, ``processingEndTime()``, ``schedulingDelay()``,
+``processingDelay()``, ``totalDelay()``, an operation's ``startTime()`` and
+``endTime()``); ``failureReason()`` is None. runnel's own fields
+(``processing_start_time``, ``op.end_time`` ...) are None then.
+
 Snapshots: the scheduler keeps one live :class:`BatchInfo` per batch and
 updates it as the batch runs; every event gets its own frozen copy taken
 when the event is made (:meth:`BatchInfo.snapshot`). So the info of
@@ -28,10 +35,15 @@ runnel's rate stream) reports its records, a file stream reports 0 (Spark
 describes its files instead), and a queue stream reports nothing at all.
 
 Events are delivered synchronously, on the thread that produced them, in
-order. A listener that raises is logged (error level, with the traceback,
-naming the listener and the event) the first time each of its callbacks
-fails, and later failures of that callback are counted in the next report
-of another; the job goes on (a broken monitor must not stop it).
+order. A listener that raises does not stop the job (a broken monitor must
+not), and is reported per callback (:class:`ListenerBus`): the first
+failure is logged at error level with its traceback, naming the listener, the
+callback and the event; a later failure with a different exception type or
+message is logged the same way (saying how often the previous error
+repeated); the same error again is counted, and every
+``ListenerBus.REPEATS_PER_REPORT`` (100) repeats one warning line says
+``listener X.onBatchCompleted raised 100 more times, last: ...``, as does the
+removal of the listener for repeats not yet reported.
 """
 
 from __future__ import annotations
@@ -49,6 +61,11 @@ log = logging.getLogger("runnel.listener")
 def ms_to_datetime(ms: int) -> datetime:
     """Batch times reach user code as naive local datetimes, as in PySpark."""
     return datetime.fromtimestamp(ms / 1000.0)
+
+
+def _known(ms: int | None) -> int:
+    """A time or delay as PySpark's listener accessors give it: -1 when not known (yet)."""
+    return -1 if ms is None else ms
 
 
 class Time(int):
@@ -116,8 +133,8 @@ class OutputOperationInfo(_Frozen):
 
     # PySpark accessors (id(), name(), description() are the callable attributes)
     def batchTime(self) -> Time: return Time(self.batch_time)  # noqa: E704
-    def startTime(self): return self.start_time  # noqa: E704
-    def endTime(self): return self.end_time  # noqa: E704
+    def startTime(self): return _known(self.start_time)  # noqa: E704
+    def endTime(self): return _known(self.end_time)  # noqa: E704
     def failureReason(self): return self.failure_reason  # noqa: E704
 
 
@@ -238,16 +255,16 @@ class BatchInfo(_Frozen):
     def failed(self) -> bool:
         return any(o.failure_reason for o in self.output_operation_infos.values())
 
-    # PySpark accessors (-1 where PySpark reports an unknown delay as -1)
+    # PySpark accessors (-1 where PySpark reports an unknown time or delay as -1)
     def batchTime(self) -> Time: return Time(self.batch_time)  # noqa: E704
     def submissionTime(self): return self.submission_time  # noqa: E704
     def numRecords(self) -> int: return sum(i.num_records for i in self.stream_input_infos.values())  # noqa: E704
     def streamIdToInputInfo(self): return self.stream_input_infos  # noqa: E704
-    def processingStartTime(self): return self.processing_start_time  # noqa: E704
-    def processingEndTime(self): return self.processing_end_time  # noqa: E704
-    def schedulingDelay(self): return -1 if self.scheduling_delay is None else self.scheduling_delay  # noqa: E704
-    def processingDelay(self): return -1 if self.processing_delay is None else self.processing_delay  # noqa: E704
-    def totalDelay(self): return -1 if self.total_delay is None else self.total_delay  # noqa: E704
+    def processingStartTime(self): return _known(self.processing_start_time)  # noqa: E704
+    def processingEndTime(self): return _known(self.processing_end_time)  # noqa: E704
+    def schedulingDelay(self): return _known(self.scheduling_delay)  # noqa: E704
+    def processingDelay(self): return _known(self.processing_delay)  # noqa: E704
+    def totalDelay(self): return _known(self.total_delay)  # noqa: E704
     def outputOperationInfos(self): return self.output_operation_infos  # noqa: E704
 
 
@@ -327,13 +344,45 @@ class StreamingListener:
     def onOutputOperationCompleted(self, outputOperationCompleted): pass  # noqa: E704
 
 
+class _Same:
+    """A dict key comparing by identity (listeners may be unhashable or define ``__eq__``)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+@dataclass
+class _Failing:
+    """How one listener callback has been failing: the last error logged, repeats since."""
+    error: tuple[type, str]
+    last: BaseException
+    repeats: int = 0
+
+
 class ListenerBus:
-    """Delivers events to listeners in registration order (see the module docstring on errors)."""
+    """Delivers events to listeners in registration order.
+
+    A callback that raises is reported, never propagated (see the module
+    docstring): first failure and each change of error logged with the
+    traceback, repeats of the same error summed in one warning line every
+    :attr:`REPEATS_PER_REPORT` and when the listener is removed.
+    """
+
+    #: Repeats of one callback's same error summed into each warning line.
+    REPEATS_PER_REPORT = 100
 
     def __init__(self):
         self._listeners: list[Any] = []
         self._lock = threading.Lock()
-        self._failures: dict[tuple[int, str], int] = {}   # (id(listener), callback) -> times it raised
+        self._failures: dict[tuple[_Same, str], _Failing] = {}   # (listener, callback) -> its failing
 
     def add(self, listener: Any) -> None:
         with self._lock:
@@ -343,8 +392,10 @@ class ListenerBus:
         with self._lock:
             if listener in self._listeners:
                 self._listeners.remove(listener)
-            for key in [k for k in self._failures if k[0] == id(listener)]:
-                del self._failures[key]
+            gone = [(k, self._failures.pop(k)) for k in [k for k in self._failures if k[0].obj is listener]]
+        for (_, method), failing in gone:
+            if failing.repeats:
+                self._report_repeats(listener, method, failing)
 
     def post(self, method: str, event: _Event) -> None:
         with self._lock:
@@ -355,12 +406,36 @@ class ListenerBus:
                 continue
             try:
                 fn(event)
-            except Exception:
-                key = (id(lst), method)
-                with self._lock:
-                    n = self._failures.get(key, 0) + 1
-                    self._failures[key] = n
-                if n == 1:
-                    log.error("runnel: streaming listener %r raised in %s(%s); the job goes on, and later "
-                              "errors of this callback are not logged again", lst, method, type(event).__name__,
-                              exc_info=True)
+            except Exception as e:
+                self._failed(lst, method, event, e)
+
+    def _failed(self, listener: Any, method: str, event: _Event, e: Exception) -> None:
+        key, error = (_Same(listener), method), (type(e), str(e))
+        with self._lock:
+            failing = self._failures.get(key)
+            if failing is None:
+                self._failures[key] = _Failing(error, e)
+            elif failing.error == error:
+                failing.repeats += 1
+                failing.last = e
+                if failing.repeats < self.REPEATS_PER_REPORT:
+                    return
+                summary, failing.repeats = dataclasses.replace(failing), 0
+            else:
+                self._failures[key] = _Failing(error, e)
+        if failing is None:
+            log.error("runnel: streaming listener %r raised in %s(%s); the job goes on (a different error of "
+                      "this callback is logged again, repeats are counted)", listener, method,
+                      type(event).__name__, exc_info=e)
+        elif failing.error == error:
+            self._report_repeats(listener, method, summary)
+        else:
+            log.error("runnel: streaming listener %r raised a different error in %s(%s) (the previous one, "
+                      "%s: %s, repeated %d time%s since it was logged); the job goes on", listener, method,
+                      type(event).__name__, failing.error[0].__name__, failing.error[1], failing.repeats,
+                      "" if failing.repeats == 1 else "s", exc_info=e)
+
+    @staticmethod
+    def _report_repeats(listener: Any, method: str, failing: _Failing) -> None:
+        log.warning("runnel: streaming listener %r.%s raised %d more time%s, last: %r", listener, method,
+                    failing.repeats, "" if failing.repeats == 1 else "s", failing.last)

@@ -35,7 +35,7 @@ class BatchRecorder(StreamingListener):
 
     def _row(self, kind, info):
         self.infos.setdefault(kind, []).append(info)
-        ops = [(op.id(), op.name(), op.description(), op.startTime() is not None, op.endTime() is not None,
+        ops = [(op.id(), op.name(), op.description(), op.startTime() >= 0, op.endTime() >= 0,
                 op.failureReason()) for op in info.outputOperationInfos().values()]
         inputs = {sid: (i.inputStreamId(), i.numRecords()) for sid, i in info.streamIdToInputInfo().items()}
         self.rows.append((kind, info.batchTime().milliseconds(), info.numRecords(), inputs,
@@ -93,8 +93,8 @@ def test_each_event_gets_its_own_frozen_info(sc):
     completed = rec.infos["completed"]
     assert [i.batchTime() for i in submitted] == [1000, 2000]
     # held past later events, a submitted info still shows the batch as it was when submitted
-    assert all(i.schedulingDelay() == -1 and i.processingStartTime() is None for i in submitted)
-    assert all(op.failureReason() is None and op.endTime() is None
+    assert all(i.schedulingDelay() == -1 and i.processingStartTime() == -1 for i in submitted)
+    assert all(op.failureReason() is None and op.endTime() == -1
                for i in submitted for op in i.outputOperationInfos().values())
     assert all("output broke" in op.failureReason() for i in completed for op in i.outputOperationInfos().values())
     assert submitted[0] is not rec.infos["started"][0]
@@ -112,6 +112,28 @@ def test_each_event_gets_its_own_frozen_info(sc):
         ssc.awaitTerminationOrTimeout(0)
 
 
+def test_unknown_times_read_minus_one_through_pysparks_accessors_and_none_as_fields(sc):
+    # PySpark's JavaStreamingListenerWrapper turns an unknown time into -1 (getOrElse(-1))
+    ssc = StreamingContext(sc, 1)
+    rec = BatchRecorder()
+    ssc.addStreamingListener(rec)
+    ssc.queueStream([[1, 2]]).foreachRDD(lambda rdd: rdd.count())
+    ssc.start()
+    ssc.run_batches(1)
+    ssc.stop(stopSparkContext=False)
+    info = rec.infos["submitted"][0]
+    op = info.outputOperationInfos()[0]
+    assert (info.schedulingDelay(), info.processingDelay(), info.totalDelay(), info.processingStartTime(),
+            info.processingEndTime(), op.startTime(), op.endTime(), op.failureReason()) == (-1,) * 7 + (None,)
+    assert (info.processing_start_time, info.processing_end_time, info.scheduling_delay, op.start_time,
+            op.end_time, op.duration) == (None,) * 6
+    started = rec.infos["started"][0]
+    assert started.processingStartTime() >= 0 and started.processingEndTime() == -1
+    done = rec.infos["completed"][0]
+    assert done.processingEndTime() >= done.processingStartTime() >= 0
+    assert all(o.endTime() >= o.startTime() >= 0 for o in done.outputOperationInfos().values())
+
+
 def test_num_records_per_input_kind_as_pyspark_reports_it():
     def stream(kind, n):
         return SimpleNamespace(kind=kind, records={7: n})
@@ -120,6 +142,48 @@ def test_num_records_per_input_kind_as_pyspark_reports_it():
                          stream("binary_records_stream", 6), stream("rate_stream", 2)], 7)
     assert {sid: i.numRecords() for sid, i in infos.items()} == {1: 4, 2: 0, 3: 0, 4: 2}
     assert infos[1].inputStreamId() == 1 and infos[1].metadata() == {} and infos[1].metadataDescription() is None
+
+
+def test_later_listener_failures_are_logged_when_the_error_changes_and_summed_when_it_repeats(caplog):
+    from runnel.listener import ListenerBus
+
+    class Flaky:
+        def __init__(self):
+            self.errors = []
+
+        def onBatchCompleted(self, event):
+            raise self.errors.pop(0)
+
+        def __eq__(self, other):          # unhashable: the bus keys listeners by identity
+            return False
+
+        __hash__ = None
+
+        def __repr__(self):
+            return "<Flaky>"
+
+    bus = ListenerBus()
+    bus.REPEATS_PER_REPORT = 3
+    flaky = Flaky()
+    bus.add(flaky)
+    flaky.errors = [ValueError("first failure"), ValueError("first failure"), KeyError("a different failure")]
+    flaky.errors += [KeyError("a different failure")] * 7
+    with caplog.at_level(logging.WARNING, logger="runnel.listener"):
+        for _ in range(10):
+            bus.post("onBatchCompleted", object())
+    got = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert len(got) == 4, got
+    assert got[0][0] == "ERROR" and "first failure" in caplog.records[0].exc_text and got[0][2]
+    assert got[1][0] == "ERROR" and got[1][2] and "raised a different error" in got[1][1]
+    assert "ValueError: first failure, repeated 1 time since" in got[1][1]
+    assert "a different failure" in caplog.records[1].exc_text
+    # the same error again: one summary line every REPEATS_PER_REPORT repeats, no traceback
+    assert got[2] == ("WARNING", "runnel: streaming listener <Flaky>.onBatchCompleted raised 3 more times, "
+                                 "last: KeyError('a different failure')", False)
+    assert got[3] == got[2]
+    bus.remove(flaky)                       # one unreported repeat left: said when the listener goes
+    assert caplog.records[-1].getMessage() == ("runnel: streaming listener <Flaky>.onBatchCompleted raised 1 more "
+                                               "time, last: KeyError('a different failure')")
 
 
 def test_a_raising_listener_is_reported_once_with_its_traceback(sc, caplog):
