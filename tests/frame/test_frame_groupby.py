@@ -162,8 +162,14 @@ def test_incremental_window_equals_pandas_on_each_window(ctx, data, cuts):
     out = run_frame(lambda s: s.groupby("k").window(5, 1).agg(**aggs), frames + [df.iloc[:0]] * 5, ctx,
                     checkpoint=tempfile.mkdtemp())
     frames = frames + [df.iloc[:0]] * 5
-    assert_frame_batches_equal(out, [pandas_agg(window_of(frames, i, 5), ["k"], **aggs) for i in range(len(frames))],
-                               check_dtype=False, rtol=1e-6, atol=1e-9)
+    want = [pandas_agg(window_of(frames, i, 5), ["k"], **aggs) for i in range(len(frames))]
+    exact = ["k", "s", "c", "m", "z"]
+    assert_frame_batches_equal([o[exact] for o in out], [w[exact] for w in want], check_dtype=False, rtol=1e-6,
+                               atol=1e-9)
+    # a standard deviation taken back out of a window is exact to about sqrt(eps * sum of squares) (values
+    # up to 100, 40 rows: 1e-4); below that, a sum of squared deviations is rounding noise and counts as 0
+    assert_frame_batches_equal([o[["k", "sd"]] for o in out], [w[["k", "sd"]] for w in want], check_dtype=False,
+                               rtol=1e-6, atol=1e-4)
 
 
 # --- resumed by name after a crash ----------------------------------------------------------------------

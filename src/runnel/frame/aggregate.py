@@ -256,8 +256,13 @@ def partial(batch: Batch, keys: tuple[str, ...], specs: tuple[AggSpec, ...]) -> 
 
 # --- partials -> partials ---------------------------------------------------------------------------
 
-def merge(parts: list[Batch], keys: tuple[str, ...], specs: tuple[AggSpec, ...]) -> Batch | None:
-    """Partial tables (in arrival order) merged into one row per key."""
+def merge(parts: list[Batch], keys: tuple[str, ...], specs: tuple[AggSpec, ...],
+          codes_out: list | None = None) -> Batch | None:
+    """Partial tables (in arrival order) merged into one row per key, keys in order of first appearance.
+
+    ``codes_out``: a list that gets the merged row of every input row (when there was more than one
+    table to merge), for callers that need to know which keys a table touched.
+    """
     parts = [p for p in parts if p is not None and len(p)]
     if not parts:
         return None
@@ -265,6 +270,8 @@ def merge(parts: list[Batch], keys: tuple[str, ...], specs: tuple[AggSpec, ...])
         return parts[0]
     t = concat_batches(parts)
     codes, first = group_codes([t.columns[k] for k in keys])
+    if codes_out is not None:
+        codes_out.append(codes)
     g = len(first)
     out: dict = {k: column_take(t.columns[k], first) for k in keys}
     for i, s in enumerate(specs):

@@ -110,20 +110,23 @@ class MergeState:
         raw = parts[0] if self.has_state and len(parts[0]) and "_updated" in parts[0].columns else None
         state = _strip(raw) if raw is not None else None
         new = parts[-1] if len(parts[-1]) and all(k in parts[-1].columns for k in self.keys) else None
-        m = merge([x for x in (state, new) if x is not None], self.keys, self.specs)
+        codes: list = []
+        m = merge([x for x in (state, new) if x is not None], self.keys, self.specs, codes)
         if m is None:
             return _with_marks(self.empty, np.zeros(0, bool), np.zeros(0, np.int64))
-        # the merged table lists every key first, so codes of the rows appended after it point into it
+        # the state's keys are distinct and come first: they are the merged table's first rows, in order,
+        # and the codes of the new partials' rows say which keys the batch touched (no second hash)
+        n_state = 0 if state is None else len(state)
         updated = np.zeros(len(m), dtype=bool)
         if new is not None:
-            codes, _ = group_codes([concat_columns([m.columns[k], new.columns[k]]) for k in self.keys])
-            updated[codes[len(m):]] = True
+            if codes:
+                updated[codes[0][n_state:]] = True
+            else:
+                updated[:] = True
         seen = np.full(len(m), self.now, dtype=np.int64)
         if state is not None:
-            codes, _ = group_codes([concat_columns([m.columns[k], state.columns[k]]) for k in self.keys])
-            prior = np.full(len(m), self.now, dtype=np.int64)
-            prior[codes[len(m):]] = raw.columns["_seen"]
-            seen = np.where(updated, self.now, prior)
+            seen[:n_state] = raw.columns["_seen"]
+            seen[updated] = self.now
         out = _with_marks(m, updated, seen)
         if self.ttl_ms:
             out = out.filter(self.now - seen < self.ttl_ms)
