@@ -22,8 +22,10 @@ import weakref
 from typing import Any, Callable
 
 
-from . import ops
-from .batch import Batch, concat_batches
+import numpy as np
+
+from . import keyed, ops
+from .batch import Batch, column_take, column_to_list, concat_batches, infer_column
 from .executors.shipping import ship
 from .functions import Reducer, pair_with_constant, reducer_op, split_pattern
 from .plan import Blocks, Cached, Plan, Planner, Product, ShuffleDep, Shuffled, Union, Zip, narrow
@@ -475,14 +477,16 @@ class Dataset:
                     partition_func: Callable | None = None) -> "Dataset":
         """Per key: fold values into a copy of ``zero_value`` per partition, then merge with ``func``.
 
-        With an int zero of 0 and an addition (``operator.add``, ``lambda a, b: a + b``)
-        this is a reduce-by-key on the kernels; otherwise the zero counts once per key and
-        partition, as in PySpark.
+        The zero counts once per key and partition, as in PySpark. With an int
+        zero of 0 and an addition (``operator.add``, ``lambda a, b: a + b``),
+        partitions whose values are numbers are summed on the kernels (0 + v
+        is v there, booleans counting as ints); other values are folded in
+        Python from the zero, so ``0 + "a"`` raises TypeError as in PySpark.
         """
         _check_fn(func, "foldByKey")
         reducer = Reducer.of(func, ship) if reducer_op(func) == "sum" else None
         if reducer is not None and type(zero_value) is int and zero_value == 0:
-            return self.reduce_by_key_with(reducer, num_partitions)
+            return self._narrow(_FoldFromZero(ship(func))).reduce_by_key_with(reducer, num_partitions)
         return self.combine_by_key(lambda v: func(copy.deepcopy(zero_value), v), func, func, num_partitions)
 
     # actions
@@ -511,18 +515,23 @@ class Dataset:
         return functools.reduce(lambda a, b: a.mergeStats(b), parts, StatCounter())
 
     def mean(self) -> float:
+        """The mean of the (numeric) records, from :meth:`stats` (0.0 if empty, as PySpark's StatCounter)."""
         return self.stats().mean()
 
     def variance(self) -> float:
+        """The population variance of the records (divided by n; nan if empty), from :meth:`stats`."""
         return self.stats().variance()
 
     def stdev(self) -> float:
+        """The population standard deviation (square root of :meth:`variance`; nan if empty)."""
         return self.stats().stdev()
 
     def sample_variance(self) -> float:
+        """The sample variance (divided by n - 1; nan for fewer than two records), from :meth:`stats`."""
         return self.stats().sampleVariance()
 
     def sample_stdev(self) -> float:
+        """The sample standard deviation (square root of :meth:`sample_variance`)."""
         return self.stats().sampleStdev()
 
     def top(self, num: int, key: Callable | None = None) -> list:
@@ -545,6 +554,29 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.label}, {self.get_num_partitions()} partitions)"
+
+
+class _FoldFromZero:
+    """The map side of ``foldByKey(0, add)`` before a kernel sum: numbers pass (0 + v is v for them,
+    with booleans as ints and -0.0 as 0.0), other values are folded per key from 0 with ``func``."""
+
+    def __init__(self, func: Callable):
+        self.func = func
+
+    def __call__(self, index: int, batch: Batch) -> Batch:
+        if len(batch) == 0:
+            return batch
+        keys, values = keyed.key_column(batch), keyed.value_column(batch)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+            return batch
+        if isinstance(values, np.ndarray) and values.dtype.kind in "bf":
+            return Batch({"key": keys, "value": values.astype(np.int64) if values.dtype.kind == "b" else values + 0.0},
+                         ("key", "value"))
+        codes, first = keyed.factorize(keys)
+        folded: list = [0] * len(first)
+        for code, v in zip(codes.tolist(), column_to_list(values)):
+            folded[code] = self.func(folded[code], v)
+        return Batch({"key": column_take(keys, first), "value": infer_column(folded)}, ("key", "value"))
 
 
 class _Sampler:

@@ -72,6 +72,50 @@ def test_fold_by_key_counts_the_zero_once_per_key_and_partition(ctx, data, k, ze
     assert dict(rdd.fold_by_key(zero, lambda a, b: a + b, 2).collect()) == expected
 
 
+def test_fold_by_key_with_zero_and_add_adds_the_zero_to_non_numeric_values_as_pyspark(ctx):
+    # 0 + "a" raises in PySpark; the kernel sum must not turn the fold into a concatenation
+    from runnel.executors.base import TaskFailed
+
+    strings = ctx.parallelize([("k", "a"), ("k", "b")], 1)
+    with pytest.raises(TaskFailed, match="TypeError: unsupported operand"):
+        strings.foldByKey(0, operator.add).collect()
+    with pytest.raises(TaskFailed, match="TypeError: unsupported operand"):
+        ctx.parallelize([("k", "a")], 1).fold_by_key(0, lambda a, b: a + b).collect()
+    # the zero is added once per key and partition, so a value type that defines 0 + v folds as PySpark
+    class Tally:
+        def __init__(self, n):
+            self.n = n
+
+        def __add__(self, other):
+            return Tally(self.n + (other.n if isinstance(other, Tally) else other))
+
+        __radd__ = __add__
+
+    got = ctx.parallelize([("k", Tally(1)), ("k", Tally(2)), ("j", Tally(5))], 2).foldByKey(0, operator.add)
+    assert sorted((k, t.n) for k, t in got.collect()) == [("j", 5), ("k", 3)]
+    # numbers: 0 + v, so booleans count and a lone -0.0 becomes 0.0, as folding in Python gives
+    bools = ctx.parallelize([("t", True), ("t", True), ("f", False)], 2).foldByKey(0, operator.add).collect()
+    assert sorted(bools) == [("f", 0), ("t", 2)] and all(type(v) is int for _, v in bools)
+    zero = ctx.parallelize([("z", -0.0)], 1).foldByKey(0, operator.add).collect()
+    assert zero == [("z", 0.0)] and math.copysign(1, zero[0][1]) == 1.0
+
+
+@PROPS
+@given(data=st.lists(st.tuples(st.sampled_from("abc"), st.floats(-1e3, 1e3) | st.booleans()), max_size=30),
+       k=parts)
+def test_fold_by_key_zero_add_on_numbers_matches_a_python_fold(ctx, data, k):
+    expected: dict = {}
+    for part in slices(data, k):
+        partial: dict = {}
+        for key, v in part:
+            partial[key] = partial.get(key, 0) + v
+        for key, v in partial.items():
+            expected[key] = expected[key] + v if key in expected else v
+    got = dict(ctx.parallelize(data, k).foldByKey(0, operator.add).collect())
+    assert got.keys() == expected.keys()
+    assert all(math.isclose(got[key], expected[key], rel_tol=1e-9, abs_tol=1e-9) for key in got)
+
+
 @PROPS
 @given(data=pairs, k=parts)
 def test_aggregate_by_key_copies_the_zero(ctx, data, k):
