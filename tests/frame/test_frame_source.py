@@ -122,3 +122,17 @@ def test_head_per_batch(ssc):
 
 def test_to_frame_returns_a_streaming_data_frame(ssc):
     assert isinstance(ssc.queue_stream([[1]]).to_frame(columns=["v"]), StreamingDataFrame)
+
+
+def test_files_source_reads_new_lines_as_a_string_column(ssc, tmp_path):
+    import os
+    sdf = ssc.frame.files(str(tmp_path), column="line")
+    out = []
+    sdf.assign(n=sdf.line.str.len()).foreach_batch(lambda df, t: out.append(df))
+    ssc.start()
+    path = tmp_path / "a.txt"
+    path.write_text("hello\nwide world\n")
+    os.utime(path, ns=(900 * 1_000_000, 900 * 1_000_000))   # modification time inside the first batch
+    ssc.run_batches(2)
+    assert_frame_batches_equal(out, [pd.DataFrame({"line": ["hello", "wide world"], "n": [5, 10]}),
+                                     pd.DataFrame({"line": [], "n": []})])
