@@ -267,3 +267,37 @@ def test_records_appended_to_a_binary_file_are_read_and_a_partial_record_fails_c
     os.utime(tmp_path / "r.bin", ns=(2500 * 1_000_000,) * 2)
     ssc.run_batches(1)
     assert out == [[b"abcd"], [b"efgh", b"ijkl"]]
+
+
+def test_a_character_cut_by_an_in_place_writer_is_read_whole_once_the_file_grows(inputs_ssc, tmp_path, caplog):
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    out = collecting(stream)
+    ssc.start()
+    write(tmp_path / "other.txt", "other\n", 900)
+    write(tmp_path / "log.txt", "caf\u00e9 1\ncaf".encode() + b"\xc3", 900)   # a writer's buffer flushed mid-character
+    ssc.run_batches(1)                    # the lead byte of "é" is held back, not reported as bad text
+    with open(tmp_path / "log.txt", "ab") as f:
+        f.write(b"\xa9 2\n")
+    os.utime(tmp_path / "log.txt", ns=(1900 * 1_000_000,) * 2)
+    with caplog.at_level(logging.WARNING, logger="runnel.files"):
+        ssc.run_batches(2)
+    ssc.await_termination_or_timeout(0)   # no batch failed
+    # as documented for appends: the line the first read cut comes out as two lines, each character whole
+    assert out == [["caf\u00e9 1", "caf", "other"], ["\u00e9 2"], []] or \
+        out == [["other", "caf\u00e9 1", "caf"], ["\u00e9 2"], []]
+    assert "log.txt changed after it was read" in caplog.text and "not UTF-8" not in caplog.text
+    assert stream.processed["log.txt"][0] == len("caf\u00e9 1\ncaf\u00e9 2\n".encode())
+
+
+def test_a_file_left_cut_inside_a_character_fails_as_not_utf8_the_next_batch(inputs_ssc, tmp_path):
+    ssc = inputs_ssc()
+    stream = ssc.text_file_stream(str(tmp_path))
+    out = collecting(stream)
+    ssc.start()
+    write(tmp_path / "cut.txt", "ok\ncaf\u00e9".encode()[:-1], 900)      # the writer never finishes "é"
+    ssc.run_batches(1)
+    assert out == [["ok", "caf"]]
+    with pytest.raises(TaskFailed, match=r"cut\.txt is not UTF-8 text.*unexpected end of data"):
+        ssc.run_batches(1)                # unchanged a batch later: the held-back byte is read as it is
+    assert stream.rejected["cut.txt"] == (len("ok\ncaf\u00e9".encode()) - 1, 900 * 1_000_000)

@@ -26,6 +26,12 @@ warning naming it:
 * otherwise (shorter, or different bytes): rewritten — its new content is
   *not* read (there is no telling what is new); write a new file instead.
 
+A text read that ends inside a multi-byte UTF-8 character (a writer's buffer
+flushed mid-character) holds those 1-3 bytes back: they are read with the
+bytes appended after them, so the character comes out whole. A file still
+unchanged at the next batch's scan has its held-back bytes read as they are
+(and, being no whole character, fails as not UTF-8, below).
+
 A file that cannot be read (not UTF-8, not a whole number of records, no
 permission) fails its batch with an error naming the stream, the batch time
 and the file, and is *set aside*: not read again until its size or
@@ -37,7 +43,8 @@ thread (``_lock`` guards what ``progress`` reads on the job-runner thread):
 
     ignored    names present at start
     processed  name -> (bytes read, mtime ns, CRC-32 of the last 64 kB read) or None (restored from
-               an old checkpoint: taken as it is at the next scan)
+               an old checkpoint: taken as it is at the next scan); the bytes read stop short of
+               the file's size at that mtime when a cut character was held back
     rejected   name -> (size, mtime ns) of a file set aside
     _taken     batch time -> {name: its ``processed`` entry before that batch}, until checkpointed
 
@@ -81,6 +88,16 @@ class _Visible:
     @property
     def mtime_ms(self) -> int:
         return self.mtime_ns // 1_000_000
+
+
+def _cut_character(data: bytes) -> int:
+    """How many bytes at the end of ``data`` begin a UTF-8 character they do not finish (0-3)."""
+    for back in range(1, min(4, len(data)) + 1):
+        b = data[-back]
+        if b & 0xC0 != 0x80:                # not a continuation byte: where the last character starts
+            need = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
+            return back if need > back else 0
+    return 0
 
 
 class FileInputDStream(InputDStream):
@@ -140,26 +157,29 @@ class FileInputDStream(InputDStream):
             out[e.name] = _Visible(e.name, e.path, st.st_size, st.st_mtime_ns)
         return out
 
-    def _due(self, t: int, files: dict[str, _Visible]) -> list[tuple[_Visible, int]]:
-        """(file, offset to read from) for batch t: new files and appends; reports rewritten files."""
+    def _due(self, t: int, files: dict[str, _Visible]) -> list[tuple[_Visible, int, bool]]:
+        """(file, offset to read from, whether a cut character at the end may be held back) for
+        batch t: new files, appends, held-back bytes not completed since; reports rewritten files."""
         due = []
         for f in files.values():
             if f.name in self.ignored or self.rejected.get(f.name) == (f.size, f.mtime_ns):
                 continue
             if f.name not in self.processed:
                 if f.mtime_ms <= t:
-                    due.append((f, 0))
+                    due.append((f, 0, True))
                 continue
             done = self.processed[f.name]
             if done is None:                                   # restored from an old checkpoint
                 self.processed[f.name] = (f.size, f.mtime_ns, self._fingerprint(f.path, f.size))
             elif (f.size, f.mtime_ns) != done[:2]:
-                size, _, crc = done
-                if f.size > size and crc is not None and self._fingerprint(f.path, size) == crc:
+                size, mtime_ns, crc = done
+                if f.mtime_ns == mtime_ns and 0 < f.size - size < 4:   # a held-back cut character, unchanged
+                    due.append((f, size, False))
+                elif f.size > size and crc is not None and self._fingerprint(f.path, size) == crc:
                     log.warning("%s (batch %s): file %s changed after it was read (%d -> %d bytes): its %d "
                                 "appended bytes are read by batch %s; %s", self.name, ms_to_datetime(t), f.path,
                                 size, f.size, f.size - size, ms_to_datetime(t), PUBLISH_HINT)
-                    due.append((f, size))
+                    due.append((f, size, True))
                 else:
                     log.warning("%s (batch %s): file %s was rewritten after it was read (%d -> %d bytes, "
                                 "modified again): its new content is not read; %s", self.name, ms_to_datetime(t),
@@ -177,9 +197,9 @@ class FileInputDStream(InputDStream):
         self.rejected = {n: e for n, e in self.rejected.items() if n in files}
         due = self._due(t, files)
         batches, done, bad = [], {}, []
-        for f, offset in due:
+        for f, offset, hold in due:
             try:
-                batch, end, crc = self._read(f, offset, t)
+                batch, end, crc = self._read(f, offset, t, hold)
             except FileNotFoundError:       # deleted since the scan: nothing left to read
                 continue
             except Exception as e:
@@ -217,12 +237,19 @@ class FileInputDStream(InputDStream):
         except FileNotFoundError:           # deleted since the scan: forgotten at the next one
             return None
 
-    def _read(self, f: _Visible, offset: int, t: int) -> tuple[Batch, int, int]:
-        """The records of ``f`` from byte ``offset`` up to its size at the scan; the end read and its fingerprint."""
+    def _read(self, f: _Visible, offset: int, t: int, hold: bool = True) -> tuple[Batch, int, int]:
+        """The records of ``f`` from byte ``offset`` up to its size at the scan; the end read and its fingerprint.
+
+        ``hold``: text ending inside a UTF-8 character stops before that character (the module docstring).
+        """
         where = f"{self.name} (batch {ms_to_datetime(t)}): file {f.path}"
         with open(f.path, "rb") as fh:
             fh.seek(offset)
             data = fh.read(max(0, f.size - offset))
+        if self.file_kind == "text" and hold:
+            cut = _cut_character(data)
+            if cut:
+                data = data[:-cut]
         end = offset + len(data)
         crc = self._fingerprint(f.path, end)
         if self.file_kind == "text":
