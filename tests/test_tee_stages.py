@@ -17,9 +17,9 @@ class Stages:
         self.labels: list[list[str]] = []
         run = ctx.executor.run
 
-        def counting(tasks):
+        def counting(tasks, **kw):
             self.labels.append([t.label for t in tasks])
-            return run(tasks)
+            return run(tasks, **kw)
         monkeypatch.setattr(ctx.executor, "run", counting)
 
 

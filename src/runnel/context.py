@@ -25,12 +25,15 @@ class Context:
     Parameters
     ----------
     master : str
-        ``"local"`` (serial, in-process), ``"local[N]"`` (N worker processes
-        sharing blocks through shared memory) or ``"local[*]"`` (one per core).
+        ``"local"`` (serial, in-process), ``"local[N]"`` (N threads for kernel
+        stages, N worker processes sharing blocks through shared memory for
+        stages that run user Python) or ``"local[*]"`` (one per core).
     app_name : str
         Shown in errors and the UI.
     conf : mapping, optional
-        Settings (``spark.default.parallelism`` is honoured).
+        Settings (``spark.default.parallelism`` is honoured;
+        ``runnel.executor.stageKind`` = ``auto`` | ``threads`` | ``processes``
+        says where ``local[N]`` runs stages, read at every stage).
 
     Examples
     --------
@@ -47,7 +50,7 @@ class Context:
         self.master = master
         self.app_name = app_name
         self.conf = dict(conf.getAll() if hasattr(conf, "getAll") else (conf or {}))
-        self.executor = make_executor(master)
+        self.executor = make_executor(master, conf=self.conf)
         self._stopped = False
         with Context._lock:
             Context._active = self

@@ -121,6 +121,24 @@ class Dataset:
             return refs, None
         return refs, BlockOwner(self.ctx.executor.store, refs)
 
+    def describe_stages(self) -> str:
+        """The stages computing this Dataset, one line each, with the executor kind each runs on.
+
+        Compiling runs nothing. On ``local[N]`` a stage of kernels says
+        ``[threads]`` and one running user Python per record ``[processes]``
+        (see :mod:`runnel.executors.kinds`).
+
+        Examples
+        --------
+        >>> from runnel import Context
+        >>> ctx = Context("local")
+        >>> print(ctx.parallelize([("a", 1), ("b", 2)], 2).reduce_by_key(lambda a, b: a + b).describe_stages())
+        stage 0 [serial] parallelize, shuffle map: 2 tasks
+        stage 1 [serial] parallelize: 2 tasks <- stage 0
+        >>> ctx.stop()
+        """
+        return Planner(self.ctx.executor, self.label).compile(self.plan).describe()
+
     def _adopt(self, refs: list[BlockRef]) -> None:
         """Become these blocks (a cached Dataset computed, here or inside another Dataset's tasks)."""
         self._lineage, self.plan = self.plan, OwnedBlocks(BlockOwner(self.ctx.executor.store, refs))

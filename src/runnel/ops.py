@@ -119,6 +119,8 @@ class SplitWords:
     """``line.split(sep)`` / ``line.split()`` flatMap on an Arrow string column."""
     sep: str | None
     fallback: Callable
+    #: columnar (Arrow kernels); the user's function runs only on a non-string column
+    runs_python = False
 
     def __call__(self, index, batch):
         col = batch.columns.get(batch.layout) if isinstance(batch.layout, str) else None

@@ -14,10 +14,21 @@ A Dataset's partitions are described by a small tree of plan nodes:
                                  hashed with the same partitioner), no shuffle
     Cached(dataset)              a cached Dataset's blocks, computed when first needed
 
-``materialize(plan)`` runs it: every Shuffled below the top is computed as a
-map stage (one task per parent partition, writing n bucket blocks) and the top
-is one task per output partition whose program reads blocks, runs the fused
-narrow ops and writes one block.
+``Planner.compile(plan)`` turns it into a :class:`StageGraph` without running
+anything or changing any Dataset: every Shuffled below the top becomes a map
+stage (one task per parent partition, writing n bucket blocks), a cached
+Dataset not computed yet a stage of its own (its blocks handed to it once that
+stage ran), and the top one task per output partition whose program reads
+blocks, runs the fused narrow ops and writes one block. Task inputs name the
+outputs of earlier stages (:class:`Out`); each stage says which kind of
+executor runs it (``serial``, ``threads``, ``processes``: see
+:mod:`runnel.executors.kinds`), and ``StageGraph.describe()`` shows it::
+
+    stage 0 [threads] reduce_by_key-2, shuffle map: 2 tasks
+    stage 1 [threads] reduce_by_key-2: 2 tasks <- stage 0
+
+``run_stages`` (``Planner.materialize``) carries a graph out on an executor,
+stage after stage.
 
 A cached Dataset not computed yet, met below the top through Narrow and Zip
 nodes only (so top partition i reads its partition i), is computed *inside*
@@ -111,12 +122,6 @@ class Cached(Plan):
     @property
     def num_partitions(self) -> int:
         return self.dataset.plan.num_partitions
-
-    def resolve(self) -> Plan:
-        """The dataset's blocks (computing them now if needed), or its lineage once unpersisted."""
-        if self.dataset.is_cached:
-            self.dataset._materialize()
-        return self.dataset.plan
 
 
 @dataclass(eq=False)
@@ -254,74 +259,177 @@ class WriteBuckets:
         return self.map_op(self.index, self.program(inputs), self.n)
 
 
+@dataclass(frozen=True)
+class Out:
+    """A stage's output not computed yet: block ``k`` of task ``task`` of stage ``stage``.
+
+    Task inputs in a :class:`StageGraph` name these; :func:`run_stages` puts
+    the real :class:`BlockRef` in their place once the stage has run.
+    """
+    stage: int
+    task: int
+    k: int
+
+
+@dataclass(eq=False)
+class Stage:
+    """One stage of a :class:`StageGraph`: tasks that run together on one kind of executor.
+
+    ``reads`` are the stages whose outputs its tasks take as inputs;
+    ``adopt`` lists ``(k, callback)``: once the stage has run, output ``k`` of
+    every task (one block per partition) goes to ``callback`` — a cached
+    Dataset computed here takes its blocks (``Dataset._adopt``) — instead of
+    being released with the graph's temporaries.
+    """
+    id: int
+    label: str
+    tasks: list[Task]
+    kind: str
+    reads: list[int]
+    adopt: list = field(default_factory=list)
+
+    def describe(self) -> str:
+        reads = f" <- stage {', '.join(map(str, self.reads))}" if self.reads else ""
+        keeps = f", keeps {len(self.adopt)} cached" if self.adopt else ""
+        return f"stage {self.id} [{self.kind}] {self.label}: {len(self.tasks)} tasks{keeps}{reads}"
+
+
+@dataclass(eq=False)
+class StageGraph:
+    """A Dataset's lineage compiled into stages, in an order that runs each after those it reads.
+
+    ``result`` is the stage whose output 0 per task is the Dataset's partitions
+    (None when the plan is already ``refs``, blocks in the store).
+    """
+    stages: list[Stage]
+    result: int | None
+    refs: list[BlockRef] | None = None
+
+    def describe(self) -> str:
+        """One line per stage: id, executor kind, label, tasks, the stages it reads."""
+        if self.result is None:
+            return f"no stage: {len(self.refs or [])} blocks in the store"
+        return "\n".join(st.describe() for st in self.stages)
+
+
 @dataclass
 class _Builder:
-    """Collects a task's input groups (and Tees, by Dataset id) while its program is built."""
+    """Collects a task's input groups (and Tees, by Dataset id) while its program is built.
+
+    ``teed`` maps id -> cached Dataset computed inside the tasks of the stage being built.
+    """
     index: int = -1
-    inputs: list[list[BlockRef]] = field(default_factory=list)
+    teed: dict = field(default_factory=dict)
+    inputs: list[list] = field(default_factory=list)
     tees: dict = field(default_factory=dict)
 
-    def add(self, refs: list[BlockRef]) -> int:
+    def add(self, refs: list) -> int:
         self.inputs.append(refs)
         return len(self.inputs) - 1
 
 
 class Planner:
-    """Turns plans into tasks and runs them on an executor.
+    """Compiles plans into a :class:`StageGraph` (:meth:`compile`, which runs nothing and changes
+    no Dataset) and carries one out on an executor (:meth:`materialize`).
 
     ``materialize`` returns one block per partition of the plan, owned by the
-    caller; map-stage buckets are released as soon as their reduce stage is
-    done.
+    caller; map-stage buckets are released once the graph has run (or failed).
     """
 
     def __init__(self, executor, label: str = "dataset"):
         self.executor = executor
         self.label = label
-        self._temps: list[BlockRef] = []
-        self._buckets: dict[int, list[list[list[BlockRef]]]] = {}
-        self._tee: dict[int, object] = {}  # id -> cached Dataset computed inside the top's tasks
+
+    def compile(self, plan: Plan) -> StageGraph:
+        if isinstance(plan, Blocks):
+            return StageGraph([], None, list(plan.refs))
+        c = _Compiler(self.executor)
+        top = c.result_stage(plan, self.label)
+        return StageGraph(c.stages, top)
 
     def materialize(self, plan: Plan) -> list[BlockRef]:
-        if isinstance(plan, Blocks):
-            return list(plan.refs)
-        try:
-            return self._run_partitions(plan, range(plan.num_partitions))
-        finally:
-            self.executor.store.release(self._temps)
-            self._temps = []
-            self._buckets = {}
-            self._tee = {}
+        return run_stages(self.executor, self.compile(plan))
 
-    def _run_partitions(self, plan: Plan, indices) -> list[BlockRef]:
-        self._find_tees(plan, plan.num_partitions, top=True)
-        self._prepare(plan)
-        tees = list(self._tee.values())
+
+def run_stages(executor, graph: StageGraph) -> list[BlockRef]:
+    """Run every stage of ``graph`` in order on ``executor``; the result stage's blocks.
+
+    Each stage's placeholders (:class:`Out`) become the blocks its inputs
+    produced; outputs a stage hands to a cached Dataset (``adopt``) are that
+    Dataset's from then on; every other output of a stage below the result
+    is released when the graph is done, whether it succeeded or not.
+    """
+    if graph.result is None:
+        return list(graph.refs or [])
+    outs: dict[int, list[list[BlockRef]]] = {}
+    temps: list[BlockRef] = []
+    try:
+        for st in graph.stages:
+            tasks = [Task(t.fn, t.index, [[outs[r.stage][r.task][r.k] if type(r) is Out else r for r in g]
+                                          for g in t.inputs], t.label) for t in st.tasks]
+            res = outs[st.id] = executor.run(tasks, kind=st.kind)
+            kept = set()
+            for k, give in st.adopt:
+                give([o[k] for o in res])
+                kept.add(k)
+            if st.id != graph.result:
+                temps.extend(r for o in res for k, r in enumerate(o) if k not in kept)
+        return [o[0] for o in outs[graph.result]]
+    finally:
+        executor.store.release(temps)
+
+
+class _Compiler:
+    """Builds the stages of one graph. Shuffles and cached Datasets met twice get one stage."""
+
+    def __init__(self, executor):
+        self.executor = executor
+        self.stages: list[Stage] = []
+        self._shuffles: dict[int, list[int]] = {}   # id(Shuffled) -> map stage per dep
+        self._cached: dict[int, int] = {}           # id(cached Dataset) -> the stage computing it
+        self._alive: list = []                      # what those ids name stays alive while compiling
+
+    def _add(self, label: str, tasks: list[Task], adopt: list | None = None) -> int:
+        reads = sorted({r.stage for t in tasks for g in t.inputs for r in g if type(r) is Out})
+        kind_of = getattr(self.executor, "kind_of", None)
+        kind = kind_of(tasks) if kind_of is not None else "serial"
+        self.stages.append(Stage(len(self.stages), label, tasks, kind, reads, adopt or []))
+        return len(self.stages) - 1
+
+    def result_stage(self, plan: Plan, label: str, owner=None) -> int:
+        """A stage with one task per partition of ``plan`` (and the cached Datasets computed inside it)."""
+        teed: dict = {}
+        self._find_tees(plan, plan.num_partitions, teed, top=True)
+        self._prepare(plan, teed, label)
+        tees = list(teed.values())
         tasks = []
-        for i in indices:
-            b = _Builder(i)
+        for i in range(plan.num_partitions):
+            b = _Builder(i, teed)
             prog = self._program(plan, i, b)
             if tees:
                 entry = WriteWithTees(prog, [self._tee_of(ds, b) for ds in tees])
-                label = f"{self.label} (with {', '.join(ds.label for ds in tees)}), partition {i}"
+                tlabel = f"{label} (with {', '.join(ds.label for ds in tees)}), partition {i}"
             else:
-                entry, label = WriteOne(prog), f"{self.label}, partition {i}"
-            tasks.append(Task(entry, i, b.inputs, label))
-        outs = self.executor.run(tasks)
-        for k, ds in enumerate(tees):
-            ds._adopt([out[1 + k] for out in outs])
-        return [out[0] for out in outs]
+                entry, tlabel = WriteOne(prog), f"{label}, partition {i}"
+            tasks.append(Task(entry, i, b.inputs, tlabel))
+        adopt = [(1 + k, ds._adopt) for k, ds in enumerate(tees)]
+        if owner is not None:
+            adopt.insert(0, (0, owner._adopt))
+        with_ = f" (with {', '.join(ds.label for ds in tees)})" if tees else ""
+        return self._add(f"{label}{with_}", tasks, adopt)
 
-    def _find_tees(self, plan: Plan, n: int, top: bool = False) -> None:
+    def _find_tees(self, plan: Plan, n: int, teed: dict, top: bool = False) -> None:
         """The cached Datasets not computed yet that partition i of ``plan`` reads at partition i."""
         if isinstance(plan, Narrow):
-            self._find_tees(plan.parent, n)
+            self._find_tees(plan.parent, n, teed)
         elif isinstance(plan, Zip):
             for p in plan.parents:
-                self._find_tees(p, n)
+                self._find_tees(p, n, teed)
         elif isinstance(plan, Cached) and not top:
             ds = plan.dataset
-            if ds.is_cached and not isinstance(ds.plan, Blocks) and ds.plan.num_partitions == n:
-                self._tee.setdefault(id(ds), ds)
+            if ds.is_cached and not isinstance(ds.plan, Blocks) and ds.plan.num_partitions == n \
+                    and id(ds) not in self._cached:
+                teed.setdefault(id(ds), ds)
 
     def _tee_of(self, ds, b: _Builder) -> Tee:
         """The task's Tee of ``ds`` (built on first use: one per task however often it is read)."""
@@ -330,50 +438,51 @@ class Planner:
             tee = b.tees[id(ds)] = Tee(self._program(ds.plan, b.index, b), ds.label)
         return tee
 
-    # every wide dependency below the pipeline is computed first
-    def _prepare(self, plan: Plan) -> None:
+    # every wide dependency (and cached Dataset computed by a stage of its own) comes first
+    def _prepare(self, plan: Plan, teed: dict, label: str) -> None:
         if isinstance(plan, Cached):
-            ds = self._tee.get(id(plan.dataset))
-            self._prepare(plan.resolve() if ds is None else ds.plan)
+            ds = plan.dataset
+            if id(ds) in teed or not ds.is_cached or isinstance(ds.plan, Blocks):
+                self._prepare(ds.plan, teed, label)
+            elif id(ds) not in self._cached:
+                self._alive.append(ds)
+                self._cached[id(ds)] = self.result_stage(ds.plan, ds.label, owner=ds)
         elif isinstance(plan, Narrow):
-            self._prepare(plan.parent)
-        elif isinstance(plan, Union):
+            self._prepare(plan.parent, teed, label)
+        elif isinstance(plan, (Union, Zip)):
             for p in plan.parents:
-                self._prepare(p)
+                self._prepare(p, teed, label)
         elif isinstance(plan, Shuffled):
-            if id(plan) not in self._buckets:
-                self._buckets[id(plan)] = [self._map_stage(d, plan.n) for d in plan.deps]
-        elif isinstance(plan, Zip):
-            for p in plan.parents:
-                self._prepare(p)
+            if id(plan) not in self._shuffles:
+                self._alive.append(plan)
+                self._shuffles[id(plan)] = [self._map_stage(d, plan.n, teed, label) for d in plan.deps]
         elif isinstance(plan, Product):
             for side in (plan.left, plan.right):
-                if not isinstance(side, Blocks):
-                    self._prepare(side)
+                self._prepare(side, teed, label)
 
-    def _map_stage(self, dep: ShuffleDep, n: int) -> list[list[BlockRef]]:
-        self._prepare(dep.parent)
+    def _map_stage(self, dep: ShuffleDep, n: int, teed: dict, label: str) -> int:
+        self._prepare(dep.parent, teed, label)
         tasks = []
         for i in range(dep.parent.num_partitions):
-            b = _Builder()
+            b = _Builder(-1, teed)
             prog = self._program(dep.parent, i, b)
             tasks.append(Task(WriteBuckets(prog, dep.map_op, i, n), i, b.inputs,
-                              f"{self.label}, shuffle map partition {i}"))
-        outs = self.executor.run(tasks)
-        for o in outs:
-            self._temps.extend(o)
-        return outs
+                              f"{label}, shuffle map partition {i}"))
+        return self._add(f"{label}, shuffle map", tasks)
 
     def _program(self, plan: Plan, i: int, b: _Builder):
         if isinstance(plan, Blocks):
             return Read(b.add([plan.refs[i]]))
         if isinstance(plan, Cached):
-            ds = self._tee.get(id(plan.dataset))
-            if ds is None:
-                return self._program(plan.resolve(), i, b)
-            if i != b.index:  # read at another partition (a union beside the zip): computed, not kept
-                return self._program(ds.plan, i, b)
-            return self._tee_of(ds, b)
+            ds = plan.dataset
+            if id(ds) in b.teed:
+                if i != b.index:  # read at another partition (a union beside the zip): computed, not kept
+                    return self._program(ds.plan, i, b)
+                return self._tee_of(ds, b)
+            stage = self._cached.get(id(ds))
+            if stage is not None:
+                return Read(b.add([Out(stage, i, 0)]))
+            return self._program(ds.plan, i, b)
         if isinstance(plan, Narrow):
             return Apply(self._program(plan.parent, i, b), plan.ops, i)
         if isinstance(plan, Union):
@@ -384,8 +493,8 @@ class Planner:
             raise IndexError("union partition out of range")
         if isinstance(plan, Shuffled):
             groups = []
-            for buckets in self._buckets[id(plan)]:
-                g = b.add([task_out[i] for task_out in buckets])
+            for stage in self._shuffles[id(plan)]:
+                g = b.add([Out(stage, t, i) for t in range(len(self.stages[stage].tasks))])
                 groups.append((g, 1))
             return Reduce(plan.reduce_op, i, groups)
         if isinstance(plan, Zip):
@@ -394,4 +503,3 @@ class Planner:
             nr = plan.right.num_partitions
             return Pair(plan.op, self._program(plan.left, i // nr, b), self._program(plan.right, i % nr, b))
         raise TypeError(f"unknown plan node {plan!r}")
-

@@ -3,46 +3,55 @@ import pytest
 from runnel.executors import make_executor
 from runnel.storage.store import BlockRef
 
-MASTERS = ["local", "local[2]"]
-#: The suite exercises the pool's machinery, so no stage may run inline in the driver.
-POOL_OPTIONS = {"local[2]": {"inline_bytes": 0}}
+#: Every executor kind: serial, local[2]'s threads, local[2]'s worker processes. The suite exercises
+#: each kind's machinery, so no stage may run inline in the driver (inline_bytes=0).
+KINDS = {
+    "serial": ("local", {}),
+    "threads": ("local[2]", {"stage_kind": "threads", "inline_bytes": 0}),
+    "processes": ("local[2]", {"stage_kind": "processes", "inline_bytes": 0}),
+}
 
 
-@pytest.fixture(scope="module", params=MASTERS)
+def _make(kind: str):
+    master, options = KINDS[kind]
+    ex = make_executor(master, **options)
+    ex.master, ex.options, ex.kind = master, options, kind
+    return ex
+
+
+def _clean(ex):
+    assert ex.store.live_blocks() == 0
+    yield ex
+    ex.store.release([BlockRef(i, 0, 0) for i in list(ex.store._live)])
+
+
+@pytest.fixture(scope="module", params=list(KINDS))
 def _shared_executor(request):
-    ex = make_executor(request.param, **POOL_OPTIONS.get(request.param, {}))
-    ex.master = request.param
-    ex.options = POOL_OPTIONS.get(request.param, {})
+    ex = _make(request.param)
     yield ex
     ex.close()
 
 
 @pytest.fixture
 def executor(_shared_executor):
-    """Every executor backend; the conformance suite runs on each.
+    """Every executor kind; the conformance suite runs on each.
 
-    One executor per backend and module (a pool takes ~1 s to start); each
-    test starts with an empty store and must leave its workers healthy.
+    One executor per kind and module (worker processes take ~1 s to start);
+    each test starts with an empty store and must leave its workers healthy.
     """
-    ex = _shared_executor
-    assert ex.store.live_blocks() == 0
-    yield ex
-    ex.store.release([BlockRef(i, 0, 0) for i in list(ex.store._live)])
+    yield from _clean(_shared_executor)
 
 
 @pytest.fixture(scope="module")
 def _shared_pool():
-    ex = make_executor("local[2]", **POOL_OPTIONS["local[2]"])
-    ex.master = "local[2]"
-    ex.options = POOL_OPTIONS["local[2]"]
+    ex = _make("processes")
+    ex.processes                 # started now: these tests look at the workers
     yield ex
     ex.close()
 
 
 @pytest.fixture
 def pool(_shared_pool):
-    """A process pool, for behaviour only a pool has (worker death, shipping, shared memory)."""
-    ex = _shared_pool
-    assert ex.store.live_blocks() == 0
-    yield ex
-    ex.store.release([BlockRef(i, 0, 0) for i in list(ex.store._live)])
+    """local[2] with every stage on its worker processes, for what only processes have
+    (worker death, shipping, shared memory)."""
+    yield from _clean(_shared_pool)

@@ -1,4 +1,4 @@
-"""One suite every executor passes (``local`` and ``local[2]``, see conftest.py).
+"""One suite every executor kind passes (serial, threads, processes: see conftest.py).
 
 Task functions live at module level so workers import them by reference
 (the pool sends the driver's sys.path to its workers).
@@ -56,10 +56,19 @@ class Counter:
 
     def __init__(self):
         self.calls = 0
+        self._lock = threading.Lock()        # tasks on threads share the one object
+
+    def __getstate__(self):
+        return {"calls": self.calls}
+
+    def __setstate__(self, state):
+        self.__init__()
+        self.calls = state["calls"]
 
     def __call__(self, index, groups):
-        self.calls += 1
-        return [Batch.from_values([os.getpid(), self.calls])]
+        with self._lock:
+            self.calls += 1
+            return [Batch.from_values([os.getpid(), self.calls])]
 
 
 def kill_self_once(marker):
@@ -128,8 +137,8 @@ def test_multiple_input_groups(executor):
 
 
 def test_user_exception_raises_task_failed_and_leaks_no_blocks(executor):
-    inp = executor.store.put(Batch.from_records([1]))
     before = shm_files(executor.store)
+    inp = executor.store.put(Batch.from_records([1]))
     tasks = [Task(fail_on_odd, i, [[inp]], f"flaky-1 at 00:00:02, partition {i}") for i in range(6)]
     with pytest.raises(TaskFailed) as info:
         executor.run(tasks)
@@ -139,6 +148,7 @@ def test_user_exception_raises_task_failed_and_leaks_no_blocks(executor):
     assert err.label == "flaky-1 at 00:00:02, partition 1"
     assert isinstance(err.__cause__, ValueError) and str(err.__cause__) == "boom 1"
     assert executor.store.live_blocks() == 1
+    executor.store.release([inp])                            # its file, if a worker needed one, goes with it
     assert shm_files(executor.store) == before
 
 
@@ -169,8 +179,11 @@ def test_functions_are_shipped_once_per_worker(executor):
     assert sum(len(c) for c in seen.values()) == 16
     for calls in seen.values():
         assert sorted(calls) == list(range(1, len(calls) + 1))
-    if hasattr(executor, "stats"):
+    if executor.kind == "processes":
         assert executor.stats["fn_blobs_sent"] - sent == len(seen) <= executor.parallelism
+    else:                                                    # in the driver: nothing is shipped
+        assert list(seen) == [os.getpid()]
+        assert getattr(executor, "stats", {}).get("fn_blobs_sent", 0) == sent
 
 
 def test_nested_shipped_functions_reach_workers_dependencies_first(executor):
@@ -215,13 +228,28 @@ def test_worker_killed_mid_task_is_replaced_and_the_task_retried(pool, tmp_path)
     assert pool.store.live_blocks() == 4
 
 
-def test_worker_that_died_while_idle_is_replaced(pool):
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_worker_that_died_while_idle_is_reaped_and_replaced_before_the_next_task(pool):
+    died = pool.stats["workers_died"]
     victim = pool.worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
-    os.waitpid(victim, 0)                                     # reaped here, so it is surely gone
+    deadline = time.monotonic() + 10                           # the reaper looks every 0.5 s
+    while victim in pool.worker_pids() or os.path.exists(f"/proc/{victim}"):
+        assert time.monotonic() < deadline, f"worker {victim} not reaped (zombie: {_zombie(victim)})"
+        time.sleep(0.05)
+    assert pool.stats["workers_died"] == died + 1
+    assert len(pool.worker_pids()) == pool.parallelism
+    with pytest.raises(ChildProcessError):
+        os.waitpid(victim, os.WNOHANG)                         # already reaped by the pool
     out = pool.run([Task(echo_groups, i, [], f"after idle death, partition {i}") for i in range(4)])
     assert [values(pool, refs)[0] for refs in out] == [[i] for i in range(4)]
-    assert victim not in pool.worker_pids()
 
 
 def test_task_that_always_kills_its_worker_fails_after_bounded_attempts(pool, tmp_path):
@@ -315,7 +343,7 @@ _DRIVER = textwrap.dedent("""
     from runnel.batch import Batch
     from runnel.executors import Task, make_executor
     from test_conformance import echo_groups
-    ex = make_executor("{master}", inline_bytes=0)
+    ex = make_executor("{master}", stage_kind="processes", inline_bytes=0)
     out = ex.run([Task(echo_groups, i, [], str(i)) for i in range(4)])
     ex.store.put(Batch.from_records([1, 2, 3]))
     print(json.dumps({{"dir": ex.store.directory, "prefix": ex.store.prefix, "pids": ex.worker_pids(),
@@ -350,7 +378,8 @@ _BUSY_DRIVER = textwrap.dedent("""
     import json, sys
     from runnel.executors import Task, make_executor
     from test_conformance import announce_and_sleep
-    ex = make_executor("{master}", inline_bytes=0)
+    ex = make_executor("{master}", stage_kind="processes", inline_bytes=0)
+    ex.processes
     print(json.dumps({{"dir": ex.store.directory, "prefix": ex.store.prefix, "pids": ex.worker_pids()}}),
           flush=True)
     ex.run([Task(announce_and_sleep, i, [], str(i)) for i in range(2)])
@@ -397,7 +426,7 @@ def test_functions_of_past_runs_are_forgotten(pool, monkeypatch):
         assert pool.store.get(ref).to_records() == [k]
     # bounded by the LRU of recently shipped functions plus what this module holds
     assert len(pool._blobs) <= 4 + 8
-    assert all(len(w.seen) <= 4 + 8 for w in pool._workers)
+    assert all(len(w.seen) <= 4 + 8 for w in pool.processes._workers)
 
 
 _COLD_NUMBA = textwrap.dedent("""
@@ -413,7 +442,7 @@ _COLD_NUMBA = textwrap.dedent("""
 
     for attempt in range(2):
         numba_kernel.total(np.arange(3))          # the driver warms, as runnel.kernels.warm() does
-        with make_executor("local[2]", inline_bytes=0) as ex:
+        with make_executor("local[2]", stage_kind="processes", inline_bytes=0) as ex:
             out = ex.run([Task(use_kernel, i, [], str(i)) for i in range(4)])
             print([ex.store.get(r).to_records() for [r] in out], flush=True)
 """)

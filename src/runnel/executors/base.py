@@ -1,21 +1,40 @@
-"""The executor interface: run tasks on blocks, return output blocks.
+"""The executor interface: run a stage's tasks on blocks, return their output blocks.
 
-An executor only carries out ``Submit``/``Release`` instructions of the
-scheduler: it gets a list of :class:`Task` (input :class:`BlockRef` groups and
-a function), runs them, and hands back the output refs per task, in task
-order. Its :attr:`Executor.store` owns every block (inputs are put there by
-the engine, outputs by the tasks).
+The planner (:mod:`runnel.plan`) compiles a Dataset's lineage into a DAG of
+stages — each a list of :class:`Task` (input :class:`BlockRef` groups and a
+function) and the kind of executor it wants — and
+:func:`runnel.plan.run_stages` hands them to an executor one stage at a time,
+in dependency order. An executor implements:
+
+``run(tasks, kind=None) -> list[list[BlockRef]]``
+    Run one stage's tasks; output refs per task, in task order. ``kind``
+    (``"threads"``/``"processes"``) is where the planner decided it runs; a
+    backend with one way of running ignores it; None lets the backend choose.
+``kind_of(tasks) -> str``
+    Where it would run these tasks (shown by ``StageGraph.describe()``).
+``check_shippable(fn_refs)``
+    Raise TypeError for user functions it could not send to a worker.
+``store``, ``parallelism``, ``close()``
+    Its :class:`~runnel.storage.store.BlockStore` owns every block (inputs
+    are put there by the engine, outputs by the tasks); ``close`` stops
+    workers and frees every block.
+
+Backends: ``local`` (:mod:`~runnel.executors.serial`: inline, in order),
+``local[N]`` (:mod:`~runnel.executors.parallel`: a stage of kernels on N
+threads of the driver, a stage of user Python on N worker processes). A
+distributed backend implements the same four members.
 
 Failure semantics, shared by every backend (checked by
-``tests/executors/test_conformance.py``):
+``tests/executors/test_conformance.py`` on every kind):
 
 * a user exception is deterministic: it is never retried. The executor stops
   starting tasks after the failing one (tasks before it in task order still
   run, so the error reported is that of the first failing task in task order),
   waits for the tasks in flight, releases every block the run produced and
   raises :class:`TaskFailed`;
-* a worker process that dies mid-task (pool only) is replaced and its task
-  retried, :data:`MAX_ATTEMPTS` attempts in total.
+* a worker process that dies mid-task (processes only) is replaced and its
+  task retried, :data:`MAX_ATTEMPTS` attempts in total; one that dies while
+  idle is reaped and replaced within a second.
 """
 
 from __future__ import annotations
@@ -130,9 +149,13 @@ class Executor:
         The serial executor sends nothing, so it accepts everything.
         """
 
-    def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
-        """Run ``tasks``; output refs per task, in task order. Raises :class:`TaskFailed`."""
+    def run(self, tasks: Sequence[Task], kind: str | None = None) -> list[list[BlockRef]]:
+        """Run ``tasks`` (one stage); output refs per task, in task order. Raises :class:`TaskFailed`."""
         raise NotImplementedError
+
+    def kind_of(self, tasks: Sequence[Task]) -> str:
+        """Where these tasks would run (``"serial"`` for a backend with one way)."""
+        return "serial"
 
     def close(self) -> None:
         """Stop workers and free every block. Idempotent."""
@@ -148,13 +171,16 @@ class Executor:
 _MASTER = re.compile(r"local(?:\[(\d+|\*)\])?")
 
 
-def make_executor(master: str, **pool_options) -> Executor:
+def make_executor(master: str, conf=None, **options) -> Executor:
     """An executor for a Spark-style master string.
 
     ``"local"`` -> :class:`~runnel.executors.serial.SerialExecutor`;
-    ``"local[N]"`` -> a process pool of N workers; ``"local[*]"`` -> one
-    worker per CPU. ``pool_options`` go to the pool (e.g. ``inline_bytes=0``
-    sends every task to a worker).
+    ``"local[N]"`` -> :class:`~runnel.executors.parallel.ParallelExecutor`:
+    N threads for kernel stages, N worker processes (started when a stage
+    first needs them) for stages that run user Python; ``"local[*]"`` -> N is
+    the number of CPUs. ``conf`` (a live mapping, e.g. a Context's) is read
+    at every stage for ``runnel.executor.stageKind``; ``options`` go to the
+    parallel executor (``stage_kind="processes"``, ``inline_bytes=0`` ...).
 
     Examples
     --------
@@ -171,5 +197,5 @@ def make_executor(master: str, **pool_options) -> Executor:
     if n is None:
         from runnel.executors.serial import SerialExecutor
         return SerialExecutor()
-    from runnel.executors.pool import ProcessPoolExecutor
-    return ProcessPoolExecutor(n, **pool_options)
+    from runnel.executors.parallel import ParallelExecutor
+    return ParallelExecutor(n, conf=conf, **options)

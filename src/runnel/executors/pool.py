@@ -58,7 +58,7 @@ from multiprocessing.connection import Connection, wait
 from runnel.accumulators import merge_task_updates
 from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed, run_inline
 from runnel.executors.shipping import BlobCache, dumps, ship
-from runnel.storage.store import BlockRef, SharedMemoryStore
+from runnel.storage.store import SMALL_BLOCK, BlockRef, SharedMemoryStore
 
 __all__ = ["ProcessPoolExecutor"]
 
@@ -168,23 +168,38 @@ class ProcessPoolExecutor(Executor):
         Stages whose inputs total at most this many bytes run in the driver,
         and the driver keeps its own blocks of up to 64 KiB in memory until a
         worker needs them; 0 sends every task to a worker.
+    store, blobs, stats : optional
+        Shared with the executor that owns this pool (``local[N]``'s
+        :class:`~runnel.executors.parallel.ParallelExecutor`, which starts it
+        on the first stage that needs processes): its hybrid store, its cache
+        of function blobs and its counters. A store passed in is not closed
+        by :meth:`close`.
+    reap_interval : float
+        Seconds between checks for workers that died while idle (a reaper
+        thread replaces them, so none stays a zombie until the next task).
     """
 
     def __init__(self, n: int, compression: str | None = None, start_timeout: float = 60.0,
-                 inline_bytes: int = INLINE_BYTES) -> None:
+                 inline_bytes: int = INLINE_BYTES, *, store: SharedMemoryStore | None = None,
+                 blobs: BlobCache | None = None, stats: dict | None = None, reap_interval: float = 0.5) -> None:
         if n < 1:
             raise ValueError(f"a pool needs at least one worker, got {n}")
         self.parallelism = n
         self.inline_bytes = inline_bytes
         warm_kernels()
-        self.store = SharedMemoryStore(compression, hold_small=inline_bytes > 0)
-        self.stats = {"tasks_sent": 0, "fn_blobs_sent": 0, "workers_started": 0, "workers_died": 0}
-        self._blobs = BlobCache()
+        self._owns_store = store is None
+        self.store = store if store is not None else SharedMemoryStore(
+            compression, hold_bytes=SMALL_BLOCK if inline_bytes > 0 else 0)
+        self.stats = stats if stats is not None else {}
+        for key in ("tasks_sent", "fn_blobs_sent", "workers_started", "workers_died"):
+            self.stats.setdefault(key, 0)
+        self._blobs = blobs if blobs is not None else BlobCache()
         self._wids = itertools.count()
         self._run_lock = threading.Lock()
         self._closed = False
         self._workers: list[_Worker] = []
         self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+        self._stop_reaper = threading.Event()
         try:
             for _ in range(n):
                 self._workers.append(self._spawn())
@@ -193,6 +208,30 @@ class ProcessPoolExecutor(Executor):
         except BaseException:
             self.close()
             raise
+        self._reaper = threading.Thread(target=self._reap, args=(reap_interval,), daemon=True,
+                                        name="runnel-pool-reaper")
+        self._reaper.start()
+
+    def _reap(self, interval: float) -> None:
+        """Replace workers that died while idle (OOM killer, a stray kill), so none stays a zombie.
+
+        Runs between ``run`` calls only (it takes the run lock without waiting):
+        inside a run, a death is seen on the worker's connection.
+        """
+        while not self._stop_reaper.wait(interval):
+            if not self._run_lock.acquire(blocking=False):
+                continue
+            try:
+                if self._closed:
+                    return
+                for w in list(self._workers):
+                    if w.seq is None and w.proc.poll() is not None:   # poll() reaps the zombie
+                        self.stats["workers_died"] += 1
+                        self._replace(w)
+            except Exception:          # a spawn that failed: the next run reports it
+                pass
+            finally:
+                self._run_lock.release()
 
     # -- workers ---------------------------------------------------------------------
     def _spawn(self) -> _Worker:
@@ -310,7 +349,7 @@ class ProcessPoolExecutor(Executor):
             self._blobs.blob(ref)
 
     # -- run -------------------------------------------------------------------------------
-    def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
+    def run(self, tasks: Sequence[Task], kind: str | None = None) -> list[list[BlockRef]]:
         with self._run_lock:
             if self._closed:
                 raise RuntimeError("the executor is closed")
@@ -417,8 +456,13 @@ class ProcessPoolExecutor(Executor):
                 self.store.release(refs)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._run_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop_reaper.set()
         self._finalizer()
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
+        else:                          # the owner's store lives on: drop what workers left behind
+            self.store.remove_unowned("w")

@@ -30,7 +30,7 @@ class SerialExecutor(Executor):
         self.parallelism = 1
         self._closed = False
 
-    def run(self, tasks: Sequence[Task]) -> list[list[BlockRef]]:
+    def run(self, tasks: Sequence[Task], kind: str | None = None) -> list[list[BlockRef]]:
         if self._closed:
             raise RuntimeError("the executor is closed")
         return run_inline(self.store, tasks)

@@ -40,6 +40,11 @@ Stores
     ``compression="zstd"`` gives the memory+serialised storage level.
     Pool workers attach to the driver's store with :meth:`SharedMemoryStore.attach`
     and write files named ``<prefix>w<worker>.<n>``; the driver adopts them.
+    With ``hold_bytes`` the owner keeps its blocks up to that size in its own
+    memory (a :class:`MemoryStore` inside) and writes one to shared memory
+    only when a worker process is about to read it (:meth:`~SharedMemoryStore.spill`):
+    ``local[N]`` holds every block (``hold_bytes=HOLD_ALL``), so stages on
+    threads never copy, and only the inputs of process stages reach ``/dev/shm``.
 :class:`DiskStore`
     The same files under a directory, zstd-compressed (storage level DISK).
 
@@ -81,7 +86,7 @@ from runnel.storage.spares import DEFAULT_CAP as SPARE_CAP
 from runnel.storage.spares import MIN_BYTES as SPARE_MIN
 from runnel.storage.spares import SpareFiles
 
-__all__ = ["BlockRef", "BlockStore", "MemoryStore", "SharedMemoryStore", "DiskStore", "shm_directory"]
+__all__ = ["BlockRef", "BlockStore", "MemoryStore", "SharedMemoryStore", "DiskStore", "shm_directory", "HOLD_ALL"]
 
 
 @dataclass(frozen=True)
@@ -250,7 +255,9 @@ def remove_prefix(directory: str, prefix: str) -> int:
 
 
 #: Blocks up to this size are written from one buffer and read with read(2) rather than mapped.
-_SMALL = 64 * 1024
+SMALL_BLOCK = _SMALL = 64 * 1024
+#: ``hold_bytes`` that keeps every block in the owner's memory until a process needs it.
+HOLD_ALL = 1 << 62
 #: put_many writes blocks of at least this size concurrently.
 _CONCURRENT_PUT = 1 << 20
 
@@ -446,9 +453,10 @@ class SharedMemoryStore(FileStore):
         smaller, but ``get`` decompresses instead of mapping zero-copy.
     directory : str, optional
         Defaults to :func:`shm_directory`.
-    hold_small : bool
-        Keep the owner's blocks of up to 64 KiB in its own memory until
-        :meth:`spill` writes them for another process.
+    hold_bytes : int
+        Keep the owner's blocks of up to this many bytes in its own memory
+        until :meth:`spill` writes them for another process (0: none,
+        :data:`HOLD_ALL`: every block).
     spare_bytes : int
         Files of released blocks kept, up to this many bytes, to write new
         blocks into (:mod:`runnel.storage.spares`); 0 unlinks them at once.
@@ -464,7 +472,7 @@ class SharedMemoryStore(FileStore):
     """
 
     def __init__(self, compression: str | None = None, directory: str | None = None,
-                 *, hold_small: bool = False, spare_bytes: int = SPARE_CAP,
+                 *, hold_bytes: int = 0, spare_bytes: int = SPARE_CAP,
                  _attach: tuple[str, str] | None = None) -> None:
         directory = directory or shm_directory()
         self._owner = _attach is None
@@ -479,17 +487,20 @@ class SharedMemoryStore(FileStore):
         super().__init__(directory, prefix, compression, tag)
         self._finalizer = weakref.finalize(self, _cleanup_prefix, directory, prefix, lock_fd) \
             if self._owner else None
-        # The driver keeps its small blocks in its own memory and writes them to
-        # shared memory only when a worker is about to read them (``spill``): a
-        # tiny batch whose stages run inline never touches the file system.
+        # The driver keeps its blocks in its own memory and writes them to shared
+        # memory only when a worker is about to read them (``spill``): a batch whose
+        # stages run on threads (or inline) never touches the file system.
         # W5 (10-record batches) on local[2]: ~8 file writes and reads per batch saved.
         self._held: dict[str, BlockRef] = {}
-        self._mem = MemoryStore() if self._owner and hold_small else None
+        self._spilled: set[str] = set()          # held blocks that also have their file
+        self._spill_lock = threading.Lock()      # one writer per file (runs may spill concurrently)
+        self._hold = hold_bytes if self._owner else 0
+        self._mem = MemoryStore() if self._hold > 0 else None
         # released files are written again (see storage/spares.py); a worker's spares are lent by the driver
         self.spares = SpareFiles(directory, prefix + tag, spare_bytes, keeps=self._owner) if spare_bytes > 0 else None
 
     def put(self, batch: Batch) -> BlockRef:
-        if self._mem is None or batch.nbytes() > _SMALL:
+        if self._mem is None or (self._hold < HOLD_ALL and batch.nbytes() > self._hold):
             return super().put(batch)
         block_id = f"{self.prefix}{self._tag}{next(self._ids)}"
         self._held[block_id] = inner = self._mem.put(batch)
@@ -502,17 +513,33 @@ class SharedMemoryStore(FileStore):
             return self._mem.get(inner)
         return super().get(ref)
 
-    def spill(self, refs: Iterable[BlockRef]) -> None:
-        """Write held blocks to shared memory so another process can read them."""
-        for ref in refs:
-            inner = self._held.get(ref.id)
-            if inner is not None and not os.path.exists(os.path.join(self.directory, ref.id)):
-                self._write(ref.id, self._mem.get(inner))
+    def spill(self, refs: Iterable[BlockRef]) -> int:
+        """Write held blocks to shared memory so another process can read them; bytes written.
+
+        The block stays held too (``get`` in this process reads memory); its
+        file goes with it on ``release``.
+        """
+        written = 0
+        with self._spill_lock:
+            for ref in refs:
+                inner = self._held.get(ref.id)
+                if inner is not None and ref.id not in self._spilled:
+                    written += self._write(ref.id, self._mem.get(inner))
+                    self._spilled.add(ref.id)
+        return written
+
+    def is_held(self, ref: BlockRef) -> bool:
+        """Is the block in this process's memory (not, or not only, a file)?"""
+        return ref.id in self._held
 
     def _free(self, block_id: str, nbytes: int) -> None:
         inner = self._held.pop(block_id, None)
         if inner is not None:
             self._mem.release([inner])
+            with self._spill_lock:
+                if block_id not in self._spilled:
+                    return                    # never written: no file
+                self._spilled.discard(block_id)
         super()._free(block_id, nbytes)
 
     @staticmethod
