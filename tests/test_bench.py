@@ -1,5 +1,7 @@
 """Smoke tests of the benchmark kit: the workloads agree across systems, the comparison command runs."""
 
+import re
+
 import pytest
 
 from runnel.batch import concat_batches
@@ -93,17 +95,52 @@ def test_compare_quick_prints_a_table_with_ratios_and_skips_missing_pyspark(caps
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("workload"))
     table = "\n".join(lines[head:])
-    for name in ("W1", "W2", "W3", "W4", "W5"):
+    for name in ("W1", "W2", "W3", "W4", "W5", "W6"):
         assert f"\n{name} " in "\n" + table
     # W4 runs three runnel variants
     rows = [line for line in lines[head:] if not line.startswith(("state:", "target:", "note:"))]
-    assert sum("runnel local " in line for line in rows) == 7 and sum("pandas " in line for line in rows) >= 5
+    assert sum("runnel local " in line for line in rows) == 8 and sum("pandas " in line for line in rows) >= 6
     for variant in ("python", "running_sum", "map_with_state"):
         assert f"runnel local {variant} " in table
     assert "state: W4 runnel local running_sum: " in out and "bytes/key" in out
     assert "÷pandas" in table and "x  " in table  # a ratio was printed
     assert "skipped: pyspark is not installed" in table
     assert "MISMATCH" not in table and "FAILED" not in table
+
+
+def test_python_map_workload_agrees_with_pandas_and_polars_and_runs_on_the_python_path():
+    from runnel import Context
+    from runnel.executors.kinds import runs_python
+    batch = wl.make_batches("W6", 1, n=300)[0]
+    expected = wl.result_summary(wl.pandas_py_map(wl.to_pandas(batch)))
+    assert expected[0] == len({int(k) % wl.PY_MAP_KEYS for k in batch["key"]})
+    assert wl.result_summary(wl.polars_py_map(wl.to_polars(batch))) == pytest.approx(expected)
+    with Context("local") as ctx:
+        ds = wl.dstream_pipeline("W6", ctx.dataset_of([batch]))
+        assert wl.result_summary(ds.to_batch()) == pytest.approx(expected)
+        assert runs_python(ds.plan.deps[0].parent.ops)       # the map stage goes to processes on local[N]
+
+
+def test_compare_runs_any_master_and_prints_the_ratio_to_local(capsys):
+    code = compare.main(["--quick", "--batches", "1", "--warmup", "1", "--only", "W2,W6",
+                         "--masters", "local,local[2],local[2]:processes", "--systems", "pandas"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("workload"))
+    assert "÷local" in lines[head]
+    for name in ("W2", "W6"):
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"{name} "))
+        block = lines[start:lines.index("", start)]
+        systems = {re.split(r"\s{2,}", line.strip())[1 if i == 0 else 0] for i, line in enumerate(block)}
+        assert systems == {"runnel local", "runnel local[2]", "runnel local[2] processes", "pandas"}
+        col = lines[head].index("÷local")                   # the ratio sits under its header
+        for line in block:
+            shown = re.match(r"\d+\.\d\dx", line[col:])
+            assert bool(shown) == ("runnel local[2]" in line), line
+    ratios = [line for line in lines if line.startswith("target: W2 runnel local[2]") and "x local" in line]
+    assert len(ratios) == 2, out                              # local[2] and local[2] processes, over local
+    assert "MISMATCH" not in out and "FAILED" not in out
 
 
 def test_compare_rejects_unknown_workloads_and_systems():
@@ -116,6 +153,13 @@ def test_compare_rejects_unknown_workloads_and_systems():
     with pytest.raises(SystemExit):
         compare.parse_args(["--variants", "spark_sql"])
     assert compare.parse_args(["--variants", "running_sum"]).variants == ("running_sum",)
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--masters", "local[2]:fibers"])
+    s = compare.parse_args(["--masters", "local[4]:threads,local"])
+    assert s.masters == ("local[4]:threads", "local") and "runnel" in s.systems
+    s = compare.parse_args(["--systems", "runnel-local[2],pandas"])
+    assert s.masters == ("local[2]",) and s.systems == ("runnel", "pandas")
+    assert compare.parse_args(["--systems", "pandas"]).masters == ()
 
 
 def test_target_lines_show_the_ratio_with_and_without_putting_the_input():

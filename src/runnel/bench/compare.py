@@ -1,12 +1,16 @@
-"""Side-by-side comparison: ``python -m runnel.bench.compare [--quick] [--batches N] [--only W1,W2] [--variants running_sum]``.
+"""Side-by-side comparison: ``python -m runnel.bench.compare [--quick] [--batches N] [--only W1,W2] [--masters local,local[2]] [--variants running_sum]``.
 
 Runs the ANCHORS workloads (W1 word count, W2 int reduceByKey, W3 sliding
-window, W4 running state, W5 tiny batches; see :mod:`runnel.bench.workloads`)
-in one process on:
+window, W4 running state, W5 tiny batches, W6 a Python map; see
+:mod:`runnel.bench.workloads`) in one process on:
 
-* runnel ``local`` and ``local[2]`` — a real :class:`~runnel.StreamingContext`
-  on a :class:`~runnel.ManualClock`, fed by ``queue_stream``, results brought
-  to the driver by ``foreachRDD`` (``rdd.to_batch()``, columnar);
+* runnel on each master of ``--masters`` (default ``local`` and ``local[2]``;
+  ``local[2]:processes`` or ``local[2]:threads`` forces where ``local[2]``
+  runs every stage, through the ``runnel.executor.stageKind`` conf key) — a
+  real :class:`~runnel.StreamingContext` on a :class:`~runnel.ManualClock`,
+  fed by ``queue_stream``, results brought to the driver by ``foreachRDD``
+  (``rdd.to_batch()``, columnar). The ``÷local`` column is each master's
+  throughput over ``local``'s on the same workload (and W4 variant);
 * pandas and polars, the same computation per batch on the same data;
 * PySpark DStreams (``local[2]``) when ``pyspark`` imports and Java is on
   the PATH; otherwise the row says why it was skipped.
@@ -46,6 +50,7 @@ import argparse
 import collections
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -59,9 +64,12 @@ import numpy as np
 from . import workloads as wl
 from .workloads import WORKLOADS, Workload
 
-ALL_SYSTEMS = ("runnel-local", "runnel-local[2]", "pandas", "polars", "pyspark")
-#: runnel's aims on local[2] (ANCHORS.md), printed next to the results.
-AIMS = {"W1": 50e6, "W2": 150e6, "W3": 150e6, "W4": 100e6, "W5": 2000.0}
+#: a runnel master on the command line: a Spark master, optionally ``:<stage kind>``
+MASTER_SPEC = re.compile(r"local(?:\[(?:\d+|\*)\])?(?::(?:auto|threads|processes))?")
+#: runnel's aims on local[2] (issue 11), printed next to the results.
+AIMS = {"W1": 50e6, "W2": 250e6, "W3": 250e6, "W4": 100e6, "W5": 3000.0}
+#: issue 11's bars: local[2] throughput over local's (W4: the built-in running_sum updater)
+SPEEDUPS = {"W1": 1.6, "W2": 1.2, "W3": 1.6, "W4": 1.6, "W6": 1.6}
 #: issue 3's bars on local[2]: throughput over pandas per batch, and bytes of state per key
 TARGETS = {"W3": 3.0, "W4": 4.0}
 STATE_BYTES_PER_KEY = 40
@@ -79,6 +87,9 @@ class Result:
     mean_ms: float | None = None         # mean ms per measured batch (W3: includes the periodic exact recompute)
     state: dict | None = None            # stream name -> {"keys", "bytes"} after the last batch (BatchInfo)
     put_ms: float | None = None          # runnel: median ms of putting the input into the block store (in batch_ms)
+    master: str | None = None            # runnel: the master spec it ran on
+    variant: str | None = None           # runnel: W4's variant
+    spread: tuple | None = None          # (min, max) ms per measured batch
 
 
 @dataclass
@@ -89,8 +100,9 @@ class Settings:
     rounds: int = 5
     tiny_per_round: int = 200
     seed: int = wl.DEFAULT_SEED
-    workloads: tuple = ("W1", "W2", "W3", "W4", "W5")
-    systems: tuple = ALL_SYSTEMS
+    workloads: tuple = ("W1", "W2", "W3", "W4", "W5", "W6")
+    systems: tuple = ("runnel", "pandas", "polars", "pyspark")
+    masters: tuple = ("local", "local[2]")
     variants: tuple | None = None        # W4's runnel variants to run (default: all of them)
     notes: list = field(default_factory=list)
 
@@ -165,7 +177,8 @@ def run_runnel_batches(ctx, w: Workload, batches: list, warmup: int, variant: st
     med = statistics.median(times[warmup:])
     return Result(w.name, "", w.records(len(batches[0])) / med, med * 1e3, summary=wl.result_summary(final),
                   mean_ms=statistics.mean(times[warmup:]) * 1e3, state=tables.last or None,
-                  put_ms=statistics.median(puts[warmup:]) * 1e3)
+                  put_ms=statistics.median(puts[warmup:]) * 1e3,
+                  spread=(min(times[warmup:]) * 1e3, max(times[warmup:]) * 1e3))
 
 
 def run_runnel_tiny(ctx, w: Workload, tiny: list, s: Settings) -> Result:
@@ -192,19 +205,33 @@ def run_runnel_tiny(ctx, w: Workload, tiny: list, s: Settings) -> Result:
     finally:
         ssc.stop(stop_spark_context=False)
     return Result(w.name, "", n / statistics.median(full[1:]), statistics.median(full[1:]) / n * 1e3,
-                  statistics.median(empty[1:]) / n * 1e3, summary)
+                  statistics.median(empty[1:]) / n * 1e3, summary,
+                  spread=(min(full[1:]) / n * 1e3, max(full[1:]) / n * 1e3))
 
 
-def run_runnel(master: str, data: dict, s: Settings) -> list[Result]:
+def split_master(spec: str) -> tuple[str, dict]:
+    """``"local[2]:processes"`` -> ``("local[2]", {"runnel.executor.stageKind": "processes"})``."""
+    from ..executors.kinds import STAGE_KIND_KEY
+    master, _, kind = spec.partition(":")
+    return master, ({STAGE_KIND_KEY: kind} if kind else {})
+
+
+def system_name(spec: str) -> str:
+    """The table's name for a master spec: ``runnel local[2] processes``."""
+    return "runnel " + spec.replace(":", " ")
+
+
+def run_runnel(spec: str, data: dict, s: Settings) -> list[Result]:
     from ..context import Context
     from ..kernels import warm
+    master, conf = split_master(spec)
     t0 = time.perf_counter()
     warm()
     t_warm = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ctx = Context(master, "runnel-bench")
+    ctx = Context(master, "runnel-bench", conf)
     t_ctx = time.perf_counter() - t0
-    s.notes.append(f"runnel {master}: kernels warm in {t_warm:.2f} s (cache in {_numba_cache()}); "
+    s.notes.append(f"{system_name(spec)}: kernels warm in {t_warm:.2f} s (cache in {_numba_cache()}); "
                    f"Context start {t_ctx:.2f} s (not timed below)")
     out = []
     try:
@@ -220,7 +247,8 @@ def run_runnel(master: str, data: dict, s: Settings) -> list[Result]:
                         r = run_runnel_batches(ctx, w, data[name], s.warmup_for(w), variant, s.quick)
                 except Exception as e:  # keep going: one failing workload must not hide the others
                     r = Result(name, "", note=f"FAILED: {type(e).__name__}: {e}")
-                r.system = f"runnel {master}" + (f" {variant}" if variant else "")
+                r.system = system_name(spec) + (f" {variant}" if variant else "")
+                r.master, r.variant = spec, variant
                 out.append(r)
     finally:
         ctx.stop()
@@ -257,16 +285,17 @@ def run_frames(system: str, runner: Callable, convert: Callable, data: dict, s: 
                 n = len(frames)
                 med = statistics.median(full[1:])
                 r = Result(name, system, n / med, med / n * 1e3, statistics.median(none[1:]) / n * 1e3,
-                           wl.result_summary(res))
+                           wl.result_summary(res), spread=(min(full[1:]) / n * 1e3, max(full[1:]) / n * 1e3))
             else:
                 times = []
                 for f in frames:
                     t0 = time.perf_counter()
                     res = compute(f)
                     times.append(time.perf_counter() - t0)
-                med = statistics.median(times[s.warmup_for(w):])
+                counted = times[s.warmup_for(w):]
+                med = statistics.median(counted)
                 r = Result(name, system, w.records(len(data[name][0])) / med, med * 1e3,
-                           summary=wl.result_summary(res))
+                           summary=wl.result_summary(res), spread=(min(counted) * 1e3, max(counted) * 1e3))
         except Exception as e:
             r = Result(name, system, note=f"FAILED: {type(e).__name__}: {e}")
         out.append(r)
@@ -368,8 +397,18 @@ def _check(r: Result, ref: Result | None) -> str:
     return "ok" if ok else f"MISMATCH keys {keys} vs {rkeys}, total {total:.6g} vs {rtotal:.6g}"
 
 
+def _local_ratio(r: Result, results: list[Result]) -> str:
+    """``local[N]`` / ``local`` on the same workload and W4 variant ("" for local itself and the baselines)."""
+    if r.master in (None, "local") or not r.rate:
+        return ""
+    base = next((b for b in results if b.workload == r.workload and b.master == "local"
+                 and b.variant == r.variant and b.rate), None)
+    return f"{r.rate / base.rate:.2f}x" if base else ""
+
+
 def format_table(results: list[Result], s: Settings) -> str:
-    head = ("workload", "system", "throughput", "ms/batch", "÷pandas", "÷polars", "empty ms", "check")
+    head = ("workload", "system", "throughput", "ms/batch", "min-max ms", "÷pandas", "÷polars", "÷local",
+            "empty ms", "check")
     rows = []
     for name in s.workloads:
         w = WORKLOADS[name]
@@ -385,7 +424,8 @@ def format_table(results: list[Result], s: Settings) -> str:
             rows.append((title if i == 0 else "", r.system,
                          _fmt_rate(r, w) if r.rate is not None else r.note,
                          f"{r.batch_ms:.3f}" if r.batch_ms is not None else "",
-                         ratio(pandas), ratio(polars),
+                         f"{r.spread[0]:.3g}-{r.spread[1]:.3g}" if r.spread else "",
+                         ratio(pandas), ratio(polars), _local_ratio(r, results),
                          f"{r.empty_ms:.3f}" if r.empty_ms is not None else "",
                          check if r.rate is not None else ""))
             if r.rate is not None and r.note:
@@ -447,6 +487,19 @@ def target_lines(results: list[Result], s: Settings) -> list[str]:
             out.append(f"target: {name} {r.system} >= {bar:g}x pandas per batch: {x:.2f}x "
                        f"({'met' if x >= bar else 'NOT met'})"
                        + (f"; {bare:.2f}x without the {r.put_ms:.1f} ms put of the input" if bare else ""))
+    for r in results:                          # issue 11: local[N] over local, and the absolute aims
+        if r.master in (None, "local") or not r.rate or (r.workload == "W4" and r.variant != "running_sum"):
+            continue
+        bar = SPEEDUPS.get(r.workload)
+        x = _local_ratio(r, results)
+        if bar is not None and x:
+            out.append(f"target: {r.workload} {r.system} >= {bar:g}x local: {x} "
+                       f"({'met' if float(x[:-1]) >= bar else 'NOT met'})")
+        aim = AIMS.get(r.workload)
+        if aim is not None and r.master == "local[2]" and not s.quick:
+            shown = f"{aim:,.0f} /s" if WORKLOADS[r.workload].unit == "batches/s" else f"{aim / 1e6:g} M/s"
+            out.append(f"target: {r.workload} {r.system} >= {shown}: {_fmt_rate(r, WORKLOADS[r.workload])} "
+                       f"({'met' if r.rate >= aim else 'NOT met'})")
     if "W4" in s.workloads:
         for r in results:
             if r.workload == "W4" and r.system.startswith("runnel local[2]") and r.state:
@@ -514,7 +567,11 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--batches", type=int, default=None, help="measured batches per workload (default 7; 3 quick)")
     p.add_argument("--warmup", type=int, default=None, help="uncounted batches first (default 2; 1 quick)")
     p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W2")
-    p.add_argument("--systems", default=None, help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}")
+    p.add_argument("--systems", default=None,
+                   help=f"comma-separated subset of runnel,pandas,polars,pyspark (runnel-<master> adds a master)")
+    p.add_argument("--masters", default=None,
+                   help="comma-separated runnel masters (default local,local[2]); local[N]:processes or "
+                        "local[N]:threads forces where every stage runs")
     p.add_argument("--variants", default=None,
                    help=f"comma-separated W4 runnel variants (default all: {','.join(wl.W4_VARIANTS)})")
     p.add_argument("--seed", type=int, default=wl.DEFAULT_SEED)
@@ -534,10 +591,24 @@ def parse_args(argv: list[str] | None) -> Settings:
         s.workloads = names
     if a.systems:
         names = tuple(x.strip() for x in a.systems.split(",") if x.strip())
-        bad = [x for x in names if x not in ALL_SYSTEMS]
+        masters = tuple(x.removeprefix("runnel-") for x in names if x.startswith("runnel-"))
+        bad = [x for x in names if x not in ("runnel", "pandas", "polars", "pyspark") and not x.startswith("runnel-")]
         if bad:
-            p.error(f"unknown system(s) {', '.join(bad)}; choose from {', '.join(ALL_SYSTEMS)}")
-        s.systems = names
+            p.error(f"unknown system(s) {', '.join(bad)}; choose from runnel, pandas, polars, pyspark, runnel-<master>")
+        s.systems = tuple(x for x in names if not x.startswith("runnel-"))
+        if masters:
+            s.systems = ("runnel",) + s.systems
+            s.masters = masters
+        elif "runnel" not in names:
+            s.masters = ()
+    if a.masters:
+        s.masters = tuple(x.strip() for x in a.masters.split(",") if x.strip())
+        if "runnel" not in s.systems:
+            s.systems = ("runnel",) + s.systems
+    bad = [m for m in s.masters if not MASTER_SPEC.fullmatch(m)]
+    if bad:
+        p.error(f"unknown master(s) {', '.join(bad)}; expected local, local[N] or local[*], optionally "
+                f"followed by :auto, :threads or :processes")
     if a.variants:
         names = tuple(x.strip() for x in a.variants.split(",") if x.strip())
         bad = [x for x in names if x not in wl.W4_VARIANTS]
@@ -556,9 +627,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"input built in {time.perf_counter() - t0:.1f} s (not timed)", flush=True)
     results: list[Result] = []
     for system in s.systems:
-        print(f"running {system} ...", flush=True)
-        if system.startswith("runnel-"):
-            results += run_runnel(system.removeprefix("runnel-"), data, s)
+        if system != "runnel":
+            print(f"running {system} ...", flush=True)
+        if system == "runnel":
+            for spec in s.masters:
+                print(f"running {system_name(spec)} ...", flush=True)
+                results += run_runnel(spec, data, s)
         elif system == "pandas":
             results += run_frames("pandas", wl.pandas_runner, wl.to_pandas, data, s)
         elif system == "polars":
@@ -585,12 +659,14 @@ def main(argv: list[str] | None = None) -> int:
     for n in s.notes:
         print(f"note: {n}")
     aims = ", ".join(f"{n} >= {AIMS[n] / 1e6:g} M/s" if WORKLOADS[n].unit == "records/s"
-                     else f"{n} >= {AIMS[n]:,.0f} /s" for n in s.workloads)
-    print(f"note: runnel's aims on local[2] (ANCHORS.md): {aims}")
+                     else f"{n} >= {AIMS[n]:,.0f} /s" for n in s.workloads if n in AIMS)
+    print(f"note: runnel's aims on local[2] (issue 11): {aims}")
     for line in state_lines(results, s) + target_lines(results, s):
         print(line)
     print("note: ÷pandas / ÷polars = runnel throughput / baseline throughput (above 1 = runnel faster); "
-          "'empty ms' = per-batch time of a batch with no records; 'check' compares keys and totals with pandas")
+          "÷local = this master's throughput / runnel local's; 'min-max ms' = fastest and slowest measured "
+          "batch (W5: round, per batch); 'empty ms' = per-batch time of a batch with no records; "
+          "'check' compares keys and totals with pandas")
     print(f"total {time.perf_counter() - t_start:.1f} s; load average at the end {_load()}")
     failed = any(r.note.startswith("FAILED") for r in results)
     return 1 if failed or "MISMATCH" in table else 0

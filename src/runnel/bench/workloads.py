@@ -27,6 +27,12 @@ W4  running state: 1,000,000 (int64 key uniform in [0, 1,000,000), float64
     and ``mapWithState``. Baselines keep the state as an indexed frame.
 W5  tiny batches: W2's pipeline on 10 records per batch; the figure is
     batches/s (the engine's per-batch overhead).
+W6  Python map: 100,000 W2 pairs per batch through a record function Numba
+    cannot compile (``lambda kv: (kv[0] % 1000, float(f"{kv[1]:.2f}"))``:
+    string formatting), then ``reduceByKey(add)``; the per-record Python runs
+    on the fallback path, so ``local[N]`` runs that stage on worker
+    processes (the GIL would serialise threads). pandas and polars run the
+    same lambda per element.
 
 The data comes from :func:`runnel.dstream.rate.generate`, the engine's
 built-in rate source (its defaults are the ANCHORS parameters), so the
@@ -112,7 +118,20 @@ WORKLOADS: dict[str, Workload] = {
     "W4": Workload("W4", "running state, 1M pairs, 1M keys", "pairs", 1_000_000, 10_000, "records/s",
                    keys=STATE_KEYS, warmup=5, warmup_quick=2, output="count", variants=W4_VARIANTS),
     "W5": Workload("W5", "tiny batches, 10 records", "pairs", 10, 10, "batches/s"),
+    "W6": Workload("W6", "Python map, 100k pairs -> 1k keys", "pairs", 100_000, 5_000, "records/s"),
 }
+
+#: W6's keys after the map: key % PY_MAP_KEYS
+PY_MAP_KEYS = 1000
+
+
+def _py_map(kv):
+    """W6's record function: string formatting, which Numba cannot compile (the Python path)."""
+    return kv[0] % PY_MAP_KEYS, float(f"{kv[1]:.2f}")
+
+
+def _py_value(v):
+    return float(f"{v:.2f}")
 
 
 # --- data ----------------------------------------------------------------------
@@ -167,6 +186,8 @@ def dstream_pipeline(workload: str | Workload, stream: Any, variant: str | None 
         return stream.flatMap(lambda line: line.split(" ")).map(lambda w: (w, 1)).reduceByKey(operator.add)
     if wl.window:
         return stream.reduceByKeyAndWindow(operator.add, operator.sub, wl.window_batches(quick), 1)
+    if wl.name == "W6":
+        return stream.map(_py_map).reduceByKey(operator.add)
     if wl.name == "W4":
         if variant in (None, "python"):
             return stream.updateStateByKey(python_sum_updater)
@@ -282,9 +303,24 @@ class PolarsState:
         return self.state
 
 
+def pandas_py_map(df):
+    """W6 on pandas: the record function per value (``Series.map``), then a groupby sum."""
+    return df.assign(key=df["key"] % PY_MAP_KEYS, value=df["value"].map(_py_value)).groupby(
+        "key", sort=False)["value"].sum()
+
+
+def polars_py_map(df):
+    """W6 on polars: the record function per value (``map_elements``), then a group_by sum."""
+    import polars as pl
+    return df.select(pl.col("key") % PY_MAP_KEYS, pl.col("value").map_elements(_py_value, return_dtype=pl.Float64)) \
+        .group_by("key").agg(pl.col("value").sum())
+
+
 def pandas_runner(workload: str | Workload, quick: bool = False) -> Callable:
     """A fresh per-batch pandas step for the workload (stateful for W3/W4: one per run)."""
     w = WORKLOADS[workload] if isinstance(workload, str) else workload
+    if w.name == "W6":
+        return pandas_py_map
     if w.window:
         return PandasWindow(w.window_batches(quick))
     if w.name == "W4":
@@ -295,6 +331,8 @@ def pandas_runner(workload: str | Workload, quick: bool = False) -> Callable:
 def polars_runner(workload: str | Workload, quick: bool = False) -> Callable:
     """A fresh per-batch polars step for the workload (stateful for W3/W4: one per run)."""
     w = WORKLOADS[workload] if isinstance(workload, str) else workload
+    if w.name == "W6":
+        return polars_py_map
     if w.window:
         return PolarsWindow(w.window_batches(quick))
     if w.name == "W4":
