@@ -1,6 +1,12 @@
-"""Shared fixtures: every graph-level test runs on ``local`` and ``local[2]``.
+"""Shared fixtures: every graph-level test runs on ``local``, ``local[2]`` and its process path.
 
-Contexts are session-scoped (a ``local[2]`` pool takes a moment to start):
+``local[2]`` runs kernel stages on threads and user-Python stages on worker
+processes; ``local[2]:processes`` sends every stage, however small, to the
+worker processes (conf ``runnel.executor.stageKind=processes``,
+``runnel.executor.inlineBytes=0``), so the shared-memory path is checked by
+every graph-level test too.
+
+Contexts are session-scoped (worker processes take a moment to start):
 pytest groups the tests by master, so each pool starts once per session.
 A StreamingContext wraps the shared Context and is stopped without
 stopping it.
@@ -12,19 +18,22 @@ import pytest
 
 from runnel import Context, ManualClock, StreamingContext
 
-MASTERS = ["local", "local[2]"]
+MASTERS = ["local", "local[2]", "local[2]:processes"]
+#: conf of the process path: every stage on the worker processes
+PROCESSES = {"runnel.executor.stageKind": "processes", "runnel.executor.inlineBytes": 0}
 
 
 @pytest.fixture(scope="session", params=MASTERS)
 def master(request) -> str:
-    """The master string of the executor under test."""
+    """The executor under test: a master string, ``:processes`` for local[2]'s process path."""
     return request.param
 
 
 @pytest.fixture(scope="session")
 def ctx(master):
     """A Context on ``master``, shared by the whole session."""
-    c = Context(master)
+    name, _, kind = master.partition(":")
+    c = Context(name, conf=PROCESSES if kind == "processes" else None)
     yield c
     c.stop()
 

@@ -374,6 +374,35 @@ def test_sigkilled_driver_leaves_no_segments_and_no_workers(pool, tmp_path):
     assert [n for n in os.listdir(info["dir"]) if n.startswith(info["prefix"])] == []
 
 
+def test_files_of_a_driver_killed_with_its_workers_are_swept_by_the_next_driver(pool, tmp_path):
+    from runnel.storage.store import SharedMemoryStore
+    stderr = tmp_path / "stderr"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", _DRIVER.format(master=pool.master)], env=_env(),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+    lines = _Lines(proc, stderr)
+    try:
+        info = json.loads(lines.read(180))
+        for pid in info["pids"]:                      # killed together: no worker gets to clean up
+            os.kill(pid, signal.SIGSTOP)
+        proc.kill()
+        assert proc.wait(10) == -signal.SIGKILL
+        for pid in info["pids"]:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+    for pid in info["pids"]:
+        _wait_exited(pid, 30)
+    left = [n for n in os.listdir(info["dir"]) if n.startswith(info["prefix"])]
+    assert len(left) > 5 and info["prefix"] + "lock" in left
+    SharedMemoryStore(directory=info["dir"]).close()   # the next driver's store sweeps them
+    assert [n for n in os.listdir(info["dir"]) if n.startswith(info["prefix"])] == []
+
+
 _BUSY_DRIVER = textwrap.dedent("""
     import json, sys
     from runnel.executors import Task, make_executor

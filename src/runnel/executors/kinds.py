@@ -11,19 +11,21 @@ are small trees of dataclasses (``plan.py``'s programs, ``ops.py``'s ops):
 * an object whose class sets ``runs_python`` (a bool) says so itself (an op
   that holds a user function only as a fallback it rarely takes, such as
   ``SplitWords``, sets False);
-* a *dispatch record* — an object with ``fn``, ``op`` and ``jitted``
-  attributes (:class:`~runnel.functions.Reducer`, a window's inverse) — runs
+* a *dispatch record* — a dataclass with ``fn``, ``op`` and ``jitted``
+  fields (:class:`~runnel.functions.Reducer`, a window's inverse) — runs
   Python when it has neither a kernel op nor a Numba function;
 * an :class:`~runnel.executors.shipping.FnRef` (a shipped user function) runs
   Python unless it wraps a Numba dispatcher; so does a bare Python function,
   method or ``functools.partial`` met in a program (a task function handed
   to :meth:`Executor.run` directly);
-* dataclasses, runnel objects with a ``__dict__``, lists and tuples are
-  walked; anything else (numbers, strings, arrays, kernel-only ops) is not
-  Python.
+* dataclasses, other runnel objects (their ``__dict__``), lists and tuples
+  are walked; anything else (numbers, strings, arrays, kernel-only ops) is
+  not Python.
 
 The conf key :data:`STAGE_KIND_KEY` (``auto``, ``threads`` or ``processes``)
-overrides the choice for every stage.
+overrides the choice for every stage; :data:`INLINE_BYTES_KEY` sets the input
+size up to which a stage runs inline in the calling thread whatever its kind
+(0: never; the tests run the process path that way).
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from collections.abc import Sequence
 
 from runnel.executors.shipping import FnRef
 
-__all__ = ["KINDS", "STAGE_KIND_KEY", "check_kind", "runs_python", "stage_kind"]
+__all__ = ["KINDS", "STAGE_KIND_KEY", "INLINE_BYTES_KEY", "check_kind", "runs_python", "stage_kind"]
 
 KINDS = ("auto", "threads", "processes")
 #: Context conf key overriding the automatic choice.
 STAGE_KIND_KEY = "runnel.executor.stageKind"
+#: Context conf key: stages whose inputs total at most this many bytes run inline (default 256 KiB).
+INLINE_BYTES_KEY = "runnel.executor.inlineBytes"
 
 
 def check_kind(kind: str) -> str:
@@ -54,6 +58,38 @@ def _is_compiled(fn) -> bool:
     return type(fn).__module__.startswith("numba.")
 
 
+_ATOMS = (str, bytes, int, float, complex, bool, type(None))
+#: type -> how to classify its instances: a bool, "fnref", "seq", "vars", ("fields", names), ("dispatch",)
+#: (decided once per type: a stage is classified on every batch, W5's tiny ones too)
+_RULES: dict = {}
+
+
+def _rule(tp: type):
+    rule = _RULES.get(tp)
+    if rule is not None:
+        return rule
+    declared = getattr(tp, "runs_python", None)
+    if isinstance(declared, bool):
+        rule = declared
+    elif issubclass(tp, _ATOMS):
+        rule = False
+    elif tp is FnRef:
+        rule = "fnref"
+    elif issubclass(tp, (types.FunctionType, types.MethodType, functools.partial)):
+        rule = True
+    elif issubclass(tp, (list, tuple)):
+        rule = "seq"
+    elif dataclasses.is_dataclass(tp):
+        names = tuple(f.name for f in dataclasses.fields(tp))
+        rule = ("dispatch",) if {"fn", "op", "jitted"} <= set(names) else ("fields", names)
+    elif tp.__module__.startswith("runnel.") and not tp.__module__.startswith("runnel.kernels"):
+        rule = "vars"
+    else:
+        rule = False
+    _RULES[tp] = rule
+    return rule
+
+
 def runs_python(obj, _seen: set | None = None) -> bool:
     """Does this task program (or op, or task function) run user Python per record?
 
@@ -64,28 +100,22 @@ def runs_python(obj, _seen: set | None = None) -> bool:
     >>> runs_python(Reducer(operator.add, op="sum")), runs_python(Reducer(lambda a, b: str(a) + str(b)))
     (False, True)
     """
-    declared = getattr(type(obj), "runs_python", None)
-    if isinstance(declared, bool):
-        return declared
-    if obj is None or isinstance(obj, (str, bytes, int, float, bool)):
-        return False
-    if isinstance(obj, FnRef):
+    rule = _rule(type(obj))
+    if rule is True or rule is False:
+        return rule
+    if rule == "fnref":
         return not _is_compiled(obj.fn)
-    if all(hasattr(obj, a) for a in ("fn", "op", "jitted")):
+    if rule[0] == "dispatch":
         return obj.op is None and obj.jitted is None
-    if isinstance(obj, (types.FunctionType, types.MethodType, functools.partial)):
-        return True
     seen = _seen if _seen is not None else set()
-    if id(obj) in seen:
+    if id(obj) in seen:        # met before in this stage: had it run Python, the walk would have stopped
         return False
     seen.add(id(obj))
-    if isinstance(obj, (list, tuple)):
+    if rule == "seq":
         return any(runs_python(x, seen) for x in obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return any(runs_python(getattr(obj, f.name), seen) for f in dataclasses.fields(obj))
-    if type(obj).__module__.startswith("runnel.") and hasattr(obj, "__dict__"):
+    if rule == "vars":
         return any(runs_python(v, seen) for v in vars(obj).values())
-    return False
+    return any(runs_python(getattr(obj, name), seen) for name in rule[1])
 
 
 def stage_kind(fns: Sequence, override: str = "auto") -> str:

@@ -42,7 +42,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from runnel.executors.base import Executor, Task, run_inline
-from runnel.executors.kinds import STAGE_KIND_KEY, check_kind, stage_kind
+from runnel.executors.kinds import INLINE_BYTES_KEY, STAGE_KIND_KEY, check_kind, stage_kind
 from runnel.executors.pool import INLINE_BYTES, ProcessPoolExecutor
 from runnel.executors.shipping import BlobCache
 from runnel.executors.threads import ThreadTeam
@@ -64,7 +64,8 @@ class ParallelExecutor(Executor):
         Read at every stage (a Context passes its live ``conf``).
     inline_bytes : int
         Stages whose inputs total at most this many bytes run in the calling
-        thread; 0 never does (the conformance suite uses 0).
+        thread; 0 never does (the conformance suite uses 0). The conf key
+        ``runnel.executor.inlineBytes`` overrides it.
     compression, start_timeout
         For the pool's shared-memory files and start.
 
@@ -137,7 +138,10 @@ class ParallelExecutor(Executor):
         kind = check_kind(kind) if kind is not None else self.kind_of(tasks)
         if kind == "auto":
             kind = self.kind_of(tasks)
-        if self.inline_bytes and sum(r.nbytes for t in tasks for g in t.inputs for r in g) <= self.inline_bytes:
+        inline = self.inline_bytes
+        if self._conf is not None and self._conf.get(INLINE_BYTES_KEY) is not None:
+            inline = int(self._conf[INLINE_BYTES_KEY])
+        if inline and sum(r.nbytes for t in tasks for g in t.inputs for r in g) <= inline:
             self.stats["stages_inline"] += 1
             return run_inline(self.store, tasks)
         self.stats[f"stages_{kind}"] += 1
