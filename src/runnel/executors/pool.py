@@ -1,4 +1,4 @@
-"""``local[N]``: a pool of N worker processes over shared-memory blocks.
+"""The process half of ``local[N]``: N worker processes over shared-memory blocks.
 
 Workers are fresh interpreters (``python -m runnel.executors.worker``), each
 talking to the driver over its own socketpair wrapped in a
@@ -17,11 +17,13 @@ then loops: hand the next pending task to each idle worker, block in
 One message each way per task; function blobs a worker lacks ride along
 with the task that needs them.
 
-State (all changed only by the thread inside ``run``/``close``; one ``run`` at a time)
+State (changed only under ``_run_lock``: by ``run``, ``close`` and the reaper thread)
 -----------------------------------------------------------------------------------
 ``_workers: list[_Worker]``
     The live workers, one slot per unit of parallelism. A dead worker's slot
-    gets a fresh worker (new ``wid``, so its file names never clash).
+    gets a fresh worker (new ``wid``, so its file names never clash). Between
+    runs a reaper thread checks every ``reap_interval`` (``Popen.poll``, which
+    also reaps the zombie) for workers that died while idle and replaces them.
 ``_Worker.seen: set[fn id]``
     Functions that worker holds; ``_Worker.forget`` ids to tell it to drop.
 ``_Worker.seq``
@@ -56,9 +58,9 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 
 from runnel.accumulators import merge_task_updates
-from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed, run_inline
+from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed
 from runnel.executors.shipping import BlobCache, dumps, ship
-from runnel.storage.store import SMALL_BLOCK, BlockRef, SharedMemoryStore
+from runnel.storage.store import BlockRef, SharedMemoryStore
 
 __all__ = ["ProcessPoolExecutor"]
 
@@ -70,10 +72,6 @@ _PROTO = pickle.HIGHEST_PROTOCOL
 
 _warmed = False
 
-#: A stage whose input blocks total at most this many bytes runs in the driver:
-#: a worker round trip (~0.4 ms with shared-memory files) costs more than the work.
-#: W5 (10-record batches) on local[2]: 197 -> 882 batches/s, together with held small blocks.
-INLINE_BYTES = 256 * 1024
 #: A task is lent spare files (storage/spares.py) for at most this many of its inputs, those of at least LEND_MIN bytes.
 LEND_MAX = 4
 LEND_MIN = 256 * 1024
@@ -154,46 +152,42 @@ def _shutdown(workers: list) -> None:
 
 
 class ProcessPoolExecutor(Executor):
-    """A pool of ``n`` worker processes reading and writing blocks in shared memory.
+    """``n`` worker processes reading and writing blocks in a driver's shared-memory store.
+
+    The process half of ``local[N]``: a
+    :class:`~runnel.executors.parallel.ParallelExecutor` starts one on the
+    first stage that needs processes and shares with it its store (blocks
+    held in the driver's memory are written to shared memory just before a
+    worker reads them), its cache of function blobs and its counters.
 
     Parameters
     ----------
     n : int
         Number of workers.
-    compression : {None, "zstd"}
-        Storage of the pool's :class:`SharedMemoryStore`.
+    store : SharedMemoryStore
+        The owner's store (not closed by :meth:`close`).
+    blobs : BlobCache
+        Pickled user functions, one per live FnRef.
+    stats : dict
+        Counters updated here: tasks sent, function blobs sent, workers started and died.
     start_timeout : float
         Seconds to wait for the workers to start before raising RuntimeError.
-    inline_bytes : int
-        Stages whose inputs total at most this many bytes run in the driver,
-        and the driver keeps its own blocks of up to 64 KiB in memory until a
-        worker needs them; 0 sends every task to a worker.
-    store, blobs, stats : optional
-        Shared with the executor that owns this pool (``local[N]``'s
-        :class:`~runnel.executors.parallel.ParallelExecutor`, which starts it
-        on the first stage that needs processes): its hybrid store, its cache
-        of function blobs and its counters. A store passed in is not closed
-        by :meth:`close`.
     reap_interval : float
         Seconds between checks for workers that died while idle (a reaper
         thread replaces them, so none stays a zombie until the next task).
     """
 
-    def __init__(self, n: int, compression: str | None = None, start_timeout: float = 60.0,
-                 inline_bytes: int = INLINE_BYTES, *, store: SharedMemoryStore | None = None,
-                 blobs: BlobCache | None = None, stats: dict | None = None, reap_interval: float = 0.5) -> None:
+    def __init__(self, n: int, store: SharedMemoryStore, blobs: BlobCache, stats: dict,
+                 start_timeout: float = 60.0, reap_interval: float = 0.5) -> None:
         if n < 1:
             raise ValueError(f"a pool needs at least one worker, got {n}")
         self.parallelism = n
-        self.inline_bytes = inline_bytes
         warm_kernels()
-        self._owns_store = store is None
-        self.store = store if store is not None else SharedMemoryStore(
-            compression, hold_bytes=SMALL_BLOCK if inline_bytes > 0 else 0)
-        self.stats = stats if stats is not None else {}
+        self.store = store
+        self.stats = stats
         for key in ("tasks_sent", "fn_blobs_sent", "workers_started", "workers_died"):
             self.stats.setdefault(key, 0)
-        self._blobs = blobs if blobs is not None else BlobCache()
+        self._blobs = blobs
         self._wids = itertools.count()
         self._run_lock = threading.Lock()
         self._closed = False
@@ -343,8 +337,6 @@ class ProcessPoolExecutor(Executor):
                     w.forget.append(fn_id)
 
     def check_shippable(self, refs) -> None:
-        # stages on tiny inputs run in the driver without pickling anything, so a function
-        # that cannot travel must be caught here, not by the first big batch
         for ref in refs:
             self._blobs.blob(ref)
 
@@ -357,8 +349,6 @@ class ProcessPoolExecutor(Executor):
                 return []
             self._collect_dead_fns()
             refs = [r for t in tasks for g in t.inputs for r in g]
-            if self.inline_bytes and sum(r.nbytes for r in refs) <= self.inline_bytes:
-                return run_inline(self.store, tasks)
             # FnRefs stay alive (and their blobs cached) while the tasks that refer to them do
             payloads = [self._prepare(t) for t in tasks]
             self.store.spill(refs)
@@ -462,7 +452,4 @@ class ProcessPoolExecutor(Executor):
             self._closed = True
         self._stop_reaper.set()
         self._finalizer()
-        if self._owns_store:
-            self.store.close()
-        else:                          # the owner's store lives on: drop what workers left behind
-            self.store.remove_unowned("w")
+        self.store.remove_unowned("w")   # the owner's store lives on: drop what workers left behind
