@@ -94,6 +94,12 @@ def empty(index, groups):
     return []
 
 
+def big_outputs(index, groups):
+    """Outputs too big to travel in a worker's reply: files in shared memory."""
+    import numpy as np
+    return [Batch.from_values(np.arange(100_000) + index) for _ in range(2)]
+
+
 def add_one(x):
     return x + 1
 
@@ -200,6 +206,15 @@ def test_raw_module_function_is_not_reshipped_every_run(pool):
     for _ in range(20):
         pool.run([Task(empty, 0, [], "empty")])
     assert pool.stats["fn_blobs_sent"] == sent
+
+
+def test_small_outputs_come_back_in_the_reply_and_big_ones_as_files(pool):
+    [small, [big1, big2]] = pool.run([Task(echo_groups, 0, [], "small"), Task(big_outputs, 1, [], "big")])
+    assert pool.store.is_held(small[0]) and not pool.store.is_held(big1)
+    assert values(pool, small) == [[0]]
+    assert pool.store.get(big2).to_records()[:2] == [1, 2]
+    files = [n for n in shm_files(pool.store) if not n.endswith("lock") and "spare" not in n]
+    assert sorted(files) == sorted([big1.id, big2.id])
 
 
 def test_unpicklable_function_raises_type_error_naming_it(pool):
@@ -342,9 +357,9 @@ _DRIVER = textwrap.dedent("""
     import json, sys
     from runnel.batch import Batch
     from runnel.executors import Task, make_executor
-    from test_conformance import echo_groups
+    from test_conformance import big_outputs
     ex = make_executor("{master}", stage_kind="processes", inline_bytes=0)
-    out = ex.run([Task(echo_groups, i, [], str(i)) for i in range(4)])
+    out = ex.run([Task(big_outputs, i, [], str(i)) for i in range(4)])
     ex.store.put(Batch.from_records([1, 2, 3]))
     print(json.dumps({{"dir": ex.store.directory, "prefix": ex.store.prefix, "pids": ex.worker_pids(),
                       "files": ex.store.files()}}), flush=True)

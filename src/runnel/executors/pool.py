@@ -7,6 +7,8 @@ tells it the driver died (see ``worker.py``). Tasks name their input blocks;
 the worker memory-maps them from the driver's :class:`SharedMemoryStore`,
 writes its outputs there as ``<prefix>w<worker>.<n>`` files and replies with
 their refs, which the driver *adopts*: the driver owns every block's lifetime.
+Outputs of at most 64 KiB travel in the reply instead and the driver holds
+them in memory (no file to write, map and unlink for a tiny or empty partition).
 
 Dispatch
 --------
@@ -60,6 +62,7 @@ from multiprocessing.connection import Connection, wait
 from runnel.accumulators import merge_task_updates
 from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed
 from runnel.executors.shipping import BlobCache, dumps, ship
+from runnel.storage.ipc import read_batch
 from runnel.storage.store import BlockRef, SharedMemoryStore
 
 __all__ = ["ProcessPoolExecutor"]
@@ -399,8 +402,7 @@ class ProcessPoolExecutor(Executor):
                     i, w.seq = msg[1], None
                     self._settle(w, msg[-1])
                     if kind == "ok":
-                        store.adopt(msg[2])
-                        results[i] = msg[2]
+                        results[i] = self._outputs(msg[2])
                         merge_task_updates(msg[3])
                     else:
                         _, _, type_name, message, tb, blob, _ = msg
@@ -425,6 +427,12 @@ class ProcessPoolExecutor(Executor):
             self._release(results)
             raise failures[min(failures)]
         return results  # type: ignore[return-value]
+
+    def _outputs(self, outputs: list) -> list[BlockRef]:
+        """A task's outputs as blocks of the store: files adopted, small batches (IPC bytes) held."""
+        refs = [out for out in outputs if type(out) is BlockRef]
+        self.store.adopt(refs)
+        return [out if type(out) is BlockRef else self.store.put(read_batch(out)) for out in outputs]
 
     def _died(self, w: _Worker, i: int | None, tasks, attempts, pending, failures, stop_at: int) -> int:
         """A worker died (running task ``i``, or idle): replace it, retry or fail the task; new ``stop_at``."""

@@ -14,7 +14,9 @@ driver -> worker
     then spare files its outputs may be written into (``storage/spares.py``);
     ``("stop",)``.
 worker -> driver
-    ``("ready", pid)``; ``("ok", seq, refs, accumulator updates, unused spares)``;
+    ``("ready", pid)``; ``("ok", seq, outputs, accumulator updates, unused spares)``,
+    an output being the BlockRef of a file the worker wrote or, for a batch of at
+    most 64 KiB, its Arrow IPC bytes (the driver holds it in memory: no file, no mapping);
     ``("err", seq, type name, message, traceback text, pickled exception or None, unused spares)``.
     Accumulator updates are ``runnel.accumulators.drain_task_updates()``: what the
     task added to accumulators (a failed task's are dropped).
@@ -95,7 +97,8 @@ def serve(conn, lifeline_fd: int) -> None:
     from runnel.accumulators import drain_task_updates
     from runnel.executors.base import check_outputs
     from runnel.executors.shipping import loads
-    from runnel.storage.store import SharedMemoryStore
+    from runnel.storage.ipc import batch_to_bytes
+    from runnel.storage.store import SMALL_BLOCK, SharedMemoryStore
     store = SharedMemoryStore.attach(directory, prefix, tag, compression)
     send = conn.send_bytes
     dumps = pickle.dumps
@@ -122,9 +125,14 @@ def serve(conn, lifeline_fd: int) -> None:
         try:
             fn, index, inputs, _label = loads(payload, _fns)
             batches = [[store.get(r) for r in group] for group in inputs]
+            outputs = []
             for out in check_outputs(fn(index, batches)):
-                produced.append(store.put(out))
-            reply = ("ok", seq, produced, drain_task_updates())
+                if out.nbytes() <= SMALL_BLOCK:
+                    outputs.append(batch_to_bytes(out))
+                else:
+                    outputs.append(store.put(out))
+                    produced.append(outputs[-1])
+            reply = ("ok", seq, outputs, drain_task_updates())
         except Exception as exc:
             store.release(produced)
             drain_task_updates()              # a failed task's accumulator updates do not count
