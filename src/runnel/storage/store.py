@@ -513,6 +513,11 @@ class SharedMemoryStore(FileStore):
             return self._mem.get(inner)
         return super().get(ref)
 
+    def put_many(self, batches: list[Batch]) -> list[BlockRef]:
+        if self._hold >= HOLD_ALL:            # held, not written: nothing to do concurrently
+            return [self.put(b) for b in batches]
+        return super().put_many(batches)
+
     def spill(self, refs: Iterable[BlockRef]) -> int:
         """Write held blocks to shared memory so another process can read them; bytes written.
 
