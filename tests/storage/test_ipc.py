@@ -131,6 +131,13 @@ def test_other_numpy_dtypes_keep_their_dtype():
     assert_same_batch(read_batch(batch_to_bytes(b)), b)
 
 
+def test_structured_arrays_keep_their_field_names():
+    rec = np.array([(1, 2.5, (1, 2)), (2, 3.5, (3, 4))], dtype=[("i", "i8"), ("f", "f8"), ("p", [("x", "i4"), ("y", "i4")])])
+    back = read_batch(batch_to_bytes(Batch({"value": rec}, "value")))["value"]
+    assert back.dtype == rec.dtype and back.dtype.names == ("i", "f", "p")
+    assert back.tolist() == rec.tolist()
+
+
 def test_object_columns_come_back_as_fresh_objects():
     b = Batch.from_records([[1, 2], [3]])
     data = batch_to_bytes(b)

@@ -59,7 +59,8 @@ def _is_compiled(fn) -> bool:
 
 
 _ATOMS = (str, bytes, int, float, complex, bool, type(None))
-#: type -> how to classify its instances: a bool, "fnref", "seq", "vars", ("fields", names), ("dispatch",)
+#: type -> how to classify its instances: a bool, "fnref", "seq", ("dispatch",), ("fields", names)
+#: or ("vars+slots", slot names) (walk the instance's __dict__, then its slots)
 #: (decided once per type: a stage is classified on every batch, W5's tiny ones too)
 _RULES: dict = {}
 
@@ -83,7 +84,12 @@ def _rule(tp: type):
         names = tuple(f.name for f in dataclasses.fields(tp))
         rule = ("dispatch",) if {"fn", "op", "jitted"} <= set(names) else ("fields", names)
     elif tp.__module__.startswith("runnel.") and not tp.__module__.startswith("runnel.kernels"):
-        rule = "vars"
+        mro = [c for c in tp.__mro__ if c is not object]
+        slots = tuple(n for c in mro for n in ((c.__dict__.get("__slots__", ()),) if isinstance(
+            c.__dict__.get("__slots__", ()), str) else c.__dict__.get("__slots__", ()))
+            if n not in ("__dict__", "__weakref__"))
+        has_dict = any("__slots__" not in c.__dict__ or "__dict__" in c.__slots__ for c in mro)
+        rule = ("vars+slots", slots) if has_dict else ("fields", slots)
     else:
         rule = False
     _RULES[tp] = rule
@@ -113,9 +119,9 @@ def runs_python(obj, _seen: set | None = None) -> bool:
     seen.add(id(obj))
     if rule == "seq":
         return any(runs_python(x, seen) for x in obj)
-    if rule == "vars":
-        return any(runs_python(v, seen) for v in vars(obj).values())
-    return any(runs_python(getattr(obj, name), seen) for name in rule[1])
+    if rule[0] == "vars+slots" and any(runs_python(v, seen) for v in vars(obj).values()):
+        return True
+    return any(runs_python(getattr(obj, name, None), seen) for name in rule[1])
 
 
 def stage_kind(fns: Sequence, override: str = "auto") -> str:

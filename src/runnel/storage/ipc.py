@@ -125,6 +125,24 @@ def _encode_numpy(arr: np.ndarray) -> pa.Array:
     return pa.FixedSizeBinaryArray.from_buffers(pa.binary(dt.itemsize), len(arr), [None, pa.py_buffer(raw)])
 
 
+def _dtype_to_text(dt: np.dtype) -> str:
+    """``dtype.str``, or for a structured dtype (whose ``str`` is a bare ``|V<n>``) its JSON ``descr``."""
+    return json.dumps(dt.descr) if dt.fields else dt.str
+
+
+def _dtype_from_text(text: str) -> np.dtype:
+    return np.dtype(_descr(json.loads(text))) if text.startswith("[") else np.dtype(text)
+
+
+def _descr(fields: list) -> list:
+    """A ``dtype.descr`` back from JSON: tuples again, nested structures and sub-array shapes too."""
+    out = []
+    for name, typ, *shape in fields:
+        typ = _descr(typ) if isinstance(typ, list) else typ
+        out.append((name, typ, tuple(shape[0])) if shape else (name, typ))
+    return out
+
+
 def _to_record_batch(batch: Batch, compression: str | None) -> tuple[pa.RecordBatch, dict]:
     arrays, fields, batch_meta = [], [], {}
     for i, (name, col) in enumerate(batch.columns.items()):
@@ -144,7 +162,7 @@ def _to_record_batch(batch: Batch, compression: str | None) -> tuple[pa.RecordBa
         else:
             a = _encode_numpy(col)
             arrays.append(a)
-            fields.append(pa.field(name, a.type, metadata={_K_NUMPY: col.dtype.str.encode()}))
+            fields.append(pa.field(name, a.type, metadata={_K_NUMPY: _dtype_to_text(col.dtype).encode()}))
     schema = pa.schema(fields, metadata={_K_LAYOUT: _layout_to_json(batch.layout).encode(),
                                          _K_VERSION: FORMAT_VERSION.encode()})
     return pa.RecordBatch.from_arrays(arrays, schema=schema), batch_meta
@@ -257,7 +275,7 @@ def read_batch(source: Any) -> Batch:
             values = pickle.loads(blob)
             columns[field.name] = object_array(values)
         elif _K_NUMPY in fmeta:
-            columns[field.name] = _decode_numpy(col, np.dtype(fmeta[_K_NUMPY].decode()))
+            columns[field.name] = _decode_numpy(col, _dtype_from_text(fmeta[_K_NUMPY].decode()))
         else:
             columns[field.name] = col
     return Batch(columns, layout)
