@@ -127,8 +127,10 @@ class DStream:
     def forget_before(self, t: int) -> None:
         """Drop Datasets older than t - remember (their blocks are freed with them)."""
         horizon = t - self.remember_ms
-        for old in [k for k in self.generated if k <= horizon]:
-            del self.generated[old]
+        # the runner thread forgets while the generator thread memoises the next batch's Datasets:
+        # list() copies the keys without running Python code (so without a thread switch mid-iteration)
+        for old in [k for k in list(self.generated) if k <= horizon]:
+            self.generated.pop(old, None)
 
     # -- naming ---------------------------------------------------------------
     def named(self, name: str) -> "DStream":
