@@ -241,16 +241,24 @@ class ReducedWindowedDStream(StatefulDStream):
             parts = _slice(parent, t - W, t)
             if not parts:
                 return None
-            out = parts[0].zip_partitions(parts[1:], ZipReduce(self.reducer, self.incremental))
+            out = parts[0].zip_partitions(parts[1:], self.merge_op())
         else:
             leaving = _slice(parent, t - S - W, t - W)
             entering = _slice(parent, t - S, t)
             exact = _slice(parent, t - W, t) if ((t - zero) // S) % RECOMPUTE_EVERY == 0 else []
-            out = prev.zip_partitions(leaving + entering + exact,
-                                      WindowUpdate(self.reducer, self.inverse, len(leaving), len(entering)))
+            out = prev.zip_partitions(leaving + entering + exact, self.update_op(len(leaving), len(entering)))
         if self.filter_fn is not None:
             out = out.filter(self.filter_fn)
         return out
+
+    # the two zip programs: a subclass reducing other tables (runnel.frame's windows) swaps these only
+    def merge_op(self):
+        """Partition i of the window reduced from its per-slide partials."""
+        return ZipReduce(self.reducer, self.incremental)
+
+    def update_op(self, n_leaving: int, n_entering: int):
+        """Partition i of ``old window - leaving + entering`` (or of the exact partials after them)."""
+        return WindowUpdate(self.reducer, self.inverse, n_leaving, n_entering)
 
     # -- a failed batch (StatefulDStream.settle): an incremental window starts afresh ---------
     def settle(self, t: int) -> None:

@@ -37,8 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..batch import Batch, concat_columns
-from ..dataset import Dataset
-from ..dstream.window import RECOMPUTE_EVERY, ReducedWindowedDStream, _slice
+from ..dstream.window import ReducedWindowedDStream
 from ..functions import Reducer
 from ..windowing import _Inverse
 from .aggregate import AGGREGATES, INVERTIBLE, AggSpec, group_codes, merge
@@ -139,20 +138,11 @@ class WindowAggDStream(ReducedWindowedDStream):
         super().__init__(partials, Reducer(None, op="frame"), inverse, window_ms, slide_ms, n, None)
         self.keys, self.specs, self.empty = keys, specs, empty
 
-    def compute(self, t: int) -> Dataset | None:
-        parent, W, S = self.parents[0], self.window_ms, self._slide
-        zero = self.graph.zero_ms
-        prev = self.get_or_compute(t - S) if self.incremental and t - S > zero else None
-        if prev is None:
-            parts = _slice(parent, t - W, t)
-            if not parts:
-                return None
-            return parts[0].zip_partitions(parts[1:], MergeWindow(self.keys, self.specs, self.empty))
-        leaving = _slice(parent, t - S - W, t - W)
-        entering = _slice(parent, t - S, t)
-        exact = _slice(parent, t - W, t) if ((t - zero) // S) % RECOMPUTE_EVERY == 0 else []
-        return prev.zip_partitions(leaving + entering + exact,
-                                   UpdateWindow(self.keys, self.specs, self.empty, len(leaving), len(entering)))
+    def merge_op(self) -> MergeWindow:
+        return MergeWindow(self.keys, self.specs, self.empty)
+
+    def update_op(self, n_leaving: int, n_entering: int) -> UpdateWindow:
+        return UpdateWindow(self.keys, self.specs, self.empty, n_leaving, n_entering)
 
     def signature(self) -> dict:
         return {**super().signature(), "keys": list(self.keys),
