@@ -12,6 +12,9 @@
   state memory (``track_state_bytes_per_key``, ``peakmem_w4``).
 * ``scheduler`` — W5 (10-record batches), the empty-batch overhead and the
   time to a first result.
+* ``executors`` — a stage round trip (an empty stage, W2's map stage) on each
+  executor kind: serial, ``local[2]``'s threads, its worker processes; and
+  each kind's speed-up over serial on W2's map stage, measured in one process.
 
 Rules every module follows: data is built in ``setup`` (never at import) from
 :mod:`runnel.bench.workloads`, the one home of workload data; kernels are
