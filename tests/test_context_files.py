@@ -6,7 +6,8 @@ import pytest
 
 from runnel import Context, ManualClock, StreamingContext
 from runnel.dstream import savers
-from runnel.dstream.savers import batch_path, read_parquet_files, read_pickle_files, write_batch_dir
+from runnel.dstream.savers import read_parquet_files, read_pickle_files
+from runnel.partfiles import batch_path, write_batch_dir
 
 savers.install()  # until runnel/__init__ does it
 

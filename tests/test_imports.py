@@ -17,14 +17,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: Cycles that are known debts, each a group no other module may join:
 #: - the DStream API: DStream's methods (map, window, update_state_by_key, save_*, to_frame) build
-#:   operator and frame classes that subclass or wrap DStream; Dataset.save_as_text_file (and so Context)
-#:   reaches dstream.savers, whose Dataset writers live with the DStream save methods; frame.sql runs on
-#:   pyspark.sql, whose SparkContext is a Context;
+#:   operator and frame classes that subclass or wrap DStream; frame.sql runs on pyspark.sql, whose
+#:   SparkContext is a Context;
 #: - the frame expressions and their accessors (.str, .dt) build each other;
 #: - the executors: base.py picks an executor by master string and the executors subclass its base.
 KNOWN = [
-    ("runnel.context", "runnel.dataset", "runnel.sinks", "runnel.pyspark.context", "runnel.pyspark.sql",
-     "runnel.dstream.", "runnel.frame."),
+    ("runnel.sinks", "runnel.pyspark.context", "runnel.pyspark.sql", "runnel.dstream.", "runnel.frame."),
     ("runnel.frame.accessors", "runnel.frame.expr"),
     ("runnel.executors.",),
 ]
@@ -36,7 +34,8 @@ def within(comp: set[str], known: tuple[str, ...]) -> bool:
 
 #: The layers that must be in no cycle at all: the driver, the scheduler, checkpoints, the planner.
 ACYCLIC = ("runnel.streaming", "runnel.graph", "runnel.testing", "runnel.scheduler", "runnel.checkpoint",
-           "runnel.listener", "runnel.plan", "runnel.clock", "runnel.kernels", "runnel.ui", "runnel._version")
+           "runnel.listener", "runnel.plan", "runnel.clock", "runnel.kernels", "runnel.ui", "runnel._version",
+           "runnel.context", "runnel.dataset", "runnel.partfiles")
 
 
 def modules(src: pathlib.Path, kernels: pathlib.Path | None) -> dict[str, tuple[pathlib.Path, bool]]:

@@ -565,7 +565,7 @@ class Dataset:
     def save_as_text_file(self, path: str, compression_codec_class: str | None = None) -> None:
         """Write a directory ``path`` of ``part-NNNNN`` text files (``str(record)`` per line) and
         ``_SUCCESS``; FileExistsError if it exists, as in Spark. Read back with ``textFile``."""
-        from .dstream.savers import save_dataset_as_text
+        from .partfiles import save_dataset_as_text
         if compression_codec_class is not None:
             raise NotImplementedError("saveAsTextFile: compressed output is not supported")
         save_dataset_as_text(self, path)

@@ -22,7 +22,7 @@ partition (a batch is never collected whole):
         path/batch_time=2000/_SUCCESS             an empty batch: no part file
         path/.batch_time=3000.tmp-<pid>-<hex>/    being written (hidden)
 
-    Each batch directory appears with one rename (``savers.write_batch_dir``),
+    Each batch directory appears with one rename (``partfiles.write_batch_dir``),
     so readers see a batch whole or not at all; a re-run replaces it. While it
     is replaced a reader may briefly see neither version, never both.
     :func:`read_parquet_table` reads every committed batch as one table.
@@ -54,7 +54,8 @@ import pyarrow as pa
 
 from .batch import Batch, column_to_list, layout_columns
 from .dstream.outputs import ForEachDStream
-from .dstream.savers import _partitions, _unified_tables, check_path, part_name, write_batch_dir
+from .dstream.savers import _unified_tables
+from .partfiles import _partitions, check_path, part_name, write_batch_dir
 from .listener import ms_to_datetime
 
 if TYPE_CHECKING:
