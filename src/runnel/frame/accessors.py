@@ -22,10 +22,13 @@ __all__ = ["StrAccessor", "DtAccessor"]
 
 
 @dataclass(eq=False, repr=False)
-class StrCall(Expr):
+class AccessorCall(Expr):
+    """``arg.<accessor>.<fn>(**kw)``: a call through ``.str`` or ``.dt``, named after its column."""
     fn: str
     arg: Expr
     kw: dict
+
+    accessor = ""
 
     @property
     def name(self):
@@ -35,24 +38,15 @@ class StrCall(Expr):
         return (self.arg,)
 
     def __repr__(self) -> str:
-        return f"{self.arg!r}.str.{self.fn}({self.kw})"
+        return f"{self.arg!r}.{self.accessor}.{self.fn}({self.kw})"
 
 
-@dataclass(eq=False, repr=False)
-class DtCall(Expr):
-    fn: str
-    arg: Expr
-    kw: dict
+class StrCall(AccessorCall):
+    accessor = "str"
 
-    @property
-    def name(self):
-        return self.arg.name
 
-    def children(self):
-        return (self.arg,)
-
-    def __repr__(self) -> str:
-        return f"{self.arg!r}.dt.{self.fn}({self.kw})"
+class DtCall(AccessorCall):
+    accessor = "dt"
 
 
 class StrAccessor:
