@@ -14,7 +14,9 @@ from .context import Context
 from .dataset import Dataset
 from .dstream.base import DStream
 from .dstream.receivers import Receiver
+from .dstream.replayable import SourceDataset
 from .dstream.state import MappedDStream, StateDStream
+from .kafka.utils import KafkaUtils
 from .streaming import StreamingContext
 from .updaters import State, StateSpec
 
@@ -31,7 +33,7 @@ ALIASES: dict[type, dict[str, str]] = {
         "groupByKeyAndWindow": "group_by_key_and_window", "updateStateByKey": "update_state_by_key",
         "mapWithState": "map_with_state",
         "foreachPartitionTransactional": "foreach_partition_transactional",
-        "saveToParquet": "save_to_parquet", "saveToSqlite": "save_to_sqlite",
+        "saveToParquet": "save_to_parquet", "saveToSqlite": "save_to_sqlite", "saveToKafka": "save_to_kafka",
         "saveAsTextFiles": "save_as_text_files", "saveAsParquetFiles": "save_as_parquet_files",
         "saveAsPickleFiles": "save_as_pickle_files",
     },
@@ -61,6 +63,8 @@ ALIASES: dict[type, dict[str, str]] = {
         "textFile": "text_file", "defaultParallelism": "default_parallelism", "getOrCreate": "get_or_create",
         "pickleFile": "pickle_file",
     },
+    SourceDataset: {"offsetRanges": "offset_ranges"},
+    KafkaUtils: {"createDirectStream": "create_direct_stream"},
     StateDStream: {"stateSnapshots": "state_snapshots"},
     MappedDStream: {"stateSnapshots": "state_snapshots"},
     StateSpec: {"initialState": "initial_state", "numPartitions": "num_partitions"},

@@ -451,6 +451,24 @@ class DStream:
         from ..sinks import save_to_sqlite
         save_to_sqlite(self, path, table, columns)
 
+    def save_to_kafka(self, topic: str, kafka_params: dict, *, key_serializer: Callable | None = None,
+                      value_serializer: Callable | None = None, exactly_once: bool = True, offsets_from: Any = None,
+                      name: str | None = None, lookback: int = 10_000, timeout: float = 60.0) -> None:
+        """Write every batch's records to Kafka ``topic``: pairs as key and value, other records as values.
+
+        An output operation on an idempotent producer, exactly once per batch across recoveries
+        (records carry their batch and number; a re-run batch writes only what is missing). With
+        ``transactional.id`` each batch is a transaction, with ``offsets_from``'s offsets in it.
+        ``str`` is written UTF-8, numbers as text, anything else through a serializer.
+        See :mod:`runnel.kafka.sink`.
+        """
+        from ..kafka.sink import KafkaWriter
+        from .outputs import ForEachDStream
+        writer = KafkaWriter(topic, kafka_params, name or self.name, key_serializer=key_serializer,
+                             value_serializer=value_serializer, exactly_once=exactly_once,
+                             offsets_from=offsets_from, timeout=timeout, lookback=lookback)
+        ForEachDStream(self.ssc, self, writer, "saveToKafka", None, f"saveToKafka at {self.name} to {topic}")
+
 
 def _epoch_ms(x: datetime | float) -> int:
     if isinstance(x, datetime):
