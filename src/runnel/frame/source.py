@@ -16,13 +16,17 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..dataset import Dataset
 from ..dstream.base import DStream
+from ..dstream.nexmark import NexmarkInputDStream
+from ..nexmark.generator import KINDS as NEXMARK_KINDS
+from ..nexmark.generator import SCHEMAS as NEXMARK_SCHEMAS
+from ..nexmark.generator import NexmarkConfig
 from .schema import Conform, Schema, SchemaError, to_frame_batch
 
 if TYPE_CHECKING:
     from ..streaming import StreamingContext
     from .frame import StreamingDataFrame
 
-__all__ = ["FrameSourceDStream", "FrameSources", "frame_of"]
+__all__ = ["FrameSourceDStream", "FrameSources", "NexmarkFrames", "frame_of"]
 
 
 def _merge_dtypes(a: str, b: str) -> str:
@@ -156,6 +160,63 @@ class FrameSources:
             spec = dict(zip(columns, spec.values()))
         return frame_of(self._ssc.rate_stream(kind, records_per_batch, **options), list(spec), spec)
 
+    def nexmark(self, events_per_batch: int = 100_000, seed: int = 0, rate: int = 10_000,
+                out_of_order: int = 1, num_partitions: int | None = None, **config: Any) -> "NexmarkFrames":
+        """The Nexmark benchmark's event stream: ``.persons``, ``.auctions`` and ``.bids`` frames.
+
+        Every batch covers the next ``events_per_batch`` events of one seeded
+        stream (``runnel.nexmark.generator``: 1 person, 3 auctions, 46 bids in
+        50 events; ``rate`` events per second of event time, in a
+        ``date_time`` column; ``out_of_order`` scrambles groups of that many).
+        A kind's stream is generated only if its frame is used.
+
+        Examples
+        --------
+        >>> from runnel import StreamingContext, ManualClock
+        >>> ssc = StreamingContext("local", 1, clock=ManualClock())
+        >>> nx = ssc.frame.nexmark(events_per_batch=1000, seed=3)
+        >>> nx.bids.columns
+        ['auction', 'bidder', 'price', 'channel', 'url', 'date_time', 'extra']
+        >>> ssc.stop()
+        """
+        cfg = NexmarkConfig(seed=seed, rate=rate, out_of_order=out_of_order, **config)
+        return NexmarkFrames(self._ssc, events_per_batch, cfg, num_partitions)
+
     def stream(self, dstream: DStream, columns: Sequence[str] | None = None, schema: Any = None):
         """Any DStream as a frame (the same as ``dstream.to_frame``)."""
         return frame_of(dstream, columns, schema)
+
+
+class NexmarkFrames:
+    """``ssc.frame.nexmark(...)``: the persons, auctions and bids of one Nexmark event stream as frames.
+
+    Each frame is made (and its input stream added to the graph) on first use.
+    """
+
+    def __init__(self, ssc: "StreamingContext", events_per_batch: int, config: NexmarkConfig,
+                 num_partitions: int | None = None):
+        self.config, self.events_per_batch = config, events_per_batch
+        self._ssc, self._n = ssc, num_partitions
+        self._frames: dict = {}
+
+    def frame(self, kind: str) -> "StreamingDataFrame":
+        """The frame of one kind: "person", "auction" or "bid"."""
+        if kind not in self._frames:
+            if kind not in NEXMARK_KINDS:
+                raise ValueError(f"Nexmark event kind must be one of {', '.join(map(repr, NEXMARK_KINDS))}, "
+                                 f"got {kind!r}")
+            stream = NexmarkInputDStream(self._ssc, kind, self.events_per_batch, self.config, self._n)
+            self._frames[kind] = frame_of(stream, None, NEXMARK_SCHEMAS[kind])
+        return self._frames[kind]
+
+    @property
+    def persons(self) -> "StreamingDataFrame":
+        return self.frame("person")
+
+    @property
+    def auctions(self) -> "StreamingDataFrame":
+        return self.frame("auction")
+
+    @property
+    def bids(self) -> "StreamingDataFrame":
+        return self.frame("bid")
