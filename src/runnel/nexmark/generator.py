@@ -281,18 +281,19 @@ _CITIES, _STATES = _table(US_CITIES), _table(US_STATES)
 
 @functools.lru_cache(maxsize=16)
 def _channels(seed: int) -> tuple[pa.Array, pa.Array]:
-    """(channel, url) of the 4 hot channels (first) and the 10,000 others, built once per seed."""
-    rng = np.random.default_rng([seed, 0x75726C])
-
-    def part() -> str:
-        return "".join(chr(97 + c) for c in rng.integers(0, 26, int(rng.integers(3, 5))))
-
-    def base() -> str:
-        return f"https://www.nexmark.com/{part()}/{part()}/{part()}/item.htm?query=1"
-
-    names = list(HOT_CHANNELS) + [f"channel-{c}" for c in range(NUM_CHANNELS)]
-    urls = [base() for _ in HOT_CHANNELS] + [f"{base()}&channel_id={c}" for c in range(NUM_CHANNELS)]
-    return _table(names), _table(urls)
+    """(channel, url) of the 4 hot channels (first) and the 10,000 others, built once per seed
+    (a channel's url: ``https://www.nexmark.com/<3 random words>/item.htm?query=1``, then
+    ``&channel_id=<n>`` for the others)."""
+    n = len(HOT_CHANNELS) + NUM_CHANNELS
+    c = np.arange(n, dtype=np.int64)
+    words = [_strings(h, 3 + _low(h, 1), seed) for h in (_hash(c, seed, f) for f in (91, 92, 93))]
+    numbers = pa.array(np.arange(-len(HOT_CHANNELS), NUM_CHANNELS)).cast(pa.string())
+    tail = pc.if_else(pa.array(c < len(HOT_CHANNELS)), "", pc.binary_join_element_wise("&channel_id=", numbers, ""))
+    urls = pc.binary_join_element_wise("https://www.nexmark.com", *words, pc.binary_join_element_wise(
+        "item.htm?query=1", tail, ""), "/")
+    names = pa.concat_arrays([_table(HOT_CHANNELS), pc.binary_join_element_wise("channel-", numbers, "")
+                              .slice(len(HOT_CHANNELS))])
+    return names, urls
 
 
 def _extra(h: np.ndarray, size: np.ndarray, kind: str, seed: int) -> pa.Array:
