@@ -2,7 +2,8 @@
 
 Families: :mod:`.hashing` (stable 64-bit hashes), :mod:`.partition`
 (counting-sort scatter), :mod:`.aggregate` (factorize + reduce),
-:mod:`.join` (hash join on codes). Compile options live in :mod:`._config`.
+:mod:`.join` (hash join on codes), :mod:`.ewm` (exponentially weighted
+moments carried per group). Compile options live in :mod:`._config`.
 
 Kernels compile lazily, on first call, for the types they are called with
 (see :mod:`._config`). Call :func:`warm` in the driver before starting a
@@ -31,6 +32,8 @@ from .aggregate import (
 )
 from ._config import REPORT as _REPORT
 from .apply import filter_mask, map_values
+from .ewm import EWM_OPS, ewm_state, ewm_update
+from .ewm import warm as _warm_ewm
 from .hashing import (
     NAN_HASH,
     NULL_HASH,
@@ -71,6 +74,9 @@ __all__ = [
     "cogroup_segments",
     "map_values",
     "filter_mask",
+    "EWM_OPS",
+    "ewm_state",
+    "ewm_update",
     "warm",
 ]
 
@@ -153,3 +159,4 @@ def _warm_all():
             factorize_binary(offsets, data, validity)
     _warm_state()
     _warm_window()
+    _warm_ewm()

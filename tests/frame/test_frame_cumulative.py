@@ -24,6 +24,19 @@ OPS = {
                      lambda d: d.groupby("k")["v"].rolling(3).sum().reset_index(level=0, drop=True)),
     "rolling_mean2": (lambda g: g["i"].rolling(2).mean(name="out"),
                       lambda d: d.groupby("k")["i"].rolling(2).mean().reset_index(level=0, drop=True)),
+    "ewm_mean": (lambda g: g["v"].ewm(alpha=0.3).mean(name="out"),
+                 lambda d: d.groupby("k")["v"].ewm(alpha=0.3).mean().reset_index(level=0, drop=True)),
+    "ewm_mean_span_unadjusted": (
+        lambda g: g["v"].ewm(span=4, adjust=False, min_periods=2).mean(name="out"),
+        lambda d: d.groupby("k")["v"].ewm(span=4, adjust=False, min_periods=2).mean().reset_index(level=0, drop=True)),
+    "ewm_sum_ignore_na": (lambda g: g["v"].ewm(halflife=2.5, ignore_na=True).sum(name="out"),
+                          lambda d: d.groupby("k")["v"].ewm(halflife=2.5, ignore_na=True).sum()
+                          .reset_index(level=0, drop=True)),
+    "ewm_std": (lambda g: g["v"].ewm(com=0.5).std(name="out"),
+                lambda d: d.groupby("k")["v"].ewm(com=0.5).std().reset_index(level=0, drop=True)),
+    "ewm_var_bias_int": (lambda g: g["i"].ewm(alpha=0.7, adjust=False).var(bias=True, name="out"),
+                         lambda d: d.groupby("k")["i"].ewm(alpha=0.7, adjust=False).var(bias=True)
+                         .reset_index(level=0, drop=True)),
 }
 
 

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["runnel.frame.schema", "runnel.frame.expr", "runnel.frame.frame", "runnel.frame.source",
-           "runnel.frame.testing", "runnel.frame.groupby"]
+           "runnel.frame.testing", "runnel.frame.groupby", "runnel.frame.ewm"]
 
 
 @pytest.mark.parametrize("name", MODULES)

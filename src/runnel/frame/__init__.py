@@ -6,7 +6,7 @@ Modules: ``schema`` (schemas, per-batch checks), ``expr`` and ``accessors``
 (:class:`StreamingDataFrame`), ``source`` (``dstream.to_frame``,
 ``ssc.frame``), ``aggregate``, ``groupby`` and ``window`` (per-batch, running
 and windowed group-by aggregations), ``cumulative`` (cumsum, shift, rolling
-... per key across batches), ``join`` (stream-static, stream-stream,
+... per key across batches), ``ewm`` (exponentially weighted per key), ``join`` (stream-static, stream-stream,
 as-of latest), ``sql`` (DuckDB per batch), ``testing``
 (frame helpers of ``runnel.testing``).
 """

@@ -14,6 +14,7 @@ cumcount         the rows so far
 cummax / cummin  the extreme so far
 shift / diff     the last ``p`` values
 rolling(n)       the last ``n - 1`` values
+ewm              the recursion's variables (``kernels.ewm``)
 ===============  ==============================================
 
 Per batch and partition the work is vectorised over rows (cumulative sums
@@ -21,7 +22,8 @@ with group offsets, segment positions from ``kernels.group_segments``);
 carried values are prepended to their key's rows as pseudo-rows. cummax and
 cummin accumulate per key segment (a NumPy call per key of the batch).
 Rows come out grouped by the partition their key hashes to, in arrival order
-within each key. Not done: ``ewm``.
+within each key. ``ewm`` (``ewm.py``) carries the state of pandas' recursion
+per key, continued by a Numba kernel (``kernels.ewm``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..dstream.base import DStream
 from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
 from .aggregate import group_codes, partition_partials
+from .ewm import ewm_rows
 from .expr import isnull_column
 from .schema import empty_column, frame_batch
 
@@ -49,11 +52,13 @@ _TAIL = {"shift", "diff", "rolling_sum", "rolling_mean"}
 
 @dataclass(frozen=True)
 class Cumulative:
-    """What to compute: ``kind`` of ``column`` per key, ``n`` periods / window rows, into ``out``."""
+    """What to compute: ``kind`` of ``column`` per key, ``n`` periods / window rows, into ``out``;
+    ``params`` of an ewm: (com, adjust, ignore_na, min_periods, bias)."""
     kind: str
     column: str
     n: int
     out: str
+    params: tuple = ()
 
     @property
     def tail(self) -> int:
@@ -94,11 +99,13 @@ def apply(carry: Batch | None, rows: Batch, keys: tuple, spec: Cumulative) -> tu
     """(rows with the ``out`` column, the new carry table) for one partition."""
     ccodes, rcodes, g, kcols, first = _codes(carry, rows, keys)
     x = _values(rows, spec.column)
+    carried = [] if carry is None else carry.columns["_carry"].tolist()
     old = [None] * g
-    if carry is not None:
-        for c, v in zip(ccodes.tolist(), carry.columns["_carry"].tolist()):
-            old[c] = v
-    if spec.kind in _TAIL:
+    for c, v in zip(ccodes.tolist(), carried):
+        old[c] = v
+    if spec.kind.startswith("ewm_"):
+        result, new = ewm_rows(x, rcodes, g, ccodes, carried, spec.kind, spec.params)
+    elif spec.kind in _TAIL:
         result, new = _with_tail(x, rcodes, g, old, spec)
     else:
         result, new = _running(x, rcodes, g, old, spec)
@@ -297,4 +304,4 @@ class CarryDStream(StatefulDStream):
 
     def signature(self) -> dict:
         s = self.spec
-        return {**super().signature(), "keys": list(self.keys), "cumulative": [s.kind, s.column, s.n]}
+        return {**super().signature(), "keys": list(self.keys), "cumulative": [s.kind, s.column, s.n, *s.params]}

@@ -47,6 +47,7 @@ from .aggregate import (AggSpec, check_specs, empty_partials, finalize, group_co
 from .schema import Schema, frame_batch
 
 if TYPE_CHECKING:
+    from .ewm import ExponentialMoving
     from .frame import StreamingDataFrame
 
 __all__ = ["GroupBy"]
@@ -323,7 +324,7 @@ class GroupBy:
         return g.agg(count=(None, "size"))
 
     # -- cumulative and rolling per key, across batches (cumulative.py) ---------------------------------
-    def _cumulative(self, kind: str, n: int = 0, name: str | None = None) -> "StreamingDataFrame":
+    def _cumulative(self, kind: str, n: int = 0, name: str | None = None, params: tuple = ()) -> "StreamingDataFrame":
         from .cumulative import CarryDStream, ConcatRows, Cumulative, RowBuckets, empty_carry
         from .frame import StreamingDataFrame
         from .transformed_frame import transformed
@@ -334,7 +335,7 @@ class GroupBy:
         if not (d.startswith(("int", "uint", "float")) or d == "bool"):
             raise TypeError(f"{kind} needs a numeric column, {self._column!r} is {d}")
         out = name or f"{self._column}_{kind}"
-        spec = Cumulative(kind, self._column, int(n), out)
+        spec = Cumulative(kind, self._column, int(n), out, params)
         keys = self.keys
         stream = self._sdf.stream
         n_parts = stream._n(self._n)
@@ -380,6 +381,14 @@ class GroupBy:
         if int(window) < 1:
             raise ValueError(f"rolling: window must be at least 1 row, got {window!r}")
         return Rolling(self, int(window))
+
+    def ewm(self, com: float | None = None, span: float | None = None, halflife: float | None = None,
+            alpha: float | None = None, min_periods: int = 0, adjust: bool = True,
+            ignore_na: bool = False) -> "ExponentialMoving":
+        """Exponentially weighted over each key's rows so far (across batches), as pandas' ``ewm``:
+        ``.mean()``, ``.sum()``, ``.std()``, ``.var()`` (see :mod:`runnel.frame.ewm`)."""
+        from .ewm import ExponentialMoving, center_of_mass
+        return ExponentialMoving(self, center_of_mass(com, span, halflife, alpha), adjust, ignore_na, min_periods)
 
     # -- the aggregation -----------------------------------------------------------------------------
     def agg(self, **named: Any) -> "StreamingDataFrame":
