@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runnel import ManualClock, StreamingContext
 from runnel.testing import assert_frame_batches_equal, run_frame
 
 OPS = {
@@ -87,3 +88,74 @@ def test_batch_boundaries_anywhere(ctx, rows, cuts, op):
     build, ref = OPS[op]
     out = run_frame(lambda s: build(s.groupby("k")), frames, ctx, checkpoint=tempfile.mkdtemp())
     assert_frame_batches_equal(out, expected(frames, ref), check_dtype=False)
+
+
+# --- the carries survive a crash: restored from the checkpoint -------------------------------------------
+
+SEEN: dict = {}
+
+
+class Keep:
+    def __init__(self, key):
+        self.key = key
+
+    def __call__(self, df, t):
+        SEEN.setdefault(self.key, {})[t] = df.sort_values(list(df.columns)).reset_index(drop=True)
+
+
+CRASH_DATA = [pd.DataFrame({"k": [f"w{(i * 7 + j) % 4}" for j in range(5)],
+                            "v": [float((i * 5 + j * 3) % 7) - 2 if (i + j) % 6 else np.nan for j in range(5)],
+                            "i": [(i * 3 + j) % 9 - 4 for j in range(5)]}) for i in range(10)]
+
+
+def carried_program(ctx, directory, key, named):
+    """cumsum, cummax, rolling mean, ewm std and shift chained, each keeping a carry per key."""
+    def setup():
+        ctx.conf["runnel.streaming.checkpoint.interval"] = "2"
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        ssc.checkpoint(directory)
+        out = ssc.frame.queue(CRASH_DATA)
+        steps = [("cs", lambda g: g["v"].cumsum()), ("cm", lambda g: g["i"].cummax()),
+                 ("roll", lambda g: g["v"].rolling(3).mean()), ("ewm", lambda g: g["v"].ewm(span=3).std()),
+                 ("sh", lambda g: g["i"].shift(2))]
+        for name, step in steps:
+            g = out.groupby("k")
+            out = step(g.running(name=name) if named else g)
+        out.foreach_batch(Keep(key))
+        return ssc
+    return setup
+
+
+@pytest.mark.parametrize("restart", ["resume_by_name", "get_or_create"])
+def test_carries_resume_from_the_checkpoint_after_a_crash(ctx, tmp_path, clean_conf, restart):
+    SEEN.clear()
+    named = restart == "resume_by_name"
+    ref = carried_program(ctx, str(tmp_path / "ref"), "ref", named)()
+    ref.start()
+    ref.run_batches(10)
+    ref.stop(stop_spark_context=False)
+    d = str(tmp_path / "ck")
+    ssc = carried_program(ctx, d, "a", named)()
+    ssc.start()
+    ssc.run_batches(7)
+    ssc._checkpointer.flush()
+    ssc.stop(stop_spark_context=False)          # not graceful: what a crash leaves behind
+    if named:
+        ssc = StreamingContext.resume(d, carried_program(ctx, d, "a", named))
+    else:
+        ssc = StreamingContext.get_or_create(d, carried_program(ctx, d, "unused", named))
+    ssc.start()
+    ssc.run_batches(4)                          # from the checkpoint at 6 s: batches 7..10
+    ssc.stop(stop_spark_context=False)
+    want, got = SEEN["ref"], SEEN["a"]
+    assert sorted(got) == sorted(want) and len(want) == 10
+    for t in want:
+        pd.testing.assert_frame_equal(got[t], want[t])
+    # and the reference is pandas on all the data
+    everything = pd.concat(CRASH_DATA, ignore_index=True)
+    g = everything.groupby("k")
+    last = everything.assign(v_cumsum=g["v"].cumsum(), i_cummax=g["i"].cummax(),
+                             v_rolling_mean=g["v"].rolling(3).mean().reset_index(level=0, drop=True),
+                             v_ewm_std=g["v"].ewm(span=3).std().reset_index(level=0, drop=True),
+                             i_shift=g["i"].shift(2)).iloc[-5:]
+    assert_frame_batches_equal([want[max(want)]], [last], check_dtype=False)
