@@ -1,6 +1,6 @@
 """A streaming word count that the crash tests run as a separate driver process and kill.
 
-    python crash_job.py MODE WORKDIR BATCHES [--die-in-batch N] [--v2] [--master M]
+    python crash_job.py MODE WORKDIR BATCHES [--die-in-batch N] [--v2] [--master M] [--job frame]
 
 MODE is how the program starts: ``fresh`` (setup, no recovery), ``get_or_create``
 or ``resume``. Sources (``--source``):
@@ -21,6 +21,11 @@ the first output committed and before the second ran. ``--v2`` is the next
 program version: other functions, another parallelism, a new operator.
 The manual clock is advanced by the job itself; each completed batch prints
 ``done <i>``.
+
+``--job frame`` is the same input through the DataFrame API instead: a
+running group-by (``frame_totals``) and each row with its word's cumsum,
+rolling mean and ewm mean carried across batches (``frame_rows``), with the
+kill between the two outputs.
 """
 
 from __future__ import annotations
@@ -74,13 +79,16 @@ def build(args):
             lines = ssc.text_file_stream(os.path.join(args.workdir, "in"))
         else:
             lines = ssc.socket_text_stream("127.0.0.1", args.port)
+        db = os.path.join(args.workdir, "out.db")
+        if args.job == "frame":
+            build_frame(args, lines, db)
+            return ssc
         if args.v2:
             lines.filter(lambda line: True).count().pprint()     # a new operator before the stateful ones
         pairs = lines.flat_map(lambda line: line.split()).map(lambda w: (w, 1))
         totals = pairs.update_state_by_key(add_v2 if args.v2 else add).named("totals")
         window = pairs.reduce_by_key_and_window(operator.add, operator.sub, 4, 1).named("window")
         builtin = pairs.update_state_by_key(running_sum()).named("builtin")
-        db = os.path.join(args.workdir, "out.db")
         totals.save_to_sqlite(db, "totals", ["word", "n"])
         if args.die_in_batch:
             totals.foreach_rdd(DieInBatch(args.die_in_batch, os.path.join(args.workdir, f"died-{args.die_in_batch}")))
@@ -88,6 +96,20 @@ def build(args):
         builtin.save_to_sqlite(db, "builtin", ["word", "n"])
         return ssc
     return setup
+
+
+def build_frame(args, lines, db):
+    words = lines.flat_map(lambda line: line.split()).map(lambda w: (w, float(int(w[1:]) % 5)))
+    sdf = words.to_frame(columns=["word", "n"], schema={"word": "string", "n": "float64"})
+    sdf.groupby("word").running(name="frame_totals").agg(rows=("n", "size"), total=("n", "sum"), mean=("n", "mean")) \
+        .to_sqlite(db, "frame_totals")
+    if args.die_in_batch:
+        sdf.to_dstream().foreach_rdd(DieInBatch(args.die_in_batch, os.path.join(args.workdir,
+                                                                               f"died-{args.die_in_batch}")))
+    rows = sdf.groupby("word")["n"].cumsum()
+    rows = rows.groupby("word")["n"].rolling(3).mean()
+    rows = rows.groupby("word")["n"].ewm(alpha=0.4).mean()
+    rows.to_sqlite(db, "frame_rows")
 
 
 def drop_file(workdir: str, i: int) -> None:
@@ -114,6 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--expect", type=int, default=0)
     p.add_argument("--more", type=int, default=0)
+    p.add_argument("--job", choices=["wordcount", "frame"], default="wordcount")
     args = p.parse_args(argv)
     os.makedirs(os.path.join(args.workdir, "in"), exist_ok=True)
     ck = os.path.join(args.workdir, "ck")

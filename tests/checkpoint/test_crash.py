@@ -2,7 +2,9 @@
 
 Each test runs ``crash_job.py`` (a word count with updateStateByKey, a
 built-in running sum and an inverse window, writing through the
-exactly-once SQLite sink) as its own process; the process dies by SIGKILL
+exactly-once SQLite sink; or, with ``--job frame``, the same through the
+DataFrame API: a running group-by and per-key cumsum, rolling and ewm
+carries) as its own process; the process dies by SIGKILL
 in the middle of a batch, after one output committed, and is started again
 with ``get_or_create`` or ``resume`` (then as a changed program). Its
 output database must equal, batch by batch, that of a run never killed —
@@ -42,10 +44,15 @@ def started(p) -> int:
     return int(first)
 
 
-def rows(workdir) -> dict[str, list]:
+def rows(workdir, tables=("totals", "window", "builtin")) -> dict[str, list]:
+    """Each table's rows with the batch time first, in order (its other columns, as stored)."""
     with sqlite3.connect(os.path.join(workdir, "out.db")) as db:
-        return {t: db.execute(f"SELECT batch_time, word, n FROM {t} ORDER BY batch_time, word").fetchall()
-                for t in ("totals", "window", "builtin")}
+        out = {}
+        for t in tables:
+            cols = [c[1] for c in db.execute(f"PRAGMA table_info({t})") if c[1] != "batch_time"]
+            order = ", ".join(["batch_time", *cols])
+            out[t] = db.execute(f"SELECT {order} FROM {t} ORDER BY {order}").fetchall()
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +73,29 @@ def test_killed_driver_recovers_with_get_or_create(tmp_path, reference, master):
     got = rows(tmp_path)
     assert got == reference
     assert [r for r in got["totals"] if r[0] == 7000]   # the half-written batch is there once
+
+
+FRAME = ("frame_totals", "frame_rows")
+
+
+@pytest.fixture(scope="module")
+def frame_reference(tmp_path_factory):
+    work = tmp_path_factory.mktemp("frame_reference")
+    job("fresh", work, 10, "--job", "frame")
+    return rows(work, FRAME)
+
+
+@pytest.mark.parametrize("master", ["local", "local[2]"])
+def test_killed_frame_job_recovers_with_get_or_create(tmp_path, frame_reference, master):
+    # a running group-by and cumsum/rolling/ewm carries per key, killed between the batch's two outputs
+    p = job("fresh", tmp_path, 10, "--job", "frame", "--die-in-batch", 6, "--master", master, check=False)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert "done 5" in p.stdout and "done 6" not in p.stdout
+    p = job("get_or_create", tmp_path, 10, "--job", "frame", "--master", master)
+    assert started(p) in (5, 3, 1), p.stdout
+    got = rows(tmp_path, FRAME)
+    assert got == frame_reference
+    assert len({r[0] for r in got["frame_rows"]}) == 10 and [r for r in got["frame_totals"] if r[0] == 6000]
 
 
 def test_killed_driver_resumes_as_a_changed_program(tmp_path, reference):
