@@ -179,3 +179,12 @@ def test_compare_help_explains_every_workload_in_plain_text(capsys):
         assert f"\n{name}  " in out, name
     assert "word count" in out and "reduceByKeyAndWindow(add, sub, 20, 1)" in out and "10 records per batch" in out
     assert "``" not in out  # plain text, not reStructuredText
+
+
+def test_ui_overhead_takes_the_ratio_pair_by_pair():
+    from runnel.bench.ui_overhead import paired
+    # round 2's machine was twice as fast for both runs: the pair's ratio is unmoved
+    got = paired({False: [100.0, 200.0, 100.0, 100.0], True: [99.0, 198.0, 101.0, 97.0]})
+    assert got["pairs"] == 4 and got["median"] == pytest.approx(0.99) and got["slower"] == 3
+    assert (got["min"], got["max"]) == (pytest.approx(0.97), pytest.approx(1.01))
+    assert got["q1"] <= got["median"] <= got["q3"]

@@ -10,12 +10,26 @@ says why streams can no longer be added.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from .dstream.base import DStream
     from .dstream.inputs import InputDStream
     from .dstream.outputs import ForEachDStream
+
+
+@dataclass(frozen=True)
+class StreamNode:
+    """One stream of a graph as :meth:`DStreamGraph.nodes` describes it (what the UI draws)."""
+    name: str
+    kind: str                       # "rate_stream", "map", "update_state_by_key", "foreachRDD" ...
+    parents: tuple[str, ...]        # names of the streams it reads
+    slide_ms: int
+    window_ms: int | None = None    # a window's length
+    input_id: int | None = None     # an input's stream id (creation order, as Spark numbers them)
+    output_id: int | None = None    # an output operation's id
+    stateful: bool = False          # keeps state or window tables (checkpointed by name)
 
 
 class DStreamGraph:
@@ -124,8 +138,53 @@ class DStreamGraph:
         for s in self.streams:
             s.forget_before(t)
 
+    def nodes(self) -> list[StreamNode]:
+        """Every stream, in definition order (parents before children), with its parents' names."""
+        inputs = {id(s): i for i, s in enumerate(self.inputs)}
+        outputs = {id(s): i for i, s in enumerate(self.outputs)}
+        out = []
+        for s in self.streams:
+            out.append(StreamNode(s.name, getattr(s, "op_name", None) or s.kind,
+                                  tuple(p.name for p in s.parents), s.slide_ms, getattr(s, "window_ms", None),
+                                  inputs.get(id(s)), outputs.get(id(s)), hasattr(s, "checkpoint_tables")))
+        return out
+
+    def describe(self) -> str:
+        """The stream lineage as text, one line per stream: ``name [kind, details] <- parents``.
+
+        Examples
+        --------
+        >>> from runnel import ManualClock, StreamingContext
+        >>> ssc = StreamingContext("local", 1, clock=ManualClock())
+        >>> ssc.queue_stream([[1]]).map(lambda x: x).foreach_rdd(lambda ds: None)
+        >>> print(ssc.graph.describe())
+        queue_stream-1 [queue_stream, input 0, slide 1 s]
+        map-2 [map, slide 1 s] <- queue_stream-1
+        foreachRDD-3 [foreachRDD, output 0, slide 1 s] <- map-2
+        """
+        return describe_nodes(self.nodes())
+
     def num_records(self, t: int) -> int:
         return sum(i.records.get(t, 0) for i in self.inputs)
+
+
+def describe_nodes(nodes: list[StreamNode]) -> str:
+    """:meth:`DStreamGraph.describe` of nodes already taken (the UI keeps them)."""
+    lines = []
+    for n in nodes:
+        bits = [n.kind]
+        if n.input_id is not None:
+            bits.append(f"input {n.input_id}")
+        if n.output_id is not None:
+            bits.append(f"output {n.output_id}")
+        if n.stateful:
+            bits.append("stateful")
+        if n.window_ms is not None:
+            bits.append(f"window {n.window_ms / 1000:g} s")
+        bits.append(f"slide {n.slide_ms / 1000:g} s")
+        reads = f" <- {', '.join(n.parents)}" if n.parents else ""
+        lines.append(f"{n.name} [{', '.join(bits)}]{reads}")
+    return "\n".join(lines)
 
 
 def _reraise(err: BaseException) -> None:

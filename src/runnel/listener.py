@@ -34,6 +34,12 @@ figure). ``numRecords()`` is PySpark's: the sum over
 runnel's rate stream) reports its records, a file stream reports 0 (Spark
 describes its files instead), and a queue stream reports nothing at all.
 
+runnel's own event: ``onCheckpointWritten(event)`` (not in PySpark; a
+PySpark listener simply lacks it) carries a :class:`CheckpointInfo` each
+time a checkpoint is committed: its batch time, bytes, and how long taking
+the snapshot (on the job runner, between batches) and writing it (on the
+checkpoint writer thread, while the next batches run) took.
+
 Events are delivered synchronously, on the thread that produced them, in
 order. A listener that raises does not stop the job (a broken monitor must
 not), and is reported per callback (:class:`ListenerBus`): the first
@@ -268,6 +274,23 @@ class BatchInfo(_Frozen):
     def outputOperationInfos(self): return self.output_operation_infos  # noqa: E704
 
 
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint committed (``onCheckpointWritten``); durations in ms of wall time.
+
+    ``snapshot_ms`` is the time the job runner spent taking the snapshot (the
+    stateful tables of batch ``batch_time`` computed and held) before the next
+    batch could start — None for the checkpoint written at start; ``write_ms``
+    the writer thread's time to write, fsync and commit it while later batches
+    ran; ``bytes`` the files written (tables and manifest).
+    """
+    batch_time: int
+    write_ms: float
+    bytes: int
+    path: str
+    snapshot_ms: float | None = None
+
+
 @dataclass
 class ReceiverInfo:
     stream_id: int
@@ -315,6 +338,14 @@ class OutputOperationEvent(_Event):
 
 
 @dataclass
+class CheckpointEvent(_Event):
+    """onCheckpointWritten: carries the :class:`CheckpointInfo`."""
+    checkpoint_info: CheckpointInfo
+
+    def checkpointInfo(self): return self.checkpoint_info  # noqa: E704
+
+
+@dataclass
 class ReceiverEvent(_Event):
     receiver_info: ReceiverInfo
 
@@ -342,6 +373,7 @@ class StreamingListener:
     def onBatchCompleted(self, batchCompleted): pass  # noqa: E704
     def onOutputOperationStarted(self, outputOperationStarted): pass  # noqa: E704
     def onOutputOperationCompleted(self, outputOperationCompleted): pass  # noqa: E704
+    def onCheckpointWritten(self, checkpointWritten): pass  # noqa: E704  (runnel's own)
 
 
 class _Same:

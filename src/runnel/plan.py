@@ -45,9 +45,12 @@ inside them are ``FnRef`` handles that the executor ships to each worker once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from threading import get_ident
+from time import perf_counter
 from typing import Callable
 
 from .batch import Batch
+from .executors.activity import StageRun
 from .executors.base import Task
 from .storage.store import BlockRef
 
@@ -357,17 +360,23 @@ def run_stages(executor, graph: StageGraph) -> list[BlockRef]:
     Each stage's placeholders (:class:`Out`) become the blocks its inputs
     produced; outputs a stage hands to a cached Dataset (``adopt``) are that
     Dataset's from then on; every other output of a stage below the result
-    is released when the graph is done, whether it succeeded or not.
+    is released when the graph is done, whether it succeeded or not. While
+    someone watches the executor's activity (the UI), each stage run is
+    recorded there (:class:`~runnel.executors.activity.StageRun`).
     """
     if graph.result is None:
         return list(graph.refs or [])
     outs: dict[int, list[list[BlockRef]]] = {}
     temps: list[BlockRef] = []
+    activity = getattr(executor, "activity", None)
     try:
         for st in graph.stages:
             tasks = [Task(t.fn, t.index, [[outs[r.stage][r.task][r.k] if type(r) is Out else r for r in g]
                                           for g in t.inputs], t.label) for t in st.tasks]
-            res = outs[st.id] = executor.run(tasks, kind=st.kind)
+            if activity is None or activity.stages is None:
+                res = outs[st.id] = executor.run(tasks, kind=st.kind)
+            else:
+                res = outs[st.id] = _run_recorded(executor, activity, st, tasks)
             kept = set()
             for k, give in st.adopt:
                 give([o[k] for o in res])
@@ -377,6 +386,18 @@ def run_stages(executor, graph: StageGraph) -> list[BlockRef]:
         return [o[0] for o in outs[graph.result]]
     finally:
         executor.store.release(temps)
+
+
+def _run_recorded(executor, activity, st: Stage, tasks: list[Task]) -> list[list[BlockRef]]:
+    """``executor.run`` of one stage, recorded in the watched activity log."""
+    start, busy, failed = perf_counter(), activity.busy, True
+    try:
+        res = executor.run(tasks, kind=st.kind)
+        failed = False
+        return res
+    finally:
+        activity.record(StageRun(st.id, st.label, activity.ran_as or st.kind, len(tasks), start,
+                                 perf_counter() - start, activity.busy - busy, get_ident(), failed))
 
 
 class _Compiler:

@@ -246,7 +246,7 @@ class StreamingContext:
             if self.checkpoint_dir is not None:
                 self._checkpointer = Checkpointer(self.checkpoint_dir, self._graph, self.context,
                                                   "manual" if isinstance(self.clock, ManualClock) else "system",
-                                                  sched.feed)
+                                                  sched.feed, self._bus)
                 self._checkpointer.prepare()         # fails fast on a graph it cannot store
                 interval, unit = self._checkpointer.interval_ms, self._checkpointer.unit()
                 sched.checkpointer = self._checkpointer

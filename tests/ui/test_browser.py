@@ -53,7 +53,7 @@ def run_chromium(chromium: str, *args: str) -> str:
     return done.stdout
 
 
-def test_browser_shows_the_running_job(chromium, ui_ssc, recorder, tmp_path):
+def test_browser_shows_the_running_job(chromium, ui_ssc, recorder, api, tmp_path):
     ui_ssc.checkpoint(str(tmp_path / "ckpt"))
     pairs = ui_ssc.rate_stream("pairs", records_per_batch=400, keys=30).named("pairs")
     pairs.update_state_by_key(lambda new, old: (old or 0) + len(new)).named("counts").foreach_rdd(lambda ds: None)
@@ -75,6 +75,8 @@ def test_browser_shows_the_running_job(chromium, ui_ssc, recorder, tmp_path):
         assert len(page.points[label]) == 6, label
     assert page.points["Input Rate"] == [(i.batch_time, float(i.num_records)) for i in infos]
     assert page.points["Input Rate pairs"] == [(i.batch_time, 400.0) for i in infos]
+    assert page.points["Executor Busy"] == [(b["batchId"], round(100 * b["busyRatio"], 2))
+                                            for b in api("executor")["batches"]]
     assert 'data-field="numTotalCompletedBatches" data-value="6"' in dom
     assert f'data-field="rows" data-value="{infos[-1].state_tables["counts"]["keys"]}"' in dom
 
@@ -83,6 +85,16 @@ def test_browser_shows_the_running_job(chromium, ui_ssc, recorder, tmp_path):
     dom = run_chromium(chromium, "--virtual-time-budget=500", "--dump-dom", f"{ui_ssc.ui_url}/batch?id={t}")
     assert read_page(dom).rows["batch"][t] == expected_row(infos[-1])
     assert dom.count('class="op"') == len(infos[-1].output_operation_infos)
+    stages = api(f"batches/{t}/stages")
+    assert len(stages) == dom.count('class="stage"') > 0
+    for s in stages:
+        assert f'data-field="numTasks" data-value="{s["numTasks"]}"' in dom
+
+    # the DStream graph: every stream a box, every parent an arrow
+    dom = run_chromium(chromium, "--virtual-time-budget=500", "--dump-dom", ui_ssc.ui_url + "/graph")
+    nodes = ui_ssc.graph.nodes()
+    assert all(f'data-name="{n.name}"' in dom for n in nodes)
+    assert dom.count('class="edge"') == sum(len(n.parents) for n in nodes) == 4
 
     shot = tmp_path / "streaming-ui.png"
     run_chromium(chromium, "--virtual-time-budget=500", f"--screenshot={shot}", ui_ssc.ui_url + "/")

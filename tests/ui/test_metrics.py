@@ -63,8 +63,10 @@ def test_metrics_follow_prometheus_naming_and_equal_batch_infos(ui_ssc, recorder
     assert value(fams, "runnel_batch_interval_seconds") == 1.0
     assert value(fams, "runnel_checkpoint_last_timestamp_seconds") == 0.0      # the checkpoint at start
     assert value(fams, "runnel_checkpoint_size_bytes") > 0
-    # no record values in labels: only stream, operator and status names
+    # no record values in labels: only stream, operator and status names, and where stages ran
     labels = {k for f in fams.values() for s in f.samples for k in s.labels}
-    assert labels <= {"status", "stream", "operator", "state", "le"}
+    assert labels <= {"status", "stream", "operator", "state", "kind", "le"}
+    assert {s.labels["kind"] for f in fams.values() for s in f.samples if "kind" in s.labels} <= \
+        {"serial", "inline", "threads", "processes"}
     with pytest.raises(RuntimeError):
         ui_ssc.await_termination_or_timeout(0)

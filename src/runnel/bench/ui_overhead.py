@@ -1,14 +1,16 @@
-"""What the streaming UI costs: ``python -m runnel.bench.ui_overhead [--master local[2]] [--rounds 6] [--no-poll]``.
+"""What the streaming UI costs: ``python -m runnel.bench.ui_overhead [--master local[2]] [--rounds 20] [--no-poll]``.
 
 Runs W2 (see :mod:`runnel.bench.workloads`) as :mod:`runnel.bench.compare`
 times it, in one process on one Context, alternating the UI off and on
 (``spark.ui.enabled``; the order flips every round, so drift in the
 machine's load falls on both). While the UI is on, a client fetches the
 streaming page's live part and ``/metrics`` every 0.5 s (ten times what an
-open browser asks, plus a fast Prometheus scrape). Prints each round's
-records/s and the ratio of the medians (on / off), then the time the UI's
-listeners take per batch, measured alone on synthetic events (the part of
-the cost that does not depend on the machine's other load).
+open browser asks, plus a fast Prometheus scrape). Each round is a *pair*
+(one run off, one on, back to back) and gives one ratio on/off; the figure
+is the median of those paired ratios, with their quartiles and extremes
+(the spread says how far one pair can be moved by the machine's other
+load). Then the time the UI's listeners take per batch, measured alone on
+synthetic events (the part of the cost that does not depend on that load).
 """
 
 from __future__ import annotations
@@ -47,10 +49,13 @@ def listener_cost(batches: int = 2000) -> tuple[float, float]:
     live refresh of the streaming page takes with the retained batches (1000) those events left."""
     import time
 
+    from ..executors.activity import Activity
     from ..listener import BatchEvent, BatchInfo, OutputOperationEvent, OutputOperationInfo, StreamingStarted
     from ..ui import JobFacts, StreamingStatus
     from ..ui.metrics import JobMetrics, available
-    status = StreamingStatus(JobFacts("bench", "local", 1000, {}))
+    activity = Activity(2)                   # the web UI on: the status marks each batch's executor activity
+    activity.watch()
+    status = StreamingStatus(JobFacts("bench", "local", 1000, {}, activity=activity))
     listeners = [status] + ([JobMetrics(status)] if available() else [])
     for lst in listeners:
         lst.onStreamingStarted(StreamingStarted(0))
@@ -113,10 +118,18 @@ def measure(master: str, rounds: int, batches: int, warmup: int, poll: bool = Tr
     return rates
 
 
+def paired(rates: dict[bool, list[float]]) -> dict[str, float]:
+    """The rounds' paired ratios on/off: median, quartiles, extremes, and how many pairs had on < off."""
+    ratios = sorted(on / off for on, off in zip(rates[True], rates[False]))
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return {"pairs": len(ratios), "median": statistics.median(ratios), "q1": q[0], "q3": q[2],
+            "min": ratios[0], "max": ratios[-1], "slower": sum(r < 1 for r in ratios)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m runnel.bench.ui_overhead", description=__doc__.split("\n\n")[0])
     p.add_argument("--master", default="local[2]")
-    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--batches", type=int, default=7, help="measured batches per run (median taken)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-poll", action="store_true", help="no client: the UI is on but nobody looks")
@@ -124,9 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     rates = measure(a.master, a.rounds, a.batches, a.warmup, poll=not a.no_poll)
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
     spread = (max(rates[False]) - min(rates[False])) / off
+    pr = paired(rates)
     print(f"W2 {a.master}: UI off {off / 1e6:.2f} M/s, on {on / 1e6:.2f} M/s (medians of {a.rounds}); "
-          f"on/off = {on / off:.3f} (cost {100 * (1 - on / off):+.1f}%); run-to-run spread with the UI off "
-          f"{100 * spread:.0f}%")
+          f"run-to-run spread with the UI off {100 * spread:.0f}%")
+    print(f"paired on/off over {pr['pairs']} rounds: median {pr['median']:.3f} (cost {100 * (1 - pr['median']):+.1f}%), "
+          f"quartiles {pr['q1']:.3f}..{pr['q3']:.3f}, extremes {pr['min']:.3f}..{pr['max']:.3f}; "
+          f"the UI run was the slower in {pr['slower']} of {pr['pairs']} pairs")
     cost, render = listener_cost()
     batch_s = 1e6 / off     # W2's batches are 1M records: seconds per batch at the UI-off median
     print(f"the UI's listeners spend {cost * 1e6:.1f} us per batch's events = {100 * cost / batch_s:.3f}% of a "

@@ -36,9 +36,11 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, field
+from time import perf_counter
 
 from ..context import conf_flag
 from ..dstream.base import to_ms
+from ..listener import CheckpointEvent, CheckpointInfo
 from ..dstream.stateful import StatefulDStream
 from ..scheduler import core
 from . import files
@@ -58,6 +60,7 @@ class Snapshot:
     pending: list[int]
     inputs: dict[str, dict]
     streams: dict[str, dict] = field(default_factory=dict)   # name -> {"signature", "tables": {label: (t, ds)}}
+    seconds: float | None = None     # taking it on the job runner (None: the one written at start)
 
 
 class Checkpointer:
@@ -75,14 +78,18 @@ class Checkpointer:
         "manual" or "system" (a recovered program driven by hand stays so).
     report : callable
         Takes the core's ``SnapshotWritten`` / ``SnapshotFailed`` events.
+    listeners : ListenerBus, optional
+        Gets ``onCheckpointWritten`` (a :class:`~runnel.listener.CheckpointInfo`: bytes, snapshot and
+        write durations) after each commit, on the thread that wrote it.
     """
 
-    def __init__(self, directory: str, graph, context, clock_kind: str, report=None):
+    def __init__(self, directory: str, graph, context, clock_kind: str, report=None, listeners=None):
         self.directory = directory
         self.graph = graph
         self.context = context
         self.clock_kind = clock_kind
         self.report = report or (lambda event: None)
+        self.listeners = listeners
         conf = context.conf
         self.keep = max(1, int(conf.get("runnel.streaming.checkpoint.keep", DEFAULT_KEEP)))
         self.store_graph = conf_flag(conf, "runnel.streaming.checkpoint.graph", True)
@@ -142,7 +149,9 @@ class Checkpointer:
         if self._closing:                   # stop() ran (say, from an output of this very batch)
             return
         try:
+            started = perf_counter()
             snap = self._snapshot(ins.time, ins.zero, list(ins.pending))
+            snap.seconds = perf_counter() - started
         except Exception as e:  # a failed batch may leave a table uncomputable: try the next time
             log.warning("runnel: no checkpoint at %s ms: %s: %s", ins.time, type(e).__name__, e)
             e.__cause__ = e.__context__ = None       # kept by the core: no frames holding tables
@@ -203,6 +212,7 @@ class Checkpointer:
     def _write(self, snap: Snapshot) -> None:
         ctx = self.context
         store = ctx.executor.store
+        started = perf_counter()
         w = files.CheckpointWriter(self.directory, snap.t)
         try:
             streams = {}
@@ -227,8 +237,12 @@ class Checkpointer:
         except BaseException:
             w.abort()
             raise
-        log.info("runnel: checkpoint %s written", path)
+        took = perf_counter() - started
+        log.info("runnel: checkpoint %s written (%d bytes in %.3f s)", path, w.bytes, took)
         self.report(core.SnapshotWritten(snap.t))
+        if self.listeners is not None:
+            self.listeners.post("onCheckpointWritten", CheckpointEvent(CheckpointInfo(
+                snap.t, took * 1000.0, w.bytes, path, None if snap.seconds is None else snap.seconds * 1000.0)))
         kept = files.clean(self.directory, self.keep, self.graph_name)
         oldest, body = kept[-1]
         if body is not None:        # unreadable: keep every input's data (a recovery may still need it)

@@ -108,6 +108,7 @@ class CheckpointWriter:
         self.tmp = os.path.join(directory, f".tmp-checkpoint-{t}-{secrets.token_hex(4)}")
         make_private_dirs(self.tmp)
         self.files: dict[str, dict] = {}
+        self.bytes = 0                      # written so far (tables, then the manifest)
 
     def add_table(self, batch: Batch) -> str:
         """Write one partition; returns its file name (to list in the manifest)."""
@@ -115,12 +116,15 @@ class CheckpointWriter:
         name = f"f{len(self.files):05d}.arrow"
         write_durably(os.path.join(self.tmp, name), data, private=True)
         self.files[name] = _file_entry(data, self.key)
+        self.bytes += len(data)
         return name
 
     def commit(self, body: dict) -> str:
         """Write the manifest and rename the checkpoint into place (replacing one of the same time)."""
         body = {**body, "format": FORMAT, "version": VERSION, "time": self.t, "files": self.files}
-        write_durably(os.path.join(self.tmp, MANIFEST), _manifest_bytes(body, self.key), private=True)
+        manifest = _manifest_bytes(body, self.key)
+        write_durably(os.path.join(self.tmp, MANIFEST), manifest, private=True)
+        self.bytes += len(manifest)
         fsync_dir(self.tmp)
         final = os.path.join(self.directory, f"checkpoint-{self.t}")
         if os.path.isdir(final):           # checkpointed again (re-run batch, resumed start): swap, drop the old

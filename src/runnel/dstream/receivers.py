@@ -740,6 +740,22 @@ class ReceiverInputDStream(InputDStream):
         return self._counted(t, ds)
 
     # -- the write-ahead log -------------------------------------------------------------------------
+    def wal_written(self) -> tuple[int, int] | None:
+        """(blocks, bytes) this run appended to the block log; None without a write-ahead log (cheap)."""
+        wal = self._blocks_log
+        return wal.appended if wal is not None else None
+
+    def wal_status(self) -> dict | None:
+        """The write-ahead log as it is now (None without one): the block log's and the allocation
+        log's :meth:`~runnel.storage.wal.WriteAheadLog.stats`, and the batches whose allocation is kept."""
+        blocks, batches = self._blocks_log, self._batches_log
+        if blocks is None:
+            return None
+        with self._lock:
+            kept = sorted(self._allocations)
+        return {"stream": self.name, "stream_id": self.stream_id, "blocks": blocks.stats(),
+                "batches": batches.stats(), "allocated_batches": kept}
+
     def _open_logs(self) -> None:
         if self._blocks_log is not None:
             return

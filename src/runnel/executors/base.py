@@ -18,6 +18,10 @@ in dependency order. An executor implements:
     Its :class:`~runnel.storage.store.BlockStore` owns every block (inputs
     are put there by the engine, outputs by the tasks); ``close`` stops
     workers and frees every block.
+``activity``
+    An :class:`~runnel.executors.activity.Activity`: the task-seconds its
+    slots spent running tasks (two ``perf_counter`` calls per task) and,
+    while the UI watches, the stages it ran. The base class provides one.
 
 Backends: ``local`` (:mod:`~runnel.executors.serial`: inline, in order),
 ``local[N]`` (:mod:`~runnel.executors.parallel`: a stage of kernels on N
@@ -42,10 +46,12 @@ from __future__ import annotations
 import os
 import re
 import traceback
+from time import perf_counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from runnel.batch import Batch
+from runnel.executors.activity import Activity
 from runnel.storage.store import BlockRef, BlockStore
 
 __all__ = ["Task", "TaskFailed", "Executor", "make_executor", "MAX_ATTEMPTS"]
@@ -113,27 +119,33 @@ def check_outputs(out) -> list[Batch]:
     return list(out)
 
 
-def run_inline(store: BlockStore, tasks: Sequence[Task]) -> list[list[BlockRef]]:
+def run_inline(store: BlockStore, tasks: Sequence[Task], activity: Activity | None = None) -> list[list[BlockRef]]:
     """Run tasks in this process, in order, on ``store`` (the serial backend's loop).
 
     On an error, every block this call produced is released before the error
-    propagates; a user exception becomes :class:`TaskFailed`.
+    propagates; a user exception becomes :class:`TaskFailed`. The tasks' time
+    is added to ``activity.busy``.
     """
     results: list[list[BlockRef]] = []
-    for task in tasks:
-        produced: list[BlockRef] = []
-        try:
-            inputs = [[store.get(r) for r in group] for group in task.inputs]
-            for batch in check_outputs(task.fn(task.index, inputs)):
-                produced.append(store.put(batch))
-        except BaseException as exc:      # KeyboardInterrupt too: free what this run made
-            store.release(produced)
-            for refs in results:
-                store.release(refs)
-            if isinstance(exc, Exception):
-                raise TaskFailed.from_exception(task.label, exc) from exc
-            raise
-        results.append(produced)
+    started = perf_counter()
+    try:
+        for task in tasks:
+            produced: list[BlockRef] = []
+            try:
+                inputs = [[store.get(r) for r in group] for group in task.inputs]
+                for batch in check_outputs(task.fn(task.index, inputs)):
+                    produced.append(store.put(batch))
+            except BaseException as exc:      # KeyboardInterrupt too: free what this run made
+                store.release(produced)
+                for refs in results:
+                    store.release(refs)
+                if isinstance(exc, Exception):
+                    raise TaskFailed.from_exception(task.label, exc) from exc
+                raise
+            results.append(produced)
+    finally:                              # one slot, tasks back to back: the loop's time is theirs
+        if activity is not None:
+            activity.add_busy(perf_counter() - started)
     return results
 
 
@@ -142,6 +154,15 @@ class Executor:
 
     store: BlockStore
     parallelism: int
+
+    @property
+    def activity(self) -> Activity:
+        """Task-seconds this executor spent and, while watched, the stages it ran
+        (:mod:`runnel.executors.activity`). A backend that does not time its tasks leaves busy at 0."""
+        found = self.__dict__.get("_activity")
+        if found is None:
+            found = self.__dict__.setdefault("_activity", Activity(getattr(self, "parallelism", 1)))
+        return found
 
     def check_shippable(self, refs) -> None:
         """Raise TypeError naming any of these FnRefs this executor could not send to a worker.

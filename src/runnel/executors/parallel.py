@@ -101,7 +101,7 @@ class ParallelExecutor(Executor):
         self.stats = {"tasks_sent": 0, "fn_blobs_sent": 0, "workers_started": 0, "workers_died": 0,
                       "stages_inline": 0, "stages_threads": 0, "stages_processes": 0}
         self._blobs = BlobCache()
-        self._threads = ThreadTeam(n - 1)
+        self._threads = ThreadTeam(n - 1, self.activity)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
@@ -122,7 +122,7 @@ class ParallelExecutor(Executor):
                 raise RuntimeError("the executor is closed")
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.parallelism, self.store, self._blobs, self.stats,
-                                                 self._start_timeout)
+                                                 self._start_timeout, activity=self.activity)
             return self._pool
 
     def worker_pids(self) -> list[int]:
@@ -148,8 +148,10 @@ class ParallelExecutor(Executor):
             inline = int(self._conf[INLINE_BYTES_KEY])
         if inline and sum(r.nbytes for t in tasks for g in t.inputs for r in g) <= inline:
             self.stats["stages_inline"] += 1
-            return run_inline(self.store, tasks)
+            self.activity.ran_as = "inline"
+            return run_inline(self.store, tasks, self.activity)
         self.stats[f"stages_{kind}"] += 1
+        self.activity.ran_as = kind
         if kind == "threads":
             return self._threads.run(self.store, tasks)
         return self.processes.run(tasks)

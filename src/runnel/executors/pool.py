@@ -29,7 +29,9 @@ State (changed only under ``_run_lock``: by ``run``, ``close`` and the reaper th
 ``_Worker.seen: set[fn id]``
     Functions that worker holds; ``_Worker.forget`` ids to tell it to drop.
 ``_Worker.seq``
-    The task index it is running in the current ``run`` (None when idle).
+    The task index it is running in the current ``run`` (None when idle);
+    ``_Worker.sent`` when it was sent. ``_busy`` sums send-to-reply times of
+    the current ``run``, added to the owner's ``activity.busy`` as it ends.
 ``_blobs: BlobCache``
     One pickled blob per live FnRef, made once per driver.
 ``stats``
@@ -58,8 +60,10 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
+from time import perf_counter
 
 from runnel.accumulators import merge_task_updates
+from runnel.executors.activity import Activity
 from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed
 from runnel.executors.shipping import BlobCache, dumps, ship
 from runnel.storage.ipc import read_batch
@@ -110,7 +114,7 @@ def describe_exit(code: int | None) -> str:
 
 
 class _Worker:
-    __slots__ = ("wid", "tag", "proc", "conn", "lifeline", "seen", "forget", "seq", "ready", "lent")
+    __slots__ = ("wid", "tag", "proc", "conn", "lifeline", "seen", "forget", "seq", "ready", "lent", "sent")
 
     def __init__(self, wid, proc, conn, lifeline):
         self.wid = wid
@@ -123,6 +127,7 @@ class _Worker:
         self.seq: int | None = None
         self.ready = False
         self.lent: list = []   # spare files lent with the running task (storage/spares.py)
+        self.sent = 0.0        # perf_counter when the running task was sent (its slot's busy time starts)
 
     def dispose(self, timeout: float = 5.0) -> int | None:
         """Ask the worker to exit (lifeline byte), reap it (kill after ``timeout``), close fds."""
@@ -178,13 +183,17 @@ class ProcessPoolExecutor(Executor):
     reap_interval : float
         Seconds between checks for workers that died while idle (a reaper
         thread replaces them, so none stays a zombie until the next task).
+    activity : Activity, optional
+        The owner's: a task's time from its send to its reply is added to its ``busy``.
     """
 
     def __init__(self, n: int, store: SharedMemoryStore, blobs: BlobCache, stats: dict,
-                 start_timeout: float = 60.0, reap_interval: float = 0.5) -> None:
+                 start_timeout: float = 60.0, reap_interval: float = 0.5, activity: Activity | None = None) -> None:
         if n < 1:
             raise ValueError(f"a pool needs at least one worker, got {n}")
         self.parallelism = n
+        if activity is not None:
+            self._activity = activity
         warm_kernels()
         self.store = store
         self.stats = stats
@@ -306,6 +315,7 @@ class ProcessPoolExecutor(Executor):
                 w.seen.add(fn_id)
         forget, w.forget = w.forget, []
         w.lent = self._lend(lend)
+        w.sent = perf_counter()
         w.conn.send_bytes(_DUMPS(("task", seq, blobs, forget, data, w.lent), _PROTO))
         w.seq = seq
         self.stats["tasks_sent"] += 1
@@ -366,6 +376,7 @@ class ProcessPoolExecutor(Executor):
         busy: dict[Connection, _Worker] = {}
         stop_at = n                                       # no new task at or after the first failure
         store = self.store
+        self._busy = 0.0                                  # task-seconds of this run: sends to replies
         try:
             while True:
                 for w in self._workers:
@@ -399,6 +410,7 @@ class ProcessPoolExecutor(Executor):
                         if w.seq is not None:             # a task was queued behind the handshake
                             busy[conn] = w
                         continue
+                    self._busy += perf_counter() - w.sent
                     i, w.seq = msg[1], None
                     self._settle(w, msg[-1])
                     if kind == "ok":
@@ -415,6 +427,7 @@ class ProcessPoolExecutor(Executor):
                         failures[i] = TaskFailed(tasks[i].label, type_name, message, tb, cause)
                         stop_at = min(stop_at, i)
         except BaseException:
+            self.activity.add_busy(self._busy)
             # interrupted: busy workers' results are unknown, so replace them
             for w in list(busy.values()):
                 w.seq = None
@@ -423,6 +436,7 @@ class ProcessPoolExecutor(Executor):
                 w.seq = None
             self._release(results)
             raise
+        self.activity.add_busy(self._busy)
         if failures:
             self._release(results)
             raise failures[min(failures)]
@@ -436,6 +450,8 @@ class ProcessPoolExecutor(Executor):
 
     def _died(self, w: _Worker, i: int | None, tasks, attempts, pending, failures, stop_at: int) -> int:
         """A worker died (running task ``i``, or idle): replace it, retry or fail the task; new ``stop_at``."""
+        if w.seq is not None:
+            self._busy += perf_counter() - w.sent
         w.seq = None
         self.stats["workers_died"] += 1
         code = self._replace(w)

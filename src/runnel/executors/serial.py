@@ -29,11 +29,12 @@ class SerialExecutor(Executor):
         self.store = store if store is not None else MemoryStore()
         self.parallelism = 1
         self._closed = False
+        self.activity.ran_as = "serial"
 
     def run(self, tasks: Sequence[Task], kind: str | None = None) -> list[list[BlockRef]]:
         if self._closed:
             raise RuntimeError("the executor is closed")
-        return run_inline(self.store, tasks)
+        return run_inline(self.store, tasks, self.activity)
 
     def close(self) -> None:
         self._closed = True

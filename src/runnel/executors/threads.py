@@ -24,6 +24,7 @@ State of one run (:class:`_Run`, guarded by its ``lock``)
 ``stop_at``   no task at or after this index starts (the first failure + 1);
 ``results``   output refs per finished task (written by the thread that ran it);
 ``errors``    task index -> the exception it raised;
+``busy``      task-seconds of the run's tasks (a thread adds its last task's when it asks for the next);
 ``active``    helpers inside the run; ``sealed``: set when the caller's share is
               done, after which a helper that only now picks the run up skips it
               (a helper busy with another run must not make this one wait).
@@ -34,7 +35,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Sequence
+from time import perf_counter
 
+from runnel.executors.activity import Activity
 from runnel.executors.base import Task, TaskFailed, check_outputs
 from runnel.storage.store import BlockRef, BlockStore
 
@@ -42,7 +45,8 @@ __all__ = ["ThreadTeam"]
 
 
 class _Run:
-    __slots__ = ("store", "tasks", "lock", "done", "next", "stop_at", "results", "errors", "active", "sealed")
+    __slots__ = ("store", "tasks", "lock", "done", "next", "stop_at", "results", "errors", "active", "sealed",
+                 "busy")
 
     def __init__(self, store: BlockStore, tasks: Sequence[Task]) -> None:
         self.store = store
@@ -55,18 +59,24 @@ class _Run:
         self.errors: dict[int, BaseException] = {}
         self.active = 0
         self.sealed = False
+        self.busy = 0.0
 
     def work(self) -> None:
         """Run tasks until none is left to start."""
         store, tasks = self.store, self.tasks
+        busy = 0.0
         while True:
             with self.lock:
+                if busy:
+                    self.busy += busy
+                    busy = 0.0
                 i = self.next
                 if i >= self.stop_at:
                     return
                 self.next = i + 1
             task = tasks[i]
             produced: list[BlockRef] = []
+            started = perf_counter()
             try:
                 inputs = [[store.get(r) for r in group] for group in task.inputs]
                 for batch in check_outputs(task.fn(task.index, inputs)):
@@ -77,8 +87,10 @@ class _Run:
                 with self.lock:
                     self.errors[i] = exc
                     self.stop_at = min(self.stop_at, i + 1)
+                busy += perf_counter() - started
                 continue
             self.results[i] = produced
+            busy += perf_counter() - started
 
     def help(self) -> None:
         """A helper thread's share (nothing when the caller already finished)."""
@@ -114,8 +126,9 @@ class ThreadTeam:
     >>> team.close(); store.close()
     """
 
-    def __init__(self, helpers: int) -> None:
+    def __init__(self, helpers: int, activity: Activity | None = None) -> None:
         self.helpers = max(0, helpers)
+        self.activity = activity
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -162,6 +175,8 @@ class ThreadTeam:
                 interrupted = interrupted or exc
                 with run.lock:
                     run.stop_at = 0
+        if self.activity is not None:
+            self.activity.add_busy(run.busy)
         if interrupted is not None or run.errors:
             for refs in run.results:
                 if refs:

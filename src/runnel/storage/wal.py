@@ -50,6 +50,8 @@ State, under ``_lock`` (``sync`` also takes ``_sync_lock`` so that one fsync run
     next_seq     number of the next entry                       append
     synced_seq   entries <= it are on disk                      sync, roll
     fd, size     the active segment's descriptor and length     append, roll, close
+    appended     entries and bytes (frames) appended by this       append
+                 object, for monitoring
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class WriteAheadLog:
                                 if f.endswith(_SUFFIX) and f[:-len(_SUFFIX)].isdigit())
         self._next_seq, self._size = (self._check_tail() if self._segments else (1, 0))
         self._synced_seq = self._next_seq - 1
+        self._appended = [0, 0]          # entries, bytes appended by this object
 
     # -- inspection ------------------------------------------------------------------------------
     @property
@@ -153,6 +156,32 @@ class WriteAheadLog:
         """Entries up to this number are durable."""
         with self._lock:
             return self._synced_seq
+
+    @property
+    def appended(self) -> tuple[int, int]:
+        """(entries, bytes) appended by this object since it was opened (cheap: two ints)."""
+        with self._lock:
+            return self._appended[0], self._appended[1]
+
+    def stats(self) -> dict:
+        """What the log holds and what this object wrote, for monitoring (the streaming UI's WAL view).
+
+        ``segments`` files and their ``bytes`` on disk now, entries ``first_seq`` ..
+        ``last_seq`` (``synced_seq`` durable), and ``appended`` entries of
+        ``appended_bytes`` (frames) written since it was opened.
+        """
+        with self._lock:
+            segments, last, synced = list(self._segments), self._next_seq - 1, self._synced_seq
+            entries, nbytes = self._appended
+            first = segments[0] if segments else self._next_seq
+        size = 0
+        for first_seq in segments:
+            try:
+                size += os.stat(self._path(first_seq)).st_size
+            except OSError:            # truncated away while we looked
+                pass
+        return {"directory": self.directory, "segments": len(segments), "bytes": size, "first_seq": first,
+                "last_seq": last, "synced_seq": synced, "appended": entries, "appended_bytes": nbytes}
 
     def _path(self, first: int) -> str:
         return os.path.join(self.directory, f"{first:020d}{_SUFFIX}")
@@ -194,13 +223,15 @@ class WriteAheadLog:
                 self._roll()
             elif self._fd is None:                      # closed: reopen the active segment
                 self._fd = os.open(self._path(self._segments[-1]), os.O_WRONLY | os.O_APPEND)
-            seq = self._next_seq
+            seq, before = self._next_seq, self._size
             if self._key is None:
                 self._write_all([_HEADER.pack(_MAGIC, seq, len(view), _crc(seq, view)), view])
             else:
                 self._write_all([_HEADER.pack(_MAGIC_SIGNED, seq, len(view), _crc(seq, view)), view,
                                  _signature(self._key, seq, view)])
             self._next_seq += 1
+            self._appended[0] += 1
+            self._appended[1] += self._size - before
         if sync:
             self.sync()
         return seq

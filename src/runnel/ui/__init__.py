@@ -4,10 +4,12 @@ A started :class:`~runnel.StreamingContext` attaches one :class:`UI`. It
 observes the job only through the listener bus (a :class:`StreamingStatus`
 listener) and the :class:`JobFacts` the context hands it, and serves:
 
-- ``/`` the streaming page (overview, charts, batches, receivers, state,
-  checkpoints), ``/batch?id=<ms>`` one batch, ``/environment`` the conf
-  (secrets redacted);
-- ``/api/v1/applications/...`` Spark's streaming REST endpoints (:mod:`.rest`);
+- ``/`` the streaming page (overview, charts, batches, executor busy ratio,
+  receivers, state, checkpoints with their write times, write-ahead logs),
+  ``/batch?id=<ms>`` one batch (its output operations, stages and tasks),
+  ``/graph`` the DStream graph, ``/environment`` the conf (secrets redacted);
+- ``/api/v1/applications/...`` Spark's streaming REST endpoints, and runnel's
+  own beside them (:mod:`.rest`);
 - ``/metrics`` Prometheus text (:mod:`.metrics`, needs ``runnel[ui]``).
 
 Conf keys (the context's conf):
@@ -50,6 +52,7 @@ class UI:
         self.server: UIServer | None = None
         self.progress = None
         self.metrics = None
+        self._watching = False
 
     @property
     def url(self) -> str | None:
@@ -74,6 +77,9 @@ class UI:
         """Serve the web UI (when enabled) and show the progress line (when wanted)."""
         conf = self.facts.conf
         if self.ui_enabled and self.server is None:
+            if self.facts.activity is not None and not self._watching:
+                self._watching = True
+                self.facts.activity.watch()          # the executor keeps its stage log while we serve
             host = str(conf.get("spark.ui.host", DEFAULT_HOST))
             if not is_loopback(host):
                 log.warning("runnel: the streaming UI listens on %s, not only on this machine: anyone who reaches "
@@ -101,18 +107,28 @@ class UI:
             self.progress.stop()
         if self.server is not None:
             self.server.stop()
+        if self._watching:
+            self._watching = False
+            self.facts.activity.unwatch()
 
 
 def attach_ui(ssc: Any) -> UI:
     """The UI of a starting context: its listeners registered; :meth:`UI.start` serves it.
 
     Uses only the context's public surface (conf, names, interval,
-    checkpoint directory, ``add_streaming_listener``).
+    checkpoint directory, graph, executor, ``add_streaming_listener``). The
+    executor's activity and the write-ahead logs are read only when the web
+    UI is served (the console line and the notebook do not show them).
     """
     from ..clock import ManualClock
     conf = ssc.context.conf
-    facts = JobFacts(ssc.context.app_name, ssc.context.master, ssc.batch_ms, conf, ssc.checkpoint_dir)
-    ui = UI(facts, conf_flag(conf, "spark.ui.enabled", not isinstance(ssc.clock, ManualClock)))
+    enabled = conf_flag(conf, "spark.ui.enabled", not isinstance(ssc.clock, ManualClock))
+    graph = ssc.graph
+    facts = JobFacts(ssc.context.app_name, ssc.context.master, ssc.batch_ms, conf, ssc.checkpoint_dir,
+                     tuple(graph.nodes()),
+                     getattr(ssc.context.executor, "activity", None) if enabled else None,
+                     tuple(i for i in graph.inputs if getattr(i, "wal_enabled", False)) if enabled else ())
+    ui = UI(facts, enabled)
     for listener in ui.listeners():
         ssc.add_streaming_listener(listener)
     return ui

@@ -20,7 +20,20 @@ streams, operators and statuses (never record values).
 ``runnel_receivers{state}``                    gauge      receivers ``active`` and ``inactive``
 ``runnel_checkpoint_last_timestamp_seconds``   gauge      batch time of the newest checkpoint on disk
 ``runnel_checkpoint_size_bytes``               gauge      bytes of the newest checkpoint on disk
+``runnel_checkpoint_write_seconds``            histogram  writing a checkpoint (writer thread, per commit)
+``runnel_checkpoint_snapshot_seconds``         histogram  taking its snapshot (job runner, between batches)
+``runnel_executor_task_seconds_total``         counter    seconds the executor's slots spent running tasks
+``runnel_executor_slots``                      gauge      the executor's threads or processes
+``runnel_executor_busy_ratio``                 gauge      task seconds / (slots x wall seconds), last minute
+``runnel_stages_total{kind}``                  counter    stages the batches ran, by where they ran
+``runnel_tasks_total{kind}``                   counter    their tasks
+``runnel_wal_bytes{stream}``                   gauge      a receiver's write-ahead log on disk (blocks)
+``runnel_wal_written_bytes_total{stream}``     counter    bytes it appended to its block log
+``runnel_wal_written_blocks_total{stream}``    counter    blocks it appended
 ============================================  =========  ===============================================
+
+``rate(runnel_executor_task_seconds_total[5m]) / runnel_executor_slots`` is
+the busy ratio over any window Prometheus keeps.
 """
 
 from __future__ import annotations
@@ -31,7 +44,7 @@ from .status import PROCESSING, QUEUED, StreamingStatus
 try:
     from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 except ImportError:    # the runnel[ui] extra is not installed: no /metrics
     CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
     CollectorRegistry = None
@@ -66,6 +79,15 @@ class JobMetrics(StreamingListener):
                                buckets=BUCKETS, registry=r)
         self.records = Counter("runnel_input_records", "Records each input stream brought", ["stream"],
                                registry=r)
+        self.ckpt_write = Histogram("runnel_checkpoint_write_seconds",
+                                    "Time the checkpoint writer took to write and commit a checkpoint",
+                                    buckets=BUCKETS, registry=r)
+        self.ckpt_snapshot = Histogram("runnel_checkpoint_snapshot_seconds",
+                                       "Time the job runner took to snapshot a checkpoint's tables between batches",
+                                       buckets=BUCKETS, registry=r)
+        self.stages = Counter("runnel_stages", "Stages the batches ran, by where they ran", ["kind"], registry=r)
+        self.tasks = Counter("runnel_tasks", "Tasks of the stages the batches ran, by where they ran", ["kind"],
+                             registry=r)
         r.register(_ScrapeTime(status))
 
     def onBatchCompleted(self, event) -> None:
@@ -77,6 +99,17 @@ class JobMetrics(StreamingListener):
                 hist.observe(ms / 1000.0)
         for name, n in info.stream_records.items():
             self.records.labels(name).inc(n)
+        act = self.status.activity(info.batch_time)
+        if act is not None:
+            for run in act.stages:
+                self.stages.labels(run.kind).inc()
+                self.tasks.labels(run.kind).inc(run.tasks)
+
+    def onCheckpointWritten(self, event) -> None:
+        info = event.checkpoint_info
+        self.ckpt_write.observe(info.write_ms / 1000.0)
+        if info.snapshot_ms is not None:
+            self.ckpt_snapshot.observe(info.snapshot_ms / 1000.0)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this job's metrics."""
@@ -118,3 +151,28 @@ class _ScrapeTime:
                                     "Batch time of the newest checkpoint on disk", value=ckpts[0]["time"] / 1000.0)
             yield GaugeMetricFamily("runnel_checkpoint_size_bytes", "Bytes of the newest checkpoint on disk",
                                     value=ckpts[0]["bytes"])
+        act = st.facts.activity
+        if act is not None:
+            yield CounterMetricFamily("runnel_executor_task_seconds", "Seconds the executor's slots spent running "
+                                      "tasks", value=act.busy)
+            yield GaugeMetricFamily("runnel_executor_slots", "Threads or processes the executor runs tasks on",
+                                    value=act.slots)
+            window = st.busy_window()
+            if window is not None:
+                yield GaugeMetricFamily("runnel_executor_busy_ratio", "Task seconds over slots times wall seconds, "
+                                        "over the last minute", value=window[0])
+        logs = st.wal()
+        if logs:
+            disk = GaugeMetricFamily("runnel_wal_bytes", "Bytes of a receiver's write-ahead block log on disk",
+                                     labels=["stream"])
+            written = CounterMetricFamily("runnel_wal_written_bytes", "Bytes a receiver appended to its "
+                                          "write-ahead block log", labels=["stream"])
+            blocks = CounterMetricFamily("runnel_wal_written_blocks", "Blocks a receiver appended to its "
+                                         "write-ahead block log", labels=["stream"])
+            for w in logs:
+                disk.add_metric([w["stream"]], w["blocks"]["bytes"])
+                written.add_metric([w["stream"]], w["blocks"]["appended_bytes"])
+                blocks.add_metric([w["stream"]], w["blocks"]["appended"])
+            yield disk
+            yield written
+            yield blocks

@@ -1,7 +1,7 @@
 """The UI's HTML pages, rendered on the server (charts as SVG, see :mod:`.charts`).
 
 Pages: the streaming overview (``/``), one batch (``/batch?id=<ms>``), the
-environment (``/environment``), and the notebook display
+DStream graph (``/graph``), the environment (``/environment``), and the notebook display
 (:func:`notebook_html`). The live part of a page is a ``<div id="live">``;
 ``/static/live.js`` re-fetches it every 5 s (``?part=live``) and swaps it
 in, so the page updates without reloading (without JavaScript a meta
@@ -17,9 +17,10 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from ..graph import describe_nodes
 from ..listener import BatchInfo
-from . import charts
-from .status import COMPLETED, PROCESSING, QUEUED, StreamingStatus, redact
+from . import charts, graphview
+from .status import BUSY_WINDOW_S, COMPLETED, PROCESSING, QUEUED, StreamingStatus, redact
 
 CHART_BATCHES = 120      # batches drawn in the timelines (the newest): keeps a live refresh cheap
 TABLE_BATCHES = 100      # completed (and active) batches listed
@@ -35,7 +36,7 @@ def _dur(ms: float | None) -> str:
     if ms is None:
         return "-"
     if ms < 1000:
-        return f"{ms:.0f} ms"
+        return f"{ms:.0f} ms" if ms >= 10 or ms == int(ms) else f"{ms:.2g} ms"     # a stage may take 0.3 ms
     s = ms / 1000.0
     return f"{s:.1f} s" if s < 60 else (f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.1f} h")
 
@@ -50,7 +51,8 @@ def _page(title: str, body: str, live: bool) -> str:
     script = '<script src="/static/live.js" defer></script>' if live else ""
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title>{refresh}<link rel=\"stylesheet\" href=\"/static/style.css\">{script}"
-            "</head><body><nav><b>runnel</b> <a href=\"/\">Streaming</a> <a href=\"/environment\">Environment</a> "
+            "</head><body><nav><b>runnel</b> <a href=\"/\">Streaming</a> <a href=\"/graph\">DStream Graph</a> "
+            "<a href=\"/environment\">Environment</a> "
             "<a href=\"/metrics\">Metrics</a> <a href=\"/api/v1/applications\">REST</a></nav>"
             f"{body}</body></html>")
 
@@ -79,8 +81,24 @@ def _overview_live(status: StreamingStatus) -> str:
             f'<b data-field="numTotalCompletedBatches" data-value="{totals.completed}">{totals.completed}</b> '
             f'completed batches, <b data-field="numProcessedRecords" data-value="{totals.processed_records}">'
             f"{totals.processed_records:,}</b> records; {totals.failed} batches with a failed output.</p>")
-    return (head + _statistics(status) + _batch_tables(status) + _receivers(status)
-            + _state(status) + _checkpoints(status))
+    return (head + _busy(status) + _statistics(status) + _batch_tables(status) + _receivers(status)
+            + _state(status) + _checkpoints(status) + _wal(status))
+
+
+def _pct(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * ratio:.1f}%"
+
+
+def _busy(status: StreamingStatus) -> str:
+    act = status.facts.activity
+    if act is None:
+        return ""
+    window = status.busy_window()
+    span = f" over the last {_dur(1000 * min(window[1], BUSY_WINDOW_S))}" if window is not None else ""
+    return (f'<p class="summary">Executor: <b data-field="slots" data-value="{act.slots}">{act.slots}</b> '
+            f'slot{"s" if act.slots != 1 else ""}, busy <b data-field="busyRatio" '
+            f'data-value="{"" if window is None else window[0]}">{_pct(window and window[0])}</b>{span} '
+            f"(the share of the slots' time spent running tasks).</p>")
 
 
 def _statistics(status: StreamingStatus) -> str:
@@ -100,6 +118,13 @@ def _statistics(status: StreamingStatus) -> str:
         rows.append(f"<tr><th>{label}<br><small>avg {avg_text}</small></th>"
                     f"<td>{charts.timeline(pts, unit, label, line, 'batch interval' if line else '')}</td>"
                     f"<td>{charts.histogram([y for _, y in pts], unit, label)}</td></tr>")
+    act = [(b.batch_time, status.activity(b.batch_time)) for b in done] if status.facts.activity else []
+    busy = [(t, round(100 * a.busy_ratio, 2)) for t, a in act if a is not None and a.busy_ratio is not None]
+    if busy:
+        avg = sum(y for _, y in busy) / len(busy)
+        rows.append(f"<tr><th>Executor Busy<br><small>avg {avg:.1f}%</small></th>"
+                    f"<td>{charts.timeline(busy, '%', 'Executor Busy')}</td>"
+                    f"<td>{charts.histogram([y for _, y in busy], '%', 'Executor Busy')}</td></tr>")
     streams = sorted({name for b in done for name in b.stream_records})
     if len(streams) > 1:       # input rate per stream
         for name in streams:
@@ -188,8 +213,44 @@ def _checkpoints(status: StreamingStatus) -> str:
     rows = "".join(f"<tr><td>{_when(c['time'])}</td><td>{c['bytes']:,}</td>"
                    f"<td>{time.strftime('%H:%M:%S', time.localtime(c['written'])) if c['written'] else '-'}</td>"
                    f"</tr>" for c in ck) or '<tr><td colspan="3">none yet</td></tr>'
+    infos = status.checkpoint_infos()
+    written = "".join(
+        f'<tr class="checkpoint" data-checkpoint="{c.batch_time}"><td>{_when(c.batch_time)}</td>'
+        + _cell("snapshotTime", c.snapshot_ms, _dur(c.snapshot_ms)) + _cell("writeTime", c.write_ms, _dur(c.write_ms))
+        + _cell("bytes", c.bytes, f"{c.bytes:,}") + "</tr>" for c in infos[:TABLE_BATCHES])
+    chart = charts.timeline([(c.batch_time, round(c.write_ms, 3)) for c in reversed(infos[:CHART_BATCHES])], "ms",
+                            "Checkpoint Write Time")
     return (f"<h2>Checkpoints</h2><p>In <code>{escape(d)}</code></p><table id=\"checkpoints\">"
-            f"<tr><th>Batch Time</th><th>Bytes</th><th>Written</th></tr>{rows}</table>")
+            f"<tr><th>Batch Time</th><th>Bytes</th><th>Written</th></tr>{rows}</table>"
+            + (f'<h3>Written since start ({len(infos)})</h3><p class="note">Snapshot: the job runner computing '
+               f"and holding the tables between batches; write: the writer thread writing and committing the "
+               f'files while the next batches run.</p><table id="checkpoint-writes"><tr><th>Batch Time</th>'
+               f"<th>Snapshot</th><th>Write</th><th>Bytes</th></tr>{written}</table>{chart}" if infos else ""))
+
+
+def _wal(status: StreamingStatus) -> str:
+    logs = status.wal()
+    if not logs:
+        return ""
+    rows, charts_ = [], []
+    for w in logs:
+        b = w["blocks"]
+        rows.append(f'<tr class="wal" data-stream="{escape(w["stream"])}"><td>{escape(w["stream"])}</td>'
+                    + _cell("appendedEntries", b["appended"], f"{b['appended']:,}")
+                    + _cell("appendedBytes", b["appended_bytes"], f"{b['appended_bytes']:,}")
+                    + _cell("segments", b["segments"]) + _cell("bytes", b["bytes"], f"{b['bytes']:,}")
+                    + f"<td>{b['first_seq']}..{b['last_seq']} (durable to {b['synced_seq']})</td>"
+                    + _cell("allocatedBatches", len(w["allocated_batches"])) + "</tr>")
+        pts = [(t, n) for t, n, _ in w["per_batch"]]
+        sizes = [(t, nb) for t, _, nb in w["per_batch"]]
+        charts_.append(f"<tr><th>{escape(w['stream'])}</th>"
+                       f"<td>{charts.timeline(pts, 'blocks', 'WAL blocks ' + w['stream'])}</td>"
+                       f"<td>{charts.timeline(sizes, 'B', 'WAL bytes ' + w['stream'])}</td></tr>")
+    return (f'<h2>Write-Ahead Logs ({len(logs)})</h2><table id="wal"><tr><th>Receiver</th><th>Blocks Written</th>'
+            f"<th>Bytes Written</th><th>Segments</th><th>Bytes on Disk</th><th>Entries Kept</th>"
+            f"<th>Batches Allocated</th></tr>{''.join(rows)}</table>"
+            f'<table class="stats" id="wal-charts"><tr><th></th><th>Blocks logged per batch</th>'
+            f"<th>Bytes logged per batch</th></tr>{''.join(charts_)}</table>")
 
 
 # -- one batch ------------------------------------------------------------------------------------
@@ -211,10 +272,48 @@ def batch_page(status: StreamingStatus, state: str, info: BatchInfo, live_only: 
              f'<table class="batches" id="batch">{_BATCH_HEAD}{_batch_row(state, info)}</table>'
              f"<h2>Output Operations ({len(ops)})</h2><table id=\"operations\"><tr><th>Id</th><th>Name</th>"
              f"<th>Description</th><th>Started</th><th>Duration</th><th>Status</th><th>Failure</th></tr>"
-             f"{''.join(rows)}</table>")
+             f"{''.join(rows)}</table>" + _stages(status, info.batch_time))
     if live_only:
         return inner
     return _page(f"Batch {info.batch_time}", f'<div id="live">{inner}</div>', live=state != COMPLETED)
+
+
+def _stages(status: StreamingStatus, t: int) -> str:
+    act = status.activity(t)
+    if act is None:
+        return ""
+    rows = "".join(f'<tr class="stage" data-stage="{i}">' + _cell("stageId", r.stage)
+                   + f"<td class=\"label\">{escape(r.label)}</td>" + _cell("kind", r.kind)
+                   + _cell("numTasks", r.tasks) + _cell("duration", round(r.seconds * 1000, 3), _dur(r.seconds * 1000))
+                   + _cell("taskTime", round(r.busy * 1000, 3), _dur(r.busy * 1000))
+                   + f"<td>{'failed' if r.failed else 'succeeded'}</td></tr>" for i, r in enumerate(act.stages)) \
+        or '<tr><td colspan="7">none</td></tr>'
+    ckpt = next((c for c in status.checkpoint_infos() if c.batch_time == t), None)
+    note = "" if ckpt is None else (
+        f'<p id="batch-checkpoint">Checkpoint of this batch: snapshot <b data-field="snapshotTime" '
+        f'data-value="{ckpt.snapshot_ms}">{_dur(ckpt.snapshot_ms)}</b>, written in <b data-field="writeTime" '
+        f'data-value="{ckpt.write_ms}">{_dur(ckpt.write_ms)}</b>, {ckpt.bytes:,} bytes.</p>')
+    return (f'<h2>Executor</h2><p id="batch-executor">Wall time <b data-field="wallTime" data-value="'
+            f'{round(act.wall * 1000, 3)}">{_dur(act.wall * 1000)}</b>, tasks <b data-field="taskTime" '
+            f'data-value="{round(act.busy * 1000, 3)}">{_dur(act.busy * 1000)}</b> on {act.slots} '
+            f'slot{"s" if act.slots != 1 else ""}: busy <b data-field="busyRatio" data-value="'
+            f'{"" if act.busy_ratio is None else act.busy_ratio}">{_pct(act.busy_ratio)}</b>.</p>{note}'
+            f"<h2>Stages and Tasks ({len(act.stages)} stages, {sum(r.tasks for r in act.stages)} tasks)</h2>"
+            f'<p class="note">Where a stage ran: serial (local), inline (small input, in the calling thread), '
+            f"threads or processes (local[N]).</p>"
+            f'<table id="stages"><tr><th>Stage</th><th>Name</th><th>Ran On</th><th>Tasks</th><th>Duration</th>'
+            f"<th>Task Time</th><th>Status</th></tr>{rows}</table>")
+
+
+# -- the DStream graph ----------------------------------------------------------------------------
+def graph_page(status: StreamingStatus) -> str:
+    """The DStream graph: drawn (SVG) and as text."""
+    nodes = list(status.facts.graph)
+    return _page("DStream Graph", f"<h1>DStream Graph ({len(nodes)} streams)</h1>"
+                 f'<p class="note">Inputs at the top; each stream one row below its deepest parent. '
+                 f"Green: inputs, blue: stateful streams (state or window tables, checkpointed by name), "
+                 f"grey: outputs.</p>{graphview.dag(nodes)}"
+                 f'<h2>As text</h2><pre id="graph-text">{escape(describe_nodes(nodes))}</pre>', live=False)
 
 
 # -- environment ---------------------------------------------------------------------------------

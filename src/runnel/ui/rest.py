@@ -7,6 +7,26 @@ id is its time in ms, unknown optional fields are left out, and batches are
 listed newest first. ``inputSize`` is runnel's record count of the batch
 (every input's records, :attr:`BatchInfo.num_records`).
 
+runnel's own endpoints sit beside Spark's under ``.../streaming/`` (Spark
+has no such data; the Spark objects above stay exactly Spark's), with the
+same conventions (camelCase, milliseconds, dates as above):
+
+``batches/{id}/stages``  the stages the batch ran: ``stageId``, ``name``, ``kind`` (where it ran:
+                         serial, inline, threads, processes), ``numTasks``, ``duration``,
+                         ``taskTime`` (task-ms of its tasks), ``failed``
+``executor``             ``slots``, ``taskTime`` (task-ms since start), ``busyRatio`` over the
+                         last ``busyRatioWindow`` ms, and per retained batch ``batchId``,
+                         ``wallTime``, ``taskTime``, ``busyRatio``, ``numStages``, ``numTasks``
+``checkpoints``          each checkpoint committed: ``batchId``, ``batchTime``, ``snapshotTime``,
+                         ``writeTime``, ``bytes``, ``path``; newest first
+``graph``                the DStream graph: ``nodes`` (``name``, ``kind``, ``parents``,
+                         ``slideDuration``, ``windowDuration``, ``inputStreamId``,
+                         ``outputOpId``, ``stateful``), ``edges`` ([parent, child]), ``text``
+``wal``                  per receiver with a write-ahead log: its block and allocation logs
+                         (``segments``, ``bytes``, ``firstEntry``, ``lastEntry``,
+                         ``syncedEntry``, ``appendedEntries``, ``appendedBytes``) and
+                         ``perBatch``: blocks and bytes logged since the batch before
+
 :func:`route` maps a path and query to ``(HTTP status, JSON-able value)``;
 the server only serialises it.
 """
@@ -18,8 +38,9 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..listener import BatchInfo, OutputOperationInfo
-from .status import COMPLETED, PROCESSING, QUEUED, StreamingStatus
+from ..graph import describe_nodes
+from ..listener import BatchInfo, CheckpointInfo, OutputOperationInfo
+from .status import BUSY_WINDOW_S, COMPLETED, PROCESSING, QUEUED, StreamingStatus
 
 PREFIX = "/api/v1/applications"
 STATUSES = (QUEUED, PROCESSING, COMPLETED)
@@ -153,6 +174,74 @@ def receivers(status: StreamingStatus) -> list[dict]:
     return out
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 3)
+
+
+def stages(status: StreamingStatus, batch_time: int) -> list[dict]:
+    """``batches/{id}/stages``: the stages a completed batch ran (empty without a web UI's activity)."""
+    act = status.activity(batch_time)
+    return [{"stageId": r.stage, "name": r.label, "kind": r.kind, "numTasks": r.tasks,
+             "duration": _ms(r.seconds), "taskTime": _ms(r.busy), "failed": r.failed}
+            for r in (act.stages if act is not None else ())]
+
+
+def executor(status: StreamingStatus) -> dict:
+    """``executor``: the executor's slots, task time and busy ratio, overall and per retained batch."""
+    act = status.facts.activity
+    window = status.busy_window()
+    per = []
+    for b in status.completed():
+        a = status.activity(b.batch_time)
+        if a is not None:
+            per.append(_drop_none({"batchId": b.batch_time, "wallTime": _ms(a.wall), "taskTime": _ms(a.busy),
+                                   "busyRatio": a.busy_ratio, "numStages": len(a.stages),
+                                   "numTasks": sum(r.tasks for r in a.stages)}))
+    return _drop_none({
+        "slots": act.slots if act is not None else None,
+        "taskTime": _ms(act.busy) if act is not None else None,
+        "busyRatio": window[0] if window is not None else None,
+        "busyRatioWindow": _ms(min(window[1], BUSY_WINDOW_S)) if window is not None else None,
+        "batches": per,
+    })
+
+
+def checkpoint(info: CheckpointInfo) -> dict:
+    """One committed checkpoint (``onCheckpointWritten``)."""
+    return _drop_none({"batchId": info.batch_time, "batchTime": spark_date(info.batch_time),
+                       "snapshotTime": info.snapshot_ms, "writeTime": info.write_ms, "bytes": info.bytes,
+                       "path": info.path})
+
+
+def graph(status: StreamingStatus) -> dict:
+    """``graph``: the DStream graph's nodes and edges, and its text form."""
+    nodes = status.facts.graph
+    return {"nodes": [_drop_none({"name": n.name, "kind": n.kind, "parents": list(n.parents),
+                                  "slideDuration": n.slide_ms, "windowDuration": n.window_ms,
+                                  "inputStreamId": n.input_id, "outputOpId": n.output_id, "stateful": n.stateful})
+                      for n in nodes],
+            "edges": [[p, n.name] for n in nodes for p in n.parents],
+            "text": describe_nodes(list(nodes))}
+
+
+def _log(st: dict) -> dict:
+    return {"directory": st["directory"], "segments": st["segments"], "bytes": st["bytes"],
+            "firstEntry": st["first_seq"], "lastEntry": st["last_seq"], "syncedEntry": st["synced_seq"],
+            "appendedEntries": st["appended"], "appendedBytes": st["appended_bytes"]}
+
+
+def wal(status: StreamingStatus) -> list[dict]:
+    """``wal``: each receiver's write-ahead log."""
+    return [{"streamId": w["stream_id"], "streamName": w["stream"], "blocks": _log(w["blocks"]),
+             "batches": _log(w["batches"]), "allocatedBatches": w["allocated_batches"],
+             "perBatch": [{"batchId": t, "blocks": n, "bytes": b} for t, n, b in w["per_batch"]]}
+            for w in status.wal()]
+
+
+_RUNNEL = {"executor": executor, "graph": graph, "wal": wal,
+           "checkpoints": lambda status: [checkpoint(c) for c in status.checkpoint_infos()]}
+
+
 def _not_found(what: str) -> tuple[int, dict]:
     return 404, {"error": what}
 
@@ -184,6 +273,8 @@ def route(status: StreamingStatus, path: str, query: str = "") -> tuple[int, Any
             return (200, found[0]) if found else _not_found(f"unknown receiver: {args[0]}")
     if what == "batches":
         return _batches(status, args, parse_qs(query))
+    if what in _RUNNEL and not args:
+        return 200, _RUNNEL[what](status)
     return _not_found(f"no such endpoint: {path}")
 
 
@@ -205,6 +296,8 @@ def _batches(status: StreamingStatus, args: list[str], query: dict) -> tuple[int
     state, info = found
     if len(args) == 1:
         return 200, batch(state, info, batch_ms)
+    if args[1:] == ["stages"]:
+        return 200, stages(status, t)
     if args[1] != "operations" or len(args) > 3:
         return _not_found(f"no such endpoint under batch {t}: {'/'.join(args[1:])}")
     ops = [operation(o) for _, o in sorted(info.output_operation_infos.items())]

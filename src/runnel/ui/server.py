@@ -142,6 +142,8 @@ class UIServer:
             if found is None:
                 return 404, "text/html; charset=utf-8", pages.not_found(f"no retained batch {ids[0]!r}").encode()
             return 200, "text/html; charset=utf-8", pages.batch_page(self.status, *found, live_only=part).encode()
+        if path == "/graph":
+            return 200, "text/html; charset=utf-8", pages.graph_page(self.status).encode()
         if path == "/environment":
             return 200, "text/html; charset=utf-8", pages.environment(self.status).encode()
         return 404, "text/html; charset=utf-8", pages.not_found(f"no page {path}").encode()

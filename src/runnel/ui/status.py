@@ -9,8 +9,17 @@ events (frozen :class:`~runnel.listener.BatchInfo` snapshots), so it cannot
 change or slow the job beyond the O(1) work of each event.
 
 :class:`JobFacts` is the small explicit, read-only description of the job
-(name, master, interval, conf, checkpoint directory) that the context hands
-to the UI at start.
+(name, master, interval, conf, checkpoint directory, its DStream graph) that
+the context hands to the UI at start, with the two live probes the web UI
+reads: the executor's :class:`~runnel.executors.activity.Activity` (busy
+ratio, stages run) and the receiver streams that keep a write-ahead log.
+
+With an activity, the status marks each batch's start (on the job runner,
+in ``onBatchStarted``: a ``perf_counter``, the executor's busy seconds and
+the stage log's position) and at its completion keeps a
+:class:`BatchActivity`: the batch's wall time, its task-seconds, and the
+stages the runner thread ran for it. Without (no web UI), it does nothing
+more per event than before.
 """
 
 from __future__ import annotations
@@ -19,16 +28,19 @@ import os
 import re
 import threading
 import time
+from time import perf_counter
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..listener import BatchInfo, OutputOperationInfo, ReceiverInfo, StreamingListener
+from ..executors.activity import StageRun
+from ..listener import BatchInfo, CheckpointInfo, OutputOperationInfo, ReceiverInfo, StreamingListener
 
 QUEUED, PROCESSING, COMPLETED = "QUEUED", "PROCESSING", "COMPLETED"
 DEFAULT_RETAINED = 1000
 _SECRET = re.compile(r"password|secret|token|key|credential", re.IGNORECASE)
 REDACTED = "*********(redacted)"
+BUSY_WINDOW_S = 60.0          # the busy ratio "over a window": the last minute of wall time
 
 
 def redact(conf: Mapping[str, Any]) -> dict[str, str]:
@@ -44,6 +56,29 @@ class JobFacts:
     batch_ms: int
     conf: Mapping[str, Any]
     checkpoint_dir: str | None = None
+    graph: tuple = ()               # StreamNode of every stream (DStreamGraph.nodes), for the graph view
+    activity: Any = None            # the executor's Activity, when the web UI is on (busy ratio, stages)
+    wal_streams: tuple = ()         # receiver streams keeping a write-ahead log (wal_status, wal_written)
+
+
+@dataclass(frozen=True)
+class BatchActivity:
+    """What the executor did while one batch ran, measured by the status on the job runner's thread.
+
+    ``wall`` is seconds from the batch's start to its completion (real time,
+    also on a ManualClock), ``busy`` the task-seconds every slot spent in that
+    span, ``stages`` those the runner ran for the batch, in order.
+    """
+    batch_time: int
+    wall: float
+    busy: float
+    slots: int
+    stages: tuple[StageRun, ...] = ()
+
+    @property
+    def busy_ratio(self) -> float | None:
+        """Fraction of the executor's capacity (slots x wall time) that ran tasks during the batch."""
+        return self.busy / (self.wall * self.slots) if self.wall > 0 else None
 
 
 @dataclass
@@ -84,6 +119,13 @@ class StreamingStatus(StreamingListener):
         self._totals = Totals()
         self._receivers: dict[int, Receiver] = {}
         self._state_tables: dict[str, Mapping] = {}  # operator -> last reported {"keys", "bytes", ...}
+        # with an executor activity (the web UI is on):
+        self._marks: dict[int, tuple[float, float, int, int]] = {}   # running batch -> (perf, busy, log pos, thread)
+        self._activity: dict[int, BatchActivity] = {}                # completed batch -> what the executor did
+        self._busy_samples: deque[tuple[float, float]] = deque(maxlen=max(2, n))   # (perf, busy) at completions
+        self._checkpoints: deque[CheckpointInfo] = deque(maxlen=max(1, n))        # committed, oldest first
+        self._wal_last: dict[str, tuple[int, int]] = {}              # stream -> (blocks, bytes) at last sample
+        self._wal: dict[int, dict[str, tuple[int, int]]] = {}        # completed batch -> stream -> written since
 
     # -- events ---------------------------------------------------------------------------
     def onStreamingStarted(self, event) -> None:
@@ -99,10 +141,14 @@ class StreamingStatus(StreamingListener):
 
     def onBatchStarted(self, event) -> None:
         info = event.batch_info
+        act = self.facts.activity
+        mark = None if act is None else (perf_counter(), act.busy, act.recorded, threading.get_ident())
         with self._lock:
             self._waiting.pop(info.batch_time, None)
             self._running[info.batch_time] = info
             self._ops[info.batch_time] = dict(info.output_operation_infos)
+            if mark is not None:
+                self._marks[info.batch_time] = mark
 
     def _on_op(self, event) -> None:
         op = event.output_operation_info
@@ -116,11 +162,22 @@ class StreamingStatus(StreamingListener):
 
     def onBatchCompleted(self, event) -> None:
         info = event.batch_info
+        t = info.batch_time
+        done = self._measure(t) if self.facts.activity is not None else None
+        wal = self._wal_written() if self.facts.wal_streams else None
         with self._lock:
-            self._waiting.pop(info.batch_time, None)
-            self._running.pop(info.batch_time, None)
-            self._ops.pop(info.batch_time, None)
+            self._waiting.pop(t, None)
+            self._running.pop(t, None)
+            self._ops.pop(t, None)
+            if len(self._completed) == self._completed.maxlen:      # the oldest retained batch goes
+                old = self._completed[0].batch_time
+                self._activity.pop(old, None)
+                self._wal.pop(old, None)
             self._completed.append(info)
+            if done is not None:
+                self._activity[t] = done
+            if wal is not None:
+                self._wal[t] = wal
             t = self._totals
             t.completed += 1
             t.failed += info.failed
@@ -140,6 +197,37 @@ class StreamingStatus(StreamingListener):
             self._receivers[info.stream_id] = Receiver(info, err_time)
 
     onReceiverStarted = onReceiverError = onReceiverStopped = _on_receiver
+
+    def onCheckpointWritten(self, event) -> None:
+        with self._lock:
+            self._checkpoints.append(event.checkpoint_info)
+
+    def _measure(self, t: int) -> BatchActivity | None:
+        """The executor's work during batch t, from its start mark (None when it had none)."""
+        act = self.facts.activity
+        now, busy = perf_counter(), act.busy
+        with self._lock:
+            mark = self._marks.pop(t, None)
+            for stale in [k for k in self._marks if k < t]:      # batches that never completed
+                del self._marks[stale]
+            self._busy_samples.append((now, busy))
+        if mark is None:
+            return None
+        start, busy0, pos, thread = mark
+        stages = tuple(r for r in act.since(pos) if r.thread == thread)
+        return BatchActivity(t, now - start, busy - busy0, act.slots, stages)
+
+    def _wal_written(self) -> dict[str, tuple[int, int]]:
+        """Blocks and bytes each write-ahead log got since the last completed batch."""
+        out = {}
+        for s in self.facts.wal_streams:
+            now = s.wal_written()
+            if now is None:
+                continue
+            last = self._wal_last.get(s.name, (0, 0))
+            self._wal_last[s.name] = now
+            out[s.name] = (now[0] - last[0], now[1] - last[1])
+        return out
 
     # -- reading ---------------------------------------------------------------------------
     def batches(self, status: str | None = None) -> list[tuple[str, BatchInfo]]:
@@ -192,6 +280,44 @@ class StreamingStatus(StreamingListener):
         """Operator name -> its state table's last report ({"keys": rows, "bytes": b, ...})."""
         with self._lock:
             return dict(self._state_tables)
+
+    def activity(self, batch_time: int) -> BatchActivity | None:
+        """What the executor did during a retained completed batch (None without a web UI)."""
+        with self._lock:
+            return self._activity.get(batch_time)
+
+    def busy_window(self, seconds: float = BUSY_WINDOW_S) -> tuple[float, float] | None:
+        """(busy ratio, seconds measured) over the last ``seconds`` of wall time up to now, from the
+        oldest batch completion in that span; None without an activity or a completed batch."""
+        act = self.facts.activity
+        if act is None:
+            return None
+        now, busy = perf_counter(), act.busy
+        with self._lock:
+            inside = [s for s in self._busy_samples if now - s[0] <= seconds]
+        if not inside or now - inside[0][0] <= 0:
+            return None
+        t0, b0 = inside[0]
+        return (busy - b0) / ((now - t0) * act.slots), now - t0
+
+    def checkpoint_infos(self) -> list[CheckpointInfo]:
+        """Checkpoints committed while the UI watched (``onCheckpointWritten``), newest first."""
+        with self._lock:
+            return list(reversed(self._checkpoints))
+
+    def wal(self) -> list[dict]:
+        """Each receiver's write-ahead log now (``wal_status``) with ``per_batch``: [(batch time,
+        blocks, bytes)] written since the batch before, over the retained batches."""
+        out = []
+        with self._lock:
+            per = sorted(self._wal.items())
+        for s in self.facts.wal_streams:
+            st = s.wal_status()
+            if st is None:
+                continue
+            st["per_batch"] = [(t, *w[s.name]) for t, w in per if s.name in w]
+            out.append(st)
+        return out
 
     def uptime(self) -> float | None:
         """Seconds since the job started (wall clock), None before."""
