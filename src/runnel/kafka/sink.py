@@ -179,6 +179,9 @@ class KafkaWriter:
         except BaseException:
             if self.transactional:
                 producer.abort_transaction(self.timeout)
+            else:                           # what was sent stays written: the re-run completes it
+                producer.flush(self.timeout)
+                self.tails = None           # and learns how far it got from the topic
             raise
         if self.exactly_once:
             for p, s in written.items():
