@@ -3,7 +3,8 @@
 Families: :mod:`.hashing` (stable 64-bit hashes), :mod:`.partition`
 (counting-sort scatter), :mod:`.aggregate` (factorize + reduce),
 :mod:`.join` (hash join on codes), :mod:`.ewm` (exponentially weighted
-moments carried per group). Compile options live in :mod:`._config`.
+moments carried per group), :mod:`.event_windows` (event-time window
+assignment, session merge). Compile options live in :mod:`._config`.
 
 Kernels compile lazily, on first call, for the types they are called with
 (see :mod:`._config`). Call :func:`warm` in the driver before starting a
@@ -32,6 +33,8 @@ from .aggregate import (
 )
 from ._config import REPORT as _REPORT
 from .apply import filter_mask, map_values
+from .event_windows import assign_windows, merge_intervals
+from .event_windows import warm as _warm_event_windows
 from .ewm import EWM_OPS, ewm_state, ewm_update
 from .ewm import warm as _warm_ewm
 from .hashing import (
@@ -77,6 +80,8 @@ __all__ = [
     "EWM_OPS",
     "ewm_state",
     "ewm_update",
+    "assign_windows",
+    "merge_intervals",
     "warm",
 ]
 
@@ -160,3 +165,4 @@ def _warm_all():
     _warm_state()
     _warm_window()
     _warm_ewm()
+    _warm_event_windows()

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["runnel.frame.schema", "runnel.frame.expr", "runnel.frame.frame", "runnel.frame.source",
-           "runnel.frame.testing", "runnel.frame.groupby", "runnel.frame.ewm"]
+           "runnel.frame.testing", "runnel.frame.groupby", "runnel.frame.ewm",
+           "runnel.frame.event_time"]
 
 
 @pytest.mark.parametrize("name", MODULES)

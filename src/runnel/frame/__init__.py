@@ -7,13 +7,17 @@ Modules: ``schema`` (schemas, per-batch checks), ``expr`` and ``accessors``
 ``ssc.frame``), ``aggregate``, ``groupby`` and ``window`` (per-batch, running
 and windowed group-by aggregations), ``cumulative`` (cumsum, shift, rolling
 ... per key across batches), ``ewm`` (exponentially weighted per key), ``join`` (stream-static, stream-stream,
-as-of latest), ``sql`` (DuckDB per batch), ``testing``
+as-of latest), ``watermark``, ``event_time`` and ``dedup`` (event time:
+watermarks, tumbling/hopping/session/count windows, late rows,
+``drop_duplicates``), ``sql`` (DuckDB per batch), ``testing``
 (frame helpers of ``runnel.testing``).
 """
 
+from .event_time import hopping, session, tumbling
 from .expr import Expr, col, lit
 from .frame import StreamingDataFrame
 from .schema import Schema, SchemaError
 from .source import FrameSources
 
-__all__ = ["StreamingDataFrame", "Schema", "SchemaError", "Expr", "col", "lit", "FrameSources"]
+__all__ = ["StreamingDataFrame", "Schema", "SchemaError", "Expr", "col", "lit", "FrameSources", "tumbling", "hopping",
+           "session"]

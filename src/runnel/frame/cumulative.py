@@ -117,7 +117,9 @@ def apply(carry: Batch | None, rows: Batch, keys: tuple, spec: Cumulative) -> tu
     return out_rows, Batch(cols, _carry_layout(keys))
 
 
-def _segments(codes: np.ndarray, g: int):
+def segments(codes: np.ndarray, g: int):
+    """Rows ordered by group (arrival order within one): (order, bounds, group and position in its group
+    of each ordered row)."""
     order, bounds = K.group_segments(codes, g)
     sizes = np.diff(bounds)
     seg_code = np.repeat(np.arange(g, dtype=np.int64), sizes)           # group of each sorted row
@@ -126,7 +128,7 @@ def _segments(codes: np.ndarray, g: int):
 
 
 def _running(x: np.ndarray, codes: np.ndarray, g: int, old: list, spec: Cumulative):
-    order, bounds, seg, pos = _segments(codes, g)
+    order, bounds, seg, pos = segments(codes, g)
     xs = x[order]
     kind = spec.kind
     new = list(old)
@@ -181,7 +183,7 @@ def _with_tail(x: np.ndarray, codes: np.ndarray, g: int, old: list, spec: Cumula
     n_tail = len(tail_codes)
     ext_codes = np.concatenate([tail_codes, codes])
     ext = np.concatenate([tail_vals, x.astype(np.float64)])
-    order, bounds, seg, pos = _segments(ext_codes, g)            # tails first within each key (arrival order)
+    order, bounds, seg, pos = segments(ext_codes, g)            # tails first within each key (arrival order)
     xs = ext[order]
     p = spec.n
     if spec.kind in ("shift", "diff"):
@@ -235,12 +237,16 @@ class ApplyCarry:
 
 @dataclass(eq=False)
 class RowBuckets:
-    """Rows hashed by key into n buckets (each bucket keeps arrival order)."""
+    """Rows hashed by key into n buckets (each bucket keeps arrival order); a null key raises unless
+    ``nulls`` (the rows of null keys then go where the null hashes)."""
     keys: tuple
+    nulls: bool = False
 
     def __call__(self, index: int, batch: Batch, n: int) -> list[Batch]:
         if len(batch) == 0 or not all(k in batch.columns for k in self.keys):
             return [batch] * n
+        if self.nulls:
+            return partition_partials(batch, self.keys, n)
         keep = np.ones(len(batch), dtype=bool)
         for k in self.keys:
             keep &= ~isnull_column(batch.columns[k], len(batch))

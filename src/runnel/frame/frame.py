@@ -47,9 +47,11 @@ class StreamingDataFrame:
     / ``.rate(...)`` / ``.socket(...)`` / ``.files(...)``.
     """
 
-    def __init__(self, stream: DStream, schema: Callable[[], Schema | None]):
+    def __init__(self, stream: DStream, schema: Callable[[], Schema | None], event: Any = None):
         self._stream = stream
         self._schema_fn = schema
+        self._event = event      # watermark.EventTime: set by with_watermark, kept by row-wise operations
+        self._late = None        # the stream whose late rows late_rows() gives (an event-time operator)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -62,7 +64,7 @@ class StreamingDataFrame:
         def schema() -> Schema | None:
             s = parent()
             return None if s is None else Schema.of_batch(op(0, s.empty()))
-        return StreamingDataFrame(self._stream._transform(kind, lambda ds: ds._narrow(op)), schema)
+        return StreamingDataFrame(self._stream._transform(kind, lambda ds: ds._narrow(op)), schema, self._event)
 
     def _ship_expr(self, e: Any) -> Any:
         """Ship the user functions inside an expression (``map``) as the engine ships any function."""
@@ -139,7 +141,7 @@ class StreamingDataFrame:
 
     def __setitem__(self, name: str, value: Any) -> None:
         new = self.assign(**{str(name): value})
-        self._stream, self._schema_fn = new._stream, new._schema_fn
+        self._stream, self._schema_fn, self._event = new._stream, new._schema_fn, new._event
 
     def assign(self, **exprs: Any) -> "StreamingDataFrame":
         """New or replaced columns from expressions, constants, or functions ``f(sdf) -> expression``."""
@@ -196,7 +198,7 @@ class StreamingDataFrame:
         op = C.Head(n)
         parent = self._schema_fn
         stream = self._stream._transform("head", lambda ds: ds._narrow(op).repartition(1)._narrow(op))
-        return StreamingDataFrame(stream, parent)
+        return StreamingDataFrame(stream, parent, self._event)
 
     def nlargest(self, n: int, column: str) -> "StreamingDataFrame":
         """The ``n`` rows of every batch with the largest ``column`` (pandas' ``nlargest``)."""
@@ -209,7 +211,7 @@ class StreamingDataFrame:
         op = C.SortTop(int(n), str(column), largest)
         stream = self._stream._transform("nlargest" if largest else "nsmallest",
                                          lambda ds: ds._narrow(op).repartition(1)._narrow(op))
-        return StreamingDataFrame(stream, self._schema_fn)
+        return StreamingDataFrame(stream, self._schema_fn, self._event)
 
     # -- aggregation -------------------------------------------------------------------------------
     def groupby(self, by: Any, num_partitions: int | None = None) -> "GroupBy":
@@ -220,6 +222,94 @@ class StreamingDataFrame:
         if missing:
             raise KeyError(f"groupby: no column(s) {missing} (columns: {self.columns})")
         return GroupBy(self, keys, num_partitions)
+
+    # -- event time (watermark.py, event_time.py, dedup.py) ---------------------------------------------
+    def with_watermark(self, column: str, delay: Any, idle_timeout: Any = None, unit: str = "s",
+                       name: str | None = None) -> "StreamingDataFrame":
+        """This frame with event time in ``column`` and a watermark ``delay`` behind the latest of it.
+
+        The watermark is the largest event time seen so far minus ``delay``,
+        advanced after every batch (``watermark.py``). Event-time operators of the
+        returned frame (``groupby(...).event_window(...)``, ``drop_duplicates(...,
+        within=...)``) use it to close windows and forget keys; a row behind it is
+        late, and goes to ``late_rows()``. ``column`` holds datetime64 values, or
+        integers counted in ``unit`` ("s", "ms", "us", "ns"). Durations are seconds,
+        timedeltas or strings like ``"10s"``. ``idle_timeout``: once no row has come
+        for that long, the watermark advances with processing time, so windows
+        close without new rows. ``name``: the watermark's stable name (it is
+        checkpointed and resumed by it).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from runnel import StreamingContext, ManualClock
+        >>> from runnel.frame import tumbling
+        >>> import tempfile
+        >>> ssc = StreamingContext("local", 1, clock=ManualClock())
+        >>> ssc.checkpoint(tempfile.mkdtemp())        # the watermark and the windows survive a restart
+        >>> sdf = ssc.frame.queue([pd.DataFrame({"k": ["a", "a", "b"], "ts": [1, 4, 12], "v": [1, 2, 3]}),
+        ...                        pd.DataFrame({"k": ["a", "b"], "ts": [3, 30], "v": [10, 20]})])
+        >>> agg = (sdf.with_watermark("ts", delay=2).groupby("k")
+        ...           .event_window(tumbling(10)).agg(total=("v", "sum")))
+        >>> out, late = [], []
+        >>> agg.foreach_batch(lambda df, t: out.append(df))
+        >>> agg.late_rows().foreach_batch(lambda df, t: late.append(df))
+        >>> ssc.start(); ssc.run_batches(2); ssc.stop()
+        >>> pd.concat(out, ignore_index=True)     # a's window closes once the watermark (12 - 2) passes 10
+           k  window_start  window_end  total
+        0  a             0          10      3
+        1  b            10          20      3
+        >>> late[1]                               # 3 is behind the watermark (10) of the second batch
+           k  ts   v
+        0  a   3  10
+        """
+        from .watermark import EventClock, EventTime, WatermarkDStream
+        if column not in self.columns:
+            raise KeyError(f"with_watermark: no column {column!r} (columns: {self.columns})")
+        clock = EventClock.of(str(column), self.dtypes[column], unit)
+        delay_units = clock.units(delay, "with_watermark delay", allow_zero=True)
+        idle_ms = None
+        if idle_timeout is not None:
+            from .watermark import duration_ns
+            idle_ms = duration_ns(idle_timeout, "idle_timeout") // 10**6
+        self._stream.cache()      # read by the watermark and by the operators
+        watermark = WatermarkDStream(self._stream, clock, delay_units, idle_ms)
+        if name is not None:
+            watermark.named(name)
+        return StreamingDataFrame(self._stream, self._schema_fn, EventTime(clock, watermark))
+
+    def late_rows(self) -> "StreamingDataFrame":
+        """The rows behind the watermark, per batch, as a frame you can print or sink.
+
+        On the result of an event-time operator: the rows it could not take (its
+        windows had closed, or its keys been forgotten); on a watermarked frame:
+        its rows behind the watermark in force for their batch. Also counted in
+        ``BatchInfo.state_tables[operator]["late_rows"]``.
+        """
+        from .watermark import BehindWatermark, LateRowsDStream
+        if self._late is not None:
+            source = self._late
+            schema = source.rows_schema
+            return StreamingDataFrame(LateRowsDStream(source), schema)
+        if self._event is None:
+            raise ValueError("late_rows() needs event time: call with_watermark(column, delay) first, or ask "
+                             "an event-time operator's result (event_window, drop_duplicates)")
+        return StreamingDataFrame(BehindWatermark(self._stream, self._event.watermark), self._schema_fn)
+
+    def drop_duplicates(self, subset: Any = None, within: Any = None, name: str | None = None) -> "StreamingDataFrame":
+        """Rows whose ``subset`` columns were not seen before, within the watermark (``dedup.py``).
+
+        A key is remembered until the watermark passes its first row's event time
+        + ``within`` (needs ``with_watermark``); rows behind the watermark go to
+        ``late_rows()``. ``subset``: the key columns (all columns by default);
+        ``name``: the stable name of the table of seen keys (checkpointed).
+        """
+        from .dedup import drop_duplicates
+        keys = tuple(self.columns) if subset is None else ((subset,) if isinstance(subset, str) else tuple(subset))
+        missing = [k for k in keys if k not in self.columns]
+        if missing:
+            raise KeyError(f"drop_duplicates: no column(s) {missing} (columns: {self.columns})")
+        return drop_duplicates(self, keys, within, name)
 
     # -- joins (join.py) -------------------------------------------------------------------------------
     def merge(self, right: Any, on: Any, how: str = "inner", within: float | None = None,

@@ -246,14 +246,14 @@ class GroupBy:
 
     def __init__(self, sdf: "StreamingDataFrame", keys: tuple, num_partitions: int | None = None,
                  scope: str = "batch", mode: str = "complete", ttl: float | None = None, name: str | None = None,
-                 window: tuple[int, int] | None = None, column: str | None = None):
+                 window: tuple[int, int] | None = None, column: str | None = None, event: Any = None):
         self._sdf, self.keys, self._n = sdf, tuple(keys), num_partitions
         self._scope, self._mode, self._ttl, self._name, self._window = scope, mode, ttl, name, window
-        self._column = column
+        self._column, self._event = column, event
 
     def _with(self, **kw: Any) -> "GroupBy":
         args = dict(scope=self._scope, mode=self._mode, ttl=self._ttl, name=self._name, window=self._window,
-                    column=self._column)
+                    column=self._column, event=self._event)
         args.update(kw)
         return GroupBy(self._sdf, self.keys, self._n, **args)
 
@@ -290,6 +290,41 @@ class GroupBy:
                              "rows of overlapping windows change from one slide to the next")
         return self._with(scope="window", window=(w, s), mode=mode, name=name)
 
+    def event_window(self, window: Any, emit: str = "final", allowed_lateness: Any = 0,
+                     name: str | None = None) -> "GroupBy":
+        """Aggregate over windows of event time (``event_time.py``); needs ``sdf.with_watermark`` first.
+
+        ``window``: ``tumbling(size)``, ``hopping(size, slide)`` or ``session(gap)``
+        (``runnel.frame``); ``emit``: "final" (each window once, when the watermark
+        passes its end + ``allowed_lateness``) or "update" (every batch, the windows
+        it changed); ``allowed_lateness``: how far behind the watermark a row may
+        still be taken (rows further behind go to ``late_rows()`` of the result);
+        ``name``: the stable name the window table is checkpointed and resumed by.
+        The result has the keys, ``window_start``, ``window_end`` and the aggregates.
+
+        Examples
+        --------
+        >>> from runnel.frame import tumbling
+        >>> agg = (sdf.with_watermark("ts", "10s").groupby("k")             # doctest: +SKIP
+        ...           .event_window(tumbling("1min")).agg(total=("v", "sum")))
+        """
+        from .event_time import WindowSpec, check_window
+        check_window(window, emit)
+        return self._with(scope="event", event=WindowSpec(window, emit, allowed_lateness), name=name)
+
+    def count_window(self, n: int, emit: str = "final", name: str | None = None) -> "GroupBy":
+        """Aggregate every ``n`` rows of a key (in arrival order) into one window (``event_time.py``).
+
+        The result has the keys, ``window`` (each key's windows numbered from 0) and the
+        aggregates; ``emit`` "final" gives a window once it has its ``n`` rows, "update"
+        every batch the windows it changed (the last one possibly not full yet).
+        """
+        from .event_time import Count, WindowSpec, check_window
+        if int(n) < 1:
+            raise ValueError(f"count_window: n must be at least 1 row, got {n!r}")
+        check_window(Count(int(n)), emit)
+        return self._with(scope="event", event=WindowSpec(Count(int(n)), emit), name=name)
+
     def __getitem__(self, column: str) -> "GroupBy":
         if column not in self._sdf.columns:
             raise KeyError(f"groupby: no column {column!r} (columns: {self._sdf.columns})")
@@ -320,7 +355,7 @@ class GroupBy:
         if self._column is None:
             raise ValueError("value_counts needs a column: sdf.groupby(keys)[column].value_counts()")
         g = GroupBy(self._sdf, self.keys + (self._column,), self._n, self._scope, self._mode, self._ttl,
-                    self._name, self._window)
+                    self._name, self._window, event=self._event)
         return g.agg(count=(None, "size"))
 
     # -- cumulative and rolling per key, across batches (cumulative.py) ---------------------------------
@@ -414,6 +449,9 @@ class GroupBy:
                 [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n,
                 MergePartials(keys, specs, empty, result)))
             return StreamingDataFrame(out, lambda: schema)
+        if self._scope == "event":
+            from .event_time import window_agg
+            return window_agg(self, specs, self._event, self._name)
         if self._scope == "running" and _builtin_running(keys, specs, dtypes, self._mode):
             return self._running_builtin(specs[0], result, n, schema)
         if self._scope == "running":

@@ -1,0 +1,522 @@
+"""Windows on event time: tumbling, hopping, session and count windows, keyed, with a watermark.
+
+::
+
+    agg = (sdf.with_watermark("ts", "10s")
+              .groupby("k")
+              .event_window(tumbling("1min"), emit="final")
+              .agg(total=("v", "sum"), n=("v", "count")))
+    agg.late_rows().print()
+
+The result has the key columns, ``window_start`` and ``window_end`` (of the
+event-time column's dtype; for count windows one int column ``window``,
+each key's windows numbered from 0), then one column per aggregate — every
+aggregate of ``groupby.agg`` (``aggregate.py``'s partial tables).
+
+How a batch runs (one :class:`EventWindowDStream`, a keyed state table)::
+
+    rows ──hash by key──> n partitions ─┐
+    watermark row of t (copied to n) ───┼─ zip, per partition: late rows out; on-time rows
+    window table of t - 1 ──────────────┘  -> windows (kernel) -> partials per (key, window)
+                                           merged into the table -> closed windows marked
+
+* window assignment: ``kernels.event_windows.assign_windows`` (a row of a
+  hopping window lands in each window holding it); sessions:
+  ``kernels.event_windows.merge_intervals`` over the table's open sessions
+  and the rows' ``[ts, ts + gap)`` — a row may extend a session, or bridge
+  two, of an earlier batch; count windows: each row's position among its
+  key's rows so far (arrival order, the shuffle keeps it), ``// n``;
+* per-window aggregation: the partial tables of ``aggregate.py``
+  (``kernels.reduce_codes`` over group codes of (key, window));
+* state: the table holds one row of partials per open (key, window): keyed
+  like the rows, checkpointed with the context and restored by the
+  operator's name (``name=``), marks ``_updated`` (changed by the batch) and
+  ``_closed`` (closed by it: emitted now, gone from the next batch's table).
+
+Emission: ``emit="final"`` gives each window once, in the batch whose
+watermark passes ``window end + allowed_lateness`` (a count window: when it
+has its n rows); ``emit="update"`` gives, every batch, the windows the batch
+changed, with their current values.
+
+Late rows (``watermark.py``): a row whose event time is before the
+watermark in force minus ``allowed_lateness`` is late — whatever window it
+would fall in — and goes to ``agg.late_rows()``, counted in
+``BatchInfo.state_tables[name]["late_rows"]``. Every on-time row therefore
+lands in windows that are still open. Count windows ignore event time and
+have no late rows. A row with a null key is left out, as in
+``groupby.agg`` (pandas' ``dropna=True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from runnel import kernels as K
+
+from ..batch import Batch, concat_columns
+from ..dataset import Dataset
+from ..dstream.base import DStream
+from ..dstream.stateful import StatefulDStream
+from ..listener import ms_to_datetime
+from ..plan import ShuffleDep
+from .aggregate import AggSpec, empty_partials, finalize, group_codes, merge, partial, result_schema_batch
+from .cumulative import ConcatRows, RowBuckets, segments
+from .schema import Schema, empty_column, frame_batch
+from .watermark import (NONE, EventClock, LateOnly, LateRows, WatermarkDStream, late_threshold, replicate,
+                        split_late, watermark_values)
+from .window import ROWS
+
+if TYPE_CHECKING:
+    from .frame import StreamingDataFrame
+    from .groupby import GroupBy
+
+__all__ = ["tumbling", "hopping", "session", "Tumbling", "Hopping", "Session", "EventWindowDStream",
+           "window_agg"]
+
+EMITS = ("final", "update")
+_MARKS = ("_updated", "_closed")
+
+
+# --- window specs ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tumbling:
+    """Windows ``[offset + k * size, offset + (k + 1) * size)``: each row in exactly one."""
+    size: Any
+    offset: Any = 0
+
+    def units(self, clock: EventClock) -> tuple[int, int, int]:
+        size = clock.units(self.size, "window size")
+        return size, size, clock.units(self.offset, "window offset", allow_zero=True) % size
+
+
+@dataclass(frozen=True)
+class Hopping:
+    """Windows of length ``size`` starting every ``slide``: a row in each window holding it."""
+    size: Any
+    slide: Any
+    offset: Any = 0
+
+    def units(self, clock: EventClock) -> tuple[int, int, int]:
+        size, slide = clock.units(self.size, "window size"), clock.units(self.slide, "window slide")
+        if slide > size:
+            raise ValueError(f"hopping windows: the slide ({self.slide!r}) is longer than the window "
+                             f"({self.size!r}): rows between windows would belong to none")
+        return size, slide, clock.units(self.offset, "window offset", allow_zero=True) % slide
+
+
+@dataclass(frozen=True)
+class Session:
+    """Rows of a key less than ``gap`` apart form one session; it ends ``gap`` after its last row."""
+    gap: Any
+
+    def units(self, clock: EventClock) -> tuple[int, int, int]:
+        return clock.units(self.gap, "session gap"), 0, 0
+
+
+def tumbling(size: Any, offset: Any = 0) -> Tumbling:
+    """Tumbling event-time windows of ``size`` (seconds, a timedelta or a string like ``"1min"``).
+
+    Examples
+    --------
+    >>> tumbling("10s")
+    Tumbling(size='10s', offset=0)
+    """
+    return Tumbling(size, offset)
+
+
+def hopping(size: Any, slide: Any, offset: Any = 0) -> Hopping:
+    """Hopping (sliding) event-time windows of ``size``, one starting every ``slide``.
+
+    Examples
+    --------
+    >>> hopping(10, 5)
+    Hopping(size=10, slide=5, offset=0)
+    """
+    return Hopping(size, slide, offset)
+
+
+def session(gap: Any) -> Session:
+    """Session windows: a key's session closes after ``gap`` of event time without rows.
+
+    Examples
+    --------
+    >>> session("30s")
+    Session(gap='30s')
+    """
+    return Session(gap)
+
+
+@dataclass(frozen=True)
+class Count:
+    """Count windows: every ``n`` rows of a key (in arrival order) make one window."""
+    n: int
+
+
+# --- the state table ------------------------------------------------------------------------------------------
+
+def _layout(keys: tuple, states: tuple) -> tuple:
+    return (keys[0] if len(keys) == 1 else tuple(keys), tuple(states))
+
+
+def _state_names(table: Batch, keys: tuple) -> tuple:
+    return tuple(n for n in table.columns if n not in keys and n not in _MARKS)
+
+
+def strip_marks(table: Batch, keys: tuple) -> Batch:
+    states = _state_names(table, keys)
+    return Batch({n: table.columns[n] for n in keys + states}, _layout(keys, states))
+
+
+def with_marks(table: Batch, keys: tuple, updated: np.ndarray, closed: np.ndarray) -> Batch:
+    states = _state_names(table, keys)
+    cols = {n: table.columns[n] for n in keys + states}
+    cols["_updated"], cols["_closed"] = updated, closed
+    return Batch(cols, _layout(keys, states + _MARKS))
+
+
+def _open(table: Batch | None, keys: tuple) -> Batch | None:
+    """The table a batch continues from: the last batch's, without the windows it closed."""
+    if table is None or len(table) == 0 or "_closed" not in table.columns:
+        return None
+    table = table.filter(~np.asarray(table.columns["_closed"], dtype=bool))
+    return strip_marks(table, keys) if len(table) else None
+
+
+def _rows_of(batch: Batch, keys: tuple) -> Batch | None:
+    """A bucket's rows, when it has any (an empty bucket may have no columns)."""
+    return batch if len(batch) and all(k in batch.columns for k in keys) else None
+
+
+def _drop_null_keys(rows: Batch, keys: tuple) -> Batch:
+    from .expr import isnull_column
+    drop = np.zeros(len(rows), dtype=bool)
+    for k in keys:
+        drop |= isnull_column(rows.columns[k], len(rows))
+    return rows.filter(~drop) if drop.any() else rows
+
+
+@dataclass(eq=False)
+class UpdateWindows:
+    """Partition i of the window table at t: ``parts`` = [table of t - 1 (if ``has_state``), rows,
+    watermark row (not for count windows)]."""
+    keys: tuple            # the user's keys
+    specs: tuple
+    window: Any            # Tumbling, Hopping, Session or Count
+    bounds: tuple          # (size, slide, offset) in event units; (gap, 0, 0) for sessions; () for counts
+    clock: EventClock | None
+    lateness: int
+    empty: Batch           # the empty state table (keys + window key + partial states)
+    has_state: bool
+
+    @property
+    def wkey(self) -> str:
+        return "_widx" if isinstance(self.window, Count) else "_wstart"
+
+    def __call__(self, index: int, parts: list[Batch]) -> Batch:
+        counting = isinstance(self.window, Count)
+        keys2 = self.keys + (self.wkey,)
+        state = None
+        if self.has_state and counting:     # a key's last full window stays: it says where the key is
+            state = strip_marks(parts[0], keys2) if len(parts[0]) and "_closed" in parts[0].columns else None
+        elif self.has_state:
+            state = _open(parts[0], keys2)
+        rows = _rows_of(parts[1], self.keys)
+        before = now = NONE
+        if not counting:
+            before, now = watermark_values(parts[2])
+            if rows is not None:
+                _, ok = split_late(rows, self.clock, late_threshold(before, self.lateness))
+                rows = rows.filter(ok) if not ok.all() else rows
+        if rows is not None:
+            rows = _drop_null_keys(rows, self.keys)
+            if len(rows) == 0:
+                rows = None
+        if isinstance(self.window, Session):
+            table, updated = self._sessions(state, rows)
+        elif counting:
+            table, updated = self._counts(state, rows)
+        else:
+            table, updated = self._windows(state, rows)
+        if table is None:
+            z = np.zeros(0, dtype=bool)
+            return with_marks(self.empty, keys2, z, z)
+        if counting:
+            closed = np.asarray(table.columns[ROWS.state("n", len(self.specs) - 1)]) >= self.window.n
+        elif now == NONE:
+            closed = np.zeros(len(table), dtype=bool)
+        else:
+            end = np.asarray(table.columns["_wend"]) if isinstance(self.window, Session) else \
+                np.asarray(table.columns["_wstart"]) + self.bounds[0]
+            closed = end + self.lateness <= now
+        return with_marks(table, keys2, updated, closed)
+
+    # -- tumbling and hopping ------------------------------------------------------------------------
+    def _windows(self, state: Batch | None, rows: Batch | None):
+        keys2 = self.keys + ("_wstart",)
+        new = None
+        if rows is not None:
+            size, slide, offset = self.bounds
+            at, starts = K.assign_windows(self.clock.times(rows), size, slide, offset)
+            new = partial(frame_batch({**rows.take(at).columns, "_wstart": starts}), keys2, self.specs)
+        return _merged(state, new, keys2, self.specs)
+
+    # -- sessions ---------------------------------------------------------------------------------------
+    def _sessions(self, state: Batch | None, rows: Batch | None):
+        keys2 = self.keys + ("_wstart",)
+        if rows is None:
+            return state, (np.zeros(len(state), dtype=bool) if state is not None else None)
+        gap = self.bounds[0]
+        ts = self.clock.times(rows)
+        m = 0 if state is None else len(state)
+        kcols = [rows.columns[k] if state is None else concat_columns([state.columns[k], rows.columns[k]])
+                 for k in self.keys]
+        codes, _ = group_codes(kcols)
+        starts = ts if state is None else np.concatenate([np.asarray(state.columns["_wstart"], np.int64), ts])
+        ends = ts + gap if state is None else np.concatenate([np.asarray(state.columns["_wend"], np.int64),
+                                                              ts + gap])
+        sid, g = K.merge_intervals(codes, starts, ends)
+        lo = K.reduce_codes(sid, g, starts, "min")
+        hi = K.reduce_codes(sid, g, ends, "max")
+        by = self.keys + ("_sid",)
+        new = partial(frame_batch({**rows.columns, "_sid": sid[m:]}), by, self.specs)
+        old = None
+        if state is not None:
+            cols = {n: c for n, c in state.columns.items() if n not in ("_wstart", "_wend")}
+            cols["_sid"] = sid[:m]
+            states = tuple(n for n in cols if n not in by)
+            old = Batch({n: cols[n] for n in by + states}, _layout(by, states))
+        table, updated = _merged(old, new, by, self.specs)
+        s = np.asarray(table.columns["_sid"])
+        cols = {k: table.columns[k] for k in self.keys}
+        cols["_wstart"], cols["_wend"] = lo[s], hi[s]
+        states = tuple(n for n in table.columns if n not in by) + ("_wend",)
+        cols.update({n: table.columns[n] for n in states if n != "_wend"})
+        return Batch({n: cols[n] for n in keys2 + states}, _layout(keys2, states)), updated
+
+    # -- count windows ----------------------------------------------------------------------------------
+    def _counts(self, state: Batch | None, rows: Batch | None):
+        keys2 = self.keys + ("_widx",)
+        n_rows = ROWS.state("n", len(self.specs) - 1)
+        if state is not None:      # each key's latest window only: its index and rows say where the key is
+            codes, _ = group_codes([state.columns[k] for k in self.keys])
+            widx = np.asarray(state.columns["_widx"], np.int64)
+            top = K.reduce_codes(codes, int(codes.max()) + 1, widx, "max")
+            state = state.filter(widx == top[codes])
+        if rows is None:
+            return state, (np.zeros(len(state), dtype=bool) if state is not None else None)
+        size = self.window.n
+        m = 0 if state is None else len(state)
+        kcols = [rows.columns[k] if state is None else concat_columns([state.columns[k], rows.columns[k]])
+                 for k in self.keys]
+        codes, first = group_codes(kcols)
+        base = np.zeros(len(first), dtype=np.int64)
+        if state is not None:
+            base[codes[:m]] = np.asarray(state.columns["_widx"], np.int64) * size + \
+                np.asarray(state.columns[n_rows], np.int64)
+        rcodes = codes[m:]
+        order, _, _, pos = segments(rcodes, len(first))
+        rank = np.empty(len(rcodes), dtype=np.int64)
+        rank[order] = pos
+        widx = (base[rcodes] + rank) // size
+        new = partial(frame_batch({**rows.columns, "_widx": widx}), keys2, self.specs)
+        return _merged(state, new, keys2, self.specs)
+
+
+def _merged(state: Batch | None, new: Batch | None, keys: tuple, specs: tuple):
+    """(state merged with the new partials, which of its rows the new partials touched)."""
+    codes: list = []
+    table = merge([x for x in (state, new) if x is not None], keys, specs, codes)
+    if table is None:
+        return None, None
+    updated = np.zeros(len(table), dtype=bool)
+    if new is not None:
+        if codes:
+            updated[codes[0][0 if state is None else len(state):]] = True
+        else:
+            updated[:] = True
+    return table, updated
+
+
+@dataclass(eq=False)
+class EmitWindows:
+    """A window table's result rows: the windows closed by the batch (final) or changed by it (update)."""
+    keys: tuple
+    specs: tuple            # the user's aggregates (a hidden row count left out)
+    result: Batch           # the empty result frame
+    inner: Batch            # the empty finalize() result over (keys, window key)
+    window: Any
+    size: int
+    clock: EventClock | None
+    emit: str
+
+    def __call__(self, index: int, table: Batch) -> Batch:
+        if len(table) == 0 or "_closed" not in table.columns:
+            return self.result
+        counting = isinstance(self.window, Count)
+        wkey = "_widx" if counting else "_wstart"
+        mark = np.asarray(table.columns["_updated"], dtype=bool)
+        if self.emit == "final":
+            mark = np.asarray(table.columns["_closed"], dtype=bool) & (mark if counting else True)
+        if not mark.any():
+            return self.result
+        table = table.filter(mark)
+        keys2 = self.keys + (wkey,)
+        got = finalize(strip_marks(table, keys2), keys2, self.specs, self.inner)
+        cols = {k: got.columns[k] for k in self.keys}
+        if counting:
+            cols["window"] = np.asarray(got.columns["_widx"], np.int64)
+        else:
+            start = np.asarray(got.columns["_wstart"], np.int64)
+            end = np.asarray(table.columns["_wend"], np.int64) if isinstance(self.window, Session) \
+                else start + self.size
+            cols["window_start"], cols["window_end"] = self.clock.column_of(start), self.clock.column_of(end)
+        for s in self.specs:
+            cols[s.out] = got.columns[s.out]
+        return frame_batch(cols)
+
+
+# --- the operator -----------------------------------------------------------------------------------------
+
+class EventWindowDStream(StatefulDStream):
+    """The window table of a keyed event-time window aggregation (see the module docstring)."""
+
+    kind = "event_window"
+
+    def __init__(self, rows: DStream, watermark: WatermarkDStream | None, keys: tuple, specs: tuple,
+                 window: Any, bounds: tuple, lateness: int, empty: Batch, n: int):
+        super().__init__(rows.ssc, [rows] + ([watermark] if watermark is not None else []))
+        self.watermark = watermark
+        self.keys, self.specs, self.window, self.bounds = keys, specs, window, bounds
+        self.lateness, self.empty, self.n = lateness, empty, n
+        self.late = LateRows(self)
+        self.must_cache = True
+
+    def before(self, t: int) -> Dataset | None:
+        s, zero, restored = self.slide_ms, self.graph.zero_ms, self.graph.restored_ms
+        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
+            return self.get_or_compute(t - s)
+        return None
+
+    def compute(self, t: int) -> Dataset | None:
+        rows = self.parents[0].get_or_compute(t)
+        if rows is None:
+            rows = _bucketed(self.ssc.context.empty_dataset("no rows"), self.keys, self.n)
+        inputs = [rows]
+        clock = None
+        if self.watermark is not None:
+            clock = self.watermark.clock
+            wm = replicate(self.watermark.get_or_compute(t), self.n)
+            inputs.append(wm)
+            self.late.put(t, rows.zip_partitions([wm], LateOnly(clock, self.lateness)))
+        prev = self.before(t)
+        op = UpdateWindows(self.keys, self.specs, self.window, self.bounds, clock, self.lateness, self.empty,
+                           prev is not None)
+        return (prev if prev is not None else rows).zip_partitions(inputs, op)
+
+    def settle(self, t: int) -> None:
+        self._settle_table(t)
+        self.late.settle(t)
+
+    def fall_back(self, t: int) -> str:
+        prev = self.generated.get(t - self.slide_ms)
+        self.generated[t] = prev
+        if prev is None:
+            return "it starts again from no windows"
+        return f"its windows stay as after the batch at {ms_to_datetime(t - self.slide_ms)}"
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        self.late.forget_through(t - self.remember_ms)
+
+    def state_report(self, t: int) -> dict | None:
+        report = super().state_report(t)
+        if report is not None and self.watermark is not None:
+            report["late_rows"] = self.late.count(t)
+        return report
+
+    def _fit(self, ds: Dataset) -> Dataset:
+        from .groupby import _rehash
+        if ds.get_num_partitions() == self.n:
+            return ds
+        return _rehash(ds, self.keys, self.empty, self.n).cache()
+
+    def signature(self) -> dict:
+        return {**super().signature(), "keys": list(self.keys), "window": repr(self.window),
+                "aggregates": [[s.out, s.column, s.func] for s in self.specs], "lateness": self.lateness}
+
+
+def _bucketed(ds: Dataset, keys: tuple, n: int) -> Dataset:
+    return ds._shuffle([ShuffleDep(ds._dep(), RowBuckets(keys, nulls=True))], n, ConcatRows())
+
+
+# --- the API (GroupBy.event_window / count_window -> agg) ---------------------------------------------------
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """What ``GroupBy.event_window`` / ``count_window`` asked for."""
+    window: Any
+    emit: str = "final"
+    lateness: Any = 0
+
+
+def check_window(window: Any, emit: str) -> None:
+    if not isinstance(window, (Tumbling, Hopping, Session, Count)):
+        raise TypeError(f"event_window takes tumbling(size), hopping(size, slide) or session(gap), "
+                        f"got {window!r}")
+    if emit not in EMITS:
+        raise ValueError(f"emit must be 'final' or 'update', got {emit!r}")
+
+
+def window_agg(gb: "GroupBy", specs: tuple[AggSpec, ...], spec: WindowSpec, name: str | None) -> "StreamingDataFrame":
+    """The frame of a keyed window aggregation (``GroupBy.agg`` after ``event_window``/``count_window``)."""
+    from .frame import StreamingDataFrame
+    sdf = gb._sdf
+    window, keys = spec.window, gb.keys
+    dtypes = dict(sdf.dtypes)
+    counting = isinstance(window, Count)
+    event = sdf._event
+    if counting:
+        clock, bounds, lateness = None, (), 0
+    else:
+        if event is None:
+            raise ValueError("event_window needs event time: call sdf.with_watermark('ts', delay) first")
+        clock = event.clock
+        if clock.column not in dtypes:
+            raise KeyError(f"event_window: the event-time column {clock.column!r} is not in the frame "
+                           f"(columns: {list(dtypes)})")
+        bounds = window.units(clock)
+        lateness = clock.units(spec.lateness, "allowed_lateness", allow_zero=True)
+    kept = specs + ((ROWS,) if counting else ())
+    wkey = "_widx" if counting else "_wstart"
+    wdtypes = {**dtypes, wkey: "int64"}
+    keys2 = keys + (wkey,)
+    empty = empty_partials(keys2, kept, wdtypes)
+    if isinstance(window, Session):
+        empty = Batch({**empty.columns, "_wend": np.empty(0, np.int64)},
+                      _layout(keys2, empty.layout[1] + ("_wend",)))
+    stream = sdf.stream
+    n = stream._n(gb._n)
+    rows = stream._transform("event_rows", lambda ds: _bucketed(ds, keys, n)).cache()
+    table = EventWindowDStream(rows, None if counting else event.watermark, keys, kept, window, bounds,
+                               lateness, empty, n)
+    if name is not None:
+        table.named(name)
+    table.rows_schema = sdf._schema_fn
+    inner = result_schema_batch(keys2, specs, wdtypes)
+    out_cols = {k: empty_column(dtypes[k]) for k in keys}
+    if counting:
+        out_cols["window"] = empty_column("int64")
+    else:
+        out_cols["window_start"] = empty_column(clock.dtype)
+        out_cols["window_end"] = empty_column(clock.dtype)
+    out_cols.update({s.out: inner.columns[s.out] for s in specs})
+    result = frame_batch(out_cols)
+    op = EmitWindows(keys, specs, result, inner, window, bounds[0] if bounds else 0, clock, spec.emit)
+    schema = Schema.of_batch(result)
+    out = StreamingDataFrame(table._transform("event_window_result", lambda ds: ds._narrow(op)), lambda: schema)
+    out._late = table
+    return out

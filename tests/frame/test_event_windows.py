@@ -1,0 +1,221 @@
+"""Event-time windows and late rows against a plain pandas computation over all the on-time rows.
+
+The reference walks the batches as the engine's contract says: the watermark
+in force for batch i is max(event time of batches < i) - delay; a row before
+it minus the allowed lateness is late; a window is final in the first batch
+whose watermark (after the batch) reaches its end + allowed lateness.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runnel import ManualClock, StreamingContext
+from runnel.frame import hopping, session, tumbling
+from runnel.testing import assert_frame_batches_equal, run_frame
+
+NONE = None
+FLUSH_TS = 10**6          # a last row far ahead: its watermark closes every window of the data
+AGGS = dict(s=("v", "sum"), c=("v", "count"), lo=("v", "min"), hi=("v", "max"), m=("v", "mean"))
+
+
+def watermarks(frames, delay):
+    """(watermark in force, watermark after) per batch; None before any row."""
+    out, top, wm = [], None, None
+    for f in frames:
+        before = wm
+        if len(f):
+            top = max(top, int(f.ts.max())) if top is not None else int(f.ts.max())
+        if top is not None:
+            wm = top - delay if wm is None else max(wm, top - delay)
+        out.append((before, wm))
+    return out
+
+
+def split_late(frames, delay, lateness):
+    """(on-time rows with their batch, late rows) of the whole run."""
+    on, late = [], []
+    for i, (f, (before, _)) in enumerate(zip(frames, watermarks(frames, delay))):
+        is_late = np.zeros(len(f), bool) if before is None else (f.ts.to_numpy() < before - lateness)
+        late.append(f[is_late])
+        on.append(f[~is_late].assign(batch=i))
+    return pd.concat(on, ignore_index=True), pd.concat(late, ignore_index=True)
+
+
+def windows_of(ts, size, slide):
+    first = (ts // slide) * slide
+    s = first
+    while s - slide + size > ts:
+        s -= slide
+    out = []
+    while s <= first:
+        out.append(s)
+        s += slide
+    return out
+
+
+def expected_windows(on, size, slide):
+    rows = [dict(r, window_start=s) for r in on.to_dict("records") for s in windows_of(r["ts"], size, slide)]
+    if not rows:
+        return pd.DataFrame(columns=["k", "window_start", "window_end", *AGGS])
+    df = pd.DataFrame(rows)
+    got = df.groupby(["k", "window_start"]).agg(**AGGS).reset_index()
+    got.insert(2, "window_end", got.window_start + size)
+    return got
+
+
+def expected_sessions(on, gap):
+    out = []
+    for k, g in on.sort_values("ts", kind="stable").groupby("k"):
+        sid = (g.ts.diff().fillna(gap) >= gap).cumsum()
+        for _, s in g.groupby(sid):
+            out.append(dict(k=k, window_start=s.ts.min(), window_end=s.ts.max() + gap,
+                            **{o: getattr(s.v, f)() for o, (_, f) in AGGS.items()}))
+    return pd.DataFrame(out, columns=["k", "window_start", "window_end", *AGGS])
+
+
+def split(df, cuts):
+    bounds = sorted({0, len(df), *[c % (len(df) + 1) for c in cuts]})
+    return [df.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def with_flush(frames):
+    return frames + [pd.DataFrame({"k": ["zz"], "ts": [FLUSH_TS], "v": [0]})]
+
+
+def run_tagged(build, frames, ctx, late=True):
+    """Run ``build(sdf)`` on the frames: (every output row with its batch, every late row)."""
+    outs, lates = [], []
+
+    def go(sdf):
+        agg = build(sdf)
+        if late:
+            agg.late_rows().foreach_batch(lambda df, t: lates.append(df))
+        return agg
+    got = run_frame(go, frames, ctx, checkpoint=tempfile.mkdtemp())
+    for i, df in enumerate(got):
+        outs.append(df.assign(batch=i))
+    return pd.concat(outs, ignore_index=True), (pd.concat(lates, ignore_index=True) if late else None)
+
+
+def same_rows(a, b, columns):
+    a = a[columns].sort_values(columns).reset_index(drop=True)
+    b = b[columns].sort_values(columns).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+events = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 60), st.integers(-5, 9)),
+                  min_size=1, max_size=40)
+WINDOWS = [(5, 5), (10, 10), (10, 5), (7, 3), (6, 2)]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=events, cuts=st.lists(st.integers(0, 40), max_size=5), delay=st.integers(0, 12),
+       lateness=st.sampled_from([0, 3]), window=st.sampled_from(WINDOWS))
+def test_final_windows_equal_pandas_over_the_on_time_rows(ctx, data, cuts, delay, lateness, window):
+    size, slide = window
+    frames = with_flush(split(pd.DataFrame(data, columns=["k", "ts", "v"]), cuts))
+    spec = tumbling(size) if size == slide else hopping(size, slide)
+    out, late = run_tagged(lambda s: s.with_watermark("ts", delay).groupby("k")
+                           .event_window(spec, allowed_lateness=lateness).agg(**AGGS), frames, ctx)
+    on, want_late = split_late(frames, delay, lateness)
+    want = expected_windows(on[on.k != "zz"], size, slide)
+    got = out[out.k != "zz"]
+    assert not got.duplicated(["k", "window_start"]).any(), "a window was emitted twice in final mode"
+    same_rows(got, want, ["k", "window_start", "window_end", *AGGS])
+    same_rows(late, want_late, ["k", "ts", "v"])
+    # each window comes out in the first batch whose watermark passes its end + lateness
+    marks = watermarks(frames, delay)
+    for r in got.itertuples():
+        first = next(i for i, (_, wm) in enumerate(marks) if wm is not None and wm >= r.window_end + lateness)
+        assert r.batch == first, (r, marks)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=events, cuts=st.lists(st.integers(0, 40), max_size=5), delay=st.integers(0, 12),
+       gap=st.integers(1, 8), lateness=st.sampled_from([0, 2]))
+def test_sessions_merge_across_batches_and_partitions_as_pandas_says(ctx, data, cuts, delay, gap, lateness):
+    frames = with_flush(split(pd.DataFrame(data, columns=["k", "ts", "v"]), cuts))
+    out, late = run_tagged(lambda s: s.with_watermark("ts", delay).groupby("k")
+                           .event_window(session(gap), allowed_lateness=lateness).agg(**AGGS), frames, ctx)
+    on, want_late = split_late(frames, delay, lateness)
+    got = out[out.k != "zz"]
+    assert not got.duplicated(["k", "window_start"]).any()
+    same_rows(got, expected_sessions(on[on.k != "zz"], gap), ["k", "window_start", "window_end", *AGGS])
+    same_rows(late, want_late, ["k", "ts", "v"])
+
+
+def test_a_row_bridging_two_sessions_of_earlier_batches_merges_them(ctx):
+    frames = [pd.DataFrame({"k": ["a", "a"], "ts": [10, 20], "v": [1, 2]}),
+              pd.DataFrame({"k": ["a"], "ts": [15], "v": [4]}),
+              pd.DataFrame({"k": ["a"], "ts": [100], "v": [8]})]
+    out, _ = run_tagged(lambda s: s.with_watermark("ts", 30).groupby("k").event_window(session(6))
+                        .agg(s=("v", "sum")), frames, ctx, late=False)
+    assert out[["k", "window_start", "window_end", "s", "batch"]].values.tolist() == [["a", 10, 26, 7, 2]]
+
+
+def test_update_mode_gives_the_windows_each_batch_changed(ctx):
+    frames = [pd.DataFrame({"k": ["a", "b"], "ts": [1, 2], "v": [1, 2]}),
+              pd.DataFrame({"k": ["a"], "ts": [3], "v": [10]}),
+              pd.DataFrame({"k": ["a"], "ts": [12], "v": [5]})]
+    out = run_frame(lambda s: s.with_watermark("ts", 0).groupby("k").event_window(tumbling(10), emit="update")
+                    .agg(s=("v", "sum")), frames, ctx, checkpoint=tempfile.mkdtemp())
+    assert_frame_batches_equal(out, [
+        pd.DataFrame({"k": ["a", "b"], "window_start": [0, 0], "window_end": [10, 10], "s": [1, 2]}),
+        pd.DataFrame({"k": ["a"], "window_start": [0], "window_end": [10], "s": [11]}),
+        pd.DataFrame({"k": ["a"], "window_start": [10], "window_end": [20], "s": [5]})])
+
+
+def test_datetime_columns_and_duration_strings(ctx):
+    t0 = pd.Timestamp("2026-12-03 10:00:00")
+    frames = [pd.DataFrame({"k": ["a", "a", "b"], "ts": [t0, t0 + pd.Timedelta("30s"), t0 + pd.Timedelta("70s")],
+                            "v": [1.0, 2.0, 4.0]}),
+              pd.DataFrame({"k": ["b"], "ts": [t0 + pd.Timedelta("5min")], "v": [8.0]})]
+    out = run_frame(lambda s: s.with_watermark("ts", "10s").groupby("k").event_window(tumbling("1min"))
+                    .agg(s=("v", "sum")), frames, ctx, checkpoint=tempfile.mkdtemp())
+    got = pd.concat(out, ignore_index=True).sort_values(["k", "window_start"]).reset_index(drop=True)
+    assert got.window_start.dtype == frames[0].ts.dtype
+    assert got.values.tolist() == [["a", t0, t0 + pd.Timedelta("1min"), 3.0],
+                                   ["b", t0 + pd.Timedelta("1min"), t0 + pd.Timedelta("2min"), 4.0]]
+
+
+def test_idle_source_advances_the_watermark_by_processing_time(ctx):
+    empty = pd.DataFrame({"k": pd.Series([], dtype=object), "ts": pd.Series([], dtype=np.int64),
+                          "v": pd.Series([], dtype=np.int64)})
+    frames = [pd.DataFrame({"k": ["a"], "ts": [5], "v": [1]})] + [empty] * 11
+    build = lambda s, idle: s.with_watermark("ts", 2, idle_timeout=idle).groupby("k") \
+        .event_window(tumbling(10)).agg(s=("v", "sum"))  # noqa: E731
+    never = run_frame(lambda s: build(s, None), frames, ctx, checkpoint=tempfile.mkdtemp())
+    assert all(len(df) == 0 for df in never)
+    idle = run_frame(lambda s: build(s, 2), frames, ctx, checkpoint=tempfile.mkdtemp())
+    # batch 0 brings ts 5: watermark 3. Batch i runs i seconds later; idle for longer than 2 s, the watermark
+    # is 3 + (i - 2): it reaches the window's end, 10, at batch 9
+    closed = [i for i, df in enumerate(idle) if len(df)]
+    assert closed == [9] and idle[9].values.tolist() == [["a", 0, 10, 1]]
+
+
+def test_late_rows_are_counted_on_batch_info(ctx, tmp_path, clean_conf):
+    from runnel.listener import StreamingListener
+    infos = []
+
+    class Listen(StreamingListener):
+        def onBatchCompleted(self, batch):
+            infos.append(batch.batchInfo())
+
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    ssc.checkpoint(str(tmp_path))
+    sdf = ssc.frame.queue([pd.DataFrame({"k": ["a", "b"], "ts": [20, 21], "v": [1, 2]}),
+                           pd.DataFrame({"k": ["a", "b", "a"], "ts": [1, 2, 30], "v": [1, 2, 3]})])
+    sdf.with_watermark("ts", 5).groupby("k").event_window(tumbling(10), name="win").agg(s=("v", "sum")) \
+        .foreach_batch(lambda df, t: None)
+    ssc.add_streaming_listener(Listen())
+    ssc.start()
+    ssc.run_batches(2)
+    ssc.stop(stop_spark_context=False)
+    assert [i.state_tables["win"]["late_rows"] for i in infos] == [0, 2]
