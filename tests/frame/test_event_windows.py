@@ -219,3 +219,48 @@ def test_late_rows_are_counted_on_batch_info(ctx, tmp_path, clean_conf):
     ssc.run_batches(2)
     ssc.stop(stop_spark_context=False)
     assert [i.state_tables["win"]["late_rows"] for i in infos] == [0, 2]
+
+
+# --- count windows ------------------------------------------------------------------------------------------
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.lists(st.tuples(st.sampled_from(["a", "b", None]), st.integers(-5, 9)), min_size=1, max_size=40),
+       cuts=st.lists(st.integers(0, 40), max_size=5), n=st.integers(1, 4))
+def test_count_windows_equal_pandas_every_n_rows_per_key(ctx, data, cuts, n):
+    df = pd.DataFrame(data, columns=["k", "v"])
+    frames = split(df, cuts)
+    aggs = dict(s=("v", "sum"), f=("v", "first"), l=("v", "last"), z=("v", "size"))
+    final = run_frame(lambda s: s.groupby("k").count_window(n, name="every").agg(**aggs), frames, ctx,
+                      checkpoint=tempfile.mkdtemp())
+    keyed = df[df.k.notna()].assign(window=lambda d: d.groupby("k").cumcount() // n)
+    want = keyed.groupby(["k", "window"]).agg(**aggs).reset_index()
+    want = want[want.z == n]
+    got = pd.concat(final, ignore_index=True)
+    same_rows(got, want, ["k", "window", *aggs])
+    update = run_frame(lambda s: s.groupby("k").count_window(n, emit="update").agg(**aggs), frames, ctx,
+                       checkpoint=tempfile.mkdtemp())
+    for i, got in enumerate(update):            # the windows batch i changed, as they are after it
+        seen = pd.concat(frames[:i + 1], ignore_index=True)
+        seen = seen[seen.k.notna()].assign(window=lambda d: d.groupby("k").cumcount() // n)
+        now = frames[i][frames[i].k.notna()]
+        touched = seen.iloc[len(seen) - len(now):][["k", "window"]].drop_duplicates()
+        want = seen.groupby(["k", "window"]).agg(**aggs).reset_index().merge(touched)
+        same_rows(got, want, ["k", "window", *aggs])
+
+
+def test_keyed_records_with_a_timestamp_extractor_get_event_windows(ctx, tmp_path, clean_conf):
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    ssc.checkpoint(str(tmp_path))
+    pairs = ssc.queue_stream([[("a", (1, 2.0)), ("b", (3, 1.0)), ("a", (14, 5.0))],
+                              [("a", (2, 7.0)), ("b", (40, 1.0))]])
+    wm = pairs.with_watermark(lambda kv: kv[1][0], delay=1, value=lambda kv: kv[1][1])
+    out = []
+    sums = wm.groupby("key").event_window(tumbling(10)).agg(value=("value", "sum"))
+    sums.to_dstream().foreach_rdd(lambda rdd: out.append(sorted(rdd.collect())))
+    late = []
+    sums.late_rows().foreach_batch(lambda df, t: late.append(df.key.tolist()))
+    ssc.start()
+    ssc.run_batches(2)
+    ssc.stop(stop_spark_context=False)
+    assert out == [[("a", 0, 10, 2.0), ("b", 0, 10, 1.0)], [("a", 10, 20, 5.0)]]
+    assert late == [[], ["a"]]

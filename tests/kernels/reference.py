@@ -102,3 +102,30 @@ def hash_bytes(b):
     h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK64
     return h ^ (h >> 31)
+
+
+def windows_holding(ts, size, slide, offset=0):
+    """Every window start s = offset + k * slide with s <= ts < s + size, by trying them all."""
+    k = (ts - offset) // slide
+    return [offset + j * slide for j in range(k - size // slide - 2, k + 1)
+            if offset + j * slide <= ts < offset + j * slide + size]
+
+
+def sessions(codes, starts, ends):
+    """Merged intervals per key by repeated pairwise union (obviously right, quadratic)."""
+    groups = [{i} for i in range(len(codes))]
+    changed = True
+    while changed:
+        changed = False
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                ga, gb = groups[a], groups[b]
+                if not ga or not gb or codes[next(iter(ga))] != codes[next(iter(gb))]:
+                    continue
+                lo_a, hi_a = min(starts[i] for i in ga), max(ends[i] for i in ga)
+                lo_b, hi_b = min(starts[i] for i in gb), max(ends[i] for i in gb)
+                if lo_a < hi_b and lo_b < hi_a:
+                    groups[a] = ga | gb
+                    groups[b] = set()
+                    changed = True
+    return [g for g in groups if g]

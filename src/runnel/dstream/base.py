@@ -407,6 +407,36 @@ class DStream:
         from ..frame.source import frame_of
         return frame_of(self, columns, schema)
 
+    def with_watermark(self, timestamp: Callable, delay: Any, idle_timeout: Any = None, unit: str = "s",
+                       schema: Any = None, name: str | None = None, value: Callable | None = None):
+        """Keyed ``(key, value)`` records with event time ``timestamp(record)`` and a watermark.
+
+        The DStream face of ``StreamingDataFrame.with_watermark``: a watermarked
+        frame with columns ``key``, ``value`` and ``ts`` (the extracted time), on
+        which ``groupby("key").event_window(...)``, ``drop_duplicates`` and
+        ``late_rows()`` work; ``.to_dstream()`` gives records back (tuples of the
+        result's columns). ``schema`` gives the columns' dtypes (default: object
+        keys, float64 values, int64 times counted in ``unit``; use
+        ``{"ts": "datetime64[ms]"}`` for datetimes). ``value(record)``, if given, is
+        the value column instead of the record's value (say, the amount of a
+        ``(user, (ts, amount))`` record). The extractors run in Python, once per record.
+
+        Examples
+        --------
+        >>> from runnel.frame import tumbling
+        >>> sums = (pairs.with_watermark(lambda kv: kv[1][0], 5, value=lambda kv: kv[1][1])  # doctest: +SKIP
+        ...              .groupby("key").event_window(tumbling(60)).agg(value=("value", "sum"))
+        ...              .to_dstream())          # (key, window_start, window_end, sum) records
+        """
+        from ..frame.source import frame_of
+        want = {"key": "object", "value": "float64", "ts": "int64"}
+        want.update(dict(schema or {}))
+        if not callable(timestamp):
+            raise TypeError(f"with_watermark expects a function record -> event time, got {timestamp!r}")
+        stamp = self._ship(_WithTime(timestamp, value))
+        records = self._transform("with_timestamps", lambda ds: ds.map(stamp))
+        return frame_of(records, ("key", "value", "ts"), want).with_watermark("ts", delay, idle_timeout, unit, name)
+
     # -- outputs (outputs.py) ---------------------------------------------------------------
     def foreach_rdd(self, func: Callable) -> None:
         """Call ``func(rdd)`` or ``func(time, rdd)`` for every batch (an output operation)."""
@@ -477,3 +507,14 @@ def _epoch_ms(x: datetime | float) -> int:
 
 
 _SUM = Reducer(operator.add, op="sum")
+
+
+class _WithTime:
+    """A (key, value) record as (key, value or value(record), event time)."""
+
+    def __init__(self, timestamp: Callable, value: Callable | None):
+        self.timestamp, self.value = timestamp, value
+
+    def __call__(self, record):
+        key, value = record
+        return key, (value if self.value is None else self.value(record)), self.timestamp(record)
