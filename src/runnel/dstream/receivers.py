@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -471,6 +472,28 @@ class Receiver:
     def stream_id(self) -> int | None:
         sup = self.__dict__.get("_runnel_supervisor")
         return None if sup is None else sup.info.stream_id
+
+    @property
+    def write_ahead_log(self) -> bool:
+        """True when the stream logs what this receiver stores: a stored block is durable once ``store``
+        returns (or its ``ack`` ran), so the source may be acknowledged then. False until attached."""
+        sup = self.__dict__.get("_runnel_supervisor")
+        return sup is not None and sup.stream.wal_enabled
+
+    def stable_id(self, prefix: str = "runnel") -> str | None:
+        """An id of this receiver that is the same in every run of the program, None without a checkpoint.
+
+        ``prefix`` and 16 hex digits of a hash of the checkpoint directory and the stream's name, so
+        a program restarted from its checkpoint gets the same id back: for sources that keep a
+        session per client (an MQTT client id with a persistent session). 22 characters with the
+        default prefix, within MQTT 3.1.1's 23.
+        """
+        sup = self.__dict__.get("_runnel_supervisor")
+        directory = None if sup is None else sup.stream.ssc.checkpoint_dir
+        if directory is None:
+            return None
+        digest = hashlib.sha256(f"{os.path.abspath(directory)}\0{sup.stream.name}".encode()).hexdigest()
+        return prefix + digest[:16]
 
     # Spark's camelCase names are in runnel.aliases; streamId is a method there, stream_id a property
     def streamId(self) -> int | None:  # noqa: N802 — Spark's spelling
