@@ -17,7 +17,7 @@ MODULES = [
     "runnel.storage.wal", "runnel.dstream.ratecontrol", "runnel.sinks",
     "runnel.examples.line_server", "runnel.pyspark.conf", "runnel.pyspark.storagelevel",
     "runnel.partitioners", "runnel.statcounter", "runnel.accumulators", "runnel.pyspark.broadcast",
-    "runnel.pyspark.sql", "runnel.kafka.source", "runnel.kafka.utils", "runnel.kafka.mock",
+    "runnel.pyspark.sql", "runnel.kafka.source", "runnel.kafka.utils", "runnel.kafka.mock", "runnel.mqtt",
 ]
 
 

@@ -8,6 +8,9 @@ others:
 * a block reading ``localhost:9999`` (where the README tells the user to run
   ``nc -lk 9999`` or ``python -m runnel.examples.line_server``) reads from a
   :class:`LineServer` on a free port instead, the literal port replaced;
+* a block using an MQTT broker at ``localhost:1883`` gets a mosquitto of its
+  own on a free port (``tests/mqtt/broker.py``: skipped where there is none,
+  installed under CI), the literal port replaced;
 * waiting for termination (``await_termination*``, ``awaitTermination*``)
   lasts at most ``RUN_SECONDS`` of wall clock, and a context still active
   when the block ends is stopped.
@@ -18,6 +21,7 @@ record in it, so a block that never starts its stream fails.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import re
 import subprocess
@@ -26,6 +30,9 @@ import sys
 import pytest
 
 from runnel.examples.line_server import LineServer
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent / "mqtt"))
+from broker import Mosquitto, mosquitto_or_skip  # noqa: E402 — a helper of the MQTT tests
 
 README = pathlib.Path(__file__).parent.parent / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)
@@ -61,8 +68,12 @@ def _title(block: str) -> str:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"{i}:{_title(b)}" for i, b in enumerate(BLOCKS)])
 def test_readme_block_runs(block, tmp_path):
-    with LineServer(lines_per_second=200) as server:
+    with LineServer(lines_per_second=200) as server, contextlib.ExitStack() as stack:
         code = block.replace("9999", str(server.port))
+        if "localhost:1883" in block:
+            broker = Mosquitto(mosquitto_or_skip(), str(tmp_path / "mosquitto")).start()
+            stack.callback(broker.stop)
+            code = code.replace("1883", str(broker.port))
         done = subprocess.run([sys.executable, "-c", HARNESS, str(RUN_SECONDS)], input=code, cwd=tmp_path,
                               capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
     assert done.returncode == 0, f"the README block failed:\n{block}\n--- stderr:\n{done.stderr[-4000:]}"

@@ -23,8 +23,9 @@ Delivery guarantees, by QoS and the receiver write-ahead log
 
 So QoS 1 with the WAL is the reliable setting. For exactly-once *totals* on
 top of it, publish a unique id with each message (a sequence number per
-publisher) and drop ids already seen, e.g. in ``update_state_by_key`` keyed
-by publisher, keeping the highest sequence number processed.
+publisher) and drop the ids already seen, in state keyed by publisher
+(``update_state_by_key``): the duplicates are redelivered messages, whose
+ids are the same.
 
 Pieces and who owns what::
 
@@ -33,10 +34,6 @@ Pieces and who owns what::
                           the WAL), then acknowledges its QoS 1/2 messages in arrival order
     paho reconnects       with exponential backoff (``backoff``), and we subscribe again on every connect
 
-The broker bounds the QoS 1/2 messages it has in flight to a client
-(mosquitto's ``max_inflight_messages``, 20 by default), so with the WAL a
-receiver takes at most that many messages per fsync of the log; raise it
-on the broker for high rates.
 """
 
 from __future__ import annotations
@@ -321,8 +318,8 @@ def mqtt_stream(ssc, broker: str, topics: str | Sequence[str], qos: int = 1, **o
     >>> from runnel import StreamingContext
     >>> ssc = StreamingContext("local", 1)
     >>> temps = mqtt_stream(ssc, "tcp://localhost:1883", "sensors/+/temp", qos=1, encoding="utf-8")
-    >>> temps.name
-    'mqtt_stream-0'
+    >>> temps.receiver
+    MQTTReceiver('tcp://localhost:1883', ['sensors/+/temp'], qos=1)
     >>> ssc.stop()
     """
     return MQTTInputDStream(ssc, MQTTReceiver(broker, topics, qos, **options))

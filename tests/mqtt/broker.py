@@ -2,8 +2,9 @@
 
 ``find_mosquitto()`` returns the binary's path, installing Debian's
 ``mosquitto`` package when it may (root, under CI: ``apt-get install``,
-once per machine) and otherwise returning None, so the caller skips —
-except under CI, where a broker that cannot be had fails the tests.
+once per machine) and otherwise returning None; ``mosquitto_or_skip()``
+then skips the test, saying why — except under CI, where a broker that
+cannot be had fails it. ``tests/test_readme.py`` uses these too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,21 @@ def find_mosquitto() -> str | None:
             if done.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-2000:]}")
         path = shutil.which("mosquitto", path="/usr/sbin:/sbin:/usr/bin")
+    return path
+
+
+def mosquitto_or_skip() -> str:
+    """mosquitto's path for a test; skips where it cannot be had, but fails under CI (``CI`` set)."""
+    import pytest
+    try:
+        path = find_mosquitto()
+    except RuntimeError as e:
+        pytest.fail(f"cannot install mosquitto: {e}")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("no mosquitto under CI, and it cannot be installed here (needs root and apt-get)")
+        pytest.skip("no mosquitto broker on this machine (install Debian's 'mosquitto'; under CI as root the "
+                    "tests install it themselves)")
     return path
 
 

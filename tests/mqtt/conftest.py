@@ -8,25 +8,15 @@ so; under CI a broker that cannot be had fails them.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
-from broker import Mosquitto, find_mosquitto
+from broker import Mosquitto, mosquitto_or_skip
 
 
 @pytest.fixture(scope="session")
 def mosquitto_binary() -> str:
-    try:
-        path = find_mosquitto()
-    except RuntimeError as e:
-        pytest.fail(f"cannot install mosquitto: {e}")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("no mosquitto under CI, and it cannot be installed here (needs root and apt-get)")
-        pytest.skip("no mosquitto broker on this machine (install Debian's 'mosquitto'; under CI as root these "
-                    "tests install it themselves)")
-    return path
+    return mosquitto_or_skip()
 
 
 @pytest.fixture(scope="session")

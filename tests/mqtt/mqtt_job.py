@@ -8,7 +8,7 @@ counts the words of the payloads with ``update_state_by_key``, writing the
 totals of every batch through the exactly-once SQLite sink (``out.db``).
 It prints ``subscribed`` once the broker granted the subscription, then runs
 a batch every ``--pause`` seconds (the manual clock advanced by the job
-itself), printing ``done <batch> <records received>`` after each. With
+itself), printing ``done <batch> <records received> <ids counted>`` after each. With
 ``--expect N`` it stops (gracefully) once the newest totals count N distinct
 ``id<i>`` words, printing ``final``; without, it runs until killed. Every
 wait is bounded (60 s).
@@ -79,8 +79,9 @@ def main(argv=None) -> int:
     while time.monotonic() < deadline:
         ssc.run_batches(1)
         i += 1
-        print(f"done {i} {stream.num_received}", flush=True)
-        if args.expect and ids_counted(args.workdir) >= args.expect:
+        counted = ids_counted(args.workdir)
+        print(f"done {i} {stream.num_received} {counted}", flush=True)
+        if args.expect and counted >= args.expect:
             print("final", flush=True)
             break
         time.sleep(args.pause)
