@@ -51,6 +51,7 @@ def consume_ranges(consumer, ranges: dict[tuple[str, int], tuple[int, int]], tim
     left = {k: r for k, r in ranges.items() if r[1] > r[0]}
     if not left:
         return got
+    lists = {k: got[k] for k in left}
     assigned = [ck.TopicPartition(t, p, start) for (t, p), (start, _) in left.items()]
     consumer.assign(assigned)
     deadline = time.monotonic() + timeout
@@ -63,23 +64,18 @@ def consume_ranges(consumer, ranges: dict[tuple[str, int], tuple[int, int]], tim
                     + f" within {timeout:g} s ({POLL_MS})")
             msgs = consumer.consume(num_messages=min(_FETCH, sum(e - s for s, e in left.values())),
                                     timeout=min(remaining, 0.5))
+            # the hot loop does only what it must per message: messages of a partition come in offset
+            # order, so where a range ends and what to trim are decided per partition after the loop
             for m in msgs:
-                err = m.error()
-                if err is not None:
-                    if err.code() in (ck.KafkaError._AUTO_OFFSET_RESET, ck.KafkaError.OFFSET_OUT_OF_RANGE):
-                        raise RuntimeError(f"{where}: records of {m.topic()}[{m.partition()}] to be read are no "
-                                           f"longer in Kafka (deleted by retention?): {err.str()}")
-                    if err.fatal() or not err.retriable():
-                        raise RuntimeError(f"{where}: Kafka consumer error: {err.str()}")
-                    continue
-                k = (m.topic(), m.partition())
-                r = left.get(k)
-                if r is None:
-                    continue
-                off = m.offset()
-                if off < r[1]:
-                    got[k].append(m)
-                if off >= r[1] - 1:
+                if m.error() is None:
+                    lst = lists.get((m.topic(), m.partition()))
+                    if lst is not None:
+                        lst.append(m)
+                else:
+                    _raise_for(m, ck, where)
+            for k in list(left):
+                lst = got[k]
+                if lst and lst[-1].offset() >= left[k][1] - 1:
                     del left[k]
                     consumer.pause([ck.TopicPartition(*k)])
             if not msgs and left:
@@ -89,4 +85,34 @@ def consume_ranges(consumer, ranges: dict[tuple[str, int], tuple[int, int]], tim
     finally:
         consumer.resume(assigned)     # a paused partition would stay paused in the next assignment
         consumer.unassign()
+    for k, (start, end) in ranges.items():     # drop what an earlier assignment fetched, and past the end
+        got[k] = _trimmed(got[k], start, end)
     return got
+
+
+def _trimmed(msgs: list, start: int, end: int) -> list:
+    """``msgs`` of one partition with offsets in ``[start, end)``, each once, in offset order.
+
+    The usual case is checked in O(1): exactly ``end - start`` messages from ``start`` to ``end - 1``.
+    Otherwise (offsets compacted away or taken by transaction markers, messages past the end, or any
+    left from an earlier assignment) every offset is looked at.
+    """
+    if len(msgs) == end - start and (not msgs or (msgs[0].offset() == start and msgs[-1].offset() == end - 1)):
+        return msgs
+    out, last = [], start - 1
+    for m in msgs:
+        off = m.offset()
+        if last < off < end:
+            out.append(m)
+            last = off
+    return out
+
+
+def _raise_for(m, ck, where: str) -> None:
+    """Raise for an error message that ends the read; return for a transient one."""
+    err = m.error()
+    if err.code() in (ck.KafkaError._AUTO_OFFSET_RESET, ck.KafkaError.OFFSET_OUT_OF_RANGE):
+        raise RuntimeError(f"{where}: records of {m.topic()}[{m.partition()}] to be read are no "
+                           f"longer in Kafka (deleted by retention?): {err.str()}")
+    if err.fatal() or not err.retriable():
+        raise RuntimeError(f"{where}: Kafka consumer error: {err.str()}")

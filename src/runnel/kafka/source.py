@@ -148,27 +148,37 @@ class KafkaSource(ReplayableSource):
         self.message_handler = message_handler
         self.metadata = metadata
         self.timeout = float(timeout)
-        self._consumer = None
+        self._clients: dict = {}
         self._missing: set[str] = set()
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_consumer": None, "_missing": set()}
+        return {**self.__dict__, "_clients": {}, "_missing": set()}
 
-    # -- the consumer ------------------------------------------------------------------------------
-    def consumer(self):
-        """The source's consumer (made on first use; auto-commit off: offsets are runnel's)."""
-        if self._consumer is None:
+    # -- the consumers ------------------------------------------------------------------------------
+    # Two: one only reads (assign, consume), one asks for metadata, watermarks and commits. Requests to
+    # a broker are answered in order, so on one client a watermark request waits behind the reader's
+    # long-polling fetch (fetch.wait.max.ms, 500 ms) — measured: 0.5 s per batch on the mock cluster.
+    def _client(self, role: str):
+        if self._clients.get(role) is None:
             ck = confluent()
             conf = client_config(self.params, **{"enable.auto.commit": False, "enable.auto.offset.store": False,
                                                  "auto.offset.reset": "error", "enable.partition.eof": False})
             conf.setdefault("group.id", "runnel")
-            self._consumer = ck.Consumer(conf)
-        return self._consumer
+            if role == "read":
+                # the reader is assigned only while the data it wants is there: no long polls, which would
+                # hold the next batch's first fetch back by up to 500 ms (librdkafka's default)
+                conf.setdefault("fetch.wait.max.ms", 10)
+            self._clients[role] = ck.Consumer(conf)
+        return self._clients[role]
+
+    def consumer(self):
+        """The consumer that asks for metadata and watermarks and commits offsets (to ``group.id``)."""
+        return self._client("meta")
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        for c in self._clients.values():
+            c.close()
+        self._clients = {}
 
     def _watermarks(self, parts: Iterable[str]) -> dict[str, tuple[int, int]]:
         ck, c = confluent(), self.consumer()
@@ -220,7 +230,7 @@ class KafkaSource(ReplayableSource):
         return self.consumer().consumer_group_metadata()
 
     def read(self, ranges: Sequence[_Range], where: str) -> list[Batch]:
-        got = consume_ranges(self.consumer(), {_split(r.partition): (r.start, r.end) for r in ranges if r.count > 0},
+        got = consume_ranges(self._client("read"), {_split(r.partition): (r.start, r.end) for r in ranges if r.count > 0},
                              self.timeout, where)
         return [self._batch(got.get(_split(r.partition), []), r, where) for r in ranges]
 
