@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from runnel.listener import BatchEvent, BatchInfo
 from runnel.kafka import MockCluster, TopicAndPartition, direct_stream, utf8_decoder
 from runnel.kafka.mock import MOCK_PARTITIONS
 
@@ -127,3 +128,36 @@ def test_a_missing_extra_is_named(monkeypatch, kssc):
         direct_stream(kssc(), ["t"], {})
     with pytest.raises(ImportError, match=r"runnel\[kafka\]"):
         MockCluster()
+
+
+def test_one_stream_reads_several_topics_partition_by_partition(cluster, params, kssc):
+    a, b = f"{params['group.id']}-a", f"{params['group.id']}-b"
+    cluster.produce(a, ["a0"], partition=0)
+    cluster.produce(b, ["b3"], partition=3)
+    ssc = kssc()
+    got = []
+    direct_stream(ssc, [b, a], params).foreach_rdd(
+        lambda rdd: got.append(([(r.topic, r.partition) for r in rdd.offset_ranges()], rdd.glom().collect())))
+    ssc.start()
+    ssc.run_batches(1)
+    ranges, parts = got[0]
+    assert ranges == [(a, p) for p in range(4)] + [(b, p) for p in range(4)]
+    assert parts == [[(None, b"a0")], [], [], [], [], [], [], [(None, b"b3")]]
+
+
+def test_backpressure_sets_the_rate_from_completed_batches(cluster, topic, params, kssc):
+    cluster.produce(topic, LINES)
+    ssc = kssc({"spark.streaming.backpressure.enabled": "true", "spark.streaming.backpressure.initialRate": "8"})
+    stream = direct_stream(ssc, [topic], params)
+    sizes = []
+    stream.foreach_rdd(lambda rdd: sizes.append(sum(r.count for r in rdd.offset_ranges())))
+    ssc.start()
+    ssc.run_batches(1)
+    assert sizes == [8]                       # the initial rate, shared by the four partitions' lags
+    for t in (10_000, 20_000):                # batches of 8 records processed in 100 ms each: 80 records/s
+        info = BatchInfo(t, t, processing_start_time=t, processing_end_time=t + 100, stream_records={stream.name: 8})
+        stream.rate_controller.onBatchCompleted(BatchEvent(info))
+    rate = stream.rate_controller.latest_rate
+    assert rate is not None and rate > 40
+    ssc.run_batches(1)
+    assert sizes[1] == 4 * int(rate / 4)      # the estimate, shared by four equal lags
