@@ -397,7 +397,8 @@ def _run_recorded(executor, activity, st: Stage, tasks: list[Task]) -> list[list
         return res
     finally:
         activity.record(StageRun(st.id, st.label, activity.ran_as or st.kind, len(tasks), start,
-                                 perf_counter() - start, activity.busy - busy, get_ident(), failed))
+                                 perf_counter() - start, activity.busy - busy, get_ident(), failed,
+                                 tuple(st.reads)))
 
 
 class _Compiler:

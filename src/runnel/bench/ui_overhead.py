@@ -9,7 +9,12 @@ open browser asks, plus a fast Prometheus scrape). Each round is a *pair*
 (one run off, one on, back to back) and gives one ratio on/off; the figure
 is the median of those paired ratios, with their quartiles and extremes
 (the spread says how far one pair can be moved by the machine's other
-load). Then the time the UI's listeners take per batch, measured alone on
+load). Beside the records/s (wall clock), each run's CPU seconds of this
+process (``time.process_time``: every thread of the driver, the UI's server
+and the polling client included, so the UI is charged for its client too)
+give a second paired ratio, CPU on/off: another process's load slows our
+wall clock a lot but our CPU accounting little, so on a busy machine this
+one resolves a cost the wall-clock ratio cannot. Then the time the UI's listeners take per batch, measured alone on
 synthetic events (the part of the cost that does not depend on that load).
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import threading
+import time
 import urllib.request
 
 from . import workloads as wl
@@ -47,8 +53,6 @@ def listener_cost(batches: int = 2000) -> tuple[float, float]:
     """Seconds the UI's listeners (status, metrics) spend on one batch's events (submitted, started, one
     output operation started and completed, completed), measured on synthetic events, and seconds one
     live refresh of the streaming page takes with the retained batches (1000) those events left."""
-    import time
-
     from ..executors.activity import Activity
     from ..listener import BatchEvent, BatchInfo, OutputOperationEvent, OutputOperationInfo, StreamingStarted
     from ..ui import JobFacts, StreamingStatus
@@ -87,7 +91,9 @@ def listener_cost(batches: int = 2000) -> tuple[float, float]:
     return per_batch, (time.perf_counter() - t0) / 5
 
 
-def measure(master: str, rounds: int, batches: int, warmup: int, poll: bool = True) -> dict[bool, list[float]]:
+def measure(master: str, rounds: int, batches: int, warmup: int, poll: bool = True,
+            cpu: dict[bool, list[float]] | None = None) -> dict[bool, list[float]]:
+    """records/s of each run, by UI on/off, in run order; ``cpu`` gets each run's CPU seconds."""
     from ..context import Context
     from ..kernels import warm
     warm()
@@ -105,7 +111,10 @@ def measure(master: str, rounds: int, batches: int, warmup: int, poll: bool = Tr
                 if poller is not None:
                     poller.start()
                 try:
+                    c0 = time.process_time()
                     res = run_runnel_batches(ctx, w, data, warmup)
+                    if cpu is not None:
+                        cpu[ui].append(time.process_time() - c0)
                 finally:
                     stop.set()
                     if poller is not None:
@@ -119,7 +128,8 @@ def measure(master: str, rounds: int, batches: int, warmup: int, poll: bool = Tr
 
 
 def paired(rates: dict[bool, list[float]]) -> dict[str, float]:
-    """The rounds' paired ratios on/off: median, quartiles, extremes, and how many pairs had on < off."""
+    """The rounds' paired ratios on/off (of records/s, or of CPU seconds): median, quartiles, extremes,
+    and in how many pairs the ratio was below 1."""
     ratios = sorted(on / off for on, off in zip(rates[True], rates[False]))
     q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     return {"pairs": len(ratios), "median": statistics.median(ratios), "q1": q[0], "q3": q[2],
@@ -134,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-poll", action="store_true", help="no client: the UI is on but nobody looks")
     a = p.parse_args(argv)
-    rates = measure(a.master, a.rounds, a.batches, a.warmup, poll=not a.no_poll)
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    rates = measure(a.master, a.rounds, a.batches, a.warmup, poll=not a.no_poll, cpu=cpu)
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
     spread = (max(rates[False]) - min(rates[False])) / off
     pr = paired(rates)
@@ -143,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"paired on/off over {pr['pairs']} rounds: median {pr['median']:.3f} (cost {100 * (1 - pr['median']):+.1f}%), "
           f"quartiles {pr['q1']:.3f}..{pr['q3']:.3f}, extremes {pr['min']:.3f}..{pr['max']:.3f}; "
           f"the UI run was the slower in {pr['slower']} of {pr['pairs']} pairs")
+    pc = paired(cpu)                       # CPU seconds on/off: above 1 by what the UI costs
+    print(f"paired CPU seconds on/off over {pc['pairs']} rounds: median {pc['median']:.3f} "
+          f"(cost {100 * (pc['median'] - 1):+.1f}%), quartiles {pc['q1']:.3f}..{pc['q3']:.3f}, "
+          f"extremes {pc['min']:.3f}..{pc['max']:.3f}")
     cost, render = listener_cost()
     batch_s = 1e6 / off     # W2's batches are 1M records: seconds per batch at the UI-off median
     print(f"the UI's listeners spend {cost * 1e6:.1f} us per batch's events = {100 * cost / batch_s:.3f}% of a "

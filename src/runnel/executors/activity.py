@@ -47,6 +47,7 @@ class StageRun:
     busy: float           # task-seconds its tasks took (of any stage running at the same time too)
     thread: int           # ident of the thread that ran it
     failed: bool = False  # a task of it failed (the stage stopped there)
+    reads: tuple[int, ...] = ()   # the stages of its graph whose outputs it read
 
 
 class Activity:
@@ -86,12 +87,12 @@ class Activity:
 
     def since(self, mark: int) -> list[StageRun]:
         """StageRuns recorded after position ``mark`` (an earlier :attr:`recorded`) still in the log."""
-        with self._lock:
-            if self.stages is None:
+        with self._lock:                # the newest n only: no copy of the whole log per batch
+            log = self.stages
+            if log is None:
                 return []
-            runs, n = list(self.stages), self.recorded - mark
-        n = min(len(runs), n)
-        return runs[len(runs) - n:] if n > 0 else []
+            n = min(len(log), self.recorded - mark)
+            return [log[-i] for i in range(n, 0, -1)]
 
     def watch(self) -> None:
         """Start (or join) keeping the stage log."""

@@ -286,8 +286,10 @@ def _stages(status: StreamingStatus, t: int) -> str:
                    + f"<td class=\"label\">{escape(r.label)}</td>" + _cell("kind", r.kind)
                    + _cell("numTasks", r.tasks) + _cell("duration", round(r.seconds * 1000, 3), _dur(r.seconds * 1000))
                    + _cell("taskTime", round(r.busy * 1000, 3), _dur(r.busy * 1000))
-                   + f"<td>{'failed' if r.failed else 'succeeded'}</td></tr>" for i, r in enumerate(act.stages)) \
-        or '<tr><td colspan="7">none</td></tr>'
+                   + f"<td>{'failed' if r.failed else 'succeeded'}</td>"
+                   + _cell("reads", ",".join(map(str, r.reads)), ", ".join(f"stage {x}" for x in r.reads) or "-")
+                   + "</tr>" for i, r in enumerate(act.stages)) \
+        or '<tr><td colspan="8">none</td></tr>'
     ckpt = next((c for c in status.checkpoint_infos() if c.batch_time == t), None)
     note = "" if ckpt is None else (
         f'<p id="batch-checkpoint">Checkpoint of this batch: snapshot <b data-field="snapshotTime" '
@@ -302,7 +304,7 @@ def _stages(status: StreamingStatus, t: int) -> str:
             f'<p class="note">Where a stage ran: serial (local), inline (small input, in the calling thread), '
             f"threads or processes (local[N]).</p>"
             f'<table id="stages"><tr><th>Stage</th><th>Name</th><th>Ran On</th><th>Tasks</th><th>Duration</th>'
-            f"<th>Task Time</th><th>Status</th></tr>{rows}</table>")
+            f"<th>Task Time</th><th>Status</th><th>Reads</th></tr>{rows}</table>")
 
 
 # -- the DStream graph ----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ same conventions (camelCase, milliseconds, dates as above):
 
 ``batches/{id}/stages``  the stages the batch ran: ``stageId``, ``name``, ``kind`` (where it ran:
                          serial, inline, threads, processes), ``numTasks``, ``duration``,
-                         ``taskTime`` (task-ms of its tasks), ``failed``
+                         ``taskTime`` (task-ms of its tasks), ``failed``, ``reads`` (ids of
+                         the stages whose outputs it read, as ``describe_stages()`` shows)
 ``executor``             ``slots``, ``taskTime`` (task-ms since start), ``busyRatio`` over the
                          last ``busyRatioWindow`` ms, and per retained batch ``batchId``,
                          ``wallTime``, ``taskTime``, ``busyRatio``, ``numStages``, ``numTasks``
@@ -182,7 +183,7 @@ def stages(status: StreamingStatus, batch_time: int) -> list[dict]:
     """``batches/{id}/stages``: the stages a completed batch ran (empty without a web UI's activity)."""
     act = status.activity(batch_time)
     return [{"stageId": r.stage, "name": r.label, "kind": r.kind, "numTasks": r.tasks,
-             "duration": _ms(r.seconds), "taskTime": _ms(r.busy), "failed": r.failed}
+             "duration": _ms(r.seconds), "taskTime": _ms(r.busy), "failed": r.failed, "reads": list(r.reads)}
             for r in (act.stages if act is not None else ())]
 
 
