@@ -224,3 +224,31 @@ def test_write_ahead_log_view(ui_ssc, api, tmp_path):
     assert fams[("runnel_wal_written_blocks_total", (("stream", "feed"),))] == 3
     assert fams[("runnel_wal_written_bytes_total", (("stream", "feed"),))] == blocks["appendedBytes"]
     assert fams[("runnel_wal_bytes", (("stream", "feed"),))] == blocks["bytes"]
+
+
+def test_late_rows_per_operator(ui_ssc, recorder, api, tmp_path):
+    import pandas as pd
+
+    from runnel.frame import tumbling
+    ui_ssc.checkpoint(str(tmp_path))
+    clicks = ui_ssc.frame.queue([
+        pd.DataFrame({"user": ["ann", "bob", "ann"], "ts": [1, 3, 12], "n": [1, 1, 1]}),
+        pd.DataFrame({"user": ["ann", "bob", "cy"], "ts": [4, 31, 2], "n": [1, 1, 1]}),   # 4 and 2: behind 7
+        pd.DataFrame({"user": ["bob"], "ts": [5], "n": [1]}),                             # behind 26
+    ], schema={"user": "string", "ts": "int64", "n": "int64"})
+    per_10s = clicks.with_watermark("ts", delay=5).groupby("user").event_window(tumbling(10), name="per10s") \
+        .agg(clicks=("n", "sum"))
+    per_10s.foreach_batch(lambda df, t: None)
+    ui_ssc.start()
+    ui_ssc.run_batches(3)
+    infos = [recorder.completed[t] for t in sorted(recorder.completed)]
+    late = [i.state_tables["per10s"]["late_rows"] for i in infos]
+    assert late == [0, 2, 1]                                       # what the engine counted, batch by batch
+    (op,) = [o for o in api("state") if o["operator"] == "per10s"]
+    assert (op["lateRows"], op["totalLateRows"]) == (1, 3)
+    assert [(b["batchId"], b["lateRows"]) for b in op["perBatch"]] == [(i.batch_time, n) for i, n in zip(infos, late)]
+    html = page(ui_ssc.ui_url + "/")
+    row = html.split('<table id="state">')[1].split("</table>")[0].split("<td>per10s</td>")[1].split("</tr>")[0]
+    assert 'data-field="lateRows" data-value="1"' in row and 'data-field="totalLateRows" data-value="3"' in row
+    assert read_page(html).points["Late rows per10s"] == [(i.batch_time, n) for i, n in zip(infos, late)]
+    assert scrape(ui_ssc.ui_url)[("runnel_late_rows_total", (("operator", "per10s"),))] == 3

@@ -17,6 +17,8 @@ streams, operators and statuses (never record values).
 ``runnel_input_records_total{stream}``         counter    records each input stream brought
 ``runnel_state_rows{operator}``                gauge      rows of each stateful operator's table
 ``runnel_state_bytes{operator}``               gauge      bytes of each stateful operator's table
+``runnel_late_rows_total{operator}``           counter    rows an event-time operator found behind its
+                                                          watermark (its ``late_rows()`` stream)
 ``runnel_receivers{state}``                    gauge      receivers ``active`` and ``inactive``
 ``runnel_checkpoint_last_timestamp_seconds``   gauge      batch time of the newest checkpoint on disk
 ``runnel_checkpoint_size_bytes``               gauge      bytes of the newest checkpoint on disk
@@ -85,6 +87,8 @@ class JobMetrics(StreamingListener):
         self.ckpt_snapshot = Histogram("runnel_checkpoint_snapshot_seconds",
                                        "Time the job runner took to snapshot a checkpoint's tables between batches",
                                        buckets=BUCKETS, registry=r)
+        self.late = Counter("runnel_late_rows", "Rows an event-time operator found behind its watermark",
+                            ["operator"], registry=r)
         self.stages = Counter("runnel_stages", "Stages the batches ran, by where they ran", ["kind"], registry=r)
         self.tasks = Counter("runnel_tasks", "Tasks of the stages the batches ran, by where they ran", ["kind"],
                              registry=r)
@@ -99,6 +103,10 @@ class JobMetrics(StreamingListener):
                 hist.observe(ms / 1000.0)
         for name, n in info.stream_records.items():
             self.records.labels(name).inc(n)
+        for name, report in info.state_tables.items():
+            late = report.get("late_rows")
+            if late is not None:
+                self.late.labels(name).inc(late)
         act = self.status.activity(info.batch_time)
         if act is not None:
             for run in act.stages:

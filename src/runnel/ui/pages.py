@@ -192,17 +192,28 @@ def _state(status: StreamingStatus) -> str:
         f"<td>{charts.timeline(_series(done, name, 'keys'), 'rows', f'State rows {name}')}</td>"
         f"<td>{charts.timeline(_series(done, name, 'bytes'), 'B', f'State bytes {name}')}</td></tr>"
         for name in sorted(tables))
+    late_total = status.totals().late_rows
     rows = "".join(f"<tr><td>{escape(name)}</td>" + _cell("rows", r.get("keys"), f"{r.get('keys', 0):,}")
                    + _cell("bytes", r.get("bytes"), f"{r.get('bytes', 0):,}")
-                   + f"<td>{r.get('dead_letters', '-')}</td></tr>" for name, r in sorted(tables.items()))
+                   + f"<td>{r.get('dead_letters', '-')}</td>"
+                   + _cell("lateRows", r.get("late_rows"), "-" if r.get("late_rows") is None else f"{r['late_rows']:,}")
+                   + _cell("totalLateRows", late_total.get(name),
+                           "-" if name not in late_total else f"{late_total[name]:,}")
+                   + "</tr>" for name, r in sorted(tables.items()))
+    late = "".join(f"<tr><th>{escape(name)}</th><td>{charts.timeline(_series(done, name, 'late_rows'), 'rows', f'Late rows {name}')}"
+                   f"</td></tr>" for name in sorted(late_total))
     return (f'<h2>State ({len(tables)})</h2><table id="state"><tr><th>Operator</th><th>Rows</th><th>Bytes</th>'
-            f"<th>Dead letters</th></tr>{rows}</table>"
+            f"<th>Dead letters</th><th>Late Rows (last batch)</th><th>Late Rows (since start)</th></tr>{rows}</table>"
             f'<table class="stats" id="state-charts"><tr><th></th><th>Rows over time</th><th>Bytes over time</th>'
-            f"</tr>{charts_}</table>")
+            f"</tr>{charts_}</table>"
+            + (f'<h3>Late rows</h3><p class="note">Rows an event-time operator found behind its watermark, per '
+               f"batch (they go to its <code>late_rows()</code> stream, never dropped silently).</p>"
+               f'<table class="stats" id="late-charts">{late}</table>' if late else ""))
 
 
 def _series(done: list[BatchInfo], name: str, what: str) -> list[tuple[int, float]]:
-    return [(b.batch_time, b.state_tables[name].get(what, 0)) for b in done if name in b.state_tables]
+    return [(b.batch_time, b.state_tables[name].get(what, 0)) for b in done
+            if name in b.state_tables and (what != "late_rows" or what in b.state_tables[name])]
 
 
 def _checkpoints(status: StreamingStatus) -> str:

@@ -23,6 +23,10 @@ same conventions (camelCase, milliseconds, dates as above):
 ``graph``                the DStream graph: ``nodes`` (``name``, ``kind``, ``parents``,
                          ``slideDuration``, ``windowDuration``, ``inputStreamId``,
                          ``outputOpId``, ``stateful``), ``edges`` ([parent, child]), ``text``
+``state``                per stateful operator: its table's ``rows`` and ``bytes`` now,
+                         ``deadLetters``, ``lateRows`` (event-time operators: rows behind the
+                         watermark in the last batch) and ``totalLateRows`` since start, and
+                         ``perBatch``: ``batchId``, ``rows``, ``bytes``, ``lateRows``
 ``wal``                  per receiver with a write-ahead log: its block and allocation logs
                          (``segments``, ``bytes``, ``firstEntry``, ``lastEntry``,
                          ``syncedEntry``, ``appendedEntries``, ``appendedBytes``) and
@@ -239,7 +243,22 @@ def wal(status: StreamingStatus) -> list[dict]:
             for w in status.wal()]
 
 
-_RUNNEL = {"executor": executor, "graph": graph, "wal": wal,
+def state(status: StreamingStatus) -> list[dict]:
+    """``state``: every stateful operator's table, late rows included, now and per retained batch."""
+    tables, totals, done = status.state_tables(), status.totals(), status.completed()
+    out = []
+    for name, r in sorted(tables.items()):
+        per = [_drop_none({"batchId": b.batch_time, "rows": b.state_tables[name].get("keys"),
+                           "bytes": b.state_tables[name].get("bytes"),
+                           "lateRows": b.state_tables[name].get("late_rows")})
+               for b in done if name in b.state_tables]
+        out.append(_drop_none({"operator": name, "rows": r.get("keys"), "bytes": r.get("bytes"),
+                               "deadLetters": r.get("dead_letters"), "lateRows": r.get("late_rows"),
+                               "totalLateRows": totals.late_rows.get(name), "perBatch": per}))
+    return out
+
+
+_RUNNEL = {"executor": executor, "graph": graph, "wal": wal, "state": state,
            "checkpoints": lambda status: [checkpoint(c) for c in status.checkpoint_infos()]}
 
 

@@ -96,6 +96,7 @@ class Totals:
     processed_records: int = 0
     received_records: int = 0
     stream_records: dict[str, int] = field(default_factory=dict)
+    late_rows: dict[str, int] = field(default_factory=dict)     # event-time operator -> rows behind its watermark
 
 
 class StreamingStatus(StreamingListener):
@@ -184,6 +185,10 @@ class StreamingStatus(StreamingListener):
             t.processed_records += info.num_records
             for name, n in info.stream_records.items():
                 t.stream_records[name] = t.stream_records.get(name, 0) + n
+            for name, report in info.state_tables.items():
+                late = report.get("late_rows")
+                if late is not None:
+                    t.late_rows[name] = t.late_rows.get(name, 0) + late
             self._state_tables.update(info.state_tables)
 
     def _on_receiver(self, event) -> None:
@@ -270,7 +275,8 @@ class StreamingStatus(StreamingListener):
     def totals(self) -> Totals:
         with self._lock:
             t = self._totals
-            return Totals(t.completed, t.failed, t.processed_records, t.received_records, dict(t.stream_records))
+            return Totals(t.completed, t.failed, t.processed_records, t.received_records, dict(t.stream_records),
+                          dict(t.late_rows))
 
     def receivers(self) -> list[Receiver]:
         with self._lock:
