@@ -335,6 +335,47 @@ class StreamingDataFrame:
             return merge_streams(self, right, keys, how, within)
         return merge_static(self, right, keys, how, refresh)
 
+    def join_interval(self, right: "StreamingDataFrame", on: Any = None, *, left_on: Any = None,
+                      right_on: Any = None, time: Any = None, lower: Any = None, upper: Any = None,
+                      inclusive: str = "both", unit: str = "s", name: str | None = None) -> "StreamingDataFrame":
+        """Join with another stream on keys and event time: rows pair when their keys are equal and
+        ``right.time + lower <= left.time <= right.time + upper`` (``interval_join.py``).
+
+        ``on`` (or ``left_on``/``right_on``): key columns, as in pandas' ``merge``;
+        ``time``: the event-time column of both sides (or a pair), by default each
+        frame's ``with_watermark`` column; ``lower``/``upper``: signed offsets
+        (seconds, timedelta, ``"-10s"``), None for no bound (neither: every pair of
+        equal keys); ``inclusive``: "both", "left", "right" or "neither", as
+        ``Series.between``; ``unit``: of int time columns without a watermark.
+        Every pair comes out once, in the batch of its later row. Each side's rows
+        wait in a buffer until the other side's watermark says no row can pair with
+        them (with_watermark on both frames bounds the state); rows behind their
+        own watermark join nothing (they are that frame's ``late_rows()``).
+        ``name``: the buffers' stable name (checkpointed, resumed by it).
+
+        Examples
+        --------
+        >>> import pandas as pd, tempfile
+        >>> from runnel import StreamingContext, ManualClock
+        >>> ssc = StreamingContext("local", 1, clock=ManualClock())
+        >>> ssc.checkpoint(tempfile.mkdtemp())           # the buffers survive a restart
+        >>> clicks = ssc.frame.queue([pd.DataFrame({"ad": [1, 2], "ts": [5, 9]}),
+        ...                           pd.DataFrame({"ad": [1], "ts": [30]})])
+        >>> views = ssc.frame.queue([pd.DataFrame({"ad": [1, 2], "ts": [3, 1]}),
+        ...                          pd.DataFrame({"ad": [1], "ts": [28]})])
+        >>> pairs = clicks.with_watermark("ts", 5).join_interval(
+        ...     views.with_watermark("ts", 5), on="ad", lower=0, upper=4)   # a click up to 4 s after its view
+        >>> out = []
+        >>> pairs.foreach_batch(lambda df, t: out.append(df))
+        >>> ssc.start(); ssc.run_batches(2); ssc.stop()
+        >>> pd.concat(out, ignore_index=True)
+           ad  ts_x  ts_y
+        0   1     5     3
+        1   1    30    28
+        """
+        from .interval_join import join_interval
+        return join_interval(self, right, on, left_on, right_on, time, lower, upper, inclusive, unit, name)
+
     def merge_asof(self, right: "StreamingDataFrame", on: Any, how: str = "left",
                    name: str | None = None) -> "StreamingDataFrame":
         """Each row with the latest values of ``right``'s rows of the same key so far (this batch

@@ -1,0 +1,168 @@
+"""Interval joins on event time against pandas over all the on-time rows; buffers bounded by the watermarks.
+
+The reference walks the batches as the engine's contract says: the watermark
+in force for batch i of a side is max(its event times of batches < i) - delay;
+a row before it is late and joins nothing; every other pair of equal keys
+within the interval comes out once, in the batch of its later row.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runnel import ManualClock, StreamingContext
+from runnel.listener import StreamingListener
+
+SCHEMA = {"k": "string", "ts": "int64", "v": "int64"}
+
+
+def frames_of(rows, batches):
+    """Rows (k, ts, v, batch) -> one frame per batch (empty ones too)."""
+    df = pd.DataFrame(rows, columns=["k", "ts", "v", "batch"])
+    return [df[df.batch == i].drop(columns="batch").reset_index(drop=True) for i in range(batches)]
+
+
+def on_time(frames, delay):
+    """The rows that are not behind their side's watermark, with their batch."""
+    out, top = [], None
+    for i, f in enumerate(frames):
+        before = None if top is None or delay is None else top - delay
+        keep = f if before is None else f[f.ts >= before]
+        out.append(keep.assign(batch=i))
+        if len(f):
+            top = max(top, int(f.ts.max())) if top is not None else int(f.ts.max())
+    return pd.concat(out, ignore_index=True)
+
+
+def expected(left, right, dl, dr, lower, upper, inclusive):
+    m = on_time(left, dl).merge(on_time(right, dr), on="k")
+    if lower is not None or upper is not None:
+        lo = -np.inf if lower is None else m.ts_y + lower
+        hi = np.inf if upper is None else m.ts_y + upper
+        m = m[m.ts_x.between(lo, hi, inclusive=inclusive)]
+    return m.assign(batch=np.maximum(m.batch_x, m.batch_y))
+
+
+def run_join(ctx, left, right, build, listener=None):
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    ssc.checkpoint(tempfile.mkdtemp())
+    try:
+        out = []
+        build(ssc.frame.queue(left, schema=SCHEMA), ssc.frame.queue(right, schema=SCHEMA)).foreach_batch(
+            lambda df, t: out.append(df))
+        if listener is not None:
+            ssc.add_streaming_listener(listener)
+        ssc.start()
+        ssc.run_batches(len(left))
+    finally:
+        ssc.stop(stop_spark_context=False)
+    return out
+
+
+COLUMNS = ["k", "ts_x", "v_x", "ts_y", "v_y"]
+
+
+def same_rows(got: pd.DataFrame, want: pd.DataFrame):
+    assert list(got.columns) == COLUMNS
+    g = got[COLUMNS].sort_values(COLUMNS).reset_index(drop=True)
+    w = want[COLUMNS].sort_values(COLUMNS).reset_index(drop=True)
+    pd.testing.assert_frame_equal(g, w, check_dtype=False)
+
+
+BATCHES = 5
+side = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 60), st.integers(0, 9),
+                          st.integers(0, BATCHES - 1)), max_size=30)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(left=side, right=side, dl=st.one_of(st.none(), st.integers(0, 15)), dr=st.one_of(st.none(), st.integers(0, 15)),
+       lower=st.one_of(st.none(), st.integers(-10, 3)), width=st.one_of(st.none(), st.integers(0, 12)),
+       inclusive=st.sampled_from(["both", "left", "right", "neither"]))
+def test_pairs_of_on_time_rows_come_out_once_in_the_batch_of_the_later_row(ctx, left, right, dl, dr, lower, width,
+                                                                          inclusive):
+    # rows come in any order; each side's watermark (when it has one) runs its own delay behind it
+    upper = None if width is None else (lower if lower is not None else 0) + width
+    lf, rf = frames_of(sorted(left, key=lambda r: r[3]), BATCHES), frames_of(sorted(right, key=lambda r: r[3]), BATCHES)
+
+    def build(a, b):
+        a = a if dl is None else a.with_watermark("ts", dl)
+        b = b if dr is None else b.with_watermark("ts", dr)
+        return a.join_interval(b, on="k", time="ts", lower=lower, upper=upper, inclusive=inclusive)
+    got = run_join(ctx, lf, rf, build)
+    want = expected(lf, rf, dl, dr, lower, upper, inclusive)
+    assert len(got) == BATCHES
+    for i, df in enumerate(got):
+        same_rows(df, want[want.batch == i])
+
+
+class States(StreamingListener):
+    def __init__(self):
+        self.tables = []
+
+    def onBatchCompleted(self, batch):
+        self.tables.append(batch.batchInfo().state_tables)
+
+
+def test_buffers_hold_only_rows_the_other_side_can_still_reach(ctx):
+    # 40 batches of 10 rows, event time 1 per row, both sides in order: each buffer keeps about
+    # (interval + the other side's delay) of event time, whatever the length of the run
+    n, per = 40, 10
+    rows = [("a" if i % 2 else "b", i, i, i // per) for i in range(n * per)]
+    left, right = frames_of(rows, n), frames_of(rows, n)
+    states = States()
+    out = run_join(ctx, left, right, lambda a, b: a.with_watermark("ts", 2).join_interval(
+        b.with_watermark("ts", 3), on="k", lower=-4, upper=1, name="j"), states)
+    held = [(s["j.left"]["keys"], s["j.right"]["keys"]) for s in states.tables]
+    # a left row at a stays while a + 4 >= W_right (= newest - 3); a right row at b while b + 1 >= W_left
+    assert max(h[0] for h in held[2:]) <= 4 + 3 + 1 and max(h[1] for h in held[2:]) <= 1 + 2 + 1
+    assert min(h[0] for h in held[2:]) > 0
+    total = sum(map(len, out))
+    want = expected(left, right, 2, 3, -4, 1, "both")
+    assert total == len(want) and total > n * per
+
+
+def test_left_on_and_right_on_keep_both_key_columns_as_pandas_merge(ctx):
+    left = [pd.DataFrame({"seller": [1, 2, 3], "cat": [10, 10, 11]})]
+    right = [pd.DataFrame({"id": [2, 3, 4], "name": ["b", "c", "d"]})]
+    ssc = StreamingContext(ctx, 1, clock=ManualClock())
+    ssc.checkpoint(tempfile.mkdtemp())
+    try:
+        out = []
+        ssc.frame.queue(left).join_interval(ssc.frame.queue(right), left_on="seller", right_on="id") \
+            .foreach_batch(lambda df, t: out.append(df))
+        ssc.start()
+        ssc.run_batches(1)
+    finally:
+        ssc.stop(stop_spark_context=False)
+    want = left[0].merge(right[0], left_on="seller", right_on="id")
+    pd.testing.assert_frame_equal(out[0].sort_values("seller").reset_index(drop=True), want, check_dtype=False)
+
+
+@pytest.mark.parametrize("kw, error, message", [
+    (dict(on="k", lower=5, upper=1, time="ts"), ValueError, "after upper"),
+    (dict(on="k", lower=-1, upper=1), ValueError, "needs the time columns"),
+    (dict(on="nope"), KeyError, "no column"),
+    (dict(left_on="k"), ValueError, "needs on="),
+    (dict(on="k", inclusive="all"), ValueError, "inclusive"),
+    (dict(left_on="k", right_on="v"), TypeError, "different dtypes"),
+])
+def test_bad_arguments_say_what_is_wrong(ssc, kw, error, message):
+    a = ssc.frame.queue([pd.DataFrame({"k": ["a"], "ts": [1], "v": [1]})])
+    with pytest.raises(error, match=message):
+        a.join_interval(a, **kw)
+
+
+def test_a_row_at_the_watermark_still_finds_the_partner_waiting_in_the_buffer(ctx):
+    # the right watermark after batch 0 is 20 - 5 = 15; the left row at 11 reaches right rows in [10, 15]:
+    # it must still be there when the right row at 15 (on time: not before 15) comes in batch 1
+    left = [pd.DataFrame({"k": ["a"], "ts": [11], "v": [1]}), pd.DataFrame(columns=["k", "ts", "v"])]
+    right = [pd.DataFrame({"k": ["a"], "ts": [20], "v": [2]}), pd.DataFrame({"k": ["a", "a"], "ts": [15, 14], "v": [3, 4]})]
+    out = run_join(ctx, left, right, lambda a, b: a.with_watermark("ts", 5).join_interval(
+        b.with_watermark("ts", 5), on="k", lower=-4, upper=1))
+    assert [df.values.tolist() for df in out] == [[], [["a", 11, 1, 15, 3]]]    # 14 is late: it joins nothing
