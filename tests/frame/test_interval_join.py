@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
+import pyarrow as pa
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -166,3 +167,27 @@ def test_a_row_at_the_watermark_still_finds_the_partner_waiting_in_the_buffer(ct
     out = run_join(ctx, left, right, lambda a, b: a.with_watermark("ts", 5).join_interval(
         b.with_watermark("ts", 5), on="k", lower=-4, upper=1))
     assert [df.values.tolist() for df in out] == [[], [["a", 11, 1, 15, 3]]]    # 14 is late: it joins nothing
+
+
+@settings(max_examples=40, deadline=None)
+@given(big=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 50)), min_size=0, max_size=300),
+       small=st.lists(st.tuples(st.integers(0, 25), st.integers(0, 50)), min_size=1, max_size=3),
+       strings=st.booleans(), swap=st.booleans())
+def test_pairs_of_a_few_rows_against_many_equal_a_pandas_merge(big, small, strings, swap):
+    # a side 64 times smaller narrows the other to its keys first: the pairs must not change
+    from runnel.frame.interval_join import Interval, Side, pair_rows
+    from runnel.frame.schema import frame_batch
+
+    def frame(rows):
+        k = np.array([r[0] for r in rows], dtype=np.int64)
+        keys = pa.array([f"k{x}" for x in k.tolist()], pa.string()) if strings else k
+        return frame_batch({"k": keys, "ts": np.array([r[1] for r in rows], dtype=np.int64)})
+    left, right = (frame(small), frame(big)) if swap else (frame(big), frame(small))
+    side = Side(("k",), "ts", 1, None)
+    li, ri = pair_rows(left, right, side, side, Interval(-5, 5, "both"))
+    got = sorted(zip(left.take(li).to_pandas().itertuples(index=False), right.take(ri).to_pandas().itertuples(index=False)))
+    lp, rp = left.to_pandas(), right.to_pandas()
+    m = lp.merge(rp, on="k")
+    m = m[(m.ts_x >= m.ts_y - 5) & (m.ts_x <= m.ts_y + 5)]
+    want = sorted(((k, a), (k, b)) for k, a, b in m[["k", "ts_x", "ts_y"]].itertuples(index=False))
+    assert [(tuple(a), tuple(b)) for a, b in got] == want

@@ -50,10 +50,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from runnel import kernels as K
 
-from ..batch import Batch, column_take, concat_batches, concat_columns
+from ..batch import Batch, column_take, concat_batches, concat_columns, is_arrow
 from ..dataset import Dataset
 from ..dstream.base import DStream
 from ..dstream.stateful import StatefulDStream
@@ -98,7 +99,13 @@ class Side:
 
     def times(self, rows: Batch) -> np.ndarray:
         """The time column as int64 ns (NaT as NONE)."""
+        return self.times_at(rows, None)
+
+    def times_at(self, rows: Batch, idx: np.ndarray | None) -> np.ndarray:
+        """The times of rows ``idx`` (all rows: None) as int64 ns (NaT as NONE)."""
         col = np.asarray(rows.columns[self.time])
+        if idx is not None:
+            col = col[idx]
         if col.dtype.kind == "M":
             return col.astype("datetime64[ns]").view(np.int64)
         return col.astype(np.int64) * self.unit_ns
@@ -119,6 +126,8 @@ class Side:
         if self.clock is not None and wm is not None:
             before, _ = watermark_values(wm)
             keep &= split_late(rows, self.clock, before)[1]
+        if self.time is not None:      # a row without a time (NaT) is in no interval
+            keep &= self.times(rows) != NONE
         if not keep.all():
             rows = rows.filter(keep)
         return rows if len(rows) else None
@@ -140,15 +149,41 @@ class Interval:
         return ok
 
 
+#: a side this many times smaller than the other first narrows the other to its keys (one vectorised
+#: membership test), so a few new rows against a big buffer do not factorize the whole buffer
+NARROW_RATIO = 64
+
+
+def _narrowed(big: Batch, big_keys: tuple, small: Batch, small_keys: tuple) -> np.ndarray | None:
+    """Rows of ``big`` whose first key is among ``small``'s (None: all of them, not worth narrowing)."""
+    if len(small) * NARROW_RATIO > len(big):
+        return None
+    col, values = big.columns[big_keys[0]], small.columns[small_keys[0]]
+    if is_arrow(col):
+        mask = pc.is_in(col, value_set=values).to_numpy(zero_copy_only=False)
+    elif col.dtype.kind in "iufbM":
+        mask = np.isin(col, np.asarray(values))
+    else:
+        return None
+    return np.flatnonzero(mask)
+
+
 def pair_rows(left: Batch, right: Batch, ls: Side, rs: Side, interval: Interval) -> tuple[np.ndarray, np.ndarray]:
     """Indices (li, ri) of the pairs of equal keys within the interval."""
     if len(left) == 0 or len(right) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    both = [concat_columns([left.columns[a], right.columns[b]]) for a, b in zip(ls.keys, rs.keys)]
-    codes, first = group_codes(both)
-    li, ri = K.join_indices(codes[:len(left)], codes[len(left):], len(first), "inner")
+    lsel, rsel = _narrowed(left, ls.keys, right, rs.keys), _narrowed(right, rs.keys, left, ls.keys)
+    lk = [left.columns[k] if lsel is None else column_take(left.columns[k], lsel) for k in ls.keys]
+    rk = [right.columns[k] if rsel is None else column_take(right.columns[k], rsel) for k in rs.keys]
+    n = len(lk[0])
+    if n == 0 or len(rk[0]) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    codes, first = group_codes([concat_columns([a, b]) for a, b in zip(lk, rk)])
+    li, ri = K.join_indices(codes[:n], codes[n:], len(first), "inner")
+    li = li if lsel is None else lsel[li]
+    ri = ri if rsel is None else rsel[ri]
     if (interval.lower is not None or interval.upper is not None) and len(li):
-        ok = interval.holds(ls.times(left)[li], rs.times(right)[ri])
+        ok = interval.holds(ls.times_at(left, li), rs.times_at(right, ri))
         li, ri = li[ok], ri[ok]
     return li, ri
 
