@@ -170,7 +170,7 @@ def test_a_row_at_the_watermark_still_finds_the_partner_waiting_in_the_buffer(ct
 
 
 @settings(max_examples=40, deadline=None)
-@given(big=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 50)), min_size=0, max_size=300),
+@given(big=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 50)), min_size=200, max_size=400),
        small=st.lists(st.tuples(st.integers(0, 25), st.integers(0, 50)), min_size=1, max_size=3),
        strings=st.booleans(), swap=st.booleans())
 def test_pairs_of_a_few_rows_against_many_equal_a_pandas_merge(big, small, strings, swap):
