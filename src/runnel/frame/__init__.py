@@ -9,7 +9,8 @@ and windowed group-by aggregations), ``cumulative`` (cumsum, shift, rolling
 ... per key across batches), ``ewm`` (exponentially weighted per key), ``join`` (stream-static, stream-stream,
 as-of latest), ``watermark``, ``event_time`` and ``dedup`` (event time:
 watermarks, tumbling/hopping/session/count windows, late rows,
-``drop_duplicates``), ``sql`` (DuckDB per batch), ``testing``
+``drop_duplicates``), ``interval_join`` (stream-stream joins on event time,
+buffers bounded by watermarks), ``sql`` (DuckDB per batch), ``testing``
 (frame helpers of ``runnel.testing``).
 """
 
