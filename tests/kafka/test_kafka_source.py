@@ -161,3 +161,16 @@ def test_backpressure_sets_the_rate_from_completed_batches(cluster, topic, param
     assert rate is not None and rate > 40
     ssc.run_batches(1)
     assert sizes[1] == 4 * int(rate / 4)      # the estimate, shared by four equal lags
+
+
+def test_partitions_that_appear_later_are_read_from_their_start(cluster, topic, params, kssc, caplog):
+    ssc = kssc()
+    got = []
+    direct_stream(ssc, [topic], {**params, "auto.offset.reset": "latest"}).foreach_rdd(
+        lambda rdd: got.append((len(rdd.offset_ranges()), rdd.values().collect())))
+    ssc.start()
+    ssc.run_batches(1)                        # the topic does not exist yet
+    cluster.produce(topic, [b"x", b"y"], partition=1)
+    ssc.run_batches(1)
+    assert got == [(0, []), (MOCK_PARTITIONS, [b"x", b"y"])]
+    assert f"topic {topic!r} has no partitions yet" in caplog.text
