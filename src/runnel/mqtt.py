@@ -22,10 +22,12 @@ Delivery guarantees, by QoS and the receiver write-ahead log
                      state in memory only; for no loss across kills use QoS 1.
 
 So QoS 1 with the WAL is the reliable setting. For exactly-once *totals* on
-top of it, publish a unique id with each message (a sequence number per
-publisher) and drop the ids already seen, in state keyed by publisher
-(``update_state_by_key``): the duplicates are redelivered messages, whose
-ids are the same.
+top of it, publish a unique id with each message and count each id once
+(``update_state_by_key`` keyed by the id, keeping the first record): the
+duplicates are redelivered messages, which carry the id of their first
+delivery. Deduplicating inside the receiver by MQTT packet id cannot be
+exact: the broker reuses a packet id once it was acknowledged, and whether
+an acknowledgement left before a kill is not known after it.
 
 Pieces and who owns what::
 
