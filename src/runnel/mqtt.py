@@ -204,7 +204,11 @@ class MQTTReceiver(Receiver):
         self._halt = threading.Event()
         self._cond = threading.Condition()
         self._buffer: list[tuple[Any, int, int]] = []
+        self._client = None
         self.subscribed.clear()
+        self._flusher = threading.Thread(target=self._flush_safely, daemon=True,
+                                         name=f"runnel-mqtt-{self.host}:{self.port}")
+        self._flusher.start()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean,
                              manual_ack=self.qos > 0)
         if self.username is not None:
@@ -218,9 +222,6 @@ class MQTTReceiver(Receiver):
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self._client = client
-        self._flusher = threading.Thread(target=self._flush_safely, daemon=True,
-                                         name=f"runnel-mqtt-{self.host}:{self.port}")
-        self._flusher.start()
         client.connect_async(self.host, self.port, self.keepalive)
         client.loop_start()                         # paho's thread: connects, reconnects with backoff
 
@@ -230,6 +231,8 @@ class MQTTReceiver(Receiver):
             self._cond.notify_all()
         if self._flusher is not threading.current_thread():
             self._flusher.join(_JOIN_TIMEOUT)       # it stores and acknowledges what was buffered
+        if self._client is None:                    # on_start failed before the client was made
+            return
         self._client.disconnect()
         self._client.loop_stop()
         with self._cond:
