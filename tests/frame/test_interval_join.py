@@ -191,3 +191,64 @@ def test_pairs_of_a_few_rows_against_many_equal_a_pandas_merge(big, small, strin
     m = m[(m.ts_x >= m.ts_y - 5) & (m.ts_x <= m.ts_y + 5)]
     want = sorted(((k, a), (k, b)) for k, a, b in m[["k", "ts_x", "ts_y"]].itertuples(index=False))
     assert [(tuple(a), tuple(b)) for a, b in got] == want
+
+
+# --- restart ---------------------------------------------------------------------------------------------
+
+SEEN: dict = {}
+
+
+class Keep:
+    def __init__(self, key):
+        self.key = key
+
+    def __call__(self, df, t):
+        SEEN.setdefault(self.key, {})[t] = df.sort_values(list(df.columns)).reset_index(drop=True)
+
+
+LEFT = [pd.DataFrame({"k": [f"w{(i * 3 + j) % 4}" for j in range(5)], "ts": [i * 4 + (j * 5) % 7 - 3 for j in range(5)],
+                      "v": [i * 10 + j for j in range(5)]}) for i in range(10)]
+RIGHT = [pd.DataFrame({"k": [f"w{(i + j) % 4}" for j in range(4)], "ts": [i * 4 + (j * 3) % 5 - 2 for j in range(4)],
+                       "v": [100 + i * 10 + j for j in range(4)]}) for i in range(10)]
+
+
+def program(ctx, directory, key):
+    def setup():
+        ctx.conf["runnel.streaming.checkpoint.interval"] = "2"
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        ssc.checkpoint(directory)
+        a = ssc.frame.queue(LEFT, schema=SCHEMA).with_watermark("ts", 2, name="wl")
+        b = ssc.frame.queue(RIGHT, schema=SCHEMA).with_watermark("ts", 3, name="wr")
+        a.join_interval(b, on="k", lower=-3, upper=2, name="ij").foreach_batch(Keep(key + "/ij"))
+        a.join_interval(b, on="k", name="all").foreach_batch(Keep(key + "/all"))     # unbounded
+        return ssc
+    return setup
+
+
+@pytest.mark.parametrize("how", ["resume", "get_or_create"])
+def test_join_buffers_survive_a_driver_restart(ctx, tmp_path, clean_conf, how):
+    SEEN.clear()
+    ref = program(ctx, str(tmp_path / "ref"), "ref")()
+    ref.start()
+    ref.run_batches(10)
+    ref.stop(stop_spark_context=False)
+    assert sum(len(df) for df in SEEN["ref/ij"].values()) > 10
+    d = str(tmp_path / "ck")
+    ssc = program(ctx, d, "a")()
+    ssc.start()
+    ssc.run_batches(7)
+    ssc._checkpointer.flush()
+    ssc.stop(stop_spark_context=False)          # not graceful: what a crash leaves behind
+    if how == "resume":
+        ssc = StreamingContext.resume(d, program(ctx, d, "a"))
+    else:
+        ssc = StreamingContext.get_or_create(d, program(ctx, d, "never called"))
+    ssc.start()
+    ssc.run_batches(4)                          # from the checkpoint at 6 s: batches 7..10
+    ssc.stop(stop_spark_context=False)
+    assert not any(k.startswith("never called") for k in SEEN)
+    for part in ("ij", "all"):
+        want, got = SEEN["ref/" + part], SEEN["a/" + part]
+        assert sorted(got) == sorted(want)
+        for t in want:
+            pd.testing.assert_frame_equal(got[t], want[t])
