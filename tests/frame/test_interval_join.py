@@ -126,6 +126,17 @@ def test_buffers_hold_only_rows_the_other_side_can_still_reach(ctx):
     total = sum(map(len, out))
     want = expected(left, right, 2, 3, -4, 1, "both")
     assert total == len(want) and total > n * per
+    assert all(s["j.left"]["late_rows"] == 0 for s in states.tables)
+
+
+def test_late_rows_of_each_side_are_counted_on_its_buffer(ctx):
+    left = [pd.DataFrame({"k": ["a", "a"], "ts": [20, 21], "v": [1, 2]}),
+            pd.DataFrame({"k": ["a", "a", "b"], "ts": [3, 30, 4], "v": [3, 4, 5]})]      # 3 and 4: behind 21 - 5
+    right = [pd.DataFrame({"k": ["a"], "ts": [20], "v": [1]}), pd.DataFrame({"k": ["a"], "ts": [2], "v": [2]})]
+    states = States()
+    run_join(ctx, left, right, lambda a, b: a.with_watermark("ts", 5).join_interval(
+        b.with_watermark("ts", 1), on="k", lower=-2, upper=2, name="j"), states)
+    assert [(s["j.left"]["late_rows"], s["j.right"]["late_rows"]) for s in states.tables] == [(0, 0), (2, 1)]
 
 
 def test_left_on_and_right_on_keep_both_key_columns_as_pandas_merge(ctx):

@@ -20,16 +20,16 @@ def test_examples_run(name):
 
 def test_the_command_reports_events_per_second_per_core_beside_flink():
     out = io.StringIO()
-    rows = bench.main(["--query", "q0,q2", "--events", "4000", "--batch-events", "2000", "--master",
-                       "local,local[2]"], out=out)
-    assert [(r["query"], r["master"]) for r in rows] == [("q0", "local"), ("q0", "local[2]"), ("q2", "local"),
-                                                          ("q2", "local[2]")]
+    rows = bench.main(["--query", "q0,q7", "--events", "4000", "--batch-events", "2000", "--master",
+                       "local,local[2]", "--rate", "1000"], out=out)
+    assert [(r["query"], r["master"]) for r in rows] == [("q0", "local"), ("q0", "local[2]"), ("q7", "local"),
+                                                          ("q7", "local[2]")]
     for r in rows:
         assert r["events"] == 4000 and r["query_s"] > 0 and r["generator_s"] > 0
         assert r["events_s_core"] == pytest.approx(r["events_s"] / (2 if r["master"] == "local[2]" else 1))
         assert r["flink_core"] == bench.FLINK_PER_CORE[r["query"]]
     text = out.getvalue()
-    assert "q2     local[2]" in text and "155 K" in text
+    assert "q7     local[2]" in text and "155 K" in text and "12 K" in text
 
 
 def test_cores_of_a_master():

@@ -350,7 +350,8 @@ class StreamingDataFrame:
         Every pair comes out once, in the batch of its later row. Each side's rows
         wait in a buffer until the other side's watermark says no row can pair with
         them (with_watermark on both frames bounds the state); rows behind their
-        own watermark join nothing (they are that frame's ``late_rows()``).
+        own watermark join nothing (they are that frame's ``late_rows()``, counted
+        in ``BatchInfo.state_tables["<name>.left" / "<name>.right"]["late_rows"]``).
         ``name``: the buffers' stable name (checkpointed, resumed by it).
 
         Examples

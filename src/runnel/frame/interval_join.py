@@ -32,8 +32,9 @@ partitions; no shuffle of the buffers)::
     right buffer of t = (right buffer of t-1 + R) less the rows no left row can reach
 
 A row behind its own side's watermark (in force for its batch) is late: it
-joins nothing, and is in that frame's ``late_rows()`` (which this operator
-does not repeat). So the result is exactly the pairs of on-time rows — a
+joins nothing; it is in that frame's ``late_rows()``, and counted in
+``BatchInfo.state_tables["<buffer name>"]["late_rows"]`` (the buffers are
+``<name>.left`` and ``<name>.right``). So the result is exactly the pairs of on-time rows — a
 pandas merge of all on-time rows filtered by the interval (the property
 tests' oracle). Rows with a null key pair with nothing.
 
@@ -65,7 +66,7 @@ from .aggregate import group_codes
 from .cumulative import ConcatRows, RowBuckets
 from .expr import isnull_column
 from .schema import Schema, frame_batch
-from .watermark import NONE, EventClock, replicate, split_late, watermark_values
+from .watermark import NONE, EventClock, LateOnly, LateRows, replicate, split_late, watermark_values
 
 if TYPE_CHECKING:
     from .frame import StreamingDataFrame
@@ -287,6 +288,7 @@ class JoinBufferDStream(StatefulDStream):
         super().__init__(rows.ssc, [rows] + [w for w in watermarks if w is not None])
         self.own_wm, self.other_wm = watermarks
         self.side, self.other, self.reach, self.empty, self.n = side, other, reach, empty, n
+        self.late = LateRows(self)
         self.must_cache = True
 
     def before(self, t: int) -> Dataset | None:
@@ -304,11 +306,25 @@ class JoinBufferDStream(StatefulDStream):
         if rows is None:
             rows = _bucketed(self.ssc.context.empty_dataset("no rows"), self.side.keys, self.n)
         prev = self.before(t)
+        wms = self.watermark_inputs(t)
+        if self.own_wm is not None:     # the side's rows behind its watermark, counted on BatchInfo
+            self.late.put(t, rows.zip_partitions(wms[:1], LateOnly(self.own_wm.clock, 0)))
         op = KeepRows(self.side, self.other, self.reach, self.empty, prev is not None)
-        return (prev if prev is not None else rows).zip_partitions([rows] + self.watermark_inputs(t), op)
+        return (prev if prev is not None else rows).zip_partitions([rows] + wms, op)
 
     def settle(self, t: int) -> None:
         self._settle_table(t)
+        self.late.settle(t)
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        self.late.forget_through(t - self.remember_ms)
+
+    def state_report(self, t: int) -> dict | None:
+        report = super().state_report(t)
+        if report is not None and self.own_wm is not None:
+            report["late_rows"] = self.late.count(t)
+        return report
 
     def fall_back(self, t: int) -> str:
         self.generated[t] = self.generated.get(t - self.slide_ms)
