@@ -22,6 +22,11 @@ program version: other functions, another parallelism, a new operator.
 The manual clock is advanced by the job itself; each completed batch prints
 ``done <i>``.
 
+``--job eventtime``: the words with an event time (5 s per batch, each word
+up to 8 s early or 4 s late), a watermark 3 s behind, and through the exactly-once
+sink: tumbling-window sums (final), the late rows, session sums and the words
+deduplicated within the watermark, with the kill between two outputs.
+
 ``--job frame`` is the same input through the DataFrame API instead: a
 running group-by (``frame_totals``) and each row with its word's cumsum,
 rolling mean and ewm mean carried across batches (``frame_rows``), with the
@@ -83,6 +88,9 @@ def build(args):
         if args.job == "frame":
             build_frame(args, lines, db)
             return ssc
+        if args.job == "eventtime":
+            build_event_time(args, lines, db)
+            return ssc
         if args.v2:
             lines.filter(lambda line: True).count().pprint()     # a new operator before the stateful ones
         pairs = lines.flat_map(lambda line: line.split()).map(lambda w: (w, 1))
@@ -112,6 +120,31 @@ def build_frame(args, lines, db):
     rows.to_sqlite(db, "frame_rows")
 
 
+class Stamp:
+    """(word, event time, 1): 5 s per batch, the word wK shifted by K - 8 s (words w0 .. w12)."""
+
+    def __call__(self, t, rdd):
+        second = round(t.timestamp())
+        return rdd.flat_map(lambda line: line.split()).map(
+            lambda w: (w, second * 5 + int(w[1:]) - 8, 1))
+
+
+def build_event_time(args, lines, db):
+    from runnel.frame import session, tumbling
+    sdf = lines.transform(Stamp()).to_frame(columns=["word", "ts", "n"],
+                                             schema={"word": "string", "ts": "int64", "n": "int64"})
+    events = sdf.with_watermark("ts", 3, name="et_watermark")
+    sums = events.groupby("word").event_window(tumbling(10), name="et_windows").agg(n=("n", "sum"))
+    sums.to_sqlite(db, "et_windows")
+    if args.die_in_batch:
+        sdf.to_dstream().foreach_rdd(DieInBatch(args.die_in_batch, os.path.join(args.workdir,
+                                                                               f"died-{args.die_in_batch}")))
+    sums.late_rows().to_sqlite(db, "et_late")
+    events.groupby("word").event_window(session(6), name="et_sessions").agg(n=("n", "sum"), first=("ts", "min")) \
+        .to_sqlite(db, "et_sessions")
+    events.drop_duplicates("word", within=8, name="et_dedup").to_sqlite(db, "et_dedup")
+
+
 def drop_file(workdir: str, i: int) -> None:
     path = os.path.join(workdir, "in", f"f{i:03d}.txt")
     if os.path.exists(path):
@@ -136,7 +169,7 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--expect", type=int, default=0)
     p.add_argument("--more", type=int, default=0)
-    p.add_argument("--job", choices=["wordcount", "frame"], default="wordcount")
+    p.add_argument("--job", choices=["wordcount", "frame", "eventtime"], default="wordcount")
     args = p.parse_args(argv)
     os.makedirs(os.path.join(args.workdir, "in"), exist_ok=True)
     ck = os.path.join(args.workdir, "ck")

@@ -98,6 +98,29 @@ def test_killed_frame_job_recovers_with_get_or_create(tmp_path, frame_reference,
     assert len({r[0] for r in got["frame_rows"]}) == 10 and [r for r in got["frame_totals"] if r[0] == 6000]
 
 
+EVENT_TIME = ("et_windows", "et_late", "et_sessions", "et_dedup")
+
+
+@pytest.fixture(scope="module")
+def event_time_reference(tmp_path_factory):
+    work = tmp_path_factory.mktemp("event_time_reference")
+    job("fresh", work, 10, "--job", "eventtime")
+    return rows(work, EVENT_TIME)
+
+
+@pytest.mark.parametrize("master", ["local", "local[2]"])
+def test_killed_event_time_job_recovers_watermark_windows_and_seen_keys(tmp_path, event_time_reference, master):
+    # the watermark, the window and session tables and drop_duplicates' seen keys come back from the checkpoint
+    p = job("fresh", tmp_path, 10, "--job", "eventtime", "--die-in-batch", 6, "--master", master, check=False)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert "done 5" in p.stdout and "done 6" not in p.stdout
+    p = job("get_or_create", tmp_path, 10, "--job", "eventtime", "--master", master)
+    assert started(p) in (5, 3, 1), p.stdout
+    got = rows(tmp_path, EVENT_TIME)
+    assert all(got[t] for t in EVENT_TIME), "the job should close windows, see late rows and keep words"
+    assert got == event_time_reference
+
+
 def test_killed_driver_resumes_as_a_changed_program(tmp_path, reference):
     p = job("fresh", tmp_path, 12, "--die-in-batch", 6, check=False)
     assert p.returncode == -signal.SIGKILL
