@@ -264,3 +264,10 @@ def test_keyed_records_with_a_timestamp_extractor_get_event_windows(ctx, tmp_pat
     ssc.stop(stop_spark_context=False)
     assert out == [[("a", 0, 10, 2.0), ("b", 0, 10, 1.0)], [("a", 10, 20, 5.0)]]
     assert late == [[], ["a"]]
+
+
+def test_event_time_bench_agrees_with_pandas_and_prints_ratios(capsys):
+    from runnel.bench import event_time as bench
+    assert bench.main(["--rows", "2000", "--keys", "50", "--batches", "4", "--warmup", "1", "--masters", "local"]) == 0
+    out = capsys.readouterr().out
+    assert "pandas" in out and "runnel local" in out and "÷ pandas" in out
