@@ -257,16 +257,17 @@ def partial(batch: Batch, keys: tuple[str, ...], specs: tuple[AggSpec, ...]) -> 
 # --- partials -> partials ---------------------------------------------------------------------------
 
 def merge(parts: list[Batch], keys: tuple[str, ...], specs: tuple[AggSpec, ...],
-          codes_out: list | None = None) -> Batch | None:
+          codes_out: list | None = None, distinct: bool = True) -> Batch | None:
     """Partial tables (in arrival order) merged into one row per key, keys in order of first appearance.
 
     ``codes_out``: a list that gets the merged row of every input row (when there was more than one
-    table to merge), for callers that need to know which keys a table touched.
+    table to merge), for callers that need to know which keys a table touched. ``distinct``: each
+    table lists a key once (so one table is returned as it is); False merges a single table too.
     """
     parts = [p for p in parts if p is not None and len(p)]
     if not parts:
         return None
-    if len(parts) == 1:
+    if len(parts) == 1 and distinct:
         return parts[0]
     t = concat_batches(parts)
     codes, first = group_codes([t.columns[k] for k in keys])

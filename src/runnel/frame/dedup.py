@@ -30,7 +30,7 @@ from ..listener import ms_to_datetime
 from .aggregate import group_codes
 from .schema import empty_column
 from .transformed_frame import transformed
-from .watermark import NONE, EventClock, LateOnly, LateRows, WatermarkDStream, replicate, split_late, watermark_values
+from .watermark import NONE, EventClock, ByWatermark, LateRows, WatermarkDStream, replicate, split_late, watermark_values
 
 if TYPE_CHECKING:
     from .frame import StreamingDataFrame
@@ -120,7 +120,7 @@ class DedupDStream(StatefulDStream):
             from .event_time import _bucketed
             rows = _bucketed(self.ssc.context.empty_dataset("no rows"), self.keys, self.n)
         wm = replicate(self.watermark.get_or_compute(t), self.n)
-        self.late.put(t, rows.zip_partitions([wm], LateOnly(self.watermark.clock, 0)))
+        self.late.put(t, rows.zip_partitions([wm], ByWatermark(self.watermark.clock, 0)))
         return self.combine(t, rows, True)
 
     def settle(self, t: int) -> None:

@@ -56,17 +56,17 @@ import numpy as np
 
 from runnel import kernels as K
 
-from ..batch import Batch, concat_columns
+from ..batch import Batch, concat_batches, concat_columns
 from ..dataset import Dataset
 from ..dstream.base import DStream
 from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
 from ..plan import ShuffleDep
-from .aggregate import AggSpec, empty_partials, finalize, group_codes, merge, partial, result_schema_batch
+from .aggregate import (AggSpec, empty_partials, finalize, group_codes, merge, partial, partition_partials,
+                        result_schema_batch)
 from .cumulative import ConcatRows, RowBuckets, segments
 from .schema import Schema, empty_column, frame_batch
-from .watermark import (NONE, EventClock, LateOnly, LateRows, WatermarkDStream, late_threshold, replicate,
-                        split_late, watermark_values)
+from .watermark import NONE, ByWatermark, EventClock, LateRows, WatermarkDStream, replicate, watermark_values
 from .window import ROWS
 
 if TYPE_CHECKING:
@@ -199,103 +199,126 @@ def _drop_null_keys(rows: Batch, keys: tuple) -> Batch:
     return rows.filter(~drop) if drop.any() else rows
 
 
+def _needed(rows: Batch, keys: tuple, specs: tuple, extra: dict) -> Batch:
+    """Only the columns a partial table is built from (keys, aggregated columns), plus ``extra``."""
+    cols = {k: rows.columns[k] for k in keys}
+    cols.update({s.column: rows.columns[s.column] for s in specs if s.column is not None})
+    cols.update(extra)
+    return frame_batch(cols)
+
+
+def window_partials(rows: Batch, keys: tuple, specs: tuple, bounds: tuple, clock: EventClock) -> Batch | None:
+    """Tumbling/hopping: one partial row per (key, window start) of on-time rows (``assign_windows``)."""
+    size, slide, offset = bounds
+    at, starts = K.assign_windows(clock.times(rows), size, slide, offset)
+    sub = _needed(rows, keys, specs, {})
+    return partial(frame_batch({**sub.take(at).columns, "_wstart": starts}), keys + ("_wstart",), specs)
+
+
+def session_partials(rows: Batch, keys: tuple, specs: tuple, gap: int, clock: EventClock) -> Batch | None:
+    """Sessions of one partition's on-time rows: (key, start) -> partials and ``_wend`` (``merge_intervals``)."""
+    ts = clock.times(rows)
+    codes, _ = group_codes([rows.columns[k] for k in keys])
+    sid, g = K.merge_intervals(codes, ts, ts + gap)
+    t = partial(_needed(rows, keys, specs, {"_sid": sid}), keys + ("_sid",), specs)
+    if t is None:
+        return None
+    s = np.asarray(t.columns["_sid"])
+    lo, hi = K.reduce_codes(sid, g, ts, "min")[s], K.reduce_codes(sid, g, ts, "max")[s] + gap
+    return _session_table(t, keys, lo, hi)
+
+
+def _session_table(t: Batch, keys: tuple, lo: np.ndarray, hi: np.ndarray) -> Batch:
+    """A partial table keyed by (keys, ``_sid``) as a session table: (keys, ``_wstart``), states, ``_wend``."""
+    states = tuple(n for n in t.columns if n not in keys and n != "_sid")
+    cols = {k: t.columns[k] for k in keys}
+    cols["_wstart"] = lo
+    cols.update({n: t.columns[n] for n in states})
+    cols["_wend"] = hi
+    return Batch(cols, _layout(keys + ("_wstart",), states + ("_wend",)))
+
+
+@dataclass(eq=False)
+class WindowPartials:
+    """Map half of a time window: partition i's on-time rows as partials per (key, window), hashed by
+    key into n buckets (the shuffle carries partials, not rows)."""
+    keys: tuple
+    specs: tuple
+    window: Any
+    bounds: tuple
+    clock: EventClock
+    empty: Batch
+
+    def __call__(self, index: int, batch: Batch, n: int) -> list[Batch]:
+        rows = _rows_of(batch, self.keys)
+        table = None
+        if rows is not None:
+            if isinstance(self.window, Session):
+                table = session_partials(rows, self.keys, self.specs, self.bounds[0], self.clock)
+            else:
+                table = window_partials(rows, self.keys, self.specs, self.bounds, self.clock)
+        return partition_partials(table if table is not None else self.empty, self.keys, n)
+
+
+@dataclass(eq=False)
+class IncomingPartials:
+    """Reduce half: a bucket's partials, merged per (key, window) (sessions: put together; the update
+    merges them with the table's)."""
+    keys: tuple
+    specs: tuple
+    window: Any
+    empty: Batch
+
+    def __call__(self, index: int, groups: list[list[Batch]]) -> Batch:
+        parts = [b for b in groups[0] if len(b) and "_wstart" in b.columns]
+        if not parts:
+            return self.empty
+        if isinstance(self.window, Session):
+            return concat_batches(parts)
+        return merge(parts, self.keys + ("_wstart",), self.specs)
+
+
 @dataclass(eq=False)
 class UpdateWindows:
-    """Partition i of the window table at t: ``parts`` = [table of t - 1 (if ``has_state``), rows,
-    watermark row (not for count windows)]."""
+    """Partition i of the window table at t: ``parts`` = [table of t - 1 (if ``has_state``), the batch's
+    partials per (key, window) (count windows: its rows), the watermark row (not for count windows)]."""
     keys: tuple            # the user's keys
     specs: tuple
     window: Any            # Tumbling, Hopping, Session or Count
     bounds: tuple          # (size, slide, offset) in event units; (gap, 0, 0) for sessions; () for counts
-    clock: EventClock | None
     lateness: int
     empty: Batch           # the empty state table (keys + window key + partial states)
     has_state: bool
 
-    @property
-    def wkey(self) -> str:
-        return "_widx" if isinstance(self.window, Count) else "_wstart"
-
     def __call__(self, index: int, parts: list[Batch]) -> Batch:
         counting = isinstance(self.window, Count)
-        keys2 = self.keys + (self.wkey,)
+        keys2 = self.keys + ("_widx" if counting else "_wstart",)
         state = None
         if self.has_state and counting:     # a key's last full window stays: it says where the key is
             state = strip_marks(parts[0], keys2) if len(parts[0]) and "_closed" in parts[0].columns else None
         elif self.has_state:
             state = _open(parts[0], keys2)
-        rows = _rows_of(parts[1], self.keys)
-        before = now = NONE
-        if not counting:
-            before, now = watermark_values(parts[2])
-            if rows is not None:
-                _, ok = split_late(rows, self.clock, late_threshold(before, self.lateness))
-                rows = rows.filter(ok) if not ok.all() else rows
-        if rows is not None:
-            rows = _drop_null_keys(rows, self.keys)
-            if len(rows) == 0:
-                rows = None
+        new = _rows_of(parts[1], keys2 if not counting else self.keys)
         if isinstance(self.window, Session):
-            table, updated = self._sessions(state, rows)
+            table, updated = _sessions(state, new, self.keys, self.specs)
         elif counting:
-            table, updated = self._counts(state, rows)
+            table, updated = self._counts(state, new)
         else:
-            table, updated = self._windows(state, rows)
+            table, updated = _merged(state, new, keys2, self.specs)
         if table is None:
             z = np.zeros(0, dtype=bool)
             return with_marks(self.empty, keys2, z, z)
         if counting:
             closed = np.asarray(table.columns[ROWS.state("n", len(self.specs) - 1)]) >= self.window.n
-        elif now == NONE:
+            return with_marks(table, keys2, updated, closed)
+        _, now = watermark_values(parts[2])
+        if now == NONE:
             closed = np.zeros(len(table), dtype=bool)
         else:
             end = np.asarray(table.columns["_wend"]) if isinstance(self.window, Session) else \
                 np.asarray(table.columns["_wstart"]) + self.bounds[0]
             closed = end + self.lateness <= now
         return with_marks(table, keys2, updated, closed)
-
-    # -- tumbling and hopping ------------------------------------------------------------------------
-    def _windows(self, state: Batch | None, rows: Batch | None):
-        keys2 = self.keys + ("_wstart",)
-        new = None
-        if rows is not None:
-            size, slide, offset = self.bounds
-            at, starts = K.assign_windows(self.clock.times(rows), size, slide, offset)
-            new = partial(frame_batch({**rows.take(at).columns, "_wstart": starts}), keys2, self.specs)
-        return _merged(state, new, keys2, self.specs)
-
-    # -- sessions ---------------------------------------------------------------------------------------
-    def _sessions(self, state: Batch | None, rows: Batch | None):
-        keys2 = self.keys + ("_wstart",)
-        if rows is None:
-            return state, (np.zeros(len(state), dtype=bool) if state is not None else None)
-        gap = self.bounds[0]
-        ts = self.clock.times(rows)
-        m = 0 if state is None else len(state)
-        kcols = [rows.columns[k] if state is None else concat_columns([state.columns[k], rows.columns[k]])
-                 for k in self.keys]
-        codes, _ = group_codes(kcols)
-        starts = ts if state is None else np.concatenate([np.asarray(state.columns["_wstart"], np.int64), ts])
-        ends = ts + gap if state is None else np.concatenate([np.asarray(state.columns["_wend"], np.int64),
-                                                              ts + gap])
-        sid, g = K.merge_intervals(codes, starts, ends)
-        lo = K.reduce_codes(sid, g, starts, "min")
-        hi = K.reduce_codes(sid, g, ends, "max")
-        by = self.keys + ("_sid",)
-        new = partial(frame_batch({**rows.columns, "_sid": sid[m:]}), by, self.specs)
-        old = None
-        if state is not None:
-            cols = {n: c for n, c in state.columns.items() if n not in ("_wstart", "_wend")}
-            cols["_sid"] = sid[:m]
-            states = tuple(n for n in cols if n not in by)
-            old = Batch({n: cols[n] for n in by + states}, _layout(by, states))
-        table, updated = _merged(old, new, by, self.specs)
-        s = np.asarray(table.columns["_sid"])
-        cols = {k: table.columns[k] for k in self.keys}
-        cols["_wstart"], cols["_wend"] = lo[s], hi[s]
-        states = tuple(n for n in table.columns if n not in by) + ("_wend",)
-        cols.update({n: table.columns[n] for n in states if n != "_wend"})
-        return Batch({n: cols[n] for n in keys2 + states}, _layout(keys2, states)), updated
 
     # -- count windows ----------------------------------------------------------------------------------
     def _counts(self, state: Batch | None, rows: Batch | None):
@@ -306,7 +329,9 @@ class UpdateWindows:
             widx = np.asarray(state.columns["_widx"], np.int64)
             top = K.reduce_codes(codes, int(codes.max()) + 1, widx, "max")
             state = state.filter(widx == top[codes])
-        if rows is None:
+        if rows is not None:
+            rows = _drop_null_keys(rows, self.keys)
+        if rows is None or len(rows) == 0:
             return state, (np.zeros(len(state), dtype=bool) if state is not None else None)
         size = self.window.n
         m = 0 if state is None else len(state)
@@ -322,14 +347,41 @@ class UpdateWindows:
         rank = np.empty(len(rcodes), dtype=np.int64)
         rank[order] = pos
         widx = (base[rcodes] + rank) // size
-        new = partial(frame_batch({**rows.columns, "_widx": widx}), keys2, self.specs)
+        new = partial(_needed(rows, self.keys, self.specs, {"_widx": widx}), keys2, self.specs)
         return _merged(state, new, keys2, self.specs)
 
 
-def _merged(state: Batch | None, new: Batch | None, keys: tuple, specs: tuple):
-    """(state merged with the new partials, which of its rows the new partials touched)."""
+def _sessions(state: Batch | None, new: Batch | None, keys: tuple, specs: tuple):
+    """The table's open sessions and the batch's merged where they overlap (``merge_intervals``): a new
+    session may extend one of the table, or bridge two."""
+    if new is None:
+        return state, (np.zeros(len(state), dtype=bool) if state is not None else None)
+    both = new if state is None else concat_batches([state, new])
+    m = 0 if state is None else len(state)
+    codes, _ = group_codes([both.columns[k] for k in keys])
+    starts = np.asarray(both.columns["_wstart"], np.int64)
+    ends = np.asarray(both.columns["_wend"], np.int64)
+    sid, g = K.merge_intervals(codes, starts, ends)
+    lo, hi = K.reduce_codes(sid, g, starts, "min"), K.reduce_codes(sid, g, ends, "max")
+    by = keys + ("_sid",)
+
+    def keyed_by_sid(t: Batch, ids: np.ndarray) -> Batch:
+        cols = {k: t.columns[k] for k in keys}
+        cols["_sid"] = ids
+        states = tuple(n for n in t.columns if n not in keys and n not in ("_wstart", "_wend"))
+        cols.update({n: t.columns[n] for n in states})
+        return Batch(cols, _layout(by, states))
+    old = keyed_by_sid(state, sid[:m]) if state is not None else None
+    table, updated = _merged(old, keyed_by_sid(new, sid[m:]), by, specs, distinct=False)
+    s = np.asarray(table.columns["_sid"])
+    return _session_table(table, keys, lo[s], hi[s]), updated
+
+
+def _merged(state: Batch | None, new: Batch | None, keys: tuple, specs: tuple, distinct: bool = True):
+    """(state merged with the new partials, which of its rows the new partials touched); ``distinct``:
+    the new partials list each key once."""
     codes: list = []
-    table = merge([x for x in (state, new) if x is not None], keys, specs, codes)
+    table = merge([x for x in (state, new) if x is not None], keys, specs, codes, distinct)
     if table is None:
         return None, None
     updated = np.zeros(len(table), dtype=bool)
@@ -401,21 +453,31 @@ class EventWindowDStream(StatefulDStream):
             return self.get_or_compute(t - s)
         return None
 
+    def incoming(self, t: int, rows: Dataset) -> list[Dataset]:
+        """What the table at t is updated with: the batch's partials per (key, window) and the watermark
+        (count windows: the rows hashed by key); puts the late rows."""
+        if self.watermark is None:
+            return [_bucketed(rows, self.keys, self.n)]
+        clock, lateness = self.watermark.clock, self.lateness
+        wm_t = self.watermark.get_or_compute(t)
+        rows = Dataset(rows.ctx, rows._dep(), f"{self.name} rows").cache()      # read twice: on time, late
+        wm = replicate(wm_t, rows.get_num_partitions()).cache()
+        self.late.put(t, rows.zip_partitions([wm], ByWatermark(clock, lateness, late=True)))
+        on_time = rows.zip_partitions([wm], ByWatermark(clock, lateness, late=False))
+        new = on_time._shuffle([ShuffleDep(on_time._dep(), WindowPartials(self.keys, self.specs, self.window,
+                                                                           self.bounds, clock, self.empty))],
+                               self.n, IncomingPartials(self.keys, self.specs, self.window, self.empty))
+        return [new, replicate(wm_t, self.n)]
+
     def compute(self, t: int) -> Dataset | None:
         rows = self.parents[0].get_or_compute(t)
         if rows is None:
-            rows = _bucketed(self.ssc.context.empty_dataset("no rows"), self.keys, self.n)
-        inputs = [rows]
-        clock = None
-        if self.watermark is not None:
-            clock = self.watermark.clock
-            wm = replicate(self.watermark.get_or_compute(t), self.n)
-            inputs.append(wm)
-            self.late.put(t, rows.zip_partitions([wm], LateOnly(clock, self.lateness)))
+            rows = self.ssc.context.empty_dataset("no rows")
+        inputs = self.incoming(t, rows)
         prev = self.before(t)
-        op = UpdateWindows(self.keys, self.specs, self.window, self.bounds, clock, self.lateness, self.empty,
+        op = UpdateWindows(self.keys, self.specs, self.window, self.bounds, self.lateness, self.empty,
                            prev is not None)
-        return (prev if prev is not None else rows).zip_partitions(inputs, op)
+        return (prev if prev is not None else inputs[0]).zip_partitions(inputs, op)
 
     def settle(self, t: int) -> None:
         self._settle_table(t)
@@ -500,8 +562,7 @@ def window_agg(gb: "GroupBy", specs: tuple[AggSpec, ...], spec: WindowSpec, name
                       _layout(keys2, empty.layout[1] + ("_wend",)))
     stream = sdf.stream
     n = stream._n(gb._n)
-    rows = stream._transform("event_rows", lambda ds: _bucketed(ds, keys, n)).cache()
-    table = EventWindowDStream(rows, None if counting else event.watermark, keys, kept, window, bounds,
+    table = EventWindowDStream(stream, None if counting else event.watermark, keys, kept, window, bounds,
                                lateness, empty, n)
     if name is not None:
         table.named(name)

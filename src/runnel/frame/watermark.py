@@ -228,10 +228,12 @@ def late_threshold(wm_before: int, lateness: int) -> int:
 
 
 @dataclass(eq=False)
-class LateOnly:
-    """The rows of partition i behind its watermark (``parts``: rows, the watermark row)."""
+class ByWatermark:
+    """The rows of partition i behind its watermark (``late``) or the others (``parts``: rows, the
+    watermark row)."""
     clock: EventClock
     lateness: int
+    late: bool = True
 
     def __call__(self, index: int, parts: list[Batch]) -> Batch:
         rows, wm = parts
@@ -239,7 +241,9 @@ class LateOnly:
             return rows
         before, _ = watermark_values(wm)
         _, ok = split_late(rows, self.clock, late_threshold(before, self.lateness))
-        return rows.filter(~ok)
+        if ok.all():
+            return rows.filter(~ok) if self.late else rows
+        return rows.filter(~ok if self.late else ok)
 
 
 # --- the watermark stream ----------------------------------------------------------------------------------
@@ -362,7 +366,7 @@ class BehindWatermark(DStream):
         if rows is None:
             rows = self.ssc.context.empty_dataset(f"{self.parents[0].name} (no data)")
         wm = replicate(self.watermark.get_or_compute(t), rows.get_num_partitions())
-        return rows.zip_partitions([wm], LateOnly(self.watermark.clock, 0))
+        return rows.zip_partitions([wm], ByWatermark(self.watermark.clock, 0))
 
     def state_report(self, t: int) -> dict | None:
         ds = self.generated.get(t)
