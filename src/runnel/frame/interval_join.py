@@ -66,7 +66,7 @@ from .aggregate import group_codes
 from .cumulative import ConcatRows, RowBuckets
 from .expr import isnull_column
 from .schema import Schema, frame_batch
-from .watermark import NONE, EventClock, LateOnly, LateRows, replicate, split_late, watermark_values
+from .watermark import NONE, ByWatermark, EventClock, LateRows, replicate, split_late, watermark_values
 
 if TYPE_CHECKING:
     from .frame import StreamingDataFrame
@@ -308,7 +308,7 @@ class JoinBufferDStream(StatefulDStream):
         prev = self.before(t)
         wms = self.watermark_inputs(t)
         if self.own_wm is not None:     # the side's rows behind its watermark, counted on BatchInfo
-            self.late.put(t, rows.zip_partitions(wms[:1], LateOnly(self.own_wm.clock, 0)))
+            self.late.put(t, rows.zip_partitions(wms[:1], ByWatermark(self.own_wm.clock, 0)))
         op = KeepRows(self.side, self.other, self.reach, self.empty, prev is not None)
         return (prev if prev is not None else rows).zip_partitions([rows] + wms, op)
 
