@@ -94,7 +94,7 @@ class Dataset:
     def _derive(self, plan: Plan) -> "Dataset":
         return Dataset(self.ctx, plan, self.label)
 
-    def _dep(self) -> Plan:
+    def dependency(self) -> Plan:
         """The plan datasets derived from this one build on.
 
         A cached dataset not computed yet is referred to, not copied: the plan
@@ -105,14 +105,33 @@ class Dataset:
             return Cached(self)
         return self.plan
 
-    def _narrow(self, op) -> "Dataset":
-        return self._derive(narrow(self._dep(), op))
+    def narrow(self, op) -> "Dataset":
+        """A Dataset of ``op(index, batch)`` for every partition: the narrow primitive.
 
-    def _shuffle(self, deps: list[ShuffleDep], n: int, reduce_op) -> "Dataset":
+        ``op`` is a partition op — a picklable callable taking the partition's
+        index and its :class:`~runnel.batch.Batch`, returning a Batch (see
+        :mod:`runnel.plan`). Narrow steps chained this way run fused in one task
+        per partition.
+        """
+        return self._derive(narrow(self.dependency(), op))
+
+    def shuffle(self, deps: list[ShuffleDep], n: int, reduce_op) -> "Dataset":
+        """A Dataset of ``n`` partitions built by a shuffle: the wide primitive.
+
+        Each :class:`~runnel.plan.ShuffleDep` pairs a parent's plan (its
+        :meth:`dependency`) with a map op ``op(index, batch, n)`` returning ``n``
+        bucket Batches; partition j of the result is
+        ``reduce_op(j, [buckets j of every map task, per dep])``.
+        """
         return self._derive(Shuffled(deps, n, reduce_op))
 
-    def _materialize(self) -> tuple[list[BlockRef], BlockOwner | None]:
-        """Blocks for every partition, and their owner when they are temporary."""
+    def materialize(self) -> tuple[list[BlockRef], BlockOwner | None]:
+        """Compute the Dataset now: the blocks of every partition, and their owner when they are temporary.
+
+        A cached Dataset becomes its blocks (its plan is then ``Blocks``) and the
+        owner is None; otherwise the caller releases the owner (``owner.release()``)
+        once it has read the blocks.
+        """
         if isinstance(self.plan, Blocks):
             return self.plan.refs, None
         refs = Planner(self.ctx.executor, self.label).materialize(self.plan)
@@ -143,15 +162,17 @@ class Dataset:
         """Become these blocks (a cached Dataset computed, here or inside another Dataset's tasks)."""
         self._lineage, self.plan = self.plan, OwnedBlocks(BlockOwner(self.ctx.executor.store, refs))
 
-    def _batches(self) -> list[Batch]:
-        refs, owner = self._materialize()
+    def collect_batches(self) -> list[Batch]:
+        """Compute the Dataset and return its partitions' Batches, in partition order (on the driver)."""
+        refs, owner = self.materialize()
         try:
             return [self.ctx.executor.store.get(r) for r in refs]
         finally:
             if owner is not None:
                 owner.release()
 
-    def _n(self, num_partitions: int | None) -> int:
+    def resolve_partitions(self, num_partitions: int | None) -> int:
+        """``num_partitions`` checked (at least 1), or this Dataset's own partition count when None."""
         if num_partitions is None:
             return max(1, self.plan.num_partitions)
         n = int(num_partitions)
@@ -197,31 +218,31 @@ class Dataset:
         _check_fn(f, "map")
         is_pair, const = pair_with_constant(f)
         if is_pair:
-            return self._narrow(ops.PairWithConstant(const))
-        return self._narrow(ops.MapRecords(ship(f)))
+            return self.narrow(ops.PairWithConstant(const))
+        return self.narrow(ops.MapRecords(ship(f)))
 
     def flat_map(self, f: Callable) -> "Dataset":
         """Apply ``f`` to every record and flatten the iterables it returns."""
         _check_fn(f, "flatMap")
         is_split, sep = split_pattern(f)
         if is_split:
-            return self._narrow(ops.SplitWords(sep, ship(f)))
-        return self._narrow(ops.FlatMapRecords(ship(f)))
+            return self.narrow(ops.SplitWords(sep, ship(f)))
+        return self.narrow(ops.FlatMapRecords(ship(f)))
 
     def filter(self, f: Callable) -> "Dataset":
         """Keep the records for which ``f`` is true."""
         _check_fn(f, "filter")
-        return self._narrow(ops.FilterRecords(ship(f)))
+        return self.narrow(ops.FilterRecords(ship(f)))
 
     def map_partitions(self, f: Callable, preserves_partitioning: bool = False) -> "Dataset":
         """Call ``f(iterator)`` once per partition; it returns an iterable."""
         _check_fn(f, "mapPartitions")
-        return self._narrow(ops.MapPartitionRecords(ship(f)))
+        return self.narrow(ops.MapPartitionRecords(ship(f)))
 
     def map_partitions_with_index(self, f: Callable, preserves_partitioning: bool = False) -> "Dataset":
         """Call ``f(index, iterator)`` once per partition."""
         _check_fn(f, "mapPartitionsWithIndex")
-        return self._narrow(ops.MapPartitionRecords(ship(f), with_index=True))
+        return self.narrow(ops.MapPartitionRecords(ship(f), with_index=True))
 
     def map_batches(self, f: Callable, format: str = "pandas") -> "Dataset":
         """Apply a vectorised function to each partition as a whole.
@@ -233,30 +254,30 @@ class Dataset:
         _check_fn(f, "map_batches")
         if format not in ("pandas", "arrow", "dict"):
             raise ValueError(f"map_batches format must be 'pandas', 'arrow' or 'dict', got {format!r}")
-        return self._narrow(ops.MapBatches(ship(f), format))
+        return self.narrow(ops.MapBatches(ship(f), format))
 
     def glom(self) -> "Dataset":
         """One list per partition."""
-        return self._narrow(ops.Glom())
+        return self.narrow(ops.Glom())
 
     def map_values(self, f: Callable) -> "Dataset":
         """Apply ``f`` to the value of every pair, keeping the key."""
         _check_fn(f, "mapValues")
-        return self._narrow(ops.MapValues(ship(f)))
+        return self.narrow(ops.MapValues(ship(f)))
 
     def flat_map_values(self, f: Callable) -> "Dataset":
         _check_fn(f, "flatMapValues")
-        return self._narrow(ops.FlatMapValues(ship(f)))
+        return self.narrow(ops.FlatMapValues(ship(f)))
 
     def keys(self) -> "Dataset":
-        return self._narrow(ops.Select(0))
+        return self.narrow(ops.Select(0))
 
     def values(self) -> "Dataset":
-        return self._narrow(ops.Select(1))
+        return self.narrow(ops.Select(1))
 
     def union(self, other: "Dataset") -> "Dataset":
         """Records of self, then of other (partitions concatenated)."""
-        return self._derive(Union([self._dep(), other._dep()]))
+        return self._derive(Union([self.dependency(), other.dependency()]))
 
     def zip_partitions(self, others: list["Dataset"], op) -> "Dataset":
         """Partition i is ``op(i, [partition i of self, of others[0], ...])``, without a shuffle.
@@ -264,10 +285,10 @@ class Dataset:
         For datasets partitioned alike (the same key hash and count), such as a
         state table and the new data shuffled to join it.
         """
-        return self._derive(Zip([self._dep()] + [o._dep() for o in others], op))
+        return self._derive(Zip([self.dependency()] + [o.dependency() for o in others], op))
 
     def cartesian(self, other: "Dataset") -> "Dataset":
-        return self._derive(Product(self._dep(), other._dep(), ops.CartesianPair()))
+        return self._derive(Product(self.dependency(), other.dependency(), ops.CartesianPair()))
 
     # -- wide transformations -------------------------------------------------
     def reduce_by_key(self, func: Callable, num_partitions: int | None = None) -> "Dataset":
@@ -283,21 +304,21 @@ class Dataset:
                            sort_keys: bool = False) -> "Dataset":
         """reduceByKey with a prepared Reducer; ``sort_keys``: partitions may come out sorted by key
         instead of in first-appearance order (internal tables: see ``keyed.reduce_partition``)."""
-        n = self._n(num_partitions)
-        return self._shuffle([ShuffleDep(self._dep(), ops.CombineBuckets(reducer, sort_keys))], n,
+        n = self.resolve_partitions(num_partitions)
+        return self.shuffle([ShuffleDep(self.dependency(), ops.CombineBuckets(reducer, sort_keys))], n,
                              ops.MergeReduce(reducer, sort_keys))
 
     def group_by_key(self, num_partitions: int | None = None) -> "Dataset":
         """(key, list of values in arrival order)."""
-        return self._shuffle([ShuffleDep(self._dep(), ops.HashBuckets())], self._n(num_partitions), ops.GroupReduce())
+        return self.shuffle([ShuffleDep(self.dependency(), ops.HashBuckets())], self.resolve_partitions(num_partitions), ops.GroupReduce())
 
     def combine_by_key(self, create_combiner: Callable, merge_value: Callable, merge_combiners: Callable,
                        num_partitions: int | None = None) -> "Dataset":
         for f, w in ((create_combiner, "createCombiner"), (merge_value, "mergeValue"),
                      (merge_combiners, "mergeCombiners")):
             _check_fn(f, w)
-        return self._shuffle([ShuffleDep(self._dep(), ops.CombinerBuckets(ship(create_combiner), ship(merge_value)))],
-                             self._n(num_partitions), ops.CombinerReduce(ship(merge_combiners)))
+        return self.shuffle([ShuffleDep(self.dependency(), ops.CombinerBuckets(ship(create_combiner), ship(merge_value)))],
+                             self.resolve_partitions(num_partitions), ops.CombinerReduce(ship(merge_combiners)))
 
     def partition_by(self, num_partitions: int, partition_func: Callable | None = None) -> "Dataset":
         """Partition pairs by key: ``partition_func(key) % n``, by default PySpark's ``portable_hash``.
@@ -307,28 +328,28 @@ class Dataset:
         instead of PySpark's salted one (:mod:`runnel.partitioners`).
         """
         buckets = ops.PortableHashBuckets() if partition_func is None else ops.FuncBuckets(ship(partition_func))
-        return self._shuffle([ShuffleDep(self._dep(), buckets)], self._n(num_partitions), ops.Concat())
+        return self.shuffle([ShuffleDep(self.dependency(), buckets)], self.resolve_partitions(num_partitions), ops.Concat())
 
     def hash_partition(self, num_partitions: int) -> "Dataset":
         """Partition pairs by the engine's stable key hash: where reduceByKey, joins and state tables
         put each key, so the result can be zipped with them partition by partition."""
-        return self._shuffle([ShuffleDep(self._dep(), ops.HashBuckets())], self._n(num_partitions), ops.Concat())
+        return self.shuffle([ShuffleDep(self.dependency(), ops.HashBuckets())], self.resolve_partitions(num_partitions), ops.Concat())
 
     def repartition(self, num_partitions: int) -> "Dataset":
         """Redistribute records into nearly equal partitions, keeping their order."""
-        return self._shuffle([ShuffleDep(self._dep(), ops.EvenBuckets())], self._n(num_partitions), ops.Concat())
+        return self.shuffle([ShuffleDep(self.dependency(), ops.EvenBuckets())], self.resolve_partitions(num_partitions), ops.Concat())
 
     def coalesce(self, num_partitions: int, shuffle: bool = False) -> "Dataset":
         return self.repartition(num_partitions)
 
     def reduce_all(self, reducer: Reducer) -> "Dataset":
         """One partition holding the reduction of every record (empty if there are none)."""
-        return self._shuffle([ShuffleDep(self._dep(), ops.EvenBuckets())], 1, ops.ReduceConcat(reducer))
+        return self.shuffle([ShuffleDep(self.dependency(), ops.EvenBuckets())], 1, ops.ReduceConcat(reducer))
 
     def _join(self, other: "Dataset", how: str, num_partitions: int | None) -> "Dataset":
-        n = self._n(num_partitions) if num_partitions else max(self.plan.num_partitions, other.plan.num_partitions, 1)
-        deps = [ShuffleDep(self._dep(), ops.HashBuckets()), ShuffleDep(other._dep(), ops.HashBuckets())]
-        return self._shuffle(deps, n, ops.JoinReduce(how))
+        n = self.resolve_partitions(num_partitions) if num_partitions else max(self.plan.num_partitions, other.plan.num_partitions, 1)
+        deps = [ShuffleDep(self.dependency(), ops.HashBuckets()), ShuffleDep(other.dependency(), ops.HashBuckets())]
+        return self.shuffle(deps, n, ops.JoinReduce(how))
 
     def join(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
         """Inner join of pairs: (k, (v, w))."""
@@ -345,23 +366,23 @@ class Dataset:
 
     def cogroup(self, other: "Dataset", num_partitions: int | None = None) -> "Dataset":
         """(k, (values of self, values of other)) with a list per side."""
-        n = self._n(num_partitions) if num_partitions else max(self.plan.num_partitions, other.plan.num_partitions, 1)
-        deps = [ShuffleDep(self._dep(), ops.HashBuckets()), ShuffleDep(other._dep(), ops.HashBuckets())]
-        return self._shuffle(deps, n, ops.CogroupReduce())
+        n = self.resolve_partitions(num_partitions) if num_partitions else max(self.plan.num_partitions, other.plan.num_partitions, 1)
+        deps = [ShuffleDep(self.dependency(), ops.HashBuckets()), ShuffleDep(other.dependency(), ops.HashBuckets())]
+        return self.shuffle(deps, n, ops.CogroupReduce())
 
     def count_by_value_stream(self, num_partitions: int | None = None) -> "Dataset":
         """(value, count) pairs (a transformation; the DStream countByValue)."""
-        return self._narrow(ops.PairWithConstant(1)).reduce_by_key_with(Reducer(ship(_add), op="sum"),
+        return self.narrow(ops.PairWithConstant(1)).reduce_by_key_with(Reducer(ship(_add), op="sum"),
                                                                         num_partitions)
 
     def sort_by(self, keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "Dataset":
         """Sort records by ``keyfunc``; partitions hold contiguous key ranges."""
         _check_fn(keyfunc, "sortBy")
-        n = self._n(num_partitions)
+        n = self.resolve_partitions(num_partitions)
         keys = sorted(keyfunc(r) for r in self.collect())
         bounds = [keys[(i * len(keys)) // n] for i in range(1, n)] if keys else []
         kf = ship(keyfunc)
-        return self._shuffle([ShuffleDep(self._dep(), ops.RangeBuckets(kf, bounds, ascending))], n,
+        return self.shuffle([ShuffleDep(self.dependency(), ops.RangeBuckets(kf, bounds, ascending))], n,
                              ops.SortReduce(kf, ascending))
 
     def sort_by_key(self, ascending: bool = True, num_partitions: int | None = None,
@@ -372,13 +393,13 @@ class Dataset:
     def collect(self) -> list:
         """All records, as native Python values, in partition order."""
         out: list = []
-        for b in self._batches():
+        for b in self.collect_batches():
             out.extend(b.to_records())
         return out
 
     def to_batch(self) -> Batch:
         """All partitions concatenated into one Batch."""
-        return concat_batches(self._batches())
+        return concat_batches(self.collect_batches())
 
     def to_pandas(self):
         """All records as one pandas DataFrame (columns of the batch)."""
@@ -389,7 +410,7 @@ class Dataset:
 
     def count(self) -> int:
         """Number of records (read from block metadata: no data is moved)."""
-        refs, owner = self._materialize()
+        refs, owner = self.materialize()
         try:
             return int(sum(r.nrows for r in refs))
         finally:
@@ -399,7 +420,7 @@ class Dataset:
     def take(self, num: int) -> list:
         """The first ``num`` records."""
         out: list = []
-        for b in self._batches():
+        for b in self.collect_batches():
             if len(out) >= num:
                 break
             out.extend(b.slice(0, num - len(out)).to_records())
@@ -417,7 +438,7 @@ class Dataset:
     def reduce(self, f: Callable) -> Any:
         """Reduce all records with ``f``; raises ValueError on an empty dataset."""
         _check_fn(f, "reduce")
-        parts = self._narrow(ops.ReducePartition(Reducer.of(f, ship))).collect()
+        parts = self.narrow(ops.ReducePartition(Reducer.of(f, ship))).collect()
         if not parts:
             raise ValueError("Can not reduce() empty RDD")
         return functools.reduce(f, parts)
@@ -454,7 +475,7 @@ class Dataset:
         Runs one job to count each partition (read from block metadata), as
         PySpark does, then numbers them lazily.
         """
-        refs, owner = self._materialize()
+        refs, owner = self.materialize()
         counts = [r.nrows for r in refs]
         if owner is not None:
             owner.release()
@@ -466,7 +487,7 @@ class Dataset:
 
     def distinct(self, num_partitions: int | None = None) -> "Dataset":
         """Each distinct record once (a reduce-by-key that keeps the first)."""
-        return self._narrow(ops.PairWithConstant(None)).reduce_by_key_with(
+        return self.narrow(ops.PairWithConstant(None)).reduce_by_key_with(
             Reducer(ship(_first), op="first"), num_partitions).keys()
 
     def sample(self, with_replacement: bool, fraction: float, seed: int | None = None) -> "Dataset":
@@ -504,7 +525,7 @@ class Dataset:
         _check_fn(func, "foldByKey")
         reducer = Reducer.of(func, ship) if reducer_op(func) == "sum" else None
         if reducer is not None and type(zero_value) is int and zero_value == 0:
-            return self._narrow(_FoldFromZero(ship(func))).reduce_by_key_with(reducer, num_partitions)
+            return self.narrow(_FoldFromZero(ship(func))).reduce_by_key_with(reducer, num_partitions)
         return self.combine_by_key(lambda v: func(copy.deepcopy(zero_value), v), func, func, num_partitions)
 
     # actions

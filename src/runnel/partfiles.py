@@ -48,7 +48,7 @@ def check_path(path: Any, op: str, what: str = "path") -> str:
 # -- writing one batch -----------------------------------------------------------------
 def _partitions(ds: "Dataset") -> Iterator[Batch]:
     """The partitions of ``ds`` one at a time (blocks released when done)."""
-    refs, owner = ds._materialize()
+    refs, owner = ds.materialize()
     store = ds.ctx.executor.store
     try:
         for ref in refs:

@@ -25,8 +25,12 @@ from .batch import Batch, column_take, column_to_list, concat_batches, concat_co
 from .functions import Reducer
 
 @dataclass(frozen=True)
-class _Inverse:
-    """How the inverse function runs: ``op="sum"`` (with add), a Numba function or Python."""
+class Inverse:
+    """The inverse function of an incremental window (``reduce_by_key_and_window``'s ``invFunc``) and how
+    it runs: ``op="sum"`` (the built-in subtract, with an add reducer), a Numba-compiled ``jitted``
+    function, or Python ``fn``. A :class:`~runnel.dstream.window.ReducedWindowedDStream` with an
+    Inverse updates each window from the last (old ⊖ leaving ⊕ entering); subclasses that supply their
+    own ``update_op`` (``runnel.frame.window``) pass one with their own ``op`` name."""
     fn: Any
     op: str | None = None
     jitted: Any = None
@@ -46,7 +50,7 @@ class ZipReduce:
 class WindowUpdate:
     """Partition i of ``fn(inv(old, leaving), entering)``; with ``exact`` window partials, recomputed."""
     reducer: Reducer
-    inverse: _Inverse
+    inverse: Inverse
     n_leave: int
     n_enter: int
 
@@ -84,7 +88,7 @@ def _numeric_dtype(cols: list) -> np.dtype | None:
     return np.dtype(np.float64) if "f" in kinds else np.dtype(np.int64)
 
 
-def update_window(old: Batch, leaving: Batch, entering: Batch, reducer: Reducer, inverse: _Inverse) -> Batch:
+def update_window(old: Batch, leaving: Batch, entering: Batch, reducer: Reducer, inverse: Inverse) -> Batch:
     """``fn(inv(old, leaving), entering)`` per key of one partition (see ``runnel.kernels.window``)."""
     from runnel.kernels import window as KW
     segs = [b for b in (old, leaving, entering) if len(b)]
@@ -143,7 +147,7 @@ def _update_python(kvs, fn, inv) -> Batch:
     return _pairs(infer_column(list(out)), infer_column(list(out.values())))
 
 
-def overlay_exact(window: Batch, exact: Batch, inverse: _Inverse) -> Batch:
+def overlay_exact(window: Batch, exact: Batch, inverse: Inverse) -> Batch:
     """The window's keys with their exact values from ``exact`` (absent keys: 0 for sum)."""
     if len(window) == 0:
         return window

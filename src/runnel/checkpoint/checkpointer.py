@@ -183,7 +183,7 @@ class Checkpointer:
             if isinstance(s, StatefulDStream):
                 tables = s.checkpoint_tables(t) if t > zero else {}
                 for _, ds in tables.values():
-                    ds.cache()._materialize()     # computed once, held by the snapshot until written
+                    ds.cache().materialize()     # computed once, held by the snapshot until written
                 snap.streams[s.name] = {"signature": s.signature(), "tables": tables}
         return snap
 
@@ -219,7 +219,7 @@ class Checkpointer:
             for name, entry in snap.streams.items():
                 tables = {}
                 for label, (t, ds) in entry["tables"].items():
-                    refs, owner = ds._materialize()
+                    refs, owner = ds.materialize()
                     try:
                         parts = [w.add_table(store.get(r)) for r in refs]
                     finally:

@@ -33,7 +33,7 @@ from .files import CheckpointError
 class _GraphPickler(cloudpickle.Pickler):
     def persistent_id(self, obj: Any):
         if isinstance(obj, Dataset):
-            return ("dataset", obj.label, obj._batches())
+            return ("dataset", obj.label, obj.collect_batches())
         return None
 
 

@@ -165,17 +165,25 @@ class DStream:
         """Recreate the :attr:`_runtime` attributes of an unpickled stream."""
 
     # -- building blocks ---------------------------------------------------------
-    def _transform(self, kind: str, fn: Callable[[Dataset], Dataset]) -> "DStream":
+    def derive(self, kind: str, fn: Callable[[Dataset], Dataset]) -> "DStream":
+        """A stream whose Dataset at each batch is ``fn(this stream's Dataset)``, named after ``kind``.
+
+        The building block of the narrow and keyed operators (and of
+        ``runnel.frame``): ``fn`` runs on the driver and composes Dataset
+        primitives (:meth:`Dataset.narrow`, :meth:`Dataset.shuffle`, ...).
+        """
         from .transformed import TransformedDStream
         return TransformedDStream(self.ssc, [self], lambda dss, t: fn(dss[0]), kind)
 
-    def _ship(self, fn: Callable):
-        """Wrap a user function for the workers and remember it as part of this graph."""
+    def ship_function(self, fn: Callable):
+        """Wrap a user function for the workers (``runnel.executors.shipping``) and remember it as part of
+        this graph, so a checkpoint stores it with the graph; what an operator passes to its ops."""
         ref = ship(fn)
         self.graph.functions.append(ref)
         return ref
 
-    def _n(self, num_partitions: int | None) -> int:
+    def resolve_partitions(self, num_partitions: int | None) -> int:
+        """``num_partitions`` checked (at least 1), or the context's default parallelism when None."""
         if num_partitions is None:
             return self.ssc.context.default_parallelism
         if int(num_partitions) < 1:
@@ -185,46 +193,46 @@ class DStream:
     # -- narrow transformations ----------------------------------------------------
     def map(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
         """Apply ``f`` to every record."""
-        f = self._ship(f)
-        return self._transform("map", lambda ds: ds.map(f))
+        f = self.ship_function(f)
+        return self.derive("map", lambda ds: ds.map(f))
 
     def flat_map(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
         """Apply ``f`` to every record and flatten the results."""
-        f = self._ship(f)
-        return self._transform("flat_map", lambda ds: ds.flat_map(f))
+        f = self.ship_function(f)
+        return self.derive("flat_map", lambda ds: ds.flat_map(f))
 
     def filter(self, f: Callable) -> "DStream":
         """Keep records for which ``f`` is true."""
-        f = self._ship(f)
-        return self._transform("filter", lambda ds: ds.filter(f))
+        f = self.ship_function(f)
+        return self.derive("filter", lambda ds: ds.filter(f))
 
     def map_partitions(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
-        f = self._ship(f)
-        return self._transform("map_partitions", lambda ds: ds.map_partitions(f))
+        f = self.ship_function(f)
+        return self.derive("map_partitions", lambda ds: ds.map_partitions(f))
 
     def map_partitions_with_index(self, f: Callable, preservesPartitioning: bool = False) -> "DStream":
-        f = self._ship(f)
-        return self._transform("map_partitions_with_index", lambda ds: ds.map_partitions_with_index(f))
+        f = self.ship_function(f)
+        return self.derive("map_partitions_with_index", lambda ds: ds.map_partitions_with_index(f))
 
     def map_batches(self, f: Callable, format: str = "pandas") -> "DStream":
         """Apply a vectorised function to each partition (pandas DataFrame in, DataFrame out)."""
-        f = self._ship(f)
-        return self._transform("map_batches", lambda ds: ds.map_batches(f, format))
+        f = self.ship_function(f)
+        return self.derive("map_batches", lambda ds: ds.map_batches(f, format))
 
     def glom(self) -> "DStream":
-        return self._transform("glom", lambda ds: ds.glom())
+        return self.derive("glom", lambda ds: ds.glom())
 
     def map_values(self, f: Callable) -> "DStream":
-        f = self._ship(f)
-        return self._transform("map_values", lambda ds: ds.map_values(f))
+        f = self.ship_function(f)
+        return self.derive("map_values", lambda ds: ds.map_values(f))
 
     def flat_map_values(self, f: Callable) -> "DStream":
-        f = self._ship(f)
-        return self._transform("flat_map_values", lambda ds: ds.flat_map_values(f))
+        f = self.ship_function(f)
+        return self.derive("flat_map_values", lambda ds: ds.flat_map_values(f))
 
     def repartition(self, num_partitions: int) -> "DStream":
-        n = self._n(num_partitions)
-        return self._transform("repartition", lambda ds: ds.repartition(n))
+        n = self.resolve_partitions(num_partitions)
+        return self.derive("repartition", lambda ds: ds.repartition(n))
 
     def cache(self) -> "DStream":
         """Keep each batch's Dataset once computed (several outputs reuse it)."""
@@ -243,40 +251,42 @@ class DStream:
     # -- aggregations ---------------------------------------------------------------
     def count(self) -> "DStream":
         """A one-record stream: the number of records of each batch ([0] when empty)."""
-        return self._transform("count", lambda ds: ds._narrow(ops.CountPartition()).reduce_all(_SUM))
+        return self.derive("count", lambda ds: ds.narrow(ops.CountPartition()).reduce_all(_SUM))
 
     def reduce(self, f: Callable) -> "DStream":
         """Reduce each batch to one record (an empty batch stays empty)."""
-        r = Reducer.of(f, self._ship)
-        return self._transform("reduce", lambda ds: ds._narrow(ops.ReducePartition(r)).reduce_all(r))
+        r = Reducer.of(f, self.ship_function)
+        return self.derive("reduce", lambda ds: ds.narrow(ops.ReducePartition(r)).reduce_all(r))
 
     def count_by_value(self) -> "DStream":
         """(value, count) pairs per batch."""
-        return self._transform("count_by_value", lambda ds: ds.count_by_value_stream(None))
+        return self.derive("count_by_value", lambda ds: ds.count_by_value_stream(None))
 
     def reduce_by_key(self, func: Callable, numPartitions: int | None = None) -> "DStream":
         """Merge the values of each key with ``func`` (see :meth:`Dataset.reduce_by_key`)."""
-        r = Reducer.of(func, self._ship)
-        n = self._n(numPartitions)
-        return self._transform("reduce_by_key", lambda ds: ds.reduce_by_key_with(r, n))
+        r = Reducer.of(func, self.ship_function)
+        n = self.resolve_partitions(numPartitions)
+        return self.derive("reduce_by_key", lambda ds: ds.reduce_by_key_with(r, n))
 
     def group_by_key(self, numPartitions: int | None = None) -> "DStream":
-        n = self._n(numPartitions)
-        return self._transform("group_by_key", lambda ds: ds.group_by_key(n))
+        n = self.resolve_partitions(numPartitions)
+        return self.derive("group_by_key", lambda ds: ds.group_by_key(n))
 
     def combine_by_key(self, createCombiner: Callable, mergeValue: Callable, mergeCombiners: Callable,
                        numPartitions: int | None = None) -> "DStream":
-        c, mv, mc = self._ship(createCombiner), self._ship(mergeValue), self._ship(mergeCombiners)
-        n = self._n(numPartitions)
-        return self._transform("combine_by_key", lambda ds: ds.combine_by_key(c, mv, mc, n))
+        c, mv, mc = self.ship_function(createCombiner), self.ship_function(mergeValue), self.ship_function(mergeCombiners)
+        n = self.resolve_partitions(numPartitions)
+        return self.derive("combine_by_key", lambda ds: ds.combine_by_key(c, mv, mc, n))
 
     def partition_by(self, numPartitions: int, partitionFunc: Callable | None = None) -> "DStream":
-        n = self._n(numPartitions)
-        pf = self._ship(partitionFunc) if partitionFunc is not None else None
-        return self._transform("partition_by", lambda ds: ds.partition_by(n, pf))
+        n = self.resolve_partitions(numPartitions)
+        pf = self.ship_function(partitionFunc) if partitionFunc is not None else None
+        return self.derive("partition_by", lambda ds: ds.partition_by(n, pf))
 
     # -- combining streams -----------------------------------------------------------
-    def _binary(self, kind: str, other: "DStream", fn: Callable[[Dataset, Dataset], Dataset]) -> "DStream":
+    def derive_with(self, kind: str, other: "DStream", fn: Callable[[Dataset, Dataset], Dataset]) -> "DStream":
+        """A stream whose Dataset at each batch is ``fn(this stream's, other's)``: :meth:`derive` for two
+        streams of the same slide duration (joins, cogroup)."""
         from .transformed import TransformedDStream
         if not isinstance(other, DStream):
             raise TypeError(f"{kind} expects a DStream, got {type(other).__name__}")
@@ -291,24 +301,24 @@ class DStream:
         return UnionDStream(self.ssc, [self, other])
 
     def join(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
-        n = self._n(numPartitions)
-        return self._binary("join", other, lambda a, b: a.join(b, n))
+        n = self.resolve_partitions(numPartitions)
+        return self.derive_with("join", other, lambda a, b: a.join(b, n))
 
     def left_outer_join(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
-        n = self._n(numPartitions)
-        return self._binary("left_outer_join", other, lambda a, b: a.left_outer_join(b, n))
+        n = self.resolve_partitions(numPartitions)
+        return self.derive_with("left_outer_join", other, lambda a, b: a.left_outer_join(b, n))
 
     def right_outer_join(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
-        n = self._n(numPartitions)
-        return self._binary("right_outer_join", other, lambda a, b: a.right_outer_join(b, n))
+        n = self.resolve_partitions(numPartitions)
+        return self.derive_with("right_outer_join", other, lambda a, b: a.right_outer_join(b, n))
 
     def full_outer_join(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
-        n = self._n(numPartitions)
-        return self._binary("full_outer_join", other, lambda a, b: a.full_outer_join(b, n))
+        n = self.resolve_partitions(numPartitions)
+        return self.derive_with("full_outer_join", other, lambda a, b: a.full_outer_join(b, n))
 
     def cogroup(self, other: "DStream", numPartitions: int | None = None) -> "DStream":
-        n = self._n(numPartitions)
-        return self._binary("cogroup", other, lambda a, b: a.cogroup(b, n))
+        n = self.resolve_partitions(numPartitions)
+        return self.derive_with("cogroup", other, lambda a, b: a.cogroup(b, n))
 
     def transform(self, func: Callable) -> "DStream":
         """Apply ``func(rdd)`` or ``func(time, rdd)`` to every batch; it returns a Dataset."""
@@ -433,8 +443,8 @@ class DStream:
         want.update(dict(schema or {}))
         if not callable(timestamp):
             raise TypeError(f"with_watermark expects a function record -> event time, got {timestamp!r}")
-        stamp = self._ship(_WithTime(timestamp, value))
-        records = self._transform("with_timestamps", lambda ds: ds.map(stamp))
+        stamp = self.ship_function(_WithTime(timestamp, value))
+        records = self.derive("with_timestamps", lambda ds: ds.map(stamp))
         return frame_of(records, ("key", "value", "ts"), want).with_watermark("ts", delay, idle_timeout, unit, name)
 
     # -- outputs (outputs.py) ---------------------------------------------------------------

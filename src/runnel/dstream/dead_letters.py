@@ -70,7 +70,7 @@ class DeadLetters:
         """Compute batch t's dead letters (if no output did) and log a warning when there are some."""
         dead = self.at(t)
         try:
-            dead._materialize()
+            dead.materialize()
         except Exception:  # noqa: BLE001  (its batch failed: already reported by settle or the outputs)
             log.exception("runnel: %s: the dead letters of the batch at %s could not be computed",
                           self.stream.name, ms_to_datetime(t))

@@ -67,7 +67,7 @@ class StateDStream(StatefulDStream):
             init = self.ssc.context.parallelize(list(init))
         init = init.hash_partition(self.n)
         op = self.prepare_initial(t)
-        return init._narrow(op) if op is not None else init
+        return init.narrow(op) if op is not None else init
 
     def compute(self, t: int) -> Dataset | None:
         s = self.slide_ms
@@ -88,7 +88,7 @@ class StateDStream(StatefulDStream):
 
     # -- a failed batch (StatefulDStream.settle): the state stays at the last good batch ---------
     def settle(self, t: int) -> None:
-        self._settle_table(t)
+        self.settle_table(t)
 
     def fall_back(self, t: int) -> str:
         s, zero = self.slide_ms, self.graph.zero_ms
@@ -100,7 +100,7 @@ class StateDStream(StatefulDStream):
         if good is not None:
             good = Dataset(good.ctx, good.plan, f"{self.name} at {ms_to_datetime(t)}").cache()
             try:
-                good._materialize()
+                good.materialize()
             except Exception:  # noqa: BLE001  (an initial state that cannot be computed: none)
                 good, what = None, "it starts again from no state"
         self.generated[t] = good
@@ -116,7 +116,7 @@ class StateDStream(StatefulDStream):
         t = max(done) if t is None else t
         if t not in self.generated:
             raise LookupError(f"{self.name}: no state remembered at {t} (remembered: {sorted(done)})")
-        return self.table(self.generated[t])._narrow(KeyValueOnly())
+        return self.table(self.generated[t]).narrow(KeyValueOnly())
 
     def state_frame(self, t: int | None = None):
         """The state at batch t as a pandas DataFrame with columns key and value (debugging)."""
@@ -126,7 +126,7 @@ class StateDStream(StatefulDStream):
 
     def state_snapshots(self) -> DStream:
         """A stream of the (key, state) pairs of every key, every batch."""
-        return self._transform("state_snapshots", lambda ds: self.table(ds)._narrow(KeyValueOnly()))
+        return self.derive("state_snapshots", lambda ds: self.table(ds).narrow(KeyValueOnly()))
 
 
 class UpdateStateDStream(StateDStream):
@@ -136,7 +136,7 @@ class UpdateStateDStream(StateDStream):
     def __init__(self, ssc, parent, fn: Callable, n: int, initial: Any, on_bad_record: str = "fail"):
         super().__init__(ssc, parent, n, initial)
         self.builtin = fn if isinstance(fn, Updater) else None
-        self.fn = None if self.builtin else self._ship(fn)
+        self.fn = None if self.builtin else self.ship_function(fn)
         self.dead_letter = on_bad_record == "dead_letter"
         self._init_runtime()
         if self.builtin is not None:
@@ -151,8 +151,8 @@ class UpdateStateDStream(StateDStream):
             return ds.group_by_key(self.n)
         kind = self.builtin.kind
         if self.dead_letter:  # the records the updater cannot take stay out of the shuffle
-            ds = ds._narrow(FlagBad(kind))._narrow(DropBad())
-        return ds._shuffle([ShuffleDep(ds._dep(), PartialBuckets(kind))], self.n, PartialReduce(kind))
+            ds = ds.narrow(FlagBad(kind)).narrow(DropBad())
+        return ds.shuffle([ShuffleDep(ds.dependency(), PartialBuckets(kind))], self.n, PartialReduce(kind))
 
     # -- bad records (on_bad_record="dead_letter"; dead_letters.py) ----------------------------
     def dead_letters(self) -> DStream:
@@ -186,7 +186,7 @@ class UpdateStateDStream(StateDStream):
             ds = self._dead.tables.get(t)
         if ds is None:
             return self.ssc.context.empty_dataset(f"{self.name} (no data)")
-        return (ds._narrow(FlagBad(self.builtin.kind)) if self.builtin is not None else ds)._narrow(TakeBad())
+        return (ds.narrow(FlagBad(self.builtin.kind)) if self.builtin is not None else ds).narrow(TakeBad())
 
     def settle(self, t: int) -> None:
         super().settle(t)
@@ -230,7 +230,7 @@ class UpdateStateDStream(StateDStream):
             # the table with the bad rows is computed once (cached, in the same tasks as the table
             # without them, which this stream holds) and kept for dead_letters_at(t)
             self._dead.tables[t] = out.cache()
-            out = out._narrow(DropBad())
+            out = out.narrow(DropBad())
         return out
 
 
@@ -241,7 +241,7 @@ class MapWithStateDStream(StateDStream):
 
     def __init__(self, ssc, parent, spec: StateSpec, n: int):
         super().__init__(ssc, parent, n, spec.initial)
-        self.fn = self._ship(spec.fn)
+        self.fn = self.ship_function(spec.fn)
         self.timeout_ms = 0 if spec.timeout_s is None else round(spec.timeout_s * 1000)
 
     def new_data(self, ds):
@@ -255,7 +255,7 @@ class MapWithStateDStream(StateDStream):
         return prev.zip_partitions([new], op) if prev is not None else new.zip_partitions([], op)
 
     def table(self, ds):
-        return ds._narrow(StateRows())
+        return ds.narrow(StateRows())
 
     def required_columns(self) -> set[str]:
         return {"key", "value", "_seen"}
@@ -281,7 +281,7 @@ class MappedDStream(DStream):
 
     def compute(self, t):
         ds = self.states.get_or_compute(t)
-        return None if ds is None else ds._narrow(MappedRows())
+        return None if ds is None else ds.narrow(MappedRows())
 
     def state_snapshots(self) -> DStream:
         return self.states.state_snapshots()
@@ -299,12 +299,12 @@ def update_state_by_key(stream: DStream, updateFunc: Callable, numPartitions: in
     if not callable(updateFunc):
         raise TypeError(f"updateStateByKey expects a function, got {type(updateFunc).__name__}")
     mode = bad_record_mode(stream, on_bad_record)
-    return UpdateStateDStream(stream.ssc, stream, updateFunc, stream._n(numPartitions), initialRDD, mode)
+    return UpdateStateDStream(stream.ssc, stream, updateFunc, stream.resolve_partitions(numPartitions), initialRDD, mode)
 
 
 def map_with_state(stream: DStream, spec: StateSpec) -> DStream:
     """Spark's mapWithState: the stream of what ``spec``'s function returns per record."""
     if not isinstance(spec, StateSpec):
         raise TypeError(f"mapWithState expects a StateSpec (StateSpec.function(fn)), got {type(spec).__name__}")
-    states = MapWithStateDStream(stream.ssc, stream, spec, stream._n(spec.partitions))
+    states = MapWithStateDStream(stream.ssc, stream, spec, stream.resolve_partitions(spec.partitions))
     return MappedDStream(stream.ssc, states)

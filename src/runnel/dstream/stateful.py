@@ -104,13 +104,13 @@ class StatefulDStream(DStream):
         next batch builds on (a plain window reads its parent's batches).
         """
 
-    def _settle_table(self, t: int) -> None:
+    def settle_table(self, t: int) -> None:
         """:meth:`settle` for streams whose next batch builds on their Dataset at t."""
         ds = self.generated.get(t)
         if ds is None or isinstance(ds.plan, Blocks):
             return  # nothing at t, or computed by an output of the batch
         try:
-            ds._materialize()  # cached: it becomes its blocks
+            ds.materialize()  # cached: it becomes its blocks
         except Exception as e:  # noqa: BLE001  (a user function or bad data: reported, never wedging)
             now = self.fall_back(t)
             raise StateNotUpdated(f"{self.name}: the batch at {ms_to_datetime(t)} could not update it ({e}); "

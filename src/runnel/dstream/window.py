@@ -74,7 +74,7 @@ from typing import Any, Callable
 from .. import ops
 from ..dataset import Dataset
 from ..functions import Reducer, compile_binary, is_subtraction, warn_fallback
-from ..windowing import WindowUpdate, ZipReduce, _Inverse, _KeyedByOne, _PositiveValues
+from ..windowing import WindowUpdate, ZipReduce, Inverse, _KeyedByOne, _PositiveValues
 from .base import DStream, to_ms
 from .stateful import StatefulDStream, blocks_report, drop_lineage
 
@@ -184,17 +184,17 @@ def _restore_parent(parent: DStream, tables: dict, fit: Callable[[Dataset], Data
 
 # --- keyed reduction of windows -----------------------------------------------------------
 
-def _inverse_of(stream: DStream, inv: Callable, reducer: Reducer) -> _Inverse:
+def _inverse_of(stream: DStream, inv: Callable, reducer: Reducer) -> Inverse:
     if reducer.op == "sum" and is_subtraction(inv):
-        return _Inverse(stream._ship(inv), op="sum")
+        return Inverse(stream.ship_function(inv), op="sum")
     jitted = compile_binary(inv)
     if jitted is not None:
-        return _Inverse(stream._ship(inv), jitted=stream._ship(jitted))
+        return Inverse(stream.ship_function(inv), jitted=stream.ship_function(jitted))
     warn_fallback(inv, "Numba cannot compile it")
-    return _Inverse(stream._ship(inv))
+    return Inverse(stream.ship_function(inv))
 
 
-def _incremental(inverse: _Inverse | None, window_ms: int, slide_ms: int) -> bool:
+def _incremental(inverse: Inverse | None, window_ms: int, slide_ms: int) -> bool:
     """Does a window update with the inverse (PySpark: only windows of INCREMENTAL_MIN_SLIDES slides or more)?"""
     return inverse is not None and window_ms >= INCREMENTAL_MIN_SLIDES * slide_ms
 
@@ -205,12 +205,17 @@ class ReducedWindowedDStream(StatefulDStream):
     What it keeps: the window table (the next slide updates it) and the
     partials of ``(t - window, t]`` (``state_report``: the table's keys, the
     bytes of both).
+
+    A subclass with other partial tables (``runnel.frame.window``) overrides
+    :meth:`merge_op` and :meth:`update_op`, the partition ops that build a
+    window from its partials and from the last window, and passes an
+    :class:`~runnel.windowing.Inverse` when its windows are incremental.
     """
 
     kind = "reduce_by_key_and_window"
     kept = "window"
 
-    def __init__(self, partials: DStream, reducer: Reducer, inverse: _Inverse | None, window_ms: int, slide_ms: int,
+    def __init__(self, partials: DStream, reducer: Reducer, inverse: Inverse | None, window_ms: int, slide_ms: int,
                  num_partitions: int, filter_fn: Callable | None):
         self.window_ms, self._slide = window_ms, slide_ms
         super().__init__(partials.ssc, [partials])
@@ -263,7 +268,7 @@ class ReducedWindowedDStream(StatefulDStream):
     # -- a failed batch (StatefulDStream.settle): an incremental window starts afresh ---------
     def settle(self, t: int) -> None:
         if self.incremental:  # only an incremental window builds on the previous one
-            self._settle_table(t)
+            self.settle_table(t)
 
     def fall_back(self, t: int) -> str:
         self.generated[t] = None  # the next window is reduced from its partials
@@ -312,13 +317,13 @@ def reduce_by_key_and_window(stream: DStream, func: Callable, invFunc: Callable 
                              filterFunc: Callable | None) -> DStream:
     """reduceByKey over a sliding window, incrementally with ``invFunc`` (see the module docstring)."""
     w, s = _durations(stream, windowDuration, slideDuration)
-    n = stream._n(numPartitions)
-    reducer = Reducer.of(func, stream._ship)
+    n = stream.resolve_partitions(numPartitions)
+    reducer = Reducer.of(func, stream.ship_function)
     inverse = _inverse_of(stream, invFunc, reducer) if invFunc is not None else None
     # an incremental window's partials are its own tables: sorted by key, merged by the update (see "Order")
     sort_keys = _incremental(inverse, w, s)
-    partials = stream._transform("reduce_by_key", lambda ds: ds.reduce_by_key_with(reducer, n, sort_keys=sort_keys))
-    f = stream._ship(filterFunc) if filterFunc is not None else None
+    partials = stream.derive("reduce_by_key", lambda ds: ds.reduce_by_key_with(reducer, n, sort_keys=sort_keys))
+    f = stream.ship_function(filterFunc) if filterFunc is not None else None
     return ReducedWindowedDStream(partials, reducer, inverse, w, s, n, f)
 
 
@@ -326,27 +331,27 @@ def reduce_by_window(stream: DStream, reduceFunc: Callable, invReduceFunc: Calla
                      slideDuration: float) -> DStream:
     """One record per window: its records reduced (PySpark: keyed by 1 in one partition)."""
     _durations(stream, windowDuration, slideDuration)
-    keyed_ = stream._transform("map", lambda ds: ds._narrow(_KeyedByOne()))
+    keyed_ = stream.derive("map", lambda ds: ds.narrow(_KeyedByOne()))
     red = reduce_by_key_and_window(keyed_, reduceFunc, invReduceFunc, windowDuration, slideDuration, 1, None)
-    return red._transform("map", lambda ds: ds._narrow(ops.Select(1)))
+    return red.derive("map", lambda ds: ds.narrow(ops.Select(1)))
 
 
 def count_by_window(stream: DStream, windowDuration: float, slideDuration: float) -> DStream:
     """The number of records of each window (``map(lambda x: 1).reduceByWindow(add, sub, ...)``)."""
     _durations(stream, windowDuration, slideDuration)
-    ones = stream._transform("map", lambda ds: ds._narrow(_KeyedByOne(count=True)))
+    ones = stream.derive("map", lambda ds: ds.narrow(_KeyedByOne(count=True)))
     red = reduce_by_key_and_window(ones, operator.add, operator.sub, windowDuration, slideDuration, 1, None)
-    return red._transform("map", lambda ds: ds._narrow(ops.Select(1)))
+    return red.derive("map", lambda ds: ds.narrow(ops.Select(1)))
 
 
 def count_by_value_and_window(stream: DStream, windowDuration: float, slideDuration: float,
                               numPartitions: int | None) -> DStream:
     """(value, count) per window; counts <= 0 are dropped."""
     _durations(stream, windowDuration, slideDuration)
-    pairs = stream._transform("map", lambda ds: ds._narrow(ops.PairWithConstant(1)))
+    pairs = stream.derive("map", lambda ds: ds.narrow(ops.PairWithConstant(1)))
     counted = reduce_by_key_and_window(pairs, operator.add, operator.sub, windowDuration, slideDuration,
                                        numPartitions, None)
-    return counted._transform("filter", lambda ds: ds._narrow(_PositiveValues()))
+    return counted.derive("filter", lambda ds: ds.narrow(_PositiveValues()))
 
 
 def group_by_key_and_window(stream: DStream, windowDuration: float, slideDuration: float,
@@ -357,5 +362,5 @@ def group_by_key_and_window(stream: DStream, windowDuration: float, slideDuratio
     whose values all left a window of >= 5 slides; here such keys are gone.
     """
     w, s = _durations(stream, windowDuration, slideDuration)
-    n = stream._n(numPartitions)
-    return WindowedDStream(stream, w, s)._transform("group_by_key", lambda ds: ds.group_by_key(n))
+    n = stream.resolve_partitions(numPartitions)
+    return WindowedDStream(stream, w, s).derive("group_by_key", lambda ds: ds.group_by_key(n))

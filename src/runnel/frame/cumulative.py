@@ -302,7 +302,7 @@ class CarryDStream(StatefulDStream):
         return self.combine(t, rows, True)
 
     def settle(self, t: int) -> None:
-        self._settle_table(t)
+        self.settle_table(t)
 
     def fall_back(self, t: int) -> str:
         self.generated[t] = self.generated.get(t - self.slide_ms)

@@ -124,7 +124,7 @@ class DedupDStream(StatefulDStream):
         return self.combine(t, rows, True)
 
     def settle(self, t: int) -> None:
-        self._settle_table(t)
+        self.settle_table(t)
         self.late.settle(t)
 
     def fall_back(self, t: int) -> str:
@@ -162,8 +162,8 @@ def drop_duplicates(sdf: "StreamingDataFrame", keys: tuple, within: Any, name: s
     empty_table = Batch({**{k: empty_column(dtypes[k]) for k in keys}, "_ts": np.empty(0, np.int64)},
                         _layout(keys))
     stream = sdf.stream
-    n = stream._n(None)
-    rows = stream._transform("dedup_rows", lambda ds: _bucketed(ds, keys, n)).cache()
+    n = stream.resolve_partitions(None)
+    rows = stream.derive("dedup_rows", lambda ds: _bucketed(ds, keys, n)).cache()
     table = DedupDStream(rows, event.watermark, keys, within_units, empty_table, sdf.schema.empty(), n)
     if name is not None:
         table.named(name)

@@ -460,11 +460,11 @@ class EventWindowDStream(StatefulDStream):
             return [_bucketed(rows, self.keys, self.n)]
         clock, lateness = self.watermark.clock, self.lateness
         wm_t = self.watermark.get_or_compute(t)
-        rows = Dataset(rows.ctx, rows._dep(), f"{self.name} rows").cache()      # read twice: on time, late
+        rows = Dataset(rows.ctx, rows.dependency(), f"{self.name} rows").cache()      # read twice: on time, late
         wm = replicate(wm_t, rows.get_num_partitions()).cache()
         self.late.put(t, rows.zip_partitions([wm], ByWatermark(clock, lateness, late=True)))
         on_time = rows.zip_partitions([wm], ByWatermark(clock, lateness, late=False))
-        new = on_time._shuffle([ShuffleDep(on_time._dep(), WindowPartials(self.keys, self.specs, self.window,
+        new = on_time.shuffle([ShuffleDep(on_time.dependency(), WindowPartials(self.keys, self.specs, self.window,
                                                                            self.bounds, clock, self.empty))],
                                self.n, IncomingPartials(self.keys, self.specs, self.window, self.empty))
         return [new, replicate(wm_t, self.n)]
@@ -480,7 +480,7 @@ class EventWindowDStream(StatefulDStream):
         return (prev if prev is not None else inputs[0]).zip_partitions(inputs, op)
 
     def settle(self, t: int) -> None:
-        self._settle_table(t)
+        self.settle_table(t)
         self.late.settle(t)
 
     def fall_back(self, t: int) -> str:
@@ -512,7 +512,7 @@ class EventWindowDStream(StatefulDStream):
 
 
 def _bucketed(ds: Dataset, keys: tuple, n: int) -> Dataset:
-    return ds._shuffle([ShuffleDep(ds._dep(), RowBuckets(keys, nulls=True))], n, ConcatRows())
+    return ds.shuffle([ShuffleDep(ds.dependency(), RowBuckets(keys, nulls=True))], n, ConcatRows())
 
 
 # --- the API (GroupBy.event_window / count_window -> agg) ---------------------------------------------------
@@ -561,7 +561,7 @@ def window_agg(gb: "GroupBy", specs: tuple[AggSpec, ...], spec: WindowSpec, name
         empty = Batch({**empty.columns, "_wend": np.empty(0, np.int64)},
                       _layout(keys2, empty.layout[1] + ("_wend",)))
     stream = sdf.stream
-    n = stream._n(gb._n)
+    n = stream.resolve_partitions(gb._n)
     table = EventWindowDStream(stream, None if counting else event.watermark, keys, kept, window, bounds,
                                lateness, empty, n)
     if name is not None:
@@ -578,6 +578,6 @@ def window_agg(gb: "GroupBy", specs: tuple[AggSpec, ...], spec: WindowSpec, name
     result = frame_batch(out_cols)
     op = EmitWindows(keys, specs, result, inner, window, bounds[0] if bounds else 0, clock, spec.emit)
     schema = Schema.of_batch(result)
-    out = StreamingDataFrame(table._transform("event_window_result", lambda ds: ds._narrow(op)), lambda: schema)
+    out = StreamingDataFrame(table.derive("event_window_result", lambda ds: ds.narrow(op)), lambda: schema)
     out._late = table
     return out

@@ -64,13 +64,13 @@ class StreamingDataFrame:
         def schema() -> Schema | None:
             s = parent()
             return None if s is None else Schema.of_batch(op(0, s.empty()))
-        return StreamingDataFrame(self._stream._transform(kind, lambda ds: ds._narrow(op)), schema, self._event)
+        return StreamingDataFrame(self._stream.derive(kind, lambda ds: ds.narrow(op)), schema, self._event)
 
     def _ship_expr(self, e: Any) -> Any:
         """Ship the user functions inside an expression (``map``) as the engine ships any function."""
         from .expr import MapFn
         if isinstance(e, MapFn):
-            e.fn = self._stream._ship(e.fn)
+            e.fn = self._stream.ship_function(e.fn)
         if isinstance(e, Expr):
             for c in e.children():
                 self._ship_expr(c)
@@ -190,14 +190,14 @@ class StreamingDataFrame:
         """``fn(pandas DataFrame) -> pandas DataFrame`` on each partition of each batch."""
         if not callable(fn):
             raise TypeError(f"map_batches expects a function, got {type(fn).__name__}")
-        return self._derive(C.MapFrames(self._stream._ship(fn)), "map_batches")
+        return self._derive(C.MapFrames(self._stream.ship_function(fn)), "map_batches")
 
     def head(self, n: int = 5) -> "StreamingDataFrame":
         """The first ``n`` rows of every batch."""
         n = int(n)
         op = C.Head(n)
         parent = self._schema_fn
-        stream = self._stream._transform("head", lambda ds: ds._narrow(op).repartition(1)._narrow(op))
+        stream = self._stream.derive("head", lambda ds: ds.narrow(op).repartition(1).narrow(op))
         return StreamingDataFrame(stream, parent, self._event)
 
     def nlargest(self, n: int, column: str) -> "StreamingDataFrame":
@@ -209,8 +209,8 @@ class StreamingDataFrame:
 
     def _top(self, n: int, column: str, largest: bool) -> "StreamingDataFrame":
         op = C.SortTop(int(n), str(column), largest)
-        stream = self._stream._transform("nlargest" if largest else "nsmallest",
-                                         lambda ds: ds._narrow(op).repartition(1)._narrow(op))
+        stream = self._stream.derive("nlargest" if largest else "nsmallest",
+                                         lambda ds: ds.narrow(op).repartition(1).narrow(op))
         return StreamingDataFrame(stream, self._schema_fn, self._event)
 
     # -- aggregation -------------------------------------------------------------------------------
@@ -399,13 +399,13 @@ class StreamingDataFrame:
         def schema() -> Schema | None:
             s = parent()
             return None if s is None else Schema.of_batch(op(0, s.empty()))
-        stream = self._stream._transform("sql", lambda ds: ds.repartition(1)._narrow(op))
+        stream = self._stream.derive("sql", lambda ds: ds.repartition(1).narrow(op))
         return StreamingDataFrame(stream, schema)
 
     # -- out -----------------------------------------------------------------------------------------------
     def _frame(self, ds: Dataset):
         """A batch's rows as one pandas DataFrame (the schema's columns, also when empty)."""
-        parts = [b for b in ds._batches() if len(b)]
+        parts = [b for b in ds.collect_batches() if len(b)]
         if parts:
             return concat_batches(parts).to_pandas()
         s = self._schema_fn()
@@ -440,7 +440,7 @@ class StreamingDataFrame:
     def to_dstream(self) -> DStream:
         """The rows as a DStream of records: tuples of the columns (a single column: its values;
         two columns: ``(key, value)`` pairs for the keyed operations)."""
-        return self._stream._transform("to_dstream", lambda ds: ds._narrow(_Records()))
+        return self._stream.derive("to_dstream", lambda ds: ds.narrow(_Records()))
 
 
 def _fits(dtype: str | None, value: Any) -> bool:

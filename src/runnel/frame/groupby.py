@@ -189,7 +189,7 @@ class RunningAggDStream(StatefulDStream):
         return prev.zip_partitions([new], MergeState(self.keys, self.specs, self.empty, t, self.ttl_ms, True))
 
     def settle(self, t: int) -> None:
-        self._settle_table(t)
+        self.settle_table(t)
 
     def fall_back(self, t: int) -> str:
         s = self.slide_ms
@@ -210,7 +210,7 @@ class RunningAggDStream(StatefulDStream):
 
 
 def _rehash(ds: Dataset, keys: tuple, empty: Batch, n: int) -> Dataset:
-    return ds._shuffle([ShuffleDep(ds._dep(), RehashPartials(keys, empty))], n, _Concat())
+    return ds.shuffle([ShuffleDep(ds.dependency(), RehashPartials(keys, empty))], n, _Concat())
 
 
 @dataclass(eq=False)
@@ -373,9 +373,9 @@ class GroupBy:
         spec = Cumulative(kind, self._column, int(n), out, params)
         keys = self.keys
         stream = self._sdf.stream
-        n_parts = stream._n(self._n)
-        rows = stream._transform("groupby_rows", lambda ds: ds._shuffle(
-            [ShuffleDep(ds._dep(), RowBuckets(keys))], n_parts, ConcatRows())).cache()
+        n_parts = stream.resolve_partitions(self._n)
+        rows = stream.derive("groupby_rows", lambda ds: ds.shuffle(
+            [ShuffleDep(ds.dependency(), RowBuckets(keys))], n_parts, ConcatRows())).cache()
         empty_rows = self._sdf.schema.empty()
         carry = CarryDStream(rows, keys, spec, empty_rows, empty_carry(keys, dtypes), n_parts)
         if self._name is not None:
@@ -442,11 +442,11 @@ class GroupBy:
         result = result_schema_batch(keys, specs, dtypes)
         empty = empty_partials(keys, specs, dtypes)
         stream = self._sdf.stream
-        n = stream._n(self._n)
+        n = stream.resolve_partitions(self._n)
         schema = Schema.of_batch(result)
         if self._scope == "batch":
-            out = stream._transform("groupby_agg", lambda ds: ds._shuffle(
-                [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n,
+            out = stream.derive("groupby_agg", lambda ds: ds.shuffle(
+                [ShuffleDep(ds.dependency(), PartialBuckets(keys, specs, empty))], n,
                 MergePartials(keys, specs, empty, result)))
             return StreamingDataFrame(out, lambda: schema)
         if self._scope == "event":
@@ -461,7 +461,7 @@ class GroupBy:
             if self._name is not None:
                 table.named(self._name)
             op = FinalizeTable(keys, specs, result, self._mode == "update")
-            return StreamingDataFrame(table._transform("groupby_running", lambda ds: ds._narrow(op)),
+            return StreamingDataFrame(table.derive("groupby_running", lambda ds: ds.narrow(op)),
                                       lambda: schema)
         from .window import WindowAggDStream, window_specs
         kept, invertible = window_specs(specs)
@@ -471,7 +471,7 @@ class GroupBy:
         if self._name is not None:
             table.named(self._name)
         op = _FinalizeWindow(keys, specs, result)
-        return StreamingDataFrame(table._transform("groupby_window", lambda ds: ds._narrow(op)), lambda: schema)
+        return StreamingDataFrame(table.derive("groupby_window", lambda ds: ds.narrow(op)), lambda: schema)
 
     def _running_builtin(self, spec: AggSpec, result: Batch, n: int, schema: Schema) -> "StreamingDataFrame":
         """One running sum/count/mean/min/max/size of one key column: the engine's built-in updater
@@ -480,18 +480,18 @@ class GroupBy:
         from .frame import StreamingDataFrame
         key = self.keys[0]
         to_pairs = ToPairs(key, spec.column, spec.func)
-        pairs = self._sdf.stream._transform("groupby_pairs", lambda ds: ds._narrow(to_pairs))
+        pairs = self._sdf.stream.derive("groupby_pairs", lambda ds: ds.narrow(to_pairs))
         make = getattr(updaters, _BUILTIN[spec.func])
         table = pairs.update_state_by_key(make(ttl=self._ttl), n)
         if self._name is not None:
             table.named(self._name)
         op = PairsToFrame(key, spec.out, result)
-        return StreamingDataFrame(table._transform("groupby_running", lambda ds: ds._narrow(op)), lambda: schema)
+        return StreamingDataFrame(table.derive("groupby_running", lambda ds: ds.narrow(op)), lambda: schema)
 
     def _partials(self, keys: tuple, specs: tuple, empty: Batch, n: int) -> DStream:
         """Each batch's partial table, hashed by key into n partitions (merged, not finalised)."""
-        return self._sdf.stream._transform("groupby_partials", lambda ds: ds._shuffle(
-            [ShuffleDep(ds._dep(), PartialBuckets(keys, specs, empty))], n, MergePartials(keys, specs, empty)))
+        return self._sdf.stream.derive("groupby_partials", lambda ds: ds.shuffle(
+            [ShuffleDep(ds.dependency(), PartialBuckets(keys, specs, empty))], n, MergePartials(keys, specs, empty)))
 
 
 @dataclass(eq=False)

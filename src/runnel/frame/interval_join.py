@@ -313,7 +313,7 @@ class JoinBufferDStream(StatefulDStream):
         return (prev if prev is not None else rows).zip_partitions([rows] + wms, op)
 
     def settle(self, t: int) -> None:
-        self._settle_table(t)
+        self.settle_table(t)
         self.late.settle(t)
 
     def forget_before(self, t: int) -> None:
@@ -338,7 +338,7 @@ class JoinBufferDStream(StatefulDStream):
 
 
 def _bucketed(ds: Dataset, keys: tuple, n: int) -> Dataset:
-    return ds._shuffle([ShuffleDep(ds._dep(), RowBuckets(keys, nulls=True))], n, ConcatRows())
+    return ds.shuffle([ShuffleDep(ds.dependency(), RowBuckets(keys, nulls=True))], n, ConcatRows())
 
 
 @dataclass(eq=False)
@@ -419,9 +419,9 @@ def join_interval(left: "StreamingDataFrame", right: "StreamingDataFrame", on: A
     lempty, rempty = left.schema.empty(), right.schema.empty()
     result = layout.assemble(lempty, rempty, np.empty(0, np.int64), np.empty(0, np.int64))
     ssc = left.stream.ssc
-    n = left.stream._n(None)
-    lrows = left.stream._transform("join_interval_rows", lambda ds: _bucketed(ds, lkeys, n)).cache()
-    rrows = right.stream._transform("join_interval_rows", lambda ds: _bucketed(ds, rkeys, n)).cache()
+    n = left.stream.resolve_partitions(None)
+    lrows = left.stream.derive("join_interval_rows", lambda ds: _bucketed(ds, lkeys, n)).cache()
+    rrows = right.stream.derive("join_interval_rows", lambda ds: _bucketed(ds, rkeys, n)).cache()
     lwm = left._event.watermark if left._event is not None else None
     rwm = right._event.watermark if right._event is not None else None
     # a left row at a pairs with right rows at b <= a - lower; a right row at b with left rows at a <= b + upper

@@ -163,7 +163,7 @@ def merge_static(sdf: "StreamingDataFrame", other: Any, on: tuple, how: str, ref
     left = sdf.schema.empty()
     right = loader.ref()
     schema = Schema.of_batch(join_batches(left, right.slice(0, 0), on, how))
-    stream = transformed(sdf.stream, "merge", lambda ds, t: ds._narrow(JoinStatic(loader.current(), on, how)))
+    stream = transformed(sdf.stream, "merge", lambda ds, t: ds.narrow(JoinStatic(loader.current(), on, how)))
     return StreamingDataFrame(stream, lambda: schema)
 
 
@@ -262,12 +262,12 @@ def merge_streams(left: "StreamingDataFrame", right: "StreamingDataFrame", on: t
     result = frame_batch({c: v for c, v in joined.columns.items() if c not in (_T + "_x", _T + "_y")})
     from .transformed_frame import transformed
     reach = w if how == "inner" else 2 * w - s     # see JoinWindows
-    lw = transformed(left.stream, "tag_time", lambda ds, t: ds._narrow(TagTime(t))).window(w / 1000, s / 1000)
-    rw = transformed(right.stream, "tag_time", lambda ds, t: ds._narrow(TagTime(t))).window(reach / 1000, s / 1000)
+    lw = transformed(left.stream, "tag_time", lambda ds, t: ds.narrow(TagTime(t))).window(w / 1000, s / 1000)
+    rw = transformed(right.stream, "tag_time", lambda ds, t: ds.narrow(TagTime(t))).window(reach / 1000, s / 1000)
 
     def join(dss, t):
         a, b = dss
-        return a._shuffle([ShuffleDep(a._dep(), KeyBuckets(on)), ShuffleDep(b._dep(), KeyBuckets(on))], n,
+        return a.shuffle([ShuffleDep(a.dependency(), KeyBuckets(on)), ShuffleDep(b.dependency(), KeyBuckets(on))], n,
                           JoinWindows(on, how, t, w, s, le, re_, result))
     from ..dstream.transformed import TransformedDStream
     stream = TransformedDStream(ssc, [lw, rw], join, "merge_within")
@@ -297,10 +297,10 @@ def merge_latest(left: "StreamingDataFrame", right: "StreamingDataFrame", on: tu
     values = [c for c in right.columns if c not in on]
     latest = right.groupby(list(on)).running(name=name).agg(**{c: (c, "last") for c in values})
     n = left.stream.ssc.context.default_parallelism
-    rows = left.stream._transform("merge_asof_rows", lambda ds: ds._shuffle(
-        [ShuffleDep(ds._dep(), RowBuckets(on))], n, ConcatRows()))
+    rows = left.stream.derive("merge_asof_rows", lambda ds: ds.shuffle(
+        [ShuffleDep(ds.dependency(), RowBuckets(on))], n, ConcatRows()))
     result_batch = join_batches(left.schema.empty(), latest.schema.empty(), on, how)
     op = JoinLatest(on, how, result_batch)
-    stream = rows._binary("merge_asof", latest.stream, lambda a, b: a.zip_partitions([b], op))
+    stream = rows.derive_with("merge_asof", latest.stream, lambda a, b: a.zip_partitions([b], op))
     schema = Schema.of_batch(result_batch)
     return StreamingDataFrame(stream, lambda: schema)

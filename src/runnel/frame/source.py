@@ -71,7 +71,7 @@ class FrameSourceDStream(DStream):
         ds.cache()   # computed here once; the frame's batch reads the same blocks
         where = f"of stream {self.name} at batch time {t}"
         found = []
-        for b in ds._batches():
+        for b in ds.collect_batches():
             if len(b):
                 try:
                     found.append(Schema.of_batch(to_frame_batch(b, self.columns)))
@@ -88,7 +88,7 @@ class FrameSourceDStream(DStream):
             self._infer(ds, t)
             if self.schema is None:   # no rows yet: nothing to infer from
                 return self.ssc.context.empty_dataset(f"{self.name} (no rows yet)")
-        return ds._narrow(Conform(self.schema, self.columns, self.name, t))
+        return ds.narrow(Conform(self.schema, self.columns, self.name, t))
 
 
 def frame_of(stream: DStream, columns: Sequence[str] | None = None, schema: Any = None) -> "StreamingDataFrame":

@@ -17,8 +17,8 @@ __all__ = ["SqlOnBatch", "check_sql"]
 
 
 def _duckdb():
-    from ..pyspark.sql import _duckdb as duckdb_module
-    return duckdb_module()
+    from ..pyspark.sql import import_duckdb   # imported when a query runs: runnel.frame loads without DuckDB
+    return import_duckdb()
 
 
 @dataclass(eq=False)

@@ -203,7 +203,7 @@ class First:
 
 def replicate(table: Dataset, n: int) -> Dataset:
     """A one-partition table as ``n`` partitions, each a copy (to zip with n-partition data)."""
-    return table._shuffle([ShuffleDep(table._dep(), Keep())], n, First())
+    return table.shuffle([ShuffleDep(table.dependency(), Keep())], n, First())
 
 
 def watermark_values(table: Batch) -> tuple[int, int]:
@@ -271,13 +271,13 @@ class WatermarkDStream(StatefulDStream):
         if rows is None:
             rows = self.ssc.context.empty_dataset(f"{self.parents[0].name} (no data)")
         prev = self.before(t)
-        deps = [ShuffleDep(rows._dep(), LocalMax(self.clock))]
+        deps = [ShuffleDep(rows.dependency(), LocalMax(self.clock))]
         if prev is not None:
-            deps.append(ShuffleDep(prev._dep(), Keep()))
-        return rows._shuffle(deps, 1, WatermarkStep(self.delay, self.idle_ms, self.clock, t, prev is not None))
+            deps.append(ShuffleDep(prev.dependency(), Keep()))
+        return rows.shuffle(deps, 1, WatermarkStep(self.delay, self.idle_ms, self.clock, t, prev is not None))
 
     def settle(self, t: int) -> None:
-        self._settle_table(t)
+        self.settle_table(t)
 
     def fall_back(self, t: int) -> str:
         self.generated[t] = self.generated.get(t - self.slide_ms)
@@ -327,7 +327,7 @@ class LateRows:
         """Compute batch t's late rows if no output did (so they are counted)."""
         ds = self._at.get(t)
         if ds is not None and not isinstance(ds.plan, Blocks):
-            ds._materialize()
+            ds.materialize()
 
     def count(self, t: int) -> int:
         ds = self._at.get(t)

@@ -39,7 +39,7 @@ import numpy as np
 from ..batch import Batch, concat_columns
 from ..dstream.window import ReducedWindowedDStream
 from ..functions import Reducer
-from ..windowing import _Inverse
+from ..windowing import Inverse
 from .aggregate import AGGREGATES, INVERTIBLE, AggSpec, group_codes, merge
 
 __all__ = ["WindowAggDStream", "window_specs"]
@@ -134,7 +134,7 @@ class WindowAggDStream(ReducedWindowedDStream):
 
     def __init__(self, partials, keys: tuple, specs: tuple, empty: Batch, invertible: bool, window_ms: int,
                  slide_ms: int, n: int):
-        inverse = _Inverse(None, op="frame") if invertible else None
+        inverse = Inverse(None, op="frame") if invertible else None
         super().__init__(partials, Reducer(None, op="frame"), inverse, window_ms, slide_ms, n, None)
         self.keys, self.specs, self.empty = keys, specs, empty
 

@@ -38,10 +38,15 @@ from ..dataset import Dataset
 from .conf import SparkConf
 from .context import SparkContext
 
-__all__ = ["SparkSession", "DataFrame", "Row", "parse_ddl"]
+__all__ = ["SparkSession", "DataFrame", "Row", "parse_ddl", "import_duckdb"]
 
 
-def _duckdb():
+def import_duckdb():
+    """The ``duckdb`` module, or an ImportError saying which extra installs it.
+
+    The one import of DuckDB for ``runnel.pyspark.sql`` and ``sdf.sql(...)``
+    (``runnel.frame.sql``): DuckDB is the optional extra ``runnel[sql]``.
+    """
     try:
         import duckdb
     except ImportError as e:
@@ -348,7 +353,7 @@ class SparkSession:
     def __init__(self, sparkContext: SparkContext):
         self.sparkContext = sparkContext
         self._conf = sparkContext.getConf()
-        self._con = _duckdb().connect()
+        self._con = import_duckdb().connect()
 
     @property
     def conf(self) -> SparkConf:
