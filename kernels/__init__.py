@@ -33,7 +33,7 @@ from .aggregate import (
 )
 from ._config import REPORT as _REPORT
 from .apply import filter_mask, map_values
-from .event_windows import assign_windows, merge_intervals
+from .event_windows import assign_windows, merge_intervals, window_pairs
 from .event_windows import warm as _warm_event_windows
 from .ewm import EWM_OPS, ewm_state, ewm_update
 from .ewm import warm as _warm_ewm
@@ -82,6 +82,7 @@ __all__ = [
     "ewm_update",
     "assign_windows",
     "merge_intervals",
+    "window_pairs",
     "warm",
 ]
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from ._config import jit
 
-__all__ = ["assign_windows", "merge_intervals", "warm"]
+__all__ = ["assign_windows", "window_pairs", "merge_intervals", "warm"]
 
 
 @jit
@@ -107,6 +107,90 @@ def assign_windows(ts, size, slide, offset=0):
 
 
 @jit
+def _slot_range_worker(ts, size, slide, offset):
+    # the earliest and the latest window start of any row (one pass: a row's windows are contiguous)
+    lo = np.int64(0)
+    hi = np.int64(0)
+    for i in range(ts.shape[0]):
+        last = ((ts[i] - offset) // slide) * slide + offset
+        first = last
+        while first - slide + size > ts[i]:
+            first -= slide
+        if i == 0 or first < lo:
+            lo = first
+        if i == 0 or last > hi:
+            hi = last
+    return lo, hi
+
+
+@jit
+def _window_pairs_worker(codes, ts, size, slide, offset, lo, slots, rows, starts, pairs):
+    j = 0
+    for i in range(ts.shape[0]):
+        last = ((ts[i] - offset) // slide) * slide + offset
+        first = last
+        while first - slide + size > ts[i]:
+            first -= slide
+        s = first
+        while s <= last:
+            rows[j] = i
+            starts[j] = s
+            pairs[j] = codes[i] * slots + (s - lo) // slide
+            j += 1
+            s += slide
+
+
+#: the largest pair id ``window_pairs`` makes (key codes x window slots must stay below it)
+MAX_PAIR = 2**62
+
+
+def window_pairs(codes, ts, size, slide, offset=0):
+    """``assign_windows`` with a group id per (key, window) pair: the per-window aggregation's groups.
+
+    The id is ``code * slots + (start - earliest start) // slide``, so a
+    ``factorize_int64`` of the ids (dense: they span keys x window slots) gives
+    the group codes without factorizing the window starts or combining codes.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        int64 key codes of the rows, in ``[0, ngroups)``.
+    ts, size, slide, offset
+        As :func:`assign_windows`.
+
+    Returns
+    -------
+    rows, starts, pairs : numpy.ndarray
+        int64, one entry per (row, window): as :func:`assign_windows`, and the pair's id.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from runnel.kernels.event_windows import window_pairs
+    >>> rows, starts, pairs = window_pairs(np.array([0, 1, 0]), np.array([3, 4, 12]), 10, 10)
+    >>> rows.tolist(), starts.tolist(), pairs.tolist()
+    ([0, 1, 2], [0, 0, 10], [0, 2, 1])
+    """
+    size, slide, offset = int(size), int(slide), int(offset)
+    if size <= 0 or slide <= 0:
+        raise ValueError(f"window size and slide must be positive, got size {size} and slide {slide}")
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    if len(codes) != len(ts):
+        raise ValueError(f"codes and ts must be equally long, got {len(codes)} and {len(ts)}")
+    n = _count_windows_worker(ts, size, slide, offset)
+    rows, starts, pairs = (np.empty(n, dtype=np.int64) for _ in range(3))
+    if len(ts) == 0:
+        return rows, starts, pairs
+    lo, hi = _slot_range_worker(ts, size, slide, offset)
+    slots = (hi - lo) // slide + 1
+    if (int(codes.max()) + 1) * int(slots) > MAX_PAIR:
+        raise OverflowError(f"{int(codes.max()) + 1} keys x {int(slots)} window slots do not fit an int64 id")
+    _window_pairs_worker(codes, ts, size, slide, offset, lo, slots, rows, starts, pairs)
+    return rows, starts, pairs
+
+
+@jit
 def _merge_intervals_worker(order, codes, starts, ends, out):
     # one sweep over the intervals sorted by (code, start): a new group when the key changes or an
     # interval starts at or after the end reached so far (written into out, a buffer of the caller's)
@@ -169,4 +253,6 @@ def warm() -> None:
     ro.flags.writeable = False
     for a in (ts, ro):
         assign_windows(a, 10, 5)
+        window_pairs(np.array([0, 1], dtype=np.int64), a, 10, 5)
+        window_pairs(a - a, a, 10, 5)
         merge_intervals(a, a, a + 1)

@@ -45,7 +45,7 @@ from ..batch import Batch, Column, column_take, concat_batches, object_array
 from .expr import isnull_column
 from .schema import empty_column, frame_batch
 
-__all__ = ["AggSpec", "AGGREGATES", "partial", "merge", "finalize", "partition_partials"]
+__all__ = ["AggSpec", "AGGREGATES", "partial", "partial_by_codes", "merge", "finalize", "partition_partials"]
 
 #: aggregate -> its state columns
 AGGREGATES: dict[str, tuple[str, ...]] = {
@@ -247,11 +247,19 @@ def partial(batch: Batch, keys: tuple[str, ...], specs: tuple[AggSpec, ...]) -> 
         if len(batch) == 0:
             return None
     codes, first = group_codes(kcols)
-    g = len(first)
-    out: dict = {k: column_take(c, first) for k, c in zip(keys, kcols)}
+    return partial_by_codes(batch.columns, {k: column_take(c, first) for k, c in zip(keys, kcols)}, specs, codes,
+                            len(first))
+
+
+def partial_by_codes(columns: dict, key_columns: dict, specs: tuple[AggSpec, ...], codes: np.ndarray,
+                     g: int) -> Batch:
+    """The partial table of rows already grouped: ``codes`` (in ``[0, g)``) per row of ``columns``,
+    ``key_columns`` the keys of each group (a caller with its own grouping kernel, such as event-time
+    windows' ``window_pairs``)."""
+    out: dict = dict(key_columns)
     for i, s in enumerate(specs):
-        _partial_one(s, i, batch.columns[s.column] if s.column is not None else None, codes, g, out)
-    return _table(keys, out)
+        _partial_one(s, i, columns[s.column] if s.column is not None else None, codes, g, out)
+    return _table(tuple(key_columns), out)
 
 
 # --- partials -> partials ---------------------------------------------------------------------------

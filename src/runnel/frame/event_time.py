@@ -56,14 +56,14 @@ import numpy as np
 
 from runnel import kernels as K
 
-from ..batch import Batch, concat_batches, concat_columns
+from ..batch import Batch, column_take, concat_batches, concat_columns
 from ..dataset import Dataset
 from ..dstream.base import DStream
 from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
 from ..plan import ShuffleDep
-from .aggregate import (AggSpec, empty_partials, finalize, group_codes, merge, partial, partition_partials,
-                        result_schema_batch)
+from .aggregate import (AggSpec, empty_partials, finalize, group_codes, merge, partial, partial_by_codes,
+                        partition_partials, result_schema_batch)
 from .cumulative import ConcatRows, RowBuckets, segments
 from .schema import Schema, empty_column, frame_batch
 from .watermark import NONE, ByWatermark, EventClock, LateRows, WatermarkDStream, replicate, watermark_values
@@ -208,11 +208,32 @@ def _needed(rows: Batch, keys: tuple, specs: tuple, extra: dict) -> Batch:
 
 
 def window_partials(rows: Batch, keys: tuple, specs: tuple, bounds: tuple, clock: EventClock) -> Batch | None:
-    """Tumbling/hopping: one partial row per (key, window start) of on-time rows (``assign_windows``)."""
+    """Tumbling/hopping: one partial row per (key, window start) of on-time rows.
+
+    ``kernels.window_pairs`` gives each (row, window) pair its group id from the
+    row's key code, so the windows are grouped by one dense ``factorize_int64``
+    of the ids rather than by factorizing the exploded keys and starts and
+    combining their codes; a tumbling window's rows are not copied (each row is
+    its own pair).
+    """
+    rows = _drop_null_keys(rows, keys)
+    if len(rows) == 0:
+        return None
     size, slide, offset = bounds
-    at, starts = K.assign_windows(clock.times(rows), size, slide, offset)
+    kcodes, _ = group_codes([rows.columns[k] for k in keys])
+    try:
+        at, starts, pairs = K.window_pairs(kcodes, clock.times(rows), size, slide, offset)
+    except OverflowError:     # keys x window slots beyond an int64 id: group the exploded rows instead
+        at, starts = K.assign_windows(clock.times(rows), size, slide, offset)
+        sub = _needed(rows, keys, specs, {})
+        return partial(frame_batch({**sub.take(at).columns, "_wstart": starts}), keys + ("_wstart",), specs)
+    codes, first = K.factorize_int64(pairs)
     sub = _needed(rows, keys, specs, {})
-    return partial(frame_batch({**sub.take(at).columns, "_wstart": starts}), keys + ("_wstart",), specs)
+    if slide != size:
+        sub = sub.take(at)
+    key_cols = {k: column_take(rows.columns[k], at[first]) for k in keys}
+    key_cols["_wstart"] = starts[first]
+    return partial_by_codes(sub.columns, key_cols, specs, codes, len(first))
 
 
 def session_partials(rows: Batch, keys: tuple, specs: tuple, gap: int, clock: EventClock) -> Batch | None:
