@@ -49,6 +49,7 @@ generator thread, ``progress`` and the commit listener on the job runner;
     floor      offsets after the newest batch already checkpointed       checkpoint_written
     logged     batch time -> its entry in the range log                  compute, restore_progress
     replay     recovered batch time -> its logged ranges                 restore_progress, compute
+    to_commit  batch time -> offsets after it, until committed (commit=True) compute; the commit listener
     committed  batches <= it were committed to the source                the commit listener
 """
 
@@ -190,8 +191,8 @@ class ReplayableInputDStream(InputDStream):
         self.position: dict[str, int] | None = None
         self._init_runtime()
 
-    _runtime = ("_lock", "_log", "ranges", "ends", "floor", "logged", "replay", "replay_until", "committed",
-                "rate_controller", "_committer", "_rate", "_opened")
+    _runtime = ("_lock", "_log", "ranges", "ends", "floor", "logged", "replay", "replay_until", "to_commit",
+                "committed", "rate_controller", "_committer", "_rate", "_opened")
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
@@ -202,6 +203,7 @@ class ReplayableInputDStream(InputDStream):
         self.logged: dict[int, int] = {}
         self.replay: dict[int, list[OffsetRange]] = {}
         self.replay_until: int | None = None
+        self.to_commit: dict[int, dict[str, int]] = {}
         self.committed: int | None = None
         self.rate_controller: RateController | None = None
         self._committer: _Committer | None = None
@@ -295,6 +297,8 @@ class ReplayableInputDStream(InputDStream):
                 self.position[r.partition] = max(self.position.get(r.partition, r.end), r.end)
             self.ranges[t] = ranges
             self.ends[t] = dict(self.position)
+            if self.commit:
+                self.to_commit[t] = self.ends[t]
             if entry is not None:
                 self.logged[t] = entry
         ctx = self.ssc.context
@@ -327,9 +331,11 @@ class ReplayableInputDStream(InputDStream):
     def commit_through(self, t: int) -> None:
         """Batch t's outputs finished: commit the offsets after it (in batch order; never backwards)."""
         with self._lock:
+            offsets = self.to_commit.get(t)
+            for done in [bt for bt in self.to_commit if bt <= t]:
+                del self.to_commit[done]
             if self.committed is not None and t <= self.committed:
                 return
-            offsets = self.ends.get(t)
             self.committed = t
         if offsets:
             try:

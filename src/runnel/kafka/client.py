@@ -52,6 +52,8 @@ def consume_ranges(consumer, ranges: dict[tuple[str, int], tuple[int, int]], tim
     if not left:
         return got
     lists = {k: got[k] for k in left}
+    # one topic (the usual case): find a message's list by its partition alone, one call less per message
+    by_partition = {p: lst for (_, p), lst in lists.items()} if len({t for t, _ in left}) == 1 else None
     assigned = [ck.TopicPartition(t, p, start) for (t, p), (start, _) in left.items()]
     consumer.assign(assigned)
     deadline = time.monotonic() + timeout
@@ -68,7 +70,7 @@ def consume_ranges(consumer, ranges: dict[tuple[str, int], tuple[int, int]], tim
             # order, so where a range ends and what to trim are decided per partition after the loop
             for m in msgs:
                 if m.error() is None:
-                    lst = lists.get((m.topic(), m.partition()))
+                    lst = by_partition.get(m.partition()) if by_partition else lists.get((m.topic(), m.partition()))
                     if lst is not None:
                         lst.append(m)
                 else:

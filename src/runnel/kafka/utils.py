@@ -21,7 +21,9 @@ class KafkaUtils:
 
         ``fromOffsets`` maps ``TopicAndPartition(topic, partition)`` to the offset to start at;
         other partitions start where ``auto.offset.reset`` says (Spark's ``smallest``, or
-        ``largest``, the default). Each batch's Dataset has ``offsetRanges()``. Rates come
+        ``largest``, the default). Unlike Spark's direct stream, which reads only the partitions
+        named in ``fromOffsets`` and never those added later, runnel reads every partition of
+        the topics, and partitions added later from their first record. Each batch's Dataset has ``offsetRanges()``. Rates come
         from ``spark.streaming.kafka.maxRatePerPartition`` and backpressure; see
         :func:`runnel.kafka.direct_stream` for runnel's options (metadata columns, committing offsets).
 
