@@ -27,7 +27,9 @@ class Context:
     master : str
         ``"local"`` (serial, in-process), ``"local[N]"`` (N threads for kernel
         stages, N worker processes sharing blocks through shared memory for
-        stages that run user Python) or ``"local[*]"`` (one per core).
+        stages that run user Python), ``"local[*]"`` (one per core), or a
+        Dask cluster: ``"dask://host:port"`` or a ``distributed.Client``
+        (blocks in the workers' memory; needs ``pip install 'runnel[dask]'``).
     app_name : str
         Shown in errors and the UI.
     conf : mapping, optional
@@ -47,10 +49,10 @@ class Context:
     _active: "Context | None" = None
 
     def __init__(self, master: str = "local[*]", app_name: str = "runnel", conf: Any = None):
-        self.master = master
         self.app_name = app_name
         self.conf = dict(conf.getAll() if hasattr(conf, "getAll") else (conf or {}))
         self.executor = make_executor(master, conf=self.conf)
+        self.master = getattr(self.executor, "master", master)   # a Client's as "dask://host:port"
         self._stopped = False
         with Context._lock:
             Context._active = self

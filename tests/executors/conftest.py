@@ -3,17 +3,21 @@ import pytest
 from runnel.executors import make_executor
 from runnel.storage.store import BlockRef
 
-#: Every executor kind: serial, local[2]'s threads, local[2]'s worker processes. The suite exercises
-#: each kind's machinery, so no stage may run inline in the driver (inline_bytes=0).
+#: Every executor kind: serial, local[2]'s threads, local[2]'s worker processes, a Dask LocalCluster
+#: (its address is known once the session's cluster runs). The suite exercises each kind's machinery,
+#: so no stage may run inline in the driver (inline_bytes=0).
 KINDS = {
     "serial": ("local", {}),
     "threads": ("local[2]", {"stage_kind": "threads", "inline_bytes": 0}),
     "processes": ("local[2]", {"stage_kind": "processes", "inline_bytes": 0}),
+    "dask": (None, {}),
 }
 
 
-def _make(kind: str):
+def _make(kind: str, request=None):
     master, options = KINDS[kind]
+    if kind == "dask":
+        master = request.getfixturevalue("dask_master")
     ex = make_executor(master, **options)
     ex.master, ex.options, ex.kind = master, options, kind
     return ex
@@ -27,7 +31,7 @@ def _clean(ex):
 
 @pytest.fixture(scope="module", params=list(KINDS))
 def _shared_executor(request):
-    ex = _make(request.param)
+    ex = _make(request.param, request)
     yield ex
     ex.close()
 

@@ -120,6 +120,14 @@ def shm_files(store) -> list[str]:
     return sorted(n for n in os.listdir(store.directory) if n.startswith(prefix))
 
 
+def worker_fn_loads(executor) -> int:
+    """Function blobs the Dask workers unpickled so far (0 for the other kinds)."""
+    if executor.kind != "dask":
+        return 0
+    from runnel.executors.dask_worker import fn_loads
+    return sum(executor.client.run(fn_loads).values())
+
+
 def values(executor, refs):
     return [executor.store.get(r).to_records() for r in refs]
 
@@ -177,6 +185,7 @@ def test_stored_blocks_are_isolated_from_task_mutation(executor):
 
 def test_functions_are_shipped_once_per_worker(executor):
     sent = getattr(executor, "stats", {}).get("fn_blobs_sent", 0)
+    loaded = worker_fn_loads(executor)
     counter = ship(Counter())
     seen: dict[int, list[int]] = {}
     for _ in range(2):
@@ -190,6 +199,10 @@ def test_functions_are_shipped_once_per_worker(executor):
         assert sorted(calls) == list(range(1, len(calls) + 1))
     if executor.kind == "processes":
         assert executor.stats["fn_blobs_sent"] - sent == len(seen) <= executor.parallelism
+    elif executor.kind == "dask":                            # pickled and scattered once; unpickled once per worker
+        assert executor.stats["fn_blobs_sent"] - sent == 1
+        assert len(seen) <= executor.parallelism and os.getpid() not in seen
+        assert worker_fn_loads(executor) - loaded == len(seen)
     else:                                                    # in the driver: nothing is shipped
         assert list(seen) == [os.getpid()]
         assert getattr(executor, "stats", {}).get("fn_blobs_sent", 0) == sent
@@ -300,14 +313,19 @@ def test_close_is_idempotent_and_frees_shared_memory(executor):
         executor.run([Task(empty, 0, [], "late")])
 
 
+#: Per empty task: 2 ms in one machine; on Dask a task's round trip goes driver -> scheduler -> worker
+#: -> scheduler -> driver over TCP, each hop a process that must get a core (the bound allows a loaded CI box).
+ROUND_TRIP = {"dask": 100e-3}
+
+
 def test_empty_task_round_trip_is_fast(executor):
     executor.run([Task(empty, 0, [], "warm")])
-    n = 200
+    n = 200 if executor.kind != "dask" else 20
     start = time.perf_counter()
     for _ in range(n):
         executor.run([Task(empty, 0, [], "empty")])
     per_task = (time.perf_counter() - start) / n
-    assert per_task < 2e-3, f"{per_task * 1e6:.0f} us per empty task"
+    assert per_task < ROUND_TRIP.get(executor.kind, 2e-3), f"{per_task * 1e6:.0f} us per empty task"
 
 
 @pytest.mark.parametrize("master", ["", "local[0]", "spark://host:7077", "local[x]", "local[2"])

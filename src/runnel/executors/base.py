@@ -25,8 +25,9 @@ in dependency order. An executor implements:
 
 Backends: ``local`` (:mod:`~runnel.executors.serial`: inline, in order),
 ``local[N]`` (:mod:`~runnel.executors.parallel`: a stage of kernels on N
-threads of the driver, a stage of user Python on N worker processes). A
-distributed backend implements the same four members.
+threads of the driver, a stage of user Python on N worker processes),
+``dask://host:port`` (:mod:`~runnel.executors.dask_executor`: stages as Dask
+tasks on a Dask distributed cluster, blocks in its workers' memory).
 
 Failure semantics, shared by every backend (checked by
 ``tests/executors/test_conformance.py`` on every kind):
@@ -192,7 +193,14 @@ class Executor:
 _MASTER = re.compile(r"local(?:\[(\d+|\*)\])?")
 
 
-def make_executor(master: str, conf=None, **options) -> Executor:
+def is_dask_master(master) -> bool:
+    """Is ``master`` a Dask cluster: ``"dask://host:port"`` or a ``distributed.Client``?"""
+    if isinstance(master, str):
+        return master.strip().startswith("dask://")
+    return type(master).__name__ == "Client" and type(master).__module__.startswith("distributed")
+
+
+def make_executor(master, conf=None, **options) -> Executor:
     """An executor for a Spark-style master string.
 
     ``"local"`` -> :class:`~runnel.executors.serial.SerialExecutor`;
@@ -202,6 +210,8 @@ def make_executor(master: str, conf=None, **options) -> Executor:
     the number of CPUs. ``conf`` (a live mapping, e.g. a Context's) is read
     at every stage for ``runnel.executor.stageKind``; ``options`` go to the
     parallel executor (``stage_kind="processes"``, ``inline_bytes=0`` ...).
+    ``"dask://host:port"`` or a ``distributed.Client`` ->
+    :class:`~runnel.executors.dask_executor.DaskExecutor` (the ``runnel[dask]`` extra).
 
     Examples
     --------
@@ -209,12 +219,16 @@ def make_executor(master: str, conf=None, **options) -> Executor:
     ...     ex.parallelism
     1
     """
+    if is_dask_master(master):
+        from runnel.executors.dask_executor import DaskExecutor
+        return DaskExecutor(master, conf=conf, **options)
     m = _MASTER.fullmatch(master.strip()) if isinstance(master, str) else None
     n = None
     if m and m.group(1) is not None:
         n = (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1))
     if not m or (n is not None and n < 1):
-        raise ValueError(f"unknown master {master!r}: expected 'local', 'local[N]' with N >= 1, or 'local[*]'")
+        raise ValueError(f"unknown master {master!r}: expected 'local', 'local[N]' with N >= 1, 'local[*]', "
+                         f"'dask://host:port' or a distributed.Client")
     if n is None:
         from runnel.executors.serial import SerialExecutor
         return SerialExecutor()

@@ -189,7 +189,34 @@ class BlockStore:
         return KeyError(f"block {ref.id!r} is not in this {type(self).__name__} (released, or never stored)")
 
 
+    def get_many(self, refs: Iterable[BlockRef]) -> list[Batch]:
+        """``get`` each block (a remote store fetches them in one round trip)."""
+        return [self.get(r) for r in refs]
+
+
 # ---------------------------------------------------------------------------------
+def freeze(batch: Batch) -> tuple[tuple, int]:
+    """A batch as kept in a process's memory, and its size: NumPy/Arrow columns as they are
+    (immutable), object columns pickled once so that every :func:`thaw` gives fresh objects."""
+    cols, nbytes = {}, 0
+    for name, col in batch.columns.items():
+        if isinstance(col, pa.Array) or col.dtype != object:
+            cols[name] = (False, col)
+            nbytes += col.nbytes
+        else:
+            blob = dumps_objects(list(col))
+            cols[name] = (True, blob)
+            nbytes += len(blob)
+    return (cols, batch.layout), nbytes
+
+
+def thaw(frozen: tuple) -> Batch:
+    """The batch :func:`freeze` kept (object columns unpickled anew)."""
+    cols, layout = frozen
+    return Batch({name: object_array(pickle.loads(v)) if pickled else v
+                  for name, (pickled, v) in cols.items()}, layout)
+
+
 class MemoryStore(BlockStore):
     """Blocks in a dict of this process (for the serial executor)."""
 
@@ -199,27 +226,18 @@ class MemoryStore(BlockStore):
         self._ids = itertools.count()
 
     def put(self, batch: Batch) -> BlockRef:
-        cols, nbytes = {}, 0
-        for name, col in batch.columns.items():
-            if isinstance(col, pa.Array) or col.dtype != object:
-                cols[name] = (False, col)
-                nbytes += col.nbytes
-            else:
-                blob = dumps_objects(list(col))
-                cols[name] = (True, blob)
-                nbytes += len(blob)
+        frozen, nbytes = freeze(batch)
         block_id = f"mem-{next(self._ids)}"
-        self._blocks[block_id] = (cols, batch.layout)
+        self._blocks[block_id] = frozen
         self._register(block_id, nbytes)
         return BlockRef(block_id, len(batch), nbytes)
 
     def get(self, ref: BlockRef) -> Batch:
         try:
-            cols, layout = self._blocks[ref.id]
+            frozen = self._blocks[ref.id]
         except KeyError:
             raise self._missing(ref) from None
-        return Batch({name: object_array(pickle.loads(v)) if pickled else v
-                      for name, (pickled, v) in cols.items()}, layout)
+        return thaw(frozen)
 
     def _free(self, block_id: str, nbytes: int) -> None:
         self._blocks.pop(block_id, None)
