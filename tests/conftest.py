@@ -68,7 +68,7 @@ def dask_cluster():
         distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed "
                                           "(pip install 'runnel[dask]')")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None)
+                                       host="127.0.0.1", dashboard_address=":0")
     yield cluster
     cluster.close()
 

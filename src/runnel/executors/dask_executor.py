@@ -176,6 +176,9 @@ class DaskExecutor(Executor):
         return self._workers[index % len(self._workers)] if self._workers else None
 
     def _owner_of(self, recipe) -> str | None:
+        """For a recipe submitted again: its function blobs scattered anew if lost; its owner worker."""
+        if all(self._blobs.has(i) for i in recipe.fn_ids):       # else its FnRef is gone: keep the old
+            recipe.blobs = self._blob_futures_of(recipe.fn_ids)
         return self.owner(recipe.owner)
 
     def kind_of(self, tasks: Sequence[Task]) -> str:
@@ -199,9 +202,10 @@ class DaskExecutor(Executor):
             self.client.run(forget_soon, gone, wait=False)
 
     def _blob_futures_of(self, fn_ids: list[str]) -> list:
-        missing = [i for i in fn_ids if i not in self._blob_futures]
+        """Futures of the functions' blobs, scattered to every worker (so a lost worker does not lose them)."""
+        missing = [i for i in fn_ids if i not in self._blob_futures or self._blob_futures[i].status in GONE]
         if missing:
-            futures = self.client.scatter([self._blobs.data(i) for i in missing], hash=False)
+            futures = self.client.scatter([self._blobs.data(i) for i in missing], hash=False, broadcast=True)
             self._blob_futures.update(zip(missing, futures))
             self.stats["fn_blobs_sent"] += len(missing)
         return [self._blob_futures[i] for i in fn_ids]
@@ -252,6 +256,8 @@ class DaskExecutor(Executor):
         self.store.revive([b for i in indices for g in recipes[i].inputs for b in g], owners, self._owner_of)
         for i in indices:
             r = recipes[i]
+            if r.future is not None:           # a retry: its function blobs may have been lost too
+                self._owner_of(r)
             key = r.key if r.future is None else f"{r.key}-r{next(self._keys)}"
             with self._inbox_cond:
                 self._expected.add(key)
@@ -300,6 +306,8 @@ class DaskExecutor(Executor):
                     if recoveries > RECOVERIES:
                         break
                     self.stats["recoveries"] += 1
+                    # the driver may hear of lost blocks after their tasks were cancelled: give it time
+                    time.sleep(min(0.1 * 2 ** recoveries, 2.0))
                     self._look_at_workers()
                     self._submit(recipes, sorted(lost))
                 elif not late:
@@ -334,7 +342,9 @@ class DaskExecutor(Executor):
             for r in recipes:
                 r.future = None
             raise failures[min(failures)]
-        return [self._outputs(recipes[i], *described[i]) for i in range(n)]
+        out = [self._outputs(recipes[i], *described[i]) for i in range(n)]
+        self.store.back_up([r for refs in out for r in refs])     # lineage too deep: cut it (see dask_store)
+        return out
 
     def _outputs(self, recipe, sizes: list, error, updates: list) -> list[BlockRef]:
         """The task's outputs as blocks (output k of its result, which stays on its worker)."""

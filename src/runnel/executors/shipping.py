@@ -183,6 +183,10 @@ class BlobCache:
         weakref.finalize(ref, self.dead.append, ref.id)
         return got
 
+    def has(self, fn_id: str) -> bool:
+        """Is the blob of ``fn_id`` still here (its FnRef alive)?"""
+        return fn_id in self._blobs
+
     def data(self, fn_id: str) -> bytes:
         return self._blobs[fn_id][0]
 

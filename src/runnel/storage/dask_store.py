@@ -176,8 +176,9 @@ class DaskStore(BlockStore):
         """Make every block's future live: scatter frozen ones, resubmit recipes of lost ones.
 
         ``owners`` maps a block's id() to the worker to scatter it to (when
-        absent, Dask picks one); ``owner_of(recipe)`` is the worker a recipe's
-        task is pinned to (the executor's partition owners).
+        absent, Dask picks one); ``owner_of(recipe)`` readies a recipe for
+        submission again (its function blobs may need scattering anew) and
+        names the worker its task is pinned to (the executor's partition owners).
         """
         scatter: dict[str | None, list[Block]] = {}
         for b in blocks:
@@ -194,14 +195,14 @@ class DaskStore(BlockStore):
                                           workers=[worker] if worker else None)
             self.stats["scattered"] += len(group)
             for b, f in zip(group, futures):
-                b.future = f
+                b.future, b.k = f, None            # the future's value is the batch itself now
 
     def _resubmit(self, recipe: Recipe, owner_of) -> None:
         if recipe.future is not None and recipe.future.status not in GONE:
             return
         self.revive([b for g in recipe.inputs for b in g], {}, owner_of)
-        recipe.future = self.submit(recipe, f"{recipe.key}-revived{next(self._ids)}",
-                                    owner_of(recipe) if owner_of is not None else None)
+        worker = owner_of(recipe) if owner_of is not None else None
+        recipe.future = self.submit(recipe, f"{recipe.key}-revived{next(self._ids)}", worker)
 
     def submit(self, recipe: Recipe, key: str, worker: str | None, topic: str | None = None):
         """Submit ``recipe``'s task (its inputs must be live) as Dask task ``key``, pinned loosely to ``worker``."""

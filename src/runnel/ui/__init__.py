@@ -127,7 +127,8 @@ def attach_ui(ssc: Any) -> UI:
     facts = JobFacts(ssc.context.app_name, ssc.context.master, ssc.batch_ms, conf, ssc.checkpoint_dir,
                      tuple(graph.nodes()),
                      getattr(ssc.context.executor, "activity", None) if enabled else None,
-                     tuple(i for i in graph.inputs if getattr(i, "wal_enabled", False)) if enabled else ())
+                     tuple(i for i in graph.inputs if getattr(i, "wal_enabled", False)) if enabled else (),
+                     getattr(ssc.context.executor, "dashboard_link", None))
     ui = UI(facts, enabled)
     for listener in ui.listeners():
         ssc.add_streaming_listener(listener)

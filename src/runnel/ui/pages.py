@@ -77,7 +77,7 @@ def _overview_live(status: StreamingStatus) -> str:
     head = (f"<h1>Streaming: {escape(f.app_name)}</h1>"
             f'<p class="summary">Running batches of <b data-field="batchDuration" data-value="{f.batch_ms}">'
             f"{_dur(f.batch_ms)}</b> for <b>{_dur(up * 1000) if up is not None else '-'}</b> since "
-            f"<b>{_when(status.start_time)}</b> (master {escape(f.master)}); "
+            f"<b>{_when(status.start_time)}</b> (master {escape(f.master)}{_dashboard(f)}); "
             f'<b data-field="numTotalCompletedBatches" data-value="{totals.completed}">{totals.completed}</b> '
             f'completed batches, <b data-field="numProcessedRecords" data-value="{totals.processed_records}">'
             f"{totals.processed_records:,}</b> records; {totals.failed} batches with a failed output.</p>")
@@ -99,6 +99,13 @@ def _busy(status: StreamingStatus) -> str:
             f'slot{"s" if act.slots != 1 else ""}, busy <b data-field="busyRatio" '
             f'data-value="{"" if window is None else window[0]}">{_pct(window and window[0])}</b>{span} '
             f"(the share of the slots' time spent running tasks).</p>")
+
+
+def _dashboard(f) -> str:
+    """A link to the cluster's own dashboard (Dask's), when the executor has one."""
+    if not f.dashboard:
+        return ""
+    return f', <a id="dashboard" href="{escape(f.dashboard, quote=True)}" target="_blank">cluster dashboard</a>'
 
 
 def _statistics(status: StreamingStatus) -> str:
@@ -335,7 +342,7 @@ def environment(status: StreamingStatus) -> str:
     f = status.facts
     rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in redact(f.conf).items())
     return _page("Environment", f"<h1>Environment</h1><table id=\"conf\"><tr><th>Application</th>"
-                 f"<td>{escape(f.app_name)}</td></tr><tr><th>Master</th><td>{escape(f.master)}</td></tr>"
+                 f"<td>{escape(f.app_name)}</td></tr><tr><th>Master</th><td>{escape(f.master)}{_dashboard(f)}</td></tr>"
                  f"<tr><th>Batch interval</th><td>{f.batch_ms} ms</td></tr></table><h2>Conf</h2>"
                  f"<table id=\"conf-values\"><tr><th>Key</th><th>Value</th></tr>{rows}</table>", live=False)
 

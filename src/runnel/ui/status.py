@@ -59,6 +59,7 @@ class JobFacts:
     graph: tuple = ()               # StreamNode of every stream (DStreamGraph.nodes), for the graph view
     activity: Any = None            # the executor's Activity, when the web UI is on (busy ratio, stages)
     wal_streams: tuple = ()         # receiver streams keeping a write-ahead log (wal_status, wal_written)
+    dashboard: str | None = None    # the cluster's own dashboard (Dask's), linked from the pages
 
 
 @dataclass(frozen=True)
