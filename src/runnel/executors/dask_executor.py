@@ -328,7 +328,9 @@ class DaskExecutor(Executor):
         failures = {i: TaskFailed(tasks[i].label, "WorkerDied",
                                   f"its worker was lost on each of {recoveries} attempts ({why})")
                     for i, why in lost.items() if i not in described}
-        for i, (sizes, error, _) in described.items():
+        self.activity.ran_as = "dask"
+        self.activity.add_busy(sum(d[3] for d in described.values()))
+        for i, (sizes, error, _, _) in described.items():
             if error is not None:
                 type_name, message, tb, blob = error
                 cause = None
@@ -346,7 +348,7 @@ class DaskExecutor(Executor):
         self.store.back_up([r for refs in out for r in refs])     # lineage too deep: cut it (see dask_store)
         return out
 
-    def _outputs(self, recipe, sizes: list, error, updates: list) -> list[BlockRef]:
+    def _outputs(self, recipe, sizes: list, error, updates: list, seconds: float) -> list[BlockRef]:
         """The task's outputs as blocks (output k of its result, which stays on its worker)."""
         merge_task_updates(updates)
         result, recipe.future = recipe.future, None     # the blocks hold it

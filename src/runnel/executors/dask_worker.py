@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 import traceback
 
 from runnel.accumulators import drain_task_updates
@@ -45,15 +46,17 @@ _fns_lock = threading.Lock()
 class Result:
     """What one runnel task left on its worker: output batches, or its error; accumulator updates."""
 
-    __slots__ = ("batches", "error", "updates")
+    __slots__ = ("batches", "error", "updates", "seconds")
 
-    def __init__(self, batches: list[Batch] | None, error: tuple | None, updates: list) -> None:
+    def __init__(self, batches: list[Batch] | None, error: tuple | None, updates: list,
+                 seconds: float = 0.0) -> None:
         self.batches = batches
         self.error = error
         self.updates = updates
+        self.seconds = seconds          # the task's run time on its worker (the executor's busy time)
 
     def __reduce__(self):
-        return (Result, (self.batches, self.error, self.updates))
+        return (Result, (self.batches, self.error, self.updates, self.seconds))
 
 
 def _error(exc: BaseException) -> tuple:
@@ -107,6 +110,7 @@ def run_task(payload: bytes, fn_ids: list[str], blobs: list[bytes], inputs: list
     Dask event (``log_event``), which reaches it with the news that the task
     finished: no second task, no second round trip.
     """
+    started = time.perf_counter()
     _load_fns(fn_ids, blobs)
     drain_task_updates()                          # what an earlier task on this thread left is not ours
     try:
@@ -116,6 +120,7 @@ def run_task(payload: bytes, fn_ids: list[str], blobs: list[bytes], inputs: list
     except Exception as exc:
         result = Result(None, _error(exc), [])
     result.updates = drain_task_updates() if result.error is None else []   # a failed task's do not count
+    result.seconds = time.perf_counter() - started
     if topic is not None:
         from distributed import get_worker
         get_worker().log_event(topic, pickle.dumps((key, describe(result)), pickle.HIGHEST_PROTOCOL))
@@ -123,10 +128,10 @@ def run_task(payload: bytes, fn_ids: list[str], blobs: list[bytes], inputs: list
 
 
 def describe(result: Result) -> tuple:
-    """What the driver needs of a result: ``(sizes or None, error or None, accumulator updates)``."""
+    """What the driver needs of a result: ``(sizes or None, error or None, accumulator updates, seconds)``."""
     if result.error is not None:
-        return None, result.error, []
-    return [(len(b), b.nbytes()) for b in result.batches], None, result.updates
+        return None, result.error, [], result.seconds
+    return [(len(b), b.nbytes()) for b in result.batches], None, result.updates, result.seconds
 
 
 def forget(fn_ids: list[str]) -> int:
