@@ -27,6 +27,7 @@ def dctx(dask_master):
 
 
 def test_missing_distributed_names_the_extra(monkeypatch):
+    import runnel.executors.dask_executor  # noqa: F401  (imported with distributed: other tests use it)
     monkeypatch.setitem(sys.modules, "distributed", None)       # what an install without the extra sees
     with pytest.raises(ImportError, match=r"pip install 'runnel\[dask\]'"):
         make_executor("dask://127.0.0.1:1")

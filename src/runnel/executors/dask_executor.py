@@ -4,7 +4,7 @@ A stage's tasks are submitted together, each as one Dask task
 (:func:`~runnel.executors.dask_worker.run_task`) whose dependencies are the
 futures of the blocks it reads — a shuffle is ordinary task dependencies:
 reducer j depends on bucket j of every map task. Blocks stay in worker
-memory (:class:`~runnel.storage.dask_store.DaskStore`); the driver fetches
+memory (:class:`~runnel.executors.dask_store.DaskStore`); the driver fetches
 only what it reads (``collect``, ``foreach_rdd``, checkpoints).
 
 Each task tells the driver its outputs' sizes (a BlockRef carries rows and
@@ -59,7 +59,9 @@ from collections.abc import Mapping, Sequence
 from runnel.accumulators import merge_task_updates
 from runnel.executors.base import Executor, Task, TaskFailed
 from runnel.executors.shipping import BlobCache, dumps, ship
-from runnel.storage.dask_store import GONE
+from runnel.executors.dask_store import DEPTH_LIMIT, GONE, DaskStore, Recipe
+from runnel.executors.dask_worker import WarmKernels, describe, forget_soon
+from runnel.executors.pool import warm_kernels
 from runnel.storage.store import BlockRef
 
 __all__ = ["DaskExecutor", "require_distributed", "RECOVERIES"]
@@ -98,7 +100,7 @@ class DaskExecutor(Executor):
         Unused today; accepted like the other backends.
     depth_limit : int
         Lineage depth after which a block is backed up to the driver
-        (:mod:`runnel.storage.dask_store`).
+        (:mod:`runnel.executors.dask_store`).
     connect_timeout : float
         Seconds to wait for the scheduler.
     refresh : float
@@ -114,9 +116,6 @@ class DaskExecutor(Executor):
     def __init__(self, cluster, conf: Mapping | None = None, depth_limit: int | None = None,
                  connect_timeout: float = 30.0, refresh: float = 2.0) -> None:
         distributed = require_distributed()
-        from runnel.executors.dask_worker import WarmKernels
-        from runnel.executors.pool import warm_kernels
-        from runnel.storage.dask_store import DEPTH_LIMIT, DaskStore
         if isinstance(cluster, str):
             address = cluster.strip()
             address = "tcp://" + address[len("dask://"):] if address.startswith("dask://") else address
@@ -198,7 +197,6 @@ class DaskExecutor(Executor):
             if self._blob_futures.pop(fn_id, None) is not None:
                 gone.append(fn_id)
         if gone:
-            from runnel.executors.dask_worker import forget_soon
             self.client.run(forget_soon, gone, wait=False)
 
     def _blob_futures_of(self, fn_ids: list[str]) -> list:
@@ -220,7 +218,6 @@ class DaskExecutor(Executor):
             self._collect_dead_fns()
             if time.monotonic() - self._seen_at > self._refresh:
                 self._look_at_workers()
-            from runnel.storage.dask_store import Recipe
             recipes = []
             for t in tasks:                     # every function pickled before anything is submitted
                 data, refs = dumps((ship(t.fn), t.index))
@@ -267,7 +264,6 @@ class DaskExecutor(Executor):
 
     def _describe(self, futures: list) -> list:
         """Descriptions of finished tasks whose event did not come (a lost message): one more task each."""
-        from runnel.executors.dask_worker import describe
         return self.client.gather([self.client.submit(describe, f, pure=False) for f in futures])
 
     def _run(self, tasks: Sequence[Task], recipes: list) -> list[list[BlockRef]]:

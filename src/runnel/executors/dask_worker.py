@@ -31,6 +31,8 @@ import threading
 import time
 import traceback
 
+import cloudpickle
+
 from runnel.accumulators import drain_task_updates
 from runnel.batch import Batch, object_array
 from runnel.executors.base import check_outputs
@@ -63,7 +65,6 @@ def _error(exc: BaseException) -> tuple:
     """(type name, message, traceback text, pickled exception or None) of a task's error."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        import cloudpickle
         blob = cloudpickle.dumps(exc)
         pickle.loads(blob)
     except Exception:
@@ -122,7 +123,6 @@ def run_task(payload: bytes, fn_ids: list[str], blobs: list[bytes], inputs: list
     result.updates = drain_task_updates() if result.error is None else []   # a failed task's do not count
     result.seconds = time.perf_counter() - started
     if topic is not None:
-        from distributed import get_worker
         get_worker().log_event(topic, pickle.dumps((key, describe(result)), pickle.HIGHEST_PROTOCOL))
     return result
 
@@ -151,9 +151,10 @@ def fn_loads() -> int:
 
 
 try:
+    from distributed import get_worker
     from distributed.diagnostics.plugin import WorkerPlugin
-except ImportError:                               # the module is imported by workers, which have distributed
-    WorkerPlugin = object
+except ImportError:          # imported by workers and by the executor: both have distributed (the dask extra)
+    WorkerPlugin, get_worker = object, None
 
 
 class WarmKernels(WorkerPlugin):

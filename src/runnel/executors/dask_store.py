@@ -45,6 +45,7 @@ import itertools
 from collections.abc import Iterable
 
 from runnel.batch import Batch
+from runnel.executors.dask_worker import run_task
 from runnel.storage.store import BlockRef, BlockStore, freeze, thaw
 
 __all__ = ["DaskStore", "Block", "Recipe", "DEPTH_LIMIT"]
@@ -206,7 +207,6 @@ class DaskStore(BlockStore):
 
     def submit(self, recipe: Recipe, key: str, worker: str | None, topic: str | None = None):
         """Submit ``recipe``'s task (its inputs must be live) as Dask task ``key``, pinned loosely to ``worker``."""
-        from runnel.executors.dask_worker import run_task
         return self.client.submit(run_task, recipe.payload, recipe.fn_ids, recipe.blobs,
                                   [[(b.future, b.k) for b in g] for g in recipe.inputs], topic, key,
                                   key=key, pure=False, workers=[worker] if worker else None,
