@@ -185,8 +185,8 @@ class Keep:
         SEEN.setdefault(self.key, {})[t] = df.sort_values("k").reset_index(drop=True)
 
 
-DATA = [pd.DataFrame({"k": [f"w{(i * 7 + j) % 5}" for j in range(6)], "v": [float(j + i) for j in range(6)]})
-        for i in range(10)]
+DATA = [pd.DataFrame({"k": [f"w{(i * 7 + j) % 5}" for j in range(6)], "v": [float(j + i) for j in range(6)],
+                      "i": [(i * 3 + j) % 7 for j in range(6)]}) for i in range(10)]
 
 
 def program(ctx, directory, key):
@@ -200,6 +200,8 @@ def program(ctx, directory, key):
         sdf.groupby("k").window(5, 1, name="last5").agg(t=("v", "sum"), n=("v", "count")).foreach_batch(Keep(key + "/win"))
         sdf.groupby("k").window(3, 1, name="top3").agg(hi=("v", "max")).foreach_batch(Keep(key + "/max"))
         sdf.groupby("k").running(name="sums").agg(s=("v", "sum")).foreach_batch(Keep(key + "/mean"))
+        ints = sdf[["i", "v"]].rename(columns={"i": "k"})     # int keys: merged by direct addressing
+        ints.groupby("k").running(name="ints").agg(t=("v", "sum"), m=("v", "mean")).foreach_batch(Keep(key + "/int"))
         return ssc
     return setup
 
@@ -220,7 +222,7 @@ def test_running_and_windowed_aggregates_resume_by_name_after_a_crash(ctx, tmp_p
     ssc.start()
     ssc.run_batches(4)                          # from the checkpoint at 6 s: batches 7..10
     ssc.stop(stop_spark_context=False)
-    for part in ("run", "win", "max", "mean"):
+    for part in ("run", "win", "max", "mean", "int"):
         want, got = SEEN["ref/" + part], SEEN["a/" + part]
         assert sorted(got) == sorted(want)
         for t in want:
@@ -274,3 +276,57 @@ def test_builtin_running_path_is_taken_for_one_aggregate(ssc):
     general = sdf.groupby("k").running().agg(m=("v", "mean"))   # float mean: keys of NaNs only show NaN
     assert type(fast.stream.parents[0]).__name__ == "UpdateStateDStream"
     assert type(general.stream.parents[0]).__name__ == "RunningAggDStream"
+
+
+# --- running tables of int keys in a small range merge by direct addressing ---------------------------
+
+int_rows = st.lists(st.tuples(st.one_of(st.integers(-3, 5), st.sampled_from([2**40, -2**40])), st.integers(-3, 3),
+                              st.one_of(st.floats(-100, 100), st.just(float("nan")))), min_size=1, max_size=40)
+ADDITIVE_AGGS = dict(s=("v", "sum"), c=("v", "count"), m=("v", "mean"), z=("i", "size"), si=("i", "sum"),
+                     mi=("i", "mean"))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=int_rows, cuts=st.lists(st.integers(0, 40), max_size=4), mode=st.sampled_from(["complete", "update"]))
+def test_running_additive_aggregates_of_int_keys_equal_pandas(ctx, data, cuts, mode):
+    # keys in [-3, 5] merge by direct addressing; a key of +-2**40 makes the range too wide: merged by hashing,
+    # from then on or for a batch, over a table the other path left
+    df = pd.DataFrame(data, columns=["k", "i", "v"])
+    frames = split(df, cuts)
+    out = run_frame(lambda s: s.groupby("k").running(mode=mode).agg(**ADDITIVE_AGGS), frames, ctx,
+                    checkpoint=tempfile.mkdtemp())
+    want = []
+    for j, f in enumerate(frames):
+        so_far = pandas_agg(pd.concat(frames[:j + 1]), ["k"], **ADDITIVE_AGGS)
+        want.append(so_far[so_far.k.isin(f.k)] if mode == "update" else so_far)
+    assert_frame_batches_equal(out, want, check_dtype=False, atol=1e-9)
+
+
+def test_running_ttl_drops_idle_int_keys(ctx, tmp_path):
+    frames = [f.dropna(subset=["k"]).assign(k=lambda d: d.k.map({"a": 1, "b": 2, "c": 3}).astype("int64"))
+              for f in FRAMES]
+    out = run_frame(lambda s: s.groupby("k").running(ttl=2).agg(n=("i", "count"), s=("v", "sum")), frames, ctx,
+                    checkpoint=str(tmp_path))
+    assert [sorted(df.k) for df in out] == [[1, 2, 3], [1, 2, 3], [2, 3], [1]]
+    assert out[3].s.tolist() == [7.0]     # key 1 left at the third batch and came back afresh
+
+
+def test_key_range_merge_is_taken_for_int_keys_and_additive_aggregates_only():
+    from runnel.batch import Batch
+    from runnel.frame.aggregate import AggSpec, merge, merge_key_range, partial
+    specs = (AggSpec("m", "v", "mean"), AggSpec("n", None, "size"))
+    a = partial(Batch({"k": np.array([3, 1, 3]), "v": np.array([1.0, np.nan, 2.0])}), ("k",), specs)
+    b = partial(Batch({"k": np.array([2, 3]), "v": np.array([5.0, 4.0])}), ("k",), specs)
+    table, seen = merge_key_range(a, np.array([1000, 1000]), b, ("k",), specs, 2000, 0)
+    want = merge([a, b], ("k",), specs)
+    order = np.argsort(want.columns["k"])
+    for name, col in table.columns.items():
+        np.testing.assert_array_equal(col, np.asarray(want.columns[name])[order])
+    assert table.columns["k"].tolist() == [1, 2, 3] and seen.tolist() == [1000, 2000, 2000]
+    # key 1 idle since 0 leaves (ttl 1.5 s); key 3, as old, stays: the batch updated it
+    assert merge_key_range(a, np.array([0, 0]), b, ("k",), specs, 2000, 1500)[0].columns["k"].tolist() == [2, 3]
+    assert merge_key_range(a, None, b, ("k",), (AggSpec("lo", "v", "min"),), 2000, 0) is None
+    wide = partial(Batch({"k": np.array([2**50]), "v": np.array([1.0])}), ("k",), specs)
+    assert merge_key_range(a, np.array([0, 0]), wide, ("k",), specs, 2000, 0) is None
+    text = partial(Batch({"k": np.array(["x"], dtype=object), "v": np.array([1.0])}), ("k",), specs)
+    assert merge_key_range(text, np.array([0]), text, ("k",), specs, 2000, 0) is None

@@ -15,7 +15,9 @@ of ``aggregate.py``:
   and keys idle for ``ttl`` seconds leave it. One sum/count/size (or an
   int column's mean/min/max) of one key runs on the engine's built-in
   updaters instead (``update_state_by_key(updaters.running_*)``), whose
-  tables merge int64 keys by direct addressing;
+  tables merge int64 keys by direct addressing; so do the tables of
+  count/size/sum/mean over one int64 key in a small range
+  (``aggregate.merge_key_range``);
 * **windowed** (``.window(length, slide)``) — the engine's keyed window
   machinery (``window.WindowAggDStream``, a ``ReducedWindowedDStream``) over
   the cached per-batch partials: incremental (old window ⊖ leaving ⊕
@@ -42,7 +44,7 @@ from ..dstream.base import DStream, to_ms
 from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
 from ..plan import ShuffleDep
-from .aggregate import (AggSpec, check_specs, empty_partials, finalize, group_codes, merge, partial,
+from .aggregate import (AggSpec, check_specs, empty_partials, finalize, group_codes, merge, merge_key_range, partial,
                         partition_partials, result_schema_batch)
 from .schema import Schema, frame_batch
 
@@ -111,6 +113,11 @@ class MergeState:
         raw = parts[0] if self.has_state and len(parts[0]) and "_updated" in parts[0].columns else None
         state = _strip(raw) if raw is not None else None
         new = parts[-1] if len(parts[-1]) and all(k in parts[-1].columns for k in self.keys) else None
+        fast = merge_key_range(state, None if raw is None else raw.columns["_seen"], new, self.keys, self.specs,
+                               self.now, self.ttl_ms)
+        if fast is not None:
+            table, seen = fast
+            return _with_marks(table, seen == self.now, seen)
         codes: list = []
         m = merge([x for x in (state, new) if x is not None], self.keys, self.specs, codes)
         if m is None:
