@@ -154,8 +154,6 @@ class MQTTReceiver(Receiver):
         self.topics = [check_topic_filter(t) for t in topics]
         if isinstance(qos, bool) or qos not in (0, 1, 2):
             raise ValueError(f"MQTT qos must be 0, 1 or 2, got {qos!r}")
-        if clean_session is False and client_id is None and qos == 0:
-            raise ValueError("a persistent session (clean_session=False) at qos 0 keeps nothing for us")
         if encoding is not None:
             "".encode(encoding)                     # LookupError for an unknown codec, now
         lo, hi = backoff
@@ -195,12 +193,13 @@ class MQTTReceiver(Receiver):
         client_id = self.client_id if self.client_id is not None else (
             self.stable_id() if self.write_ahead_log else None)
         clean = self.clean_session if self.clean_session is not None else (client_id is None or self.qos == 0)
+        if not clean and not client_id:
+            raise ValueError(f"MQTT receiver of {self.topics}: a persistent session (clean_session=False) needs a "
+                             "fixed client id: pass client_id=..., or turn the receiver write-ahead log on "
+                             "(spark.streaming.receiver.writeAheadLog.enable) with ssc.checkpoint(dir)")
         return client_id or "", clean
 
     def on_start(self) -> None:
-        mqtt = _paho()
-        client_id, clean = self._session()
-        self.session = (client_id, clean)
         self._halt = threading.Event()
         self._cond = threading.Condition()
         self._buffer: list[tuple[Any, int, int]] = []
@@ -209,6 +208,9 @@ class MQTTReceiver(Receiver):
         self._flusher = threading.Thread(target=self._flush_safely, daemon=True,
                                          name=f"runnel-mqtt-{self.host}:{self.port}")
         self._flusher.start()
+        mqtt = _paho()
+        client_id, clean = self._session()
+        self.session = (client_id, clean)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean,
                              manual_ack=self.qos > 0)
         if self.username is not None:

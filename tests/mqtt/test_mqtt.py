@@ -109,7 +109,11 @@ class Errors(StreamingListener):
         self.messages = []
 
     def onReceiverError(self, receiverError):  # noqa: N802
-        self.messages.append(receiverError.receiver_info.last_error_message)
+        info = receiverError.receiver_info
+        self.messages.append(f"{info.last_error_message}\n{info.last_error or ''}")
+
+    def onReceiverStopped(self, receiverStopped):  # noqa: N802
+        self.messages.append("stopped")
 
 
 def test_reconnects_with_backoff_after_the_broker_restarts(local_ssc, own_broker, topic_root, poll):
@@ -198,6 +202,19 @@ def test_receiver_definitions_are_checked():
     with pytest.raises(LookupError):
         MQTTReceiver("localhost", "a", encoding="no-such-codec")
     assert parse_broker("mqtts://h:1") == ("h", 1, True)
+
+
+def test_a_persistent_session_without_a_client_id_is_a_reported_error(local_ssc, broker, poll):
+    ssc = local_ssc()
+    errors = Errors()
+    ssc.add_streaming_listener(errors)
+    stream = mqtt_stream(ssc, broker.url, "x", clean_session=False)     # no client id, no WAL to derive one
+    stream.receiver.max_restarts = 0
+    stream.foreach_rdd(lambda rdd: None)
+    ssc.start()
+    poll(lambda: any("needs a fixed client id" in m for m in errors.messages), "the error reported")
+    poll(lambda: "stopped" in errors.messages, "the receiver to give up and stop")
+    assert not any("Error stopping" in m for m in errors.messages), errors.messages
 
 
 def test_a_missing_paho_names_the_extra(monkeypatch):
