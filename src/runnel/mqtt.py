@@ -19,7 +19,9 @@ Delivery guarantees, by QoS and the receiver write-ahead log
     QoS 2, WAL       exactly once while the driver lives (PUBCOMP after the log). Across a driver
                      kill a message whose QoS 2 handshake was half done can be lost: paho confirms
                      receipt (PUBREC) on arrival, before any code of ours runs, and keeps that
-                     state in memory only; for no loss across kills use QoS 1.
+                     state in memory only; for no loss across kills use QoS 1. (After such a
+                     kill paho, acknowledging by hand, leaves the PUBREL the broker sends again
+                     unanswered: that message keeps one of the session's in-flight slots.)
 
 So QoS 1 with the WAL is the reliable setting. For exactly-once *totals* on
 top of it, publish a unique id with each message and count each id once
@@ -130,7 +132,8 @@ class MQTTReceiver(Receiver):
     with_topic : bool
         Records are ``(topic, payload)`` (default) or the payload alone.
     username, password : str, optional
-        Credentials for the broker.
+        Credentials for the broker (stored with the program in checkpoints, like everything
+        the stream is defined with).
     keepalive : int
         Seconds between pings while the connection is quiet.
     backoff : (float, float)
