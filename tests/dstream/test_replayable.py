@@ -139,3 +139,37 @@ def test_only_a_replayable_source_makes_a_replayable_stream(ssc):
         ReplayableInputDStream(ssc, [1, 2])
     with pytest.raises(ValueError, match="max_rate_per_partition"):
         ReplayableInputDStream(ssc, ListSource({}), max_rate_per_partition=0)
+
+
+def test_recovered_batches_checkpoint_and_commit_the_offsets_after_each_one(tmp_path, ctx, clean_conf):
+    # two batches ran after the last checkpoint: re-read, each commits (and checkpoints) the offsets
+    # after itself, not after the last batch re-read
+    ctx.conf["runnel.streaming.checkpoint.interval"] = "3"
+    src = ListSource({"a": [1, 2]})
+    streams = []
+
+    def setup():
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        ssc.checkpoint(str(tmp_path))
+        streams.append(ReplayableInputDStream(ssc, src, commit=True).named("log"))
+        streams[-1].foreach_rdd(lambda rdd: None)
+        return ssc
+
+    ssc = setup()
+    ssc.start()
+    for more in ([3], [4], [5], [6], [7]):      # batches 1, 2, 3 (checkpointed), 4, 5 each get new records
+        ssc.run_batches(1)
+        src.data["a"].extend(more)
+    ssc.stop(stop_spark_context=False)
+    assert src.commits == [{"a": 2}, {"a": 3}, {"a": 4}, {"a": 5}, {"a": 6}]
+    src.commits.clear()
+    ssc = StreamingContext.resume(str(tmp_path), setup)
+    ssc.start()
+    stream = streams[1]
+    assert stream.replay_until == 5000
+    ssc.run_batches(1)                          # batch 4 again
+    assert stream.progress(4000) == {"offsets": {"a": 5}}
+    assert src.commits == [{"a": 5}]
+    ssc.run_batches(2)                          # batch 5 again, then batch 6 reads the rest
+    ssc.stop(stop_spark_context=False)
+    assert src.commits == [{"a": 5}, {"a": 6}, {"a": 7}]

@@ -49,6 +49,7 @@ generator thread, ``progress`` and the commit listener on the job runner;
     floor      offsets after the newest batch already checkpointed       checkpoint_written
     logged     batch time -> its entry in the range log                  compute, restore_progress
     replay     recovered batch time -> its logged ranges                 restore_progress, compute
+    replay_position  offsets after the last batch re-read so far         restore_progress, compute
     to_commit  batch time -> offsets after it, until committed (commit=True) compute; the commit listener
     committed  batches <= it were committed to the source                the commit listener
 """
@@ -191,8 +192,8 @@ class ReplayableInputDStream(InputDStream):
         self.position: dict[str, int] | None = None
         self._init_runtime()
 
-    _runtime = ("_lock", "_log", "ranges", "ends", "floor", "logged", "replay", "replay_until", "to_commit",
-                "committed", "rate_controller", "_committer", "_rate", "_opened")
+    _runtime = ("_lock", "_log", "ranges", "ends", "floor", "logged", "replay", "replay_until", "replay_position",
+                "to_commit", "committed", "rate_controller", "_committer", "_rate", "_opened")
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
@@ -203,6 +204,7 @@ class ReplayableInputDStream(InputDStream):
         self.logged: dict[int, int] = {}
         self.replay: dict[int, list[OffsetRange]] = {}
         self.replay_until: int | None = None
+        self.replay_position: dict[str, int] = {}
         self.to_commit: dict[int, dict[str, int]] = {}
         self.committed: int | None = None
         self.rate_controller: RateController | None = None
@@ -293,10 +295,12 @@ class ReplayableInputDStream(InputDStream):
             entry = self._log.append(json.dumps(
                 {"time": t, "ranges": [[r.partition, r.start, r.end] for r in ranges]}).encode(), sync=True)
         with self._lock:
+            # a re-read batch ends where it ended before, not where the last re-read one ends (position)
+            after = self.replay_position if replay is not None or replaying else self.position
             for r in ranges:
-                self.position[r.partition] = max(self.position.get(r.partition, r.end), r.end)
+                after[r.partition] = max(after.get(r.partition, r.end), r.end)
             self.ranges[t] = ranges
-            self.ends[t] = dict(self.position)
+            self.ends[t] = dict(after)
             if self.commit:
                 self.to_commit[t] = self.ends[t]
             if entry is not None:
@@ -374,6 +378,7 @@ class ReplayableInputDStream(InputDStream):
             self.floor = offsets
             self.replay = replay
             self.replay_until = max(replay, default=t)
+            self.replay_position = dict(offsets)
             self.committed = None
         log.info("%s: recovered at %s: offsets %s, %d batches re-read as logged", self.name, ms_to_datetime(t),
                  offsets, len(replay))
