@@ -117,6 +117,20 @@ def test_offsets_are_committed_to_the_group_after_each_batch(cluster, topic, par
     assert committed(params["group.id"], topic) == ends[-1] == {p: h for p, (_, h) in marks.items()}
 
 
+def test_a_batch_finishing_after_the_stop_commits_and_leaves_no_consumer_open(cluster, topic, params, kssc,
+                                                                               committed):
+    # a stop closes the source while a batch still runs; that batch's commit, after it, must not
+    # leave a consumer behind (it was made anew and never closed)
+    cluster.produce(topic, LINES[:8])
+    ssc = kssc()
+    stream = direct_stream(ssc, [topic], params, commit_offsets=True)
+    stream.foreach_rdd(lambda rdd: ssc.stop(stop_spark_context=False))
+    ssc.start()
+    ssc.run_batches(1)
+    assert committed(params["group.id"], topic) == {p: h for p, (_, h) in cluster.watermarks(topic).items()}
+    assert stream.source._clients == {}
+
+
 def test_committing_needs_a_group(cluster, topic, kssc):
     with pytest.raises(ValueError, match="group.id"):
         direct_stream(kssc(), [topic], {"bootstrap.servers": cluster.bootstrap_servers}, commit_offsets=True)

@@ -40,7 +40,8 @@ with the offsets after a batch once that batch's outputs all finished
 
 State of :class:`ReplayableInputDStream` (``compute`` runs on the job
 generator thread, ``progress`` and the commit listener on the job runner;
-``_lock`` guards what both read):
+``_lock`` guards what both read; ``_source_lock`` keeps a commit and ``stop``'s close of the
+source apart — a batch finishing after ``stop`` commits, then closes the source again):
 
     position   partition -> offset the next batch starts at              compute, restore_progress
     ranges     batch time -> its ranges, until the batch is forgotten    compute (memoised Datasets
@@ -192,11 +193,12 @@ class ReplayableInputDStream(InputDStream):
         self.position: dict[str, int] | None = None
         self._init_runtime()
 
-    _runtime = ("_lock", "_log", "ranges", "ends", "floor", "logged", "replay", "replay_until", "replay_position",
+    _runtime = ("_lock", "_source_lock", "_log", "ranges", "ends", "floor", "logged", "replay", "replay_until", "replay_position",
                 "to_commit", "committed", "rate_controller", "_committer", "_rate", "_opened")
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
+        self._source_lock = threading.Lock()    # commit (job runner) against close (stop)
         self._log: WriteAheadLog | None = None
         self.ranges: dict[int, list[OffsetRange]] = {}
         self.ends: dict[int, dict[str, int]] = {}
@@ -236,9 +238,10 @@ class ReplayableInputDStream(InputDStream):
             self.ssc.add_streaming_listener(self._committer)
 
     def stop(self) -> None:
-        if self._opened:
-            self.source.close()
-            self._opened = False
+        with self._source_lock:
+            if self._opened:
+                self.source.close()
+                self._opened = False
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -341,12 +344,17 @@ class ReplayableInputDStream(InputDStream):
             if self.committed is not None and t <= self.committed:
                 return
             self.committed = t
-        if offsets:
+        if not offsets:
+            return
+        with self._source_lock:     # a batch that finishes after stop() still commits, then closes again
             try:
                 self.source.commit(offsets)
             except Exception as e:  # noqa: BLE001 — the data is processed; the next batch commits again
                 log.warning("%s: committing the offsets after batch %s failed: %s: %s", self.name,
                             ms_to_datetime(t), type(e).__name__, e)
+            finally:
+                if not self._opened:
+                    self.source.close()
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def progress(self, t: int) -> dict:
