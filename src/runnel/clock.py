@@ -24,10 +24,24 @@ class Clock:
     def wake(self) -> None:
         """Wake waiters so they re-check their stop event."""
 
+    def seconds_until(self, target_ms: int) -> float | None:
+        """How long a waiter for ``target_ms`` on its own condition may sleep before looking at the
+        clock again; None: until woken, because a clock whose time jumps tells its subscribers."""
+        return None
+
+    def subscribe(self, fn) -> None:
+        """Call ``fn()`` after every jump of the time (a ManualClock's advance); no-op otherwise."""
+
+    def unsubscribe(self, fn) -> None:
+        """Stop calling ``fn`` (no error when it was not subscribed)."""
+
 
 class SystemClock(Clock):
     def now(self) -> int:
         return int(time.time() * 1000)
+
+    def seconds_until(self, target_ms: int) -> float | None:
+        return max(0.0, (target_ms - self.now()) / 1000.0)
 
     def wait_until(self, target_ms: int, stop: threading.Event) -> bool:
         while True:
@@ -51,6 +65,7 @@ class ManualClock(Clock):
     def __init__(self, start_ms: int = 0):
         self._now = int(start_ms)
         self._cond = threading.Condition()
+        self._subscribers: tuple = ()
 
     def now(self) -> int:
         with self._cond:
@@ -63,6 +78,8 @@ class ManualClock(Clock):
         with self._cond:
             self._now += int(ms)
             self._cond.notify_all()
+        for fn in self._subscribers:
+            fn()
 
     def set_time(self, ms: int) -> None:
         with self._cond:
@@ -70,6 +87,16 @@ class ManualClock(Clock):
                 raise ValueError(f"a clock cannot go back (from {self._now} to {ms} ms)")
             self._now = int(ms)
             self._cond.notify_all()
+        for fn in self._subscribers:
+            fn()
+
+    def subscribe(self, fn) -> None:
+        with self._cond:
+            self._subscribers = self._subscribers + (fn,)
+
+    def unsubscribe(self, fn) -> None:
+        with self._cond:
+            self._subscribers = tuple(f for f in self._subscribers if f != fn)
 
     def wait_until(self, target_ms: int, stop: threading.Event) -> bool:
         with self._cond:

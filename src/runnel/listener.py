@@ -110,6 +110,17 @@ class _Frozen:
         object.__setattr__(self, "_frozen", True)
         return self
 
+    @classmethod
+    def _made_frozen(cls, fields: dict):
+        """An instance holding ``fields`` (every dataclass field), frozen, made without ``__init__``:
+        the scheduler builds several per batch, and a dataclass ``__init__`` going through
+        ``__setattr__`` field by field costs more than a 10-record batch's work."""
+        obj = object.__new__(cls)
+        d = obj.__dict__
+        d.update(fields)
+        d["_frozen"] = True
+        return obj
+
 
 @dataclass
 class OutputOperationInfo(_Frozen):
@@ -133,9 +144,21 @@ class OutputOperationInfo(_Frozen):
             return None
         return self.end_time - self.start_time
 
+    @classmethod
+    def frozen(cls, batch_time: int, id: int, name: str, description: str | None, start_time: int | None = None,
+               end_time: int | None = None, failure_reason: str | None = None) -> "OutputOperationInfo":
+        """A frozen info (what listeners get), built directly."""
+        return cls._made_frozen({
+            "batch_time": batch_time, "id": id if type(id) is _CallableInt else _CallableInt(id),
+            "name": name if type(name) is _CallableStr else _CallableStr(name),
+            "description": description if type(description) is _CallableStr else _CallableStr(
+                description if description is not None else ""),
+            "start_time": start_time, "end_time": end_time, "failure_reason": failure_reason})
+
     def snapshot(self) -> "OutputOperationInfo":
         """A frozen copy (what listeners get)."""
-        return dataclasses.replace(self)._freeze()
+        return self if self._frozen else self.frozen(self.batch_time, self.id, self.name, self.description,
+                                                     self.start_time, self.end_time, self.failure_reason)
 
     # PySpark accessors (id(), name(), description() are the callable attributes)
     def batchTime(self) -> Time: return Time(self.batch_time)  # noqa: E704
@@ -186,6 +209,11 @@ class _ReadOnlyDict(dict):
         return _ReadOnlyDict(copy.deepcopy(dict(self), memo))
 
 
+def read_only(d: dict) -> _ReadOnlyDict:
+    """A read-only copy of ``d`` (the dicts of a frozen info); ``d`` itself when it already is one."""
+    return d if type(d) is _ReadOnlyDict else _ReadOnlyDict(d)
+
+
 #: How PySpark reports each input kind's records: Spark's file stream reports 0 (and its files),
 #: its queue stream reports nothing; receivers (and runnel's rate stream) report what they brought.
 _REPORTS = {"text_file_stream": 0, "binary_records_stream": 0, "file_stream": 0, "queue_stream": None}
@@ -219,25 +247,28 @@ class BatchInfo(_Frozen):
     stream_input_infos: dict[int, StreamInputInfo] = field(default_factory=dict)
 
     @classmethod
-    def submitted(cls, t: int, now: int, graph: Any, outputs: Iterable[Any]) -> "BatchInfo":
-        """The live info of a batch the graph just generated: records per input, one entry per output."""
-        inputs = list(graph.inputs)
-        info = cls(batch_time=t, submission_time=now, num_records=graph.num_records(t),
-                   stream_records={i.name: i.records.get(t, 0) for i in inputs},
-                   stream_input_infos=input_infos(inputs, t))
-        for out in outputs:
-            info.output_operation_infos[out.output_id] = OutputOperationInfo(t, out.output_id, out.op_name,
-                                                                             out.description)
-        return info
+    def frozen(cls, batch_time: int, submission_time: int, num_records: int, processing_start_time: int | None,
+               processing_end_time: int | None, output_operation_infos: "_ReadOnlyDict",
+               stream_records: "_ReadOnlyDict", state_tables: "_ReadOnlyDict",
+               stream_input_infos: "_ReadOnlyDict") -> "BatchInfo":
+        """A frozen info (what listeners get), built directly: the dicts must already be read-only
+        (:func:`read_only`) and hold frozen operation infos; they may be shared between snapshots."""
+        return cls._made_frozen({
+            "batch_time": batch_time, "submission_time": submission_time, "num_records": num_records,
+            "processing_start_time": processing_start_time, "processing_end_time": processing_end_time,
+            "output_operation_infos": output_operation_infos, "stream_records": stream_records,
+            "state_tables": state_tables, "stream_input_infos": stream_input_infos})
 
     def snapshot(self) -> "BatchInfo":
         """A frozen copy, output operations and tables included (what listeners get)."""
-        return dataclasses.replace(
-            self,
-            output_operation_infos=_ReadOnlyDict({k: o.snapshot() for k, o in self.output_operation_infos.items()}),
-            stream_records=_ReadOnlyDict(self.stream_records),
-            state_tables=_ReadOnlyDict({k: _ReadOnlyDict(v) for k, v in self.state_tables.items()}),
-            stream_input_infos=_ReadOnlyDict(self.stream_input_infos))._freeze()
+        if self._frozen:
+            return self
+        return self.frozen(
+            self.batch_time, self.submission_time, self.num_records, self.processing_start_time,
+            self.processing_end_time,
+            read_only({k: o.snapshot() for k, o in self.output_operation_infos.items()}),
+            read_only(self.stream_records), read_only({k: read_only(v) for k, v in self.state_tables.items()}),
+            read_only(self.stream_input_infos))
 
     @property
     def scheduling_delay(self) -> int | None:
@@ -399,6 +430,16 @@ class _Failing:
     repeats: int = 0
 
 
+def _handles(listener: Any, method: str) -> bool:
+    """``listener`` has callback ``method`` and it is not StreamingListener's no-op."""
+    if method in getattr(listener, "__dict__", ()):
+        return True
+    fn = getattr(type(listener), method, None)
+    if fn is None:           # a callback the instance answers another way (``__getattr__``)
+        return getattr(listener, method, None) is not None
+    return fn is not getattr(StreamingListener, method, None)
+
+
 class ListenerBus:
     """Delivers events to listeners in registration order.
 
@@ -412,27 +453,32 @@ class ListenerBus:
     REPEATS_PER_REPORT = 100
 
     def __init__(self):
-        self._listeners: list[Any] = []
+        self._listeners: tuple[Any, ...] = ()       # replaced, never changed in place: read without the lock
         self._lock = threading.Lock()
         self._failures: dict[tuple[_Same, str], _Failing] = {}   # (listener, callback) -> its failing
 
     def add(self, listener: Any) -> None:
         with self._lock:
-            self._listeners.append(listener)
+            self._listeners = self._listeners + (listener,)
 
     def remove(self, listener: Any) -> None:
         with self._lock:
             if listener in self._listeners:
-                self._listeners.remove(listener)
+                rest = list(self._listeners)
+                rest.remove(listener)
+                self._listeners = tuple(rest)
             gone = [(k, self._failures.pop(k)) for k in [k for k in self._failures if k[0].obj is listener]]
         for (_, method), failing in gone:
             if failing.repeats:
                 self._report_repeats(listener, method, failing)
 
+    def wants(self, method: str) -> bool:
+        """Does a listener handle ``method`` (with anything but :class:`StreamingListener`'s no-op)?
+        The scheduler builds an event only for a callback someone handles."""
+        return any(_handles(lst, method) for lst in self._listeners)
+
     def post(self, method: str, event: _Event) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for lst in listeners:
+        for lst in self._listeners:
             fn = getattr(lst, method, None)
             if fn is None:
                 continue

@@ -5,38 +5,50 @@ observes and acts. It owns no scheduling state of its own (read it from
 ``self.core``) — only the things the core deliberately does not hold:
 
     jobs        batch time -> [(output stream, job)] built   Generate puts, the runner pops
-    runq        batch times the runner takes, in order        Enqueue puts, Terminate puts None
-    due         batch time the generator thread waits for    WaitUntil
+    runq        what the idle thread takes, in order: batch   Enqueue puts a time (or keeps it, below),
+                times, TIMER (take the timer), None (exit)    Terminate puts None per thread
+    due         batch time the timer waits for                WaitUntil
+    timer       the thread holding the timer, or None         under ``lock``: lent, taken, given up
+    lent        while the timer is lent: the time it was      under ``lock``: the timer keeps a batch
+                lent until (the next ``due``), else None      (set), takes it back / the other takes it
 
-Two threads and the caller of ``start()``/``stop()`` feed events:
+Two scheduler threads and the caller of ``start()``/``stop()`` feed events.
+The threads are alike; at any time one of them holds the *timer*:
 
-    generator thread   waits on the clock for ``due``, feeds BatchDue and builds
+    the timer          waits on the clock for ``due``, feeds BatchDue and builds
                        the batch's jobs (Generate) -> JobsBuilt / GenerateFailed
-    runner thread      takes batch times off ``runq`` and runs their jobs
+    the other          takes batch times off ``runq`` and runs their jobs
                        (BatchStarted, JobStarted, JobDone, BatchRan)
     checkpoint writer  (``runnel.checkpoint.checkpointer``) SnapshotWritten / SnapshotFailed
+
+When the timer builds a batch while the other thread is idle (nothing
+queued, nothing running), it keeps the batch and runs it itself, and hands
+the timer to the other thread (a TIMER on ``runq``): the batch does not wait
+for a thread to wake up, and the clock is still watched while it runs, so
+generation never waits for processing. Otherwise the batch is queued for the
+other thread, as before. A 10-record batch (W5) thus costs one thread
+hand-off less.
 
 Each ``feed`` applies one event under ``lock`` and then carries out the
 instructions *on the calling thread, outside the lock*, in order; an
 instruction that feeds a further event (Generate, RunJob, FinishBatch,
 Drain) has that event's instructions carried out next (a work list, not
 recursion). Listener events are therefore posted by the thread whose event
-caused them; per batch they are ordered by the data flow (a batch reaches
-the runner only after its ``submitted`` event was posted).
+caused them; per batch they are ordered by the data flow (a batch runs only
+after its ``submitted`` event was posted).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-import traceback
 from collections import deque
 from typing import Callable
 
-from ..listener import (BatchEvent, BatchInfo, ListenerBus, OutputOperationEvent, OutputOperationInfo,
-                        StreamingStarted, ms_to_datetime)
+from ..listener import (BatchEvent, BatchInfo, ListenerBus, OutputOperationEvent, StreamingStarted, input_infos,
+                        ms_to_datetime)
 from . import core as c
+from .infos import ListenerInfos
 
 log = logging.getLogger("runnel.scheduler")
 STOP_WAIT = 30.0   # seconds a non-graceful stop waits for the running batch
@@ -61,16 +73,22 @@ class JobScheduler:
         self.clock = clock
         self.bus = bus
         self.core = c.SchedulerCore(graph.batch_ms, backlog)
+        self.infos = ListenerInfos(graph)
         self.lock = threading.Condition(threading.RLock())
         self.checkpointer = None          # set by start() when checkpointing
         self.on_restore: Callable[[int], None] | None = None
         self.on_start_inputs: Callable[[], None] | None = None
         self.jobs: dict[int, list] = {}
-        self.runq: "queue.Queue[int | None]" = queue.Queue()
+        self.runq: deque = deque()        # under _work
+        self._work = threading.Condition(threading.Lock())
         self.due: int | None = None
+        self.timer: threading.Thread | None = None
+        self.lent: int | None = None
+        self._lender: threading.Thread | None = None   # the thread that lent the timer
         self._stop_timer = threading.Event()
-        self._generator: threading.Thread | None = None
-        self._runner: threading.Thread | None = None
+        self._threads: tuple[threading.Thread, ...] = ()
+        self._idle = 0                    # scheduler threads waiting on runq (under _work)
+        self._kept: int | None = None     # a batch the timer keeps to run itself (timer thread only)
 
     # -- feeding events -------------------------------------------------------------------------
     def feed(self, event) -> None:
@@ -84,18 +102,22 @@ class JobScheduler:
     def _handle(self, event) -> list:
         with self.lock:
             out = self.core.handle(event)
-            if type(event) in _WAKES or getattr(event, "error", None) is not None:
-                self.lock.notify_all()       # what waiters wait for: a batch done or lost, an error, a stop
+            kind = type(event)
+            if kind in _WAKES or getattr(event, "error", None) is not None or (
+                    kind is c.JobsBuilt and self.core.phase in (c.STOPPING, c.STOPPED)):
+                out.append(_WAKE)            # what waiters wait for: a batch done, lost or dropped, an error, a stop
         return out
 
     def _do(self, ins) -> list | None:
         kind = type(ins)
         if kind is c.Post:
             self._post(ins)
+        elif ins is _WAKE:
+            self._wake_waiters()
         elif kind is c.RunJob:
             return self._run_job(ins.time, ins.output)
         elif kind is c.Enqueue:
-            self.runq.put(ins.time)
+            self._enqueue(ins.time)
         elif kind is c.WaitUntil:
             self.due = ins.time
         elif kind is c.Generate:
@@ -127,7 +149,8 @@ class JobScheduler:
             if self.checkpointer is not None:
                 self.checkpointer.stop()
         elif kind is c.Terminate:
-            self.runq.put(None)
+            for _ in range(max(1, len(self._threads))):
+                self._put(None)
         else:
             raise TypeError(f"no way to carry out {ins!r}")
         return None
@@ -140,14 +163,16 @@ class JobScheduler:
         except BaseException:
             self._handle(c.StartFailed())
             raise
-        self._runner = threading.Thread(target=self._run_loop, name="runnel-job-runner", daemon=True)
-        self._generator = threading.Thread(target=self._generate_loop, name="runnel-job-generator", daemon=True)
-        self._runner.start()
-        self._generator.start()
+        self._threads = tuple(threading.Thread(target=self._serve, args=(i == 0,), name=f"runnel-scheduler-{i + 1}",
+                                               daemon=True) for i in range(2))
+        self.timer = self._threads[0]
+        self.clock.subscribe(self._clock_moved)
+        for t in self._threads:
+            t.start()
 
     def on_own_thread(self) -> bool:
-        """Called from the generator or runner thread (a job, a transform function, a listener)?"""
-        return threading.current_thread() in (self._generator, self._runner)
+        """Called from a scheduler thread (a job, a transform function, a listener)?"""
+        return threading.current_thread() in self._threads
 
     def recovered(self, time: int, zero: int) -> None:
         self.feed(c.Recovered(time, zero))
@@ -156,8 +181,8 @@ class JobScheduler:
         """Stop: a graceful stop runs every received record's batch first; otherwise queued batches
         are dropped and the running one is waited for (at most ``timeout``, default 30 s)."""
         self.feed(c.StopRequested(graceful))
-        if self._runner is None or threading.current_thread() is self._runner:
-            return        # stopped from a job or listener: the runner terminates after this batch
+        if not self._threads or self.on_own_thread():
+            return        # stopped from a job or listener: the threads end after this batch
         wait = timeout if graceful else (timeout or STOP_WAIT)
         with self.lock:
             done = self.lock.wait_for(lambda: self.core.terminated, wait)
@@ -165,13 +190,21 @@ class JobScheduler:
             log.warning("runnel: stopped while batch %s was still running", self.core.running)
             if self.checkpointer is not None:
                 self.checkpointer.stop()
-        self._runner.join(5 if done else 0)
+        for t in self._threads:
+            t.join(5 if done else 0)
 
     def _stop_generating(self) -> None:
-        self._stop_timer.set()
+        """Stop the timer; return once no thread generates a batch on its behalf (the calling one may)."""
+        me = threading.current_thread()
+        with self.lock:
+            self._stop_timer.set()
+            self.lent = None                  # neither thread takes a lent timer now
+            if self.timer is me:
+                self.timer = None
+        self.clock.unsubscribe(self._clock_moved)
         self.clock.wake()
-        if self._generator is not None and self._generator is not threading.current_thread():
-            self._generator.join()
+        with self.lock:
+            self.lock.wait_for(lambda: self.timer is None)
 
     def _stop_inputs(self, graceful: bool) -> None:
         for i in self.graph.inputs:
@@ -189,25 +222,122 @@ class JobScheduler:
             rounds += 1
         return self._handle(c.DrainDone())
 
-    # -- generating -------------------------------------------------------------------------------------
-    def _generate_loop(self) -> None:
-        while not self._stop_timer.is_set():
-            t = self.due
-            if t is None or not self.clock.wait_until(t, self._stop_timer):
-                return
-            if self.due != t:
+    def _wake_waiters(self) -> None:
+        """The event's instructions are carried out (its listener events posted): wake the waiters. A thread
+        that lent the timer to run a batch takes it back first, so that a waiter who moves the clock next
+        finds it with the timer, not the idle thread (which would have to wake up)."""
+        me = threading.current_thread()
+        with self.lock:
+            if self.lent is not None and self._lender is me:
+                self.lent, self.timer = None, me
+            self.lock.notify_all()
+
+    # -- the scheduler threads -------------------------------------------------------------------------
+    def _serve(self, timer: bool) -> None:
+        """A scheduler thread: the timer's loop while it holds the timer, else runs what ``runq`` gives."""
+        me = threading.current_thread()
+        while True:
+            if timer:
+                kept = self._tick()
+                if kept is None:
+                    continue
+                if kept is _GIVEN_UP:
+                    timer = False
+                    continue
+                self._run(kept)
+                with self.lock:               # take the timer back unless the other thread took it
+                    if self.lent is not None and self._lender is me:
+                        self.lent, self.timer = None, me
+                    timer = self.timer is me
                 continue
-            self.feed(c.BatchDue(t))
-            if self.due == t:         # nothing generated (stopping): no next batch to wait for
+            item = self._take()
+            if item is None:
                 return
+            if item is _TIMER:
+                with self.lock:               # the lent timer, unless it was taken back or stopped
+                    timer = self.lent is not None
+                    if timer:
+                        self.lent, self.timer = None, me
+                continue
+            self._run(item)
+
+    def _tick(self):
+        """The timer: wait for ``due`` and generate it. Returns a batch time this thread kept to run
+        (the timer is lent meanwhile), _GIVEN_UP (the timer stopped), or None (keep timing)."""
+        t = self.due
+        if t is None or self._stop_timer.is_set() or not self.clock.wait_until(t, self._stop_timer):
+            return self._give_up()
+        if self.due != t:
+            return None
+        try:
+            self.feed(c.BatchDue(t))
+        finally:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            with self.lock:
+                lent = self.timer is threading.current_thread()
+                if lent:
+                    self.timer, self.lent, self._lender = None, self.due, threading.current_thread()
+                    if self._stop_timer.is_set():
+                        self.lock.notify_all()    # a stop waits for the timer to be free
+            if lent and self.clock.seconds_until(self.due) is not None:
+                with self._work:              # a clock that does not jump: the idle thread times its wait
+                    self._work.notify()
+            return kept
+        if self.due == t:                     # nothing generated (stopping): no next batch to wait for
+            return self._give_up()
+        return None
+
+    def _give_up(self):
+        with self.lock:
+            if self.timer is threading.current_thread():
+                self.timer = None
+                self.lock.notify_all()
+        return _GIVEN_UP
+
+    def _enqueue(self, t: int) -> None:
+        """Queue batch t for the idle thread, or keep it (see the module docstring)."""
+        if self.timer is threading.current_thread() and not self._stop_timer.is_set() and self._kept is None:
+            with self._work:
+                if self._idle and not self.runq:    # the other thread waits with nothing to do
+                    self._kept = t
+                    return
+        self._put(t)
+
+    def _put(self, item) -> None:
+        with self._work:
+            self.runq.append(item)
+            self._work.notify()
+
+    def _take(self):
+        """The next item of ``runq``; _TIMER when the lent timer's time came (the clock reached ``lent``)."""
+        clock = self.clock
+        with self._work:
+            self._idle += 1
+            try:
+                while not self.runq:
+                    lent = self.lent
+                    if lent is not None and clock.now() >= lent:
+                        return _TIMER
+                    self._work.wait(clock.seconds_until(lent) if lent is not None else None)
+                return self.runq.popleft()
+            finally:
+                self._idle -= 1
+
+    def _clock_moved(self) -> None:
+        """A ManualClock jumped: if the timer is lent, the idle thread looks whether its time came."""
+        if self.lent is not None:
+            with self._work:
+                self._work.notify()
 
     def _generate(self, t: int) -> list:
         graph = self.graph
         try:
             jobs = graph.generate_jobs(t)
-            info = BatchInfo.submitted(t, self.clock.now(), graph, [out for out, _ in jobs])
-            event = c.JobsBuilt(t, info.submission_time, tuple(info.output_operation_infos), info.num_records,
-                                tuple(info.stream_records.items()), tuple(info.stream_input_infos.items()))
+            inputs = graph.inputs
+            event = c.JobsBuilt(t, self.clock.now(), tuple(out.output_id for out, _ in jobs), graph.num_records(t),
+                                tuple((i.name, i.records.get(t, 0)) for i in inputs),
+                                tuple(input_infos(inputs, t).items()))
         except Exception as e:  # the engine failed to build batch t: say so, keep generating
             log.error("runnel: could not generate the batch at %s: %s", ms_to_datetime(t), _first_line(e))
             return self._handle(c.GenerateFailed(t, e))
@@ -215,17 +345,13 @@ class JobScheduler:
         return self._handle(event)
 
     # -- running ------------------------------------------------------------------------------------------
-    def _run_loop(self) -> None:
-        while True:
-            t = self.runq.get()
-            if t is None:
-                return
-            try:
-                self.feed(c.BatchStarted(t, self.clock.now()))
-            except BaseException:  # never let the runner die silently
-                log.exception("runnel: internal error running batch %s", t)
-            finally:
-                self.jobs.pop(t, None)
+    def _run(self, t: int) -> None:
+        try:
+            self.feed(c.BatchStarted(t, self.clock.now()))
+        except BaseException:  # never let a scheduler thread die silently
+            log.exception("runnel: internal error running batch %s", t)
+        finally:
+            self.jobs.pop(t, None)
 
     def _run_job(self, t: int, output: int) -> list:
         job = self.jobs[t][output]
@@ -261,31 +387,23 @@ class JobScheduler:
         if kind == "streaming_started":
             self.bus.post("onStreamingStarted", StreamingStarted(ins.time))
             return
-        if kind in ("output_started", "output_completed"):
-            method = "onOutputOperationStarted" if kind == "output_started" else "onOutputOperationCompleted"
+        method = _EVENTS[kind]
+        if self.bus.wants(method):
             with self.lock:
-                op = self._output_info(self.core.batches[ins.time], ins.output)
-            self.bus.post(method, OutputOperationEvent(op))
-            return
-        with self.lock:
-            info = self.batch_info(ins.time)
-        self.bus.post(_BATCH_EVENTS[kind], BatchEvent(info))
+                rec = self.core.batches[ins.time]
+                if ins.output is not None:
+                    event = OutputOperationEvent(self.infos.output(rec, ins.output))
+                else:
+                    event = BatchEvent(self.infos.batch(rec))
+            self.bus.post(method, event)
+        if kind == "completed":
+            with self.lock:
+                self.infos.forget(ins.time)
 
     def batch_info(self, t: int) -> BatchInfo:
-        """A listener BatchInfo of batch t as the core records it now (a fresh object per event)."""
-        rec = self.core.batches[t]
-        info = BatchInfo(batch_time=t, submission_time=rec.submitted, num_records=rec.num_records,
-                         processing_start_time=rec.started, processing_end_time=rec.ended,
-                         stream_records=dict(rec.stream_records), state_tables=dict(rec.state_tables),
-                         stream_input_infos=dict(rec.input_infos))
-        for o in rec.outputs:
-            info.output_operation_infos[o] = self._output_info(rec, o)
-        return info
-
-    def _output_info(self, rec: c.BatchRecord, o: int) -> OutputOperationInfo:
-        out, op = self.graph.outputs[o], rec.outputs[o]
-        return OutputOperationInfo(rec.time, o, out.op_name, out.description, op.start, op.end,
-                                   None if op.error is None else "".join(traceback.format_exception(op.error)))
+        """The listener BatchInfo of batch t as the core records it now (frozen)."""
+        with self.lock:
+            return self.infos.batch(self.core.batches[t])
 
     def _warn_backlog(self, ins: c.WarnBacklog) -> None:
         q = ins.queued
@@ -333,8 +451,12 @@ class JobScheduler:
         return None
 
 
-_BATCH_EVENTS = {"submitted": "onBatchSubmitted", "started": "onBatchStarted", "completed": "onBatchCompleted"}
-_WAKES = (c.BatchRan, c.GenerateFailed, c.JobsBuilt, c.StopRequested, c.DrainDone)
+_EVENTS = {"submitted": "onBatchSubmitted", "started": "onBatchStarted", "completed": "onBatchCompleted",
+           "output_started": "onOutputOperationStarted", "output_completed": "onOutputOperationCompleted"}
+_WAKE = object()           # an instruction of the driver's own: wake the waiters (see _wake_waiters)
+_TIMER = object()          # on runq: take the timer
+_GIVEN_UP = object()       # _tick: this thread no longer holds the timer
+_WAKES = (c.BatchRan, c.GenerateFailed, c.StopRequested, c.DrainDone)
 
 
 def _first_line(e: BaseException) -> str:
