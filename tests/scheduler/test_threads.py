@@ -178,3 +178,21 @@ def test_clock_subscribers_and_timed_waits():
     assert clock.seconds_until(100) is None   # it jumps: its subscribers are told
     system = SystemClock()
     assert 0 < system.seconds_until(system.now() + 60_000) <= 60 and system.seconds_until(0) == 0
+
+
+def test_a_graceful_stop_runs_the_drained_batches_one_at_a_time_in_order(lctx):
+    ran, inside = [], []
+
+    def output(rdd):
+        inside.append(threading.current_thread().name)
+        assert len(inside) == 1, f"two batches ran at once: {inside}"
+        ran.append(rdd.collect())
+        inside.pop()
+
+    ssc = StreamingContext(lctx, 1, clock=ManualClock())
+    ssc.queue_stream([[k] for k in range(8)], one_at_a_time=True).foreach_rdd(output)
+    ssc.start()
+    ssc.run_batches(2)                       # the timer thread kept these; both threads are idle at the stop
+    ssc.stop(stop_spark_context=False, stop_gracefully=True)
+    assert ran == [[k] for k in range(8)]
+    assert ssc._scheduler.core.completed == 8000 and not ssc._scheduler.core.dropped

@@ -11,6 +11,8 @@ observes and acts. It owns no scheduling state of its own (read it from
     timer       the thread holding the timer, or None         under ``lock``: lent, taken, given up
     lent        while the timer is lent: the time it was      under ``lock``: the timer keeps a batch
                 lent until (the next ``due``), else None      (set), takes it back / the other takes it
+    busy        a thread runs (or kept) a batch: the other    under ``_work``: kept or taken off runq,
+                takes no batch time meanwhile                 cleared when the batch ran
 
 Two scheduler threads and the caller of ``start()``/``stop()`` feed events.
 The threads are alike; at any time one of them holds the *timer*:
@@ -89,6 +91,7 @@ class JobScheduler:
         self._threads: tuple[threading.Thread, ...] = ()
         self._idle = 0                    # scheduler threads waiting on runq (under _work)
         self._kept: int | None = None     # a batch the timer keeps to run itself (timer thread only)
+        self._busy = False                # a thread runs (or is about to run) a batch (under _work)
 
     # -- feeding events -------------------------------------------------------------------------
     def feed(self, event) -> None:
@@ -271,8 +274,9 @@ class JobScheduler:
             return None
         try:
             self.feed(c.BatchDue(t))
-        finally:
-            kept, self._kept = self._kept, None
+        except BaseException:  # never let a scheduler thread die silently
+            log.exception("runnel: internal error generating the batch at %s", t)
+        kept, self._kept = self._kept, None
         if kept is not None:
             with self.lock:
                 lent = self.timer is threading.current_thread()
@@ -299,28 +303,32 @@ class JobScheduler:
         """Queue batch t for the idle thread, or keep it (see the module docstring)."""
         if self.timer is threading.current_thread() and not self._stop_timer.is_set() and self._kept is None:
             with self._work:
-                if self._idle and not self.runq:    # the other thread waits with nothing to do
-                    self._kept = t
+                if self._idle and not self.runq and not self._busy:   # the other thread waits with nothing to do
+                    self._kept, self._busy = t, True
                     return
         self._put(t)
 
     def _put(self, item) -> None:
         with self._work:
             self.runq.append(item)
-            self._work.notify()
+            self._work.notify_all()
 
     def _take(self):
         """The next item of ``runq``; _TIMER when the lent timer's time came (the clock reached ``lent``)."""
-        clock = self.clock
+        clock, runq = self.clock, self.runq
         with self._work:
             self._idle += 1
             try:
-                while not self.runq:
+                # a batch time waits while the other thread runs a batch: batches run one at a time, in order
+                while not runq or (self._busy and runq[0] is not None and runq[0] is not _TIMER):
                     lent = self.lent
                     if lent is not None and clock.now() >= lent:
                         return _TIMER
                     self._work.wait(clock.seconds_until(lent) if lent is not None else None)
-                return self.runq.popleft()
+                item = runq.popleft()
+                if item is not None and item is not _TIMER:
+                    self._busy = True
+                return item
             finally:
                 self._idle -= 1
 
@@ -346,12 +354,17 @@ class JobScheduler:
 
     # -- running ------------------------------------------------------------------------------------------
     def _run(self, t: int) -> None:
+        """Run batch t (this thread set ``_busy`` when it took or kept it)."""
         try:
             self.feed(c.BatchStarted(t, self.clock.now()))
         except BaseException:  # never let a scheduler thread die silently
             log.exception("runnel: internal error running batch %s", t)
         finally:
             self.jobs.pop(t, None)
+            with self._work:
+                self._busy = False
+                if self.runq:
+                    self._work.notify_all()
 
     def _run_job(self, t: int, output: int) -> list:
         job = self.jobs[t][output]
