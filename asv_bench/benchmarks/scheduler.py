@@ -143,3 +143,48 @@ class CoreEvents:
         return len(self.events) / (time.perf_counter() - t0)
 
     track_events_per_s.unit = "events/s"
+
+
+class ListenerEvents:
+    """The listener infos of a batch (``runnel.scheduler.infos``): the frozen BatchInfo / OutputOperationInfo
+    of its submitted, started, output started/completed and completed events, as the scheduler builds them
+    for a listener that handles all of them (the UI's does), for a batch with two outputs."""
+
+    number = 1
+    repeat = (5, 20, 20.0)
+    warmup_time = 0
+    BATCHES = 2000
+
+    def setup(self):
+        from types import SimpleNamespace
+
+        from runnel.scheduler import core as c
+        from runnel.scheduler.infos import ListenerInfos
+        self.c, self.ListenerInfos = c, ListenerInfos
+        self.graph = SimpleNamespace(outputs=[SimpleNamespace(op_name="foreachRDD", description=f"out {o}")
+                                              for o in (0, 1)])
+
+    def _run(self):
+        c = self.c
+        core = c.SchedulerCore(1000)
+        core.handle(c.Start(0))
+        infos = self.ListenerInfos(self.graph)
+        for k in range(1, self.BATCHES + 1):
+            t = 1000 * k
+            core.handle(c.BatchDue(t))
+            core.handle(c.JobsBuilt(t, t, (0, 1), 10, (("in", 10),)))
+            rec = core.batches[t]
+            infos.batch(rec)
+            core.handle(c.BatchStarted(t, t))
+            infos.batch(rec)
+            for o in (0, 1):
+                core.handle(c.JobStarted(t, o, t))
+                infos.output(rec, o)
+                core.handle(c.JobDone(t, o, t))
+                infos.output(rec, o)
+            core.handle(c.BatchRan(t, t))
+            infos.batch(rec)
+            infos.forget(t)
+
+    def time_two_thousand_batches(self):
+        self._run()
