@@ -77,7 +77,9 @@ def test_stage_log_only_while_watched(executor):
         refs = Planner(executor, "sum").materialize(shuffled)
         assert sorted(v for r in refs for v in executor.store.get(r).to_records()) == [1, 2, 3, 4, 5]
         runs = act.since(mark)
-        assert len(runs) == 2 and [(r.stage, r.label, r.tasks) for r in runs] == [(s.id, s.label, len(s.tasks)) for s in graph.stages]
+        assert len(runs) == 2
+        assert [(r.stage, r.label, r.tasks) for r in runs] == [(s.id, s.label, len(s.tasks)) for s in graph.stages]
+        assert [r.reads for r in runs] == [(), (graph.stages[0].id,)]     # the reduce reads the map's buckets
         assert all(isinstance(r, StageRun) and r.seconds >= 0 and not r.failed for r in runs)
         assert {r.kind for r in runs} == {executor.kind}        # where it ran (no stage runs inline here)
         executor.store.release(refs)

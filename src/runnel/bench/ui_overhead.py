@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     pr = paired(rates)
     print(f"W2 {a.master}: UI off {off / 1e6:.2f} M/s, on {on / 1e6:.2f} M/s (medians of {a.rounds}); "
           f"run-to-run spread with the UI off {100 * spread:.0f}%")
-    print(f"paired on/off over {pr['pairs']} rounds: median {pr['median']:.3f} (cost {100 * (1 - pr['median']):+.1f}%), "
+    print(f"paired on/off over {pr['pairs']} rounds: median {pr['median']:.3f} "
+          f"(cost {100 * (1 - pr['median']):+.1f}%), "
           f"quartiles {pr['q1']:.3f}..{pr['q3']:.3f}, extremes {pr['min']:.3f}..{pr['max']:.3f}; "
           f"the UI run was the slower in {pr['slower']} of {pr['pairs']} pairs")
     pc = paired(cpu)                       # CPU seconds on/off: above 1 by what the UI costs

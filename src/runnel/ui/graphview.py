@@ -14,7 +14,7 @@ from html import escape
 
 from ..graph import StreamNode
 
-BOX_W, BOX_H, STEP_X, STEP_Y, PAD = 190, 40, 210, 72, 12
+BOX_W, BOX_H, STEP_X, STEP_Y, PAD = 250, 40, 270, 72, 12
 
 
 def layout(nodes: list[StreamNode]) -> dict[str, tuple[int, int]]:

@@ -207,8 +207,9 @@ def _state(status: StreamingStatus) -> str:
                    + _cell("totalLateRows", late_total.get(name),
                            "-" if name not in late_total else f"{late_total[name]:,}")
                    + "</tr>" for name, r in sorted(tables.items()))
-    late = "".join(f"<tr><th>{escape(name)}</th><td>{charts.timeline(_series(done, name, 'late_rows'), 'rows', f'Late rows {name}')}"
-                   f"</td></tr>" for name in sorted(late_total))
+    late = "".join(f"<tr><th>{escape(name)}</th><td>"
+                   f"{charts.timeline(_series(done, name, 'late_rows'), 'rows', f'Late rows {name}')}</td></tr>"
+                   for name in sorted(late_total))
     return (f'<h2>State ({len(tables)})</h2><table id="state"><tr><th>Operator</th><th>Rows</th><th>Bytes</th>'
             f"<th>Dead letters</th><th>Late Rows (last batch)</th><th>Late Rows (since start)</th></tr>{rows}</table>"
             f'<table class="stats" id="state-charts"><tr><th></th><th>Rows over time</th><th>Bytes over time</th>'
@@ -321,7 +322,8 @@ def _stages(status: StreamingStatus, t: int) -> str:
             f"<h2>Stages and Tasks ({len(act.stages)} stages, {sum(r.tasks for r in act.stages)} tasks)</h2>"
             f'<p class="note">Where a stage ran: serial (local), inline (small input, in the calling thread), '
             f"threads or processes (local[N]).</p>"
-            f'<table id="stages"><tr><th>Stage</th><th>Name</th><th>Ran On</th><th>Tasks</th><th>Duration</th>'
+            f'<table id="stages"><tr><th>Stage</th><th class="label">Name</th><th>Ran On</th><th>Tasks</th>'
+            f"<th>Duration</th>"
             f"<th>Task Time</th><th>Status</th><th>Reads</th></tr>{rows}</table>")
 
 
