@@ -21,7 +21,11 @@ seconds (a hung disk) has its waiting snapshot replaced by the newer one. After 
 the oldest checkpoints beyond ``keep`` are removed and each input is told
 the time of the oldest one kept and the progress that one recorded for it
 (``checkpoint_written``): write-ahead log entries a recovery from it would
-not replay can go, and nothing any kept checkpoint still needs.
+not replay can go, and nothing any kept checkpoint still needs. Each
+commit is announced to the listeners (``onCheckpointWritten``, a
+:class:`~runnel.listener.CheckpointInfo`): its bytes, the snapshot's time
+on the job runner and the write's time on the writer thread, both measured
+with ``perf_counter`` (real time, also under a ManualClock).
 
 Checkpoint times are ``zero + k * interval``. The interval must be a
 multiple of the slide of every stateful stream (so each has a table at a
