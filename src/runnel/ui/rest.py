@@ -15,7 +15,8 @@ same conventions (camelCase, milliseconds, dates as above):
                          serial, inline, threads, processes), ``numTasks``, ``duration``,
                          ``taskTime`` (task-ms of its tasks), ``failed``, ``reads`` (ids of
                          the stages whose outputs it read, as ``describe_stages()`` shows)
-``executor``             ``slots``, ``taskTime`` (task-ms since start), ``busyRatio`` over the
+``executor``             ``slots``, ``taskTime`` (task-ms since the executor started: a Context
+                         may run several jobs), ``busyRatio`` over the
                          last ``busyRatioWindow`` ms, and per retained batch ``batchId``,
                          ``wallTime``, ``taskTime``, ``busyRatio``, ``numStages``, ``numTasks``
 ``checkpoints``          each checkpoint committed: ``batchId``, ``batchTime``, ``snapshotTime``,
