@@ -91,7 +91,12 @@ def master(request) -> str:
 @pytest.fixture(scope="session")
 def ctx(master):
     """A Context on ``master``, shared by the whole session."""
-    name, _, kind = master.partition(":") if not master.startswith("dask://") else (master, "", "")
+    if master.startswith("dask://"):          # every stage as Dask tasks, however small
+        c = Context(master, conf={"runnel.executor.inlineBytes": 0})
+        yield c
+        c.stop()
+        return
+    name, _, kind = master.partition(":")
     c = Context(name, conf=PROCESSES if kind == "processes" else None)
     yield c
     c.stop()

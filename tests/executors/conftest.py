@@ -10,7 +10,7 @@ KINDS = {
     "serial": ("local", {}),
     "threads": ("local[2]", {"stage_kind": "threads", "inline_bytes": 0}),
     "processes": ("local[2]", {"stage_kind": "processes", "inline_bytes": 0}),
-    "dask": (None, {}),
+    "dask": (None, {"inline_bytes": 0}),
 }
 
 

@@ -21,7 +21,7 @@ from runnel.updaters import running_sum
 @pytest.fixture(scope="module")
 def dctx(dask_master):
     """A Context of its own on the session's cluster (these tests look at its store and stats)."""
-    c = Context(dask_master)
+    c = Context(dask_master, conf={"runnel.executor.inlineBytes": 0})
     yield c
     c.stop()
 
@@ -42,6 +42,7 @@ def test_a_client_is_a_master_and_is_left_open(dask_cluster):
             pairs = ctx.parallelize([(i % 3, i) for i in range(30)], 3)
             assert sorted(pairs.reduce_by_key(operator.add).collect()) == [
                 (k, sum(i for i in range(30) if i % 3 == k)) for k in range(3)]
+            assert ctx.executor.stats["tasks_sent"] == 0                # tiny stages ran in the driver
         assert client.status == "running"                            # the Context did not close it
         assert client.submit(operator.add, 1, 2).result() == 3
 
@@ -63,7 +64,7 @@ def test_state_partitions_stay_on_their_owner_worker(dctx):
     tables = []
     states = ssc.queue_stream([[(k, 1) for k in range(40)]] * 4, default=None).update_state_by_key(running_sum())
     def where(rdd):
-        refs, owner = rdd._materialize()
+        refs, owner = rdd.materialize()
         try:
             tables.append((rdd.get_num_partitions(), _owners(ex, refs)))
         finally:
@@ -142,7 +143,7 @@ def test_worker_sigkilled_mid_stream_gives_exact_state_and_windows(dask_master, 
 
     n = 2_000
     batches = [[(k, i + 1) for k in range(n)] for i in range(6)]
-    with Context(dask_master) as ctx:
+    with Context(dask_master, conf={"runnel.executor.inlineBytes": 0}) as ctx:
         before = set(ctx.executor.client.run(os.getpid).values())
         ssc = StreamingContext(ctx, 1, clock=ManualClock())
         ssc.checkpoint(str(tmp_path / "ck"))

@@ -6,7 +6,10 @@ window, W4 running state, W5 tiny batches, W6 a Python map; see
 
 * runnel on each master of ``--masters`` (default ``local`` and ``local[2]``;
   ``local[2]:processes`` or ``local[2]:threads`` forces where ``local[2]``
-  runs every stage, through the ``runnel.executor.stageKind`` conf key) — a
+  runs every stage, through the ``runnel.executor.stageKind`` conf key;
+  ``dask[2]`` starts a Dask LocalCluster of 2 worker processes for the run,
+  ``dask[2]:tasks`` runs even tiny stages as Dask tasks, ``dask://host:port``
+  uses a running cluster) — a
   real :class:`~runnel.StreamingContext` on a :class:`~runnel.ManualClock`,
   fed by ``queue_stream``, results brought to the driver by ``foreachRDD``
   (``rdd.to_batch()``, columnar). The ``÷local`` column is each master's
@@ -64,8 +67,11 @@ import numpy as np
 from . import workloads as wl
 from .workloads import WORKLOADS, Workload
 
-#: a runnel master on the command line: a Spark master, optionally ``:<stage kind>``
-MASTER_SPEC = re.compile(r"local(?:\[(?:\d+|\*)\])?(?::(?:auto|threads|processes))?")
+#: a runnel master on the command line: a Spark master, optionally ``:<stage kind>``; ``dask`` or ``dask[N]``
+#: (a LocalCluster of N single-threaded worker processes started for the run, default 2), ``:tasks``: every
+#: stage as Dask tasks, none inline in the driver (``runnel.executor.inlineBytes=0``); ``dask://host:port``
+MASTER_SPEC = re.compile(r"local(?:\[(?:\d+|\*)\])?(?::(?:auto|threads|processes))?|dask(?:\[\d+\])?(?::tasks)?|dask://\S+")
+DASK_LOCAL = re.compile(r"dask(?:\[(\d+)\])?")
 #: runnel's aims on local[2] (issue 11), printed next to the results.
 AIMS = {"W1": 50e6, "W2": 250e6, "W3": 250e6, "W4": 100e6, "W5": 3000.0}
 #: issue 11's bars: local[2] throughput over local's (W4: the built-in running_sum updater)
@@ -212,13 +218,18 @@ def run_runnel_tiny(ctx, w: Workload, tiny: list, s: Settings) -> Result:
 def split_master(spec: str) -> tuple[str, dict]:
     """``"local[2]:processes"`` -> ``("local[2]", {"runnel.executor.stageKind": "processes"})``."""
     from ..executors.kinds import STAGE_KIND_KEY
+    from ..executors.kinds import INLINE_BYTES_KEY
+    if spec.startswith("dask://"):
+        return spec, {}
     master, _, kind = spec.partition(":")
+    if master.startswith("dask"):
+        return master, ({INLINE_BYTES_KEY: 0} if kind == "tasks" else {})
     return master, ({STAGE_KIND_KEY: kind} if kind else {})
 
 
 def system_name(spec: str) -> str:
-    """The table's name for a master spec: ``runnel local[2] processes``."""
-    return "runnel " + spec.replace(":", " ")
+    """The table's name for a master spec: ``runnel local[2] processes``, ``runnel dask[2]``."""
+    return "runnel " + (spec if spec.startswith("dask://") else spec.replace(":", " "))
 
 
 def run_runnel(spec: str, data: dict, s: Settings) -> list[Result]:
@@ -229,6 +240,17 @@ def run_runnel(spec: str, data: dict, s: Settings) -> list[Result]:
     warm()
     t_warm = time.perf_counter() - t0
     t0 = time.perf_counter()
+    cluster = None
+    local = DASK_LOCAL.fullmatch(master)
+    if local:                        # a LocalCluster of N worker processes over loopback, for this run
+        from distributed import LocalCluster
+        n = int(local.group(1) or 2)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=":0")
+        master = "dask://" + cluster.scheduler_address.split("://", 1)[1]
+        s.notes.append(f"{system_name(spec)}: a Dask LocalCluster of {n} single-threaded worker processes "
+                       f"over loopback, started in {time.perf_counter() - t0:.2f} s")
+        t0 = time.perf_counter()
     ctx = Context(master, "runnel-bench", conf)
     t_ctx = time.perf_counter() - t0
     s.notes.append(f"{system_name(spec)}: kernels warm in {t_warm:.2f} s (cache in {_numba_cache()}); "
@@ -252,6 +274,8 @@ def run_runnel(spec: str, data: dict, s: Settings) -> list[Result]:
                 out.append(r)
     finally:
         ctx.stop()
+        if cluster is not None:
+            cluster.close()
     return out
 
 
@@ -608,7 +632,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     bad = [m for m in s.masters if not MASTER_SPEC.fullmatch(m)]
     if bad:
         p.error(f"unknown master(s) {', '.join(bad)}; expected local, local[N] or local[*], optionally "
-                f"followed by :auto, :threads or :processes")
+                f"followed by :auto, :threads or :processes; dask or dask[N] (a LocalCluster for the run, "
+                f":tasks for no stage inline) "
+                f"or dask://host:port")
     if a.variants:
         names = tuple(x.strip() for x in a.variants.split(",") if x.strip())
         bad = [x for x in names if x not in wl.W4_VARIANTS]

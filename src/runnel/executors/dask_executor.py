@@ -28,6 +28,9 @@ unpickled function (``dask_worker._fns``). Numba kernels are loaded on each
 worker by a worker plugin (:class:`~runnel.executors.dask_worker.WarmKernels`),
 after the driver compiled them.
 
+Stages whose inputs are all in the driver and small (``inline_bytes``, the
+conf key ``runnel.executor.inlineBytes``) run in the driver, as on ``local[N]``.
+
 Failures
 --------
 A user exception is caught on the worker and reported as
@@ -57,10 +60,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 
 from runnel.accumulators import merge_task_updates
-from runnel.executors.base import Executor, Task, TaskFailed
+from runnel.executors.base import Executor, Task, TaskFailed, run_inline
 from runnel.executors.shipping import BlobCache, dumps, ship
 from runnel.executors.dask_store import DEPTH_LIMIT, GONE, DaskStore, Recipe
 from runnel.executors.dask_worker import WarmKernels, describe, forget_soon
+from runnel.executors.kinds import INLINE_BYTES_KEY
+from runnel.executors.parallel import INLINE_BYTES
 from runnel.executors.pool import warm_kernels
 from runnel.storage.store import BlockRef
 
@@ -97,7 +102,7 @@ class DaskExecutor(Executor):
         ``"dask://host:port"`` (or ``tcp://host:port``) of a running scheduler,
         or a connected ``Client`` (not closed by :meth:`close`).
     conf : mapping, optional
-        Unused today; accepted like the other backends.
+        Read at every stage for ``runnel.executor.inlineBytes`` (overrides ``inline_bytes``).
     depth_limit : int
         Lineage depth after which a block is backed up to the driver
         (:mod:`runnel.executors.dask_store`).
@@ -105,6 +110,11 @@ class DaskExecutor(Executor):
         Seconds to wait for the scheduler.
     refresh : float
         Seconds between looks at which workers are alive.
+    inline_bytes : int
+        A stage whose input blocks are all in the driver (put there, or
+        fetched) and total at most this many bytes runs in the driver, its
+        outputs kept there: a 10-record or empty batch costs no round trip
+        to the cluster. 0: every stage runs as Dask tasks (the tests' setting).
 
     Examples
     --------
@@ -114,7 +124,7 @@ class DaskExecutor(Executor):
     """
 
     def __init__(self, cluster, conf: Mapping | None = None, depth_limit: int | None = None,
-                 connect_timeout: float = 30.0, refresh: float = 2.0) -> None:
+                 connect_timeout: float = 30.0, refresh: float = 2.0, inline_bytes: int = INLINE_BYTES) -> None:
         distributed = require_distributed()
         if isinstance(cluster, str):
             address = cluster.strip()
@@ -127,6 +137,7 @@ class DaskExecutor(Executor):
         self._distributed = distributed
         self.master = "dask://" + self.client.scheduler.address.split("://", 1)[-1]
         self._conf = conf
+        self.inline_bytes = inline_bytes
         warm_kernels()                     # workers on this machine then only read Numba's cache
         self.client.register_plugin(WarmKernels())
         self.store = DaskStore(self.client, DEPTH_LIMIT if depth_limit is None else depth_limit)
@@ -215,6 +226,9 @@ class DaskExecutor(Executor):
                 raise RuntimeError("the executor is closed")
             if not tasks:
                 return []
+            if self._runs_inline(tasks):
+                self.activity.ran_as = "inline"
+                return run_inline(self.store, tasks, self.activity)
             self._collect_dead_fns()
             if time.monotonic() - self._seen_at > self._refresh:
                 self._look_at_workers()
@@ -230,6 +244,13 @@ class DaskExecutor(Executor):
                 made.append(Recipe(key, data, fn_ids, self._blob_futures_of(fn_ids), blocks, t.index))
             self.stats["stages"] += 1
             return self._run(tasks, made)
+
+    def _runs_inline(self, tasks: Sequence[Task]) -> bool:
+        limit = self.inline_bytes
+        if self._conf is not None and self._conf.get(INLINE_BYTES_KEY) is not None:
+            limit = int(self._conf[INLINE_BYTES_KEY])
+        refs = [r for t in tasks for g in t.inputs for r in g]
+        return bool(limit) and sum(r.nbytes for r in refs) <= limit and self.store.in_driver(refs)
 
     def _on_event(self, event) -> None:
         """A task's description, sent by its worker (runs on the client's event loop thread)."""

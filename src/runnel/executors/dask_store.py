@@ -158,6 +158,10 @@ class DaskStore(BlockStore):
                 self._freeze(b, v)
         return [thaw(b.frozen) for b in blocks]
 
+    def in_driver(self, refs: Iterable[BlockRef]) -> bool:
+        """Are all these blocks held in the driver (a task reading them needs no worker)?"""
+        return all(self.block(r).frozen is not None for r in refs)
+
     def _freeze(self, block: Block, value) -> None:
         """Keep a fetched value in the driver: the block's lineage ends here."""
         block.frozen = freeze(value if block.k is None else value.batches[block.k])[0]
