@@ -162,3 +162,18 @@ def test_worker_sigkilled_mid_stream_gives_exact_state_and_windows(dask_master, 
     assert totals == [{k: per_key * sum(range(1, i + 2)) for k in range(50)} for i in range(6)]
     assert windows == [{k: per_key * sum(range(max(1, i - 3), i + 2)) for k in range(50)} for i in range(6)]
     ssc.await_termination(timeout=0)                                # no batch failed
+
+
+def test_stages_are_logged_as_dask_with_their_workers_busy_time(dctx):
+    activity = dctx.executor.activity
+    busy = activity.busy
+    activity.watch()
+    try:
+        pairs = dctx.parallelize([(i % 5, i) for i in range(100)], 2)
+        assert sorted(pairs.reduce_by_key(operator.add).collect()) == [
+            (k, sum(range(k, 100, 5))) for k in range(5)]
+        runs = list(activity.stages)
+    finally:
+        activity.unwatch()
+    assert [(r.kind, r.tasks) for r in runs] == [("dask", 2), ("dask", 2)]    # shuffle map, then reduce
+    assert activity.busy > busy                                              # task time measured on the workers
