@@ -8,7 +8,7 @@ counts words per batch and writes the counts to OUT through the exactly-once
 Kafka sink, committing the input offsets to group ``wc-<OUT>``. The mock
 cluster lives in the test process (SERVERS). ``--die-in-batch N``: SIGKILL
 in batch N after the sink wrote it; ``--die-in-write N``: SIGKILL while the
-sink writes batch N (after 3 records were handed to the producer). Each dies
+sink writes batch N (after 3 records were handed to the producer and some reached the topic). Each dies
 once (a marker file in WORKDIR). The manual clock is advanced by the job;
 each completed batch prints ``done <i>``.
 """
@@ -19,6 +19,7 @@ import argparse
 import operator
 import os
 import signal
+import time
 
 from runnel import Context, ManualClock, StreamingContext
 from runnel.kafka import direct_stream, utf8_decoder
@@ -47,18 +48,34 @@ class DieInBatch(Die):
 
 
 class DieInWrite(Die):
-    """A value serializer that dies at the 4th count of batch N it serializes."""
+    """A value serializer that dies at the 4th count of batch N it serializes, once some of the three
+    counts handed to the producer before it are in the topic (so the batch is half written)."""
 
-    def __init__(self, n: int, marker: str, clock_file: str):
+    def __init__(self, n: int, marker: str, clock_file: str, servers: str, topic: str):
         super().__init__(marker)
         self.n, self.clock_file, self.seen = n, clock_file, 0
+        self.servers, self.topic, self.before = servers, topic, None
+
+    def records_in_topic(self) -> int:
+        import confluent_kafka
+        c = confluent_kafka.Consumer({"bootstrap.servers": self.servers, "group.id": "kafka-job-die"})
+        try:
+            return sum(c.get_watermark_offsets(confluent_kafka.TopicPartition(self.topic, p), timeout=10)[1]
+                       for p in range(4))
+        finally:
+            c.close()
 
     def __call__(self, count):
         with open(self.clock_file) as f:
             batch = int(f.read())
-        if batch == self.n:
+        if batch == self.n and not os.path.exists(self.marker):
             self.seen += 1
+            if self.seen == 1:
+                self.before = self.records_in_topic()
             if self.seen == 4:
+                deadline = time.monotonic() + 60
+                while self.records_in_topic() == self.before and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 super().__call__()
         return str(count)
 
@@ -75,7 +92,7 @@ def build(args):
         serializer = None
         if args.die_in_write:
             serializer = DieInWrite(args.die_in_write, os.path.join(args.workdir, "died-write"),
-                                    os.path.join(args.workdir, "batch"))
+                                    os.path.join(args.workdir, "batch"), args.servers, args.out)
         counts.save_to_kafka(args.out, {"bootstrap.servers": args.servers}, value_serializer=serializer,
                              name="wc")
         if args.die_in_batch:

@@ -88,5 +88,7 @@ def test_killed_while_writing_a_batch_recovers_without_duplicates(cluster, sourc
     p = job(cluster, "fresh", tmp_path, source, "counts-b", "--die-in-write", 4, check=False)
     assert p.returncode == -signal.SIGKILL, p.stderr
     assert "done 3" in p.stdout and "done 4" not in p.stdout
+    half = outputs(cluster, "counts-b").get(4000, [])
+    assert 0 < len(half) < len(reference[4000])            # batch 4 was half written at the kill
     job(cluster, "get_or_create", tmp_path, source, "counts-b")
     check(cluster, committed, "counts-b", reference)

@@ -193,8 +193,8 @@ class ReplayableInputDStream(InputDStream):
         self.position: dict[str, int] | None = None
         self._init_runtime()
 
-    _runtime = ("_lock", "_source_lock", "_log", "ranges", "ends", "floor", "logged", "replay", "replay_until", "replay_position",
-                "to_commit", "committed", "rate_controller", "_committer", "_rate", "_opened")
+    _runtime = ("_lock", "_source_lock", "_log", "ranges", "ends", "floor", "logged", "replay", "replay_until",
+                "replay_position", "to_commit", "committed", "rate_controller", "_committer", "_rate", "_opened")
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
