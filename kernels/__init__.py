@@ -4,7 +4,8 @@ Families: :mod:`.hashing` (stable 64-bit hashes), :mod:`.partition`
 (counting-sort scatter), :mod:`.aggregate` (factorize + reduce),
 :mod:`.join` (hash join on codes), :mod:`.ewm` (exponentially weighted
 moments carried per group), :mod:`.event_windows` (event-time window
-assignment, session merge). Compile options live in :mod:`._config`.
+assignment, session merge), :mod:`.running` (cumulative and rolling sums per
+group). Compile options live in :mod:`._config`.
 
 Kernels compile lazily, on first call, for the types they are called with
 (see :mod:`._config`). Call :func:`warm` in the driver before starting a
@@ -48,6 +49,8 @@ from .hashing import (
 )
 from .join import JOIN_HOWS, cogroup_segments, join_indices
 from .partition import partition_ids, scatter_order
+from .running import group_cumsum, segment_rolling_sum
+from .running import warm as _warm_running
 from .state import warm as _warm_state
 from .window import warm as _warm_window
 
@@ -83,6 +86,8 @@ __all__ = [
     "assign_windows",
     "merge_intervals",
     "window_pairs",
+    "group_cumsum",
+    "segment_rolling_sum",
     "warm",
 ]
 
@@ -167,3 +172,4 @@ def _warm_all():
     _warm_window()
     _warm_ewm()
     _warm_event_windows()
+    _warm_running()

@@ -10,7 +10,7 @@ import pytest
 MODULES = [
     "runnel.kernels._config", "runnel.kernels.aggregate", "runnel.kernels.apply", "runnel.kernels.hashing",
     "runnel.kernels.join", "runnel.kernels.partition", "runnel.kernels.ewm",
-    "runnel.kernels.event_windows",
+    "runnel.kernels.event_windows", "runnel.kernels.running",
     "runnel.batch", "runnel.clock", "runnel.context", "runnel.dataset", "runnel.streaming", "runnel.listener",
     "runnel.storage.ipc", "runnel.storage.store", "runnel.executors.base", "runnel.executors.serial",
     "runnel.dstream.savers", "runnel.dstream.receivers", "runnel.dstream.rate", "runnel.testing",

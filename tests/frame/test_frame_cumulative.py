@@ -159,3 +159,16 @@ def test_carries_resume_from_the_checkpoint_after_a_crash(ctx, tmp_path, clean_c
                              v_ewm_std=g["v"].ewm(span=3).std().reset_index(level=0, drop=True),
                              i_shift=g["i"].shift(2)).iloc[-5:]
     assert_frame_batches_equal([want[max(want)]], [last], check_dtype=False)
+
+
+@pytest.mark.parametrize("op", ["cumsum_float", "rolling_sum3", "rolling_mean2"])
+def test_a_big_key_does_not_swallow_a_small_one(ctx, op):
+    # one key's 1e17 shares the partition (and local's sorted segments) with another key's small values:
+    # a running sum across keys gave that key 0.0 where pandas gives 1, 3, 7
+    build, ref = OPS[op]
+    frames = [pd.DataFrame({"k": ["a", "b", "b"], "v": [1e17, 1.0, 2.0], "i": [0, 0, 0]}),
+              pd.DataFrame({"k": ["b", "a", "b"], "v": [4.0, 1e17, 8.0], "i": [0, 0, 0]})]
+    if op == "rolling_mean2":      # rolling_mean2 reads the int column: make it the one with the magnitudes
+        frames = [f.assign(i=np.where(f.k == "a", 10**17, f.v.astype(np.int64))) for f in frames]
+    out = run_frame(lambda s: build(s.groupby("k")), frames, ctx, checkpoint=tempfile.mkdtemp())
+    assert_frame_batches_equal(out, expected(frames, ref), check_dtype=False, rtol=0, atol=0)

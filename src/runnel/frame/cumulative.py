@@ -17,8 +17,9 @@ rolling(n)       the last ``n - 1`` values
 ewm              the recursion's variables (``kernels.ewm``)
 ===============  ==============================================
 
-Per batch and partition the work is vectorised over rows (cumulative sums
-with group offsets, segment positions from ``kernels.group_segments``);
+Per batch and partition the work is vectorised over rows (running and
+rolling sums per key from ``kernels.running``, segment positions from
+``kernels.group_segments``);
 carried values are prepended to their key's rows as pseudo-rows. cummax and
 cummin accumulate per key segment (a NumPy call per key of the batch).
 Rows come out grouped by the partition their key hashes to, in arrival order
@@ -139,17 +140,21 @@ def _running(x: np.ndarray, codes: np.ndarray, g: int, old: list, spec: Cumulati
             new[c] = int(base[c] + bounds[c + 1] - bounds[c])
     elif kind == "cumsum":
         isf = xs.dtype.kind == "f"
-        miss = np.isnan(xs) if isf else np.zeros(len(xs), bool)
-        vals = np.where(miss, 0, xs).astype(np.float64 if isf else np.int64)
-        cs = np.cumsum(vals)
-        start = np.concatenate([[0], cs])[bounds[:-1]]                 # sum before each group's first row
-        base = np.array([0 if v is None else v for v in old], dtype=vals.dtype)
-        rs = cs - start[seg] + base[seg]
-        ends = bounds[1:] - 1
-        for c in np.unique(seg).tolist():
-            new[c] = rs[ends[c]].item()
-        if isf:
-            rs = np.where(miss, np.nan, rs)
+        if isf:     # one running sum per key: a sum over all keys' rows would let one key's magnitude
+            #         swallow another's (kernels.running)
+            base = np.array([0.0 if v is None else v for v in old], dtype=np.float64)
+            rs, totals = K.group_cumsum(seg, xs, base)
+            for c in np.unique(seg).tolist():
+                new[c] = totals[c].item()
+            rs = np.where(np.isnan(xs), np.nan, rs)
+        else:       # integers: the offsets cancel exactly (wrapping as pandas' int64 sums do)
+            cs = np.cumsum(xs.astype(np.int64))
+            start = np.concatenate([[0], cs])[bounds[:-1]]             # sum before each group's first row
+            base = np.array([0 if v is None else v for v in old], dtype=np.int64)
+            rs = cs - start[seg] + base[seg]
+            ends = bounds[1:] - 1
+            for c in np.unique(seg).tolist():
+                new[c] = rs[ends[c]].item()
     else:  # cummax, cummin: a NumPy accumulate per key segment
         f = np.fmax if kind == "cummax" else np.fmin
         rs = np.empty(len(xs), dtype=np.float64 if xs.dtype.kind == "f" or any(v is not None and v != v for v in old)
@@ -191,16 +196,9 @@ def _with_tail(x: np.ndarray, codes: np.ndarray, g: int, old: list, spec: Cumula
         ok = pos >= p
         prev[ok] = xs[np.flatnonzero(ok) - p]
         rs = prev if spec.kind == "shift" else xs - prev
-    else:
-        miss = np.isnan(xs)
-        cs = np.concatenate([[0.0], np.cumsum(np.where(miss, 0.0, xs))])
-        cv = np.concatenate([[0], np.cumsum(~miss)])
-        i = np.arange(len(xs))
-        lo = i + 1 - p
+    else:       # pandas' roll_sum within each key's rows (kernels.running): no key's values reach another's
+        s, valid = K.segment_rolling_sum(xs, bounds, p)
         full = pos >= p - 1
-        lo = np.where(full, lo, 0)
-        s = cs[i + 1] - cs[lo]
-        valid = cv[i + 1] - cv[lo]
         rs = np.where(full & (valid == p), s if spec.kind == "rolling_sum" else s / p, np.nan)
     back = np.empty_like(rs)
     back[order] = rs
