@@ -314,8 +314,10 @@ def test_close_is_idempotent_and_frees_shared_memory(executor):
 
 
 #: Per empty task: 2 ms in one machine; on Dask a task's round trip goes driver -> scheduler -> worker
-#: -> scheduler -> driver over TCP, each hop a process that must get a core (the bound allows a loaded CI box).
-ROUND_TRIP = {"dask": 100e-3}
+#: -> scheduler -> driver over TCP, each hop a process that must get a core: a few ms on an idle 2-core
+#: box, 46-119 ms measured at load 10-17. The bound stays below the executor's 0.5 s look at its futures
+#: (EVENT_WAIT), so a task whose event is missed still fails it.
+ROUND_TRIP = {"dask": 250e-3}
 
 
 def test_empty_task_round_trip_is_fast(executor):
