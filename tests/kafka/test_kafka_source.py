@@ -5,11 +5,12 @@ from __future__ import annotations
 import collections
 import operator
 import sys
+import threading
 
 import numpy as np
 import pytest
 
-from runnel.listener import BatchEvent, BatchInfo
+from runnel.listener import BatchEvent, BatchInfo, StreamingListener
 from runnel.kafka import MockCluster, TopicAndPartition, direct_stream, utf8_decoder
 from runnel.kafka.mock import MOCK_PARTITIONS
 
@@ -126,7 +127,14 @@ def test_a_batch_finishing_after_the_stop_commits_and_leaves_no_consumer_open(cl
     stream = direct_stream(ssc, [topic], params, commit_offsets=True)
     stream.foreach_rdd(lambda rdd: ssc.stop(stop_spark_context=False))
     ssc.start()
+    completed = threading.Event()             # listeners run in order: the commit's first
+
+    class Done(StreamingListener):
+        def onBatchCompleted(self, batchCompleted):  # noqa: N802
+            completed.set()
+    ssc.add_streaming_listener(Done())
     ssc.run_batches(1)
+    assert completed.wait(30)
     assert committed(params["group.id"], topic) == {p: h for p, (_, h) in cluster.watermarks(topic).items()}
     assert stream.source._clients == {}
 
@@ -188,3 +196,23 @@ def test_partitions_that_appear_later_are_read_from_their_start(cluster, topic, 
     ssc.run_batches(1)
     assert got == [(0, []), (MOCK_PARTITIONS, [b"x", b"y"])]
     assert f"topic {topic!r} has no partitions yet" in caplog.text
+
+
+def test_from_offsets_of_a_topic_that_appears_later_are_where_it_starts(cluster, topic, params, kssc):
+    ssc = kssc()
+    got = []
+    direct_stream(ssc, [topic], params, from_offsets={(topic, 1): 1}).foreach_rdd(
+        lambda rdd: got.append(rdd.values().collect()))
+    ssc.start()                               # the topic does not exist yet: no error, nothing read
+    ssc.run_batches(1)
+    cluster.produce(topic, [b"x", b"y", b"z"], partition=1)
+    ssc.run_batches(1)
+    assert got == [[], [b"y", b"z"]]
+
+
+def test_a_partition_kafka_does_not_have_is_an_error_naming_it(cluster, topic, params, kssc):
+    cluster.produce(topic, [b"x"], partition=0)
+    ssc = kssc()
+    direct_stream(ssc, [topic], params, from_offsets={(topic, 9): 0}).foreach_rdd(lambda rdd: None)
+    with pytest.raises(RuntimeError, match=rf"offsets of {topic}\[9\].*Unknown partition"):
+        ssc.start()

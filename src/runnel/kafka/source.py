@@ -185,7 +185,12 @@ class KafkaSource(ReplayableSource):
         out = {}
         for part in parts:
             topic, p = _split(part)
-            out[part] = c.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=self.timeout, cached=False)
+            try:
+                out[part] = c.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=self.timeout, cached=False)
+            except ck.KafkaException as e:
+                given = " (named in from_offsets)" if part in self.from_offsets else ""
+                raise RuntimeError(f"runnel.kafka: cannot get the offsets of {topic}[{p}]{given}: "
+                                   f"{e.args[0].str() if e.args else e}") from e
         return out
 
     # -- ReplayableSource ----------------------------------------------------------------------------
@@ -202,7 +207,8 @@ class KafkaSource(ReplayableSource):
                 continue
             self._missing.discard(topic)
             parts += [_part(topic, p) for p in sorted(md.partitions)]
-        parts += [p for p in self.from_offsets if p not in parts]
+        # partitions named in from_offsets, of the topics there are (a missing one's come with it)
+        parts += [p for p in self.from_offsets if p not in parts and _split(p)[0] not in self._missing]
         return {p: high for p, (low, high) in sorted(self._watermarks(parts).items(), key=lambda x: _split(x[0]))}
 
     def initial_offsets(self, partitions: Sequence[str]) -> dict[str, int]:
@@ -213,7 +219,11 @@ class KafkaSource(ReplayableSource):
         return out
 
     def earliest_offsets(self, partitions: Sequence[str]) -> dict[str, int]:
-        return {p: low for p, (low, high) in self._watermarks(partitions).items()}
+        """A partition's first record, or its ``from_offsets`` entry (its topic appeared after the start)."""
+        rest = [p for p in partitions if p not in self.from_offsets]
+        out = {p: low for p, (low, high) in self._watermarks(rest).items()}
+        out.update({p: self.from_offsets[p] for p in partitions if p in self.from_offsets})
+        return out
 
     def describe(self, r: _Range) -> OffsetRange:
         topic, p = _split(r.partition)
