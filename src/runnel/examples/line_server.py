@@ -70,6 +70,7 @@ class LineServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="runnel-line-server", daemon=True)
         self._count = threading.Lock()
+        self._clients: list[threading.Thread] = []
         #: Lines sent so far, to all clients.
         self.sent = 0
 
@@ -80,6 +81,8 @@ class LineServer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+        for client in self._clients:      # so `sent` counts every line a client was sent
+            client.join(5)
         self._sock.close()
 
     def __enter__(self) -> "LineServer":
@@ -102,7 +105,9 @@ class LineServer:
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            client = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._clients.append(client)
+            client.start()
 
     def _serve(self, conn: socket.socket) -> None:
         rng = np.random.default_rng(self.seed)
