@@ -224,7 +224,7 @@ def keyed_records(keys: Any = None, values: Any = None, min_size: int = 0, max_s
     Examples
     --------
     >>> from hypothesis import given, settings
-    >>> @settings(max_examples=20)
+    >>> @settings(max_examples=20, deadline=None)
     ... @given(keyed_records())
     ... def check(records):
     ...     assert all(type(r) is tuple and len(r) == 2 for r in records)
