@@ -271,3 +271,21 @@ def test_event_time_bench_agrees_with_pandas_and_prints_ratios(capsys):
     assert bench.main(["--rows", "2000", "--keys", "50", "--batches", "4", "--warmup", "1", "--masters", "local"]) == 0
     out = capsys.readouterr().out
     assert "pandas" in out and "runnel local" in out and "÷ pandas" in out
+
+
+def test_a_frame_that_dropped_its_event_time_column_says_so_instead_of_calling_every_row_late(ssc):
+    # late_rows() of such a frame gave every row as late (and counted it) while the rows went on as on time
+    from runnel.batch import Batch
+    from runnel.frame.watermark import ByWatermark, EventClock
+    sdf = ssc.frame.queue([pd.DataFrame({"k": ["a", "b"], "ts": [10, 20]})]).with_watermark("ts", 0)
+    for narrowed in (sdf[["k"]], sdf.drop(columns=["ts"]), sdf.rename(columns={"ts": "t"})):
+        with pytest.raises(KeyError, match="event-time column 'ts' is not in the frame"):
+            narrowed.late_rows()
+        with pytest.raises(KeyError, match="event-time column 'ts' is not in the frame"):
+            narrowed.drop_duplicates("k", within=5)
+    rows = Batch({"k": np.array(["a", "b"], dtype=object)}, ("k",))
+    wm = Batch({c: np.array([15], np.int64) for c in ("max_ts", "wm_before", "wm", "last_ms")},
+               ("max_ts", "wm_before", "wm", "last_ms"))
+    for late in (True, False):
+        with pytest.raises(KeyError, match="'ts' is not in the rows"):
+            ByWatermark(EventClock("ts", "int64", 10**9), 0, late)(0, [rows, wm])

@@ -156,6 +156,7 @@ def drop_duplicates(sdf: "StreamingDataFrame", keys: tuple, within: Any, name: s
     if event is None:
         raise ValueError("drop_duplicates on a stream needs event time to forget keys: call "
                          "sdf.with_watermark('ts', delay) first")
+    sdf._event_column("drop_duplicates")
     clock = event.clock
     within_units = clock.units(0 if within is None else within, "drop_duplicates within", allow_zero=True)
     dtypes = sdf.dtypes

@@ -278,6 +278,14 @@ class StreamingDataFrame:
             watermark.named(name)
         return StreamingDataFrame(self._stream, self._schema_fn, EventTime(clock, watermark))
 
+    def _event_column(self, what: str) -> str:
+        """The event-time column, checked to be still in the frame (a select or drop may have left it)."""
+        column = self._event.clock.column
+        if column not in self.columns:
+            raise KeyError(f"{what}: the event-time column {column!r} is not in the frame (columns: "
+                           f"{self.columns}); keep it, or call with_watermark on a column the frame has")
+        return column
+
     def late_rows(self) -> "StreamingDataFrame":
         """The rows behind the watermark, per batch, as a frame you can print or sink.
 
@@ -294,6 +302,7 @@ class StreamingDataFrame:
         if self._event is None:
             raise ValueError("late_rows() needs event time: call with_watermark(column, delay) first, or ask "
                              "an event-time operator's result (event_window, drop_duplicates)")
+        self._event_column("late_rows()")
         return StreamingDataFrame(BehindWatermark(self._stream, self._event.watermark), self._schema_fn)
 
     def drop_duplicates(self, subset: Any = None, within: Any = None, name: str | None = None) -> "StreamingDataFrame":

@@ -237,7 +237,7 @@ class ByWatermark:
 
     def __call__(self, index: int, parts: list[Batch]) -> Batch:
         rows, wm = parts
-        if len(rows) == 0 or self.clock.column not in rows.columns:
+        if len(rows) == 0:
             return rows
         before, _ = watermark_values(wm)
         _, ok = split_late(rows, self.clock, late_threshold(before, self.lateness))
