@@ -214,7 +214,7 @@ class DaskStore(BlockStore):
         return self.client.submit(run_task, recipe.payload, recipe.fn_ids, recipe.blobs,
                                   [[(b.future, b.k) for b in g] for g in recipe.inputs], topic, key,
                                   key=key, pure=False, workers=[worker] if worker else None,
-                                  allow_other_workers=True)
+                                  allow_other_workers=bool(worker))   # no worker known (none up): Dask picks
 
     # -- lifetimes -------------------------------------------------------------------------
     def _free(self, block_id: str, nbytes: int) -> None:
