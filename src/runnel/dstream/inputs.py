@@ -139,5 +139,6 @@ class QueueInputDStream(InputDStream):
 
     def forget_before(self, t: int) -> None:
         super().forget_before(t)
-        for old in sorted(k for k in self._consumed_at if k < t - self.remember_ms)[:-1]:
-            del self._consumed_at[old]   # the newest stays: progress() of a later batch may need it
+        # list() copies the keys in one step: the generating thread may record a batch meanwhile
+        for old in sorted(k for k in list(self._consumed_at) if k < t - self.remember_ms)[:-1]:
+            self._consumed_at.pop(old, None)   # the newest stays: progress() of a later batch may need it
