@@ -17,6 +17,7 @@ import pyarrow as pa
 from .batch import Batch, infer_column
 from .dataset import BlockOwner, Dataset, OwnedBlocks, batched_slices, split_slices
 from .executors import make_executor
+from .memory import keep_freed_memory, wants_kept_memory
 
 
 class Context:
@@ -51,6 +52,8 @@ class Context:
     def __init__(self, master: str = "local[*]", app_name: str = "runnel", conf: Any = None):
         self.app_name = app_name
         self.conf = dict(conf.getAll() if hasattr(conf, "getAll") else (conf or {}))
+        if wants_kept_memory(self.conf):
+            keep_freed_memory()   # batches reuse freed memory instead of page-faulting it in again
         self.executor = make_executor(master, conf=self.conf)
         self.master = getattr(self.executor, "master", master)   # a Client's as "dask://host:port"
         self._stopped = False

@@ -66,6 +66,7 @@ from runnel.accumulators import merge_task_updates
 from runnel.executors.activity import Activity
 from runnel.executors.base import MAX_ATTEMPTS, Executor, Task, TaskFailed
 from runnel.executors.shipping import BlobCache, dumps, ship
+from runnel.memory import worker_env
 from runnel.storage.ipc import read_batch
 from runnel.storage.store import BlockRef, SharedMemoryStore
 
@@ -244,12 +245,7 @@ class ProcessPoolExecutor(Executor):
         wid = next(self._wids)
         ours, theirs = socket.socketpair()
         r, w = os.pipe()
-        env = dict(os.environ)
-        # Workers allocate and free multi-MB arrays every task; glibc would hand each back to
-        # the OS and page-fault it in again next time. Keeping freed memory (up to 256 MiB)
-        # cut W2's map+reduce stages on local[2] from 25-29 ms to 20.5-22.7 ms per batch.
-        env.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
-        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 << 20))
+        env = dict(os.environ, **worker_env())    # keep freed memory as the driver does (runnel.memory)
         env["PYTHONPATH"] = os.pathsep.join([_SRC_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         try:
             proc = subprocess.Popen(

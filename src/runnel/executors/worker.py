@@ -49,6 +49,8 @@ import sys
 import threading
 import traceback
 
+from runnel.memory import keep_as_driver_does
+
 FN_LOADS = 0
 _fns: dict = {}
 
@@ -147,6 +149,7 @@ def serve(conn, lifeline_fd: int) -> None:
 
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_as_driver_does(os.environ)
     from multiprocessing.connection import Connection
     conn_fd, lifeline_fd = int(argv[0]), int(argv[1])
     serve(Connection(conn_fd), lifeline_fd)
