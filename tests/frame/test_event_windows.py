@@ -289,3 +289,52 @@ def test_a_frame_that_dropped_its_event_time_column_says_so_instead_of_calling_e
     for late in (True, False):
         with pytest.raises(KeyError, match="'ts' is not in the rows"):
             ByWatermark(EventClock("ts", "int64", 10**9), 0, late)(0, [rows, wm])
+
+
+# --- windows over all rows (no key) --------------------------------------------------------------------------
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=events, cuts=st.lists(st.integers(0, 40), max_size=5), delay=st.integers(0, 12),
+       lateness=st.sampled_from([0, 3]), window=st.sampled_from(WINDOWS + [("session", 4)]))
+def test_keyless_windows_equal_pandas_over_all_on_time_rows(ctx, data, cuts, delay, lateness, window):
+    frames = with_flush(split(pd.DataFrame(data, columns=["k", "ts", "v"]), cuts))
+    size, slide = window
+    spec = session(slide) if size == "session" else tumbling(size) if size == slide else hopping(size, slide)
+    out, late = run_tagged(lambda s: s.with_watermark("ts", delay).event_window(spec, allowed_lateness=lateness)
+                           .agg(**AGGS), frames, ctx)
+    assert list(out.columns) == ["window_start", "window_end", *AGGS, "batch"]
+    on, want_late = split_late(frames, delay, lateness)
+    on = on[on.k != "zz"].assign(k="all")          # one group: every row
+    want = expected_sessions(on, slide) if size == "session" else expected_windows(on, size, slide)
+    got = out[out.window_start < FLUSH_TS - 100]
+    assert not got.duplicated(["window_start"]).any(), "a window was emitted twice in final mode"
+    same_rows(got, want, ["window_start", "window_end", *AGGS])
+    same_rows(late, want_late, ["k", "ts", "v"])
+    assert list(late.columns) == ["k", "ts", "v"]      # the rows as they came, no hidden key
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(v=st.lists(st.integers(-5, 9), min_size=1, max_size=30), cuts=st.lists(st.integers(0, 30), max_size=4),
+       n=st.integers(1, 4))
+def test_keyless_count_windows_equal_pandas_every_n_rows(ctx, v, cuts, n):
+    df = pd.DataFrame({"v": v})
+    frames = split(df, cuts)
+    got = pd.concat(run_frame(lambda s: s.count_window(n).agg(s=("v", "sum"), z=("v", "size")), frames, ctx,
+                              checkpoint=tempfile.mkdtemp()), ignore_index=True)
+    want = df.groupby(np.arange(len(df)) // n).agg(s=("v", "sum"), z=("v", "size")).rename_axis("window")
+    want = want[want.z == n].reset_index()
+    assert list(got.columns) == ["window", "s", "z"]
+    same_rows(got, want, ["window", "s", "z"])
+
+
+def test_keyless_window_shorthands_and_what_needs_a_key(ssc):
+    sdf = ssc.frame.queue([pd.DataFrame({"ts": [1, 2], "v": [3, 4]})]).with_watermark("ts", 0)
+    assert sdf.event_window(tumbling(10)).max().columns == ["window_start", "window_end", "ts", "v"]
+    assert sdf.event_window(tumbling(10))["v"].sum().columns == ["window_start", "window_end", "v"]
+    assert sdf.event_window(tumbling(10)).size().columns == ["window_start", "window_end", "size"]
+    with pytest.raises(ValueError, match="at least one key column.*sdf.event_window"):
+        sdf.groupby([])
+    with pytest.raises(ValueError, match="event-time or count windows only"):
+        sdf.event_window(tumbling(10)).running()
+    with pytest.raises(ValueError, match="event_window needs event time"):
+        ssc.frame.queue([pd.DataFrame({"ts": [1]})]).event_window(tumbling(10)).agg(n=("ts", "size"))

@@ -79,12 +79,16 @@ def q5(ev, size_ms: int, slide_ms: int, delay_ms: int):
 
 
 def q7(ev, size_ms: int, delay_ms: int):
+    """``B.dateTime BETWEEN B1.dateTime - 10 s AND B1.dateTime``: both ends, so a bid at a window's end
+    (it belongs to the next window) also meets the window's maximum."""
     b = _bare(ev["bid"])
-    start = (_ms(b.date_time) // size_ms) * size_ms
-    b = b.assign(start=start)
-    b = b[b.start + size_ms <= _closing(ev["bid"], delay_ms)]
-    top = b.groupby("start").price.transform("max")
-    return b[b.price == top][["auction", "price", "bidder", "date_time", "extra"]]
+    ms = _ms(b.date_time)
+    b = b.assign(start=(ms // size_ms) * size_ms)
+    closed = b[b.start + size_ms <= _closing(ev["bid"], delay_ms)]
+    tops = closed.groupby("start").price.max().rename("maxprice").reset_index()
+    at_end = b[ms % size_ms == 0].assign(start=lambda d: d.start - size_ms)
+    pairs = pd.concat([b, at_end], ignore_index=True).merge(tops, on="start")
+    return pairs[pairs.price == pairs.maxprice][["auction", "price", "bidder", "date_time", "extra"]]
 
 
 def q8(ev, size_ms: int, delay_ms: int):

@@ -59,3 +59,23 @@ def test_windowed_queries_equal_pandas_over_the_windows_the_watermark_closed(ssc
     want = oracle(ref.events(PER_BATCH * 5, cfg, PER_BATCH))
     assert len(want) > 3
     ref.same_rows(pd.concat(got, ignore_index=True), want.reset_index(drop=True))
+
+
+def test_q7_between_takes_both_ends_so_a_bid_at_a_window_end_meets_that_windows_maximum(ssc, tmp_path):
+    # Flink's text: B.dateTime BETWEEN B1.dateTime - 10 s AND B1.dateTime (window_end): a bid at 2 s is in
+    # the window [2 s, 4 s) and also at the end of [0 s, 2 s), whose maximum it equals: it comes out twice
+    from types import SimpleNamespace
+    ms = lambda *v: pd.to_datetime(list(v), unit="s").astype("datetime64[ms]")  # noqa: E731
+    frames = [pd.DataFrame({"auction": [1, 2, 3], "price": [10, 10, 5], "bidder": [7, 8, 9],
+                            "date_time": ms(1, 2, 3), "extra": ["a", "b", "c"]}),
+              pd.DataFrame({"auction": [4], "price": [1], "bidder": [7], "date_time": ms(9), "extra": ["d"]})]
+    ssc.checkpoint(str(tmp_path))
+    out: list = []
+    queries.q7(SimpleNamespace(bids=ssc.frame.queue(frames)), size=2, delay=0).foreach_batch(
+        lambda df, t: out.append(df))
+    ssc.start()
+    ssc.run_batches(2)
+    got = pd.concat(out, ignore_index=True)
+    assert sorted(got.auction.tolist()) == [1, 2, 2]
+    want = ref.q7({"bid": pd.concat([f.assign(batch=i) for i, f in enumerate(frames)], ignore_index=True)}, 2000, 0)
+    ref.same_rows(got, want.reset_index(drop=True))

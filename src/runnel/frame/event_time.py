@@ -12,6 +12,10 @@ The result has the key columns, ``window_start`` and ``window_end`` (of the
 event-time column's dtype; for count windows one int column ``window``,
 each key's windows numbered from 0), then one column per aggregate — every
 aggregate of ``groupby.agg`` (``aggregate.py``'s partial tables).
+``sdf.event_window(...)`` / ``sdf.count_window(n)`` window all rows, no key:
+the rows get a hidden constant key (:data:`GLOBAL`, added to the on-time rows
+in the map tasks, so ``late_rows()`` shows the rows as they came), the table
+is one partition, and the result has no key columns.
 
 How a batch runs (one :class:`EventWindowDStream`, a keyed state table)::
 
@@ -78,6 +82,8 @@ __all__ = ["tumbling", "hopping", "session", "Tumbling", "Hopping", "Session", "
 
 EMITS = ("final", "update")
 _MARKS = ("_updated", "_closed")
+#: the hidden key of a keyless window (``sdf.event_window``): every row has it, 0; no result shows it
+GLOBAL = "_global"
 
 
 # --- window specs ---------------------------------------------------------------------------------------
@@ -191,6 +197,13 @@ def _rows_of(batch: Batch, keys: tuple) -> Batch | None:
     return batch if len(batch) and all(k in batch.columns for k in keys) else None
 
 
+def _keyed_rows(batch: Batch, keys: tuple) -> Batch:
+    """The rows of a keyless window (keys ``(GLOBAL,)``) with the hidden key added; others as they are."""
+    if keys != (GLOBAL,) or len(batch) == 0 or GLOBAL in batch.columns:
+        return batch
+    return frame_batch({**batch.columns, GLOBAL: np.zeros(len(batch), dtype=np.int64)})
+
+
 def _drop_null_keys(rows: Batch, keys: tuple) -> Batch:
     from .expr import isnull_column
     drop = np.zeros(len(rows), dtype=bool)
@@ -271,7 +284,7 @@ class WindowPartials:
     empty: Batch
 
     def __call__(self, index: int, batch: Batch, n: int) -> list[Batch]:
-        rows = _rows_of(batch, self.keys)
+        rows = _rows_of(_keyed_rows(batch, self.keys), self.keys)
         table = None
         if rows is not None:
             if isinstance(self.window, Session):
@@ -319,7 +332,7 @@ class UpdateWindows:
             state = strip_marks(parts[0], keys2) if len(parts[0]) and "_closed" in parts[0].columns else None
         elif self.has_state:
             state = _open(parts[0], keys2)
-        new = _rows_of(parts[1], keys2 if not counting else self.keys)
+        new = _rows_of(parts[1], keys2) if not counting else _rows_of(_keyed_rows(parts[1], self.keys), self.keys)
         if isinstance(self.window, Session):
             table, updated = _sessions(state, new, self.keys, self.specs)
         elif counting:
@@ -439,7 +452,7 @@ class EmitWindows:
         table = table.filter(mark)
         keys2 = self.keys + (wkey,)
         got = finalize(strip_marks(table, keys2), keys2, self.specs, self.inner)
-        cols = {k: got.columns[k] for k in self.keys}
+        cols = {k: got.columns[k] for k in self.keys if k != GLOBAL}
         if counting:
             cols["window"] = np.asarray(got.columns["_widx"], np.int64)
         else:
@@ -558,8 +571,13 @@ def window_agg(gb: "GroupBy", specs: tuple[AggSpec, ...], spec: WindowSpec, name
     """The frame of a keyed window aggregation (``GroupBy.agg`` after ``event_window``/``count_window``)."""
     from .frame import StreamingDataFrame
     sdf = gb._sdf
-    window, keys = spec.window, gb.keys
+    window, keys = spec.window, gb.keys or (GLOBAL,)
     dtypes = dict(sdf.dtypes)
+    if not gb.keys:
+        if GLOBAL in dtypes:
+            raise ValueError(f"a window over all rows keys them by a hidden column {GLOBAL!r}, and the frame "
+                             f"has a column of that name: rename it")
+        dtypes[GLOBAL] = "int64"
     counting = isinstance(window, Count)
     event = sdf._event
     if counting:
@@ -582,14 +600,14 @@ def window_agg(gb: "GroupBy", specs: tuple[AggSpec, ...], spec: WindowSpec, name
         empty = Batch({**empty.columns, "_wend": np.empty(0, np.int64)},
                       _layout(keys2, empty.layout[1] + ("_wend",)))
     stream = sdf.stream
-    n = stream.resolve_partitions(gb._n)
+    n = stream.resolve_partitions(gb._n) if gb.keys else 1     # one key: one partition holds it
     table = EventWindowDStream(stream, None if counting else event.watermark, keys, kept, window, bounds,
                                lateness, empty, n)
     if name is not None:
         table.named(name)
     table.rows_schema = sdf._schema_fn
     inner = result_schema_batch(keys2, specs, wdtypes)
-    out_cols = {k: empty_column(dtypes[k]) for k in keys}
+    out_cols = {k: empty_column(dtypes[k]) for k in gb.keys}
     if counting:
         out_cols["window"] = empty_column("int64")
     else:

@@ -218,12 +218,52 @@ class StreamingDataFrame:
         """Group rows by one or more key columns (``groupby.GroupBy``)."""
         from .groupby import GroupBy
         keys = (by,) if isinstance(by, str) else tuple(by)
+        if not keys:
+            raise ValueError("groupby needs at least one key column (pandas: 'No group keys passed!'); for "
+                             "windows over all rows use sdf.event_window(...) or sdf.count_window(n)")
         missing = [k for k in keys if k not in self.columns]
         if missing:
             raise KeyError(f"groupby: no column(s) {missing} (columns: {self.columns})")
         return GroupBy(self, keys, num_partitions)
 
     # -- event time (watermark.py, event_time.py, dedup.py) ---------------------------------------------
+    def event_window(self, window: Any, emit: str = "final", allowed_lateness: Any = 0,
+                     name: str | None = None) -> "GroupBy":
+        """Windows of event time over all rows (no key): ``groupby(k).event_window`` without the groupby.
+
+        Takes what ``GroupBy.event_window`` takes; ``.agg(...)`` (or ``.max()``,
+        ``.size()``, ...) then gives one row per window: ``window_start``,
+        ``window_end`` and the aggregates (Spark's ``groupBy(window(ts, ...))``,
+        pandas' ``resample(..., on=ts)``). The window table is one partition.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from runnel import StreamingContext, ManualClock
+        >>> from runnel.frame import tumbling
+        >>> import tempfile
+        >>> ssc = StreamingContext("local", 1, clock=ManualClock())
+        >>> ssc.checkpoint(tempfile.mkdtemp())
+        >>> sdf = ssc.frame.queue([pd.DataFrame({"ts": [1, 4, 12], "price": [5, 9, 2]}),
+        ...                        pd.DataFrame({"ts": [30], "price": [1]})])
+        >>> top = sdf.with_watermark("ts", 2).event_window(tumbling(10)).agg(maxprice=("price", "max"))
+        >>> out = []
+        >>> top.foreach_batch(lambda df, t: out.append(df))
+        >>> ssc.start(); ssc.run_batches(2); ssc.stop()
+        >>> pd.concat(out, ignore_index=True)
+           window_start  window_end  maxprice
+        0             0          10         9
+        1            10          20         2
+        """
+        from .groupby import GroupBy
+        return GroupBy(self, (), None).event_window(window, emit, allowed_lateness, name)
+
+    def count_window(self, n: int, emit: str = "final", name: str | None = None) -> "GroupBy":
+        """Count windows over all rows (no key): every ``n`` rows, in arrival order, make one window
+        (``GroupBy.count_window`` without the groupby); the result has ``window`` and the aggregates."""
+        from .groupby import GroupBy
+        return GroupBy(self, (), None).count_window(n, emit, name)
+
     def with_watermark(self, column: str, delay: Any, idle_timeout: Any = None, unit: str = "s",
                        name: str | None = None) -> "StreamingDataFrame":
         """This frame with event time in ``column`` and a watermark ``delay`` behind the latest of it.

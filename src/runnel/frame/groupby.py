@@ -259,6 +259,9 @@ class GroupBy:
         self._column, self._event = column, event
 
     def _with(self, **kw: Any) -> "GroupBy":
+        if not self.keys and kw.get("scope", self._scope) != "event":
+            raise ValueError("a frame's rows without keys aggregate over event-time or count windows only "
+                             "(sdf.event_window(...), sdf.count_window(n)); group by a column for the others")
         args = dict(scope=self._scope, mode=self._mode, ttl=self._ttl, name=self._name, window=self._window,
                     column=self._column, event=self._event)
         args.update(kw)
@@ -370,6 +373,8 @@ class GroupBy:
         from .cumulative import CarryDStream, ConcatRows, Cumulative, RowBuckets, empty_carry
         from .frame import StreamingDataFrame
         from .transformed_frame import transformed
+        if not self.keys:
+            raise ValueError(f"{kind} runs per key: sdf.groupby(keys)[column].{kind}(...)")
         if self._column is None:
             raise ValueError(f"{kind} needs a column: sdf.groupby(keys)[column].{kind}(...)")
         dtypes = self._sdf.dtypes
