@@ -484,10 +484,12 @@ class ListenerBus:
                 continue
             try:
                 fn(event)
-            except Exception as e:
+            except KeyboardInterrupt:
+                raise                 # Ctrl-C on the thread that posts (start() posts onStreamingStarted)
+            except BaseException as e:  # SystemExit, pytest.fail ...: on a scheduler thread it would wedge the batch
                 self._failed(lst, method, event, e)
 
-    def _failed(self, listener: Any, method: str, event: _Event, e: Exception) -> None:
+    def _failed(self, listener: Any, method: str, event: _Event, e: BaseException) -> None:
         key, error = (_Same(listener), method), (type(e), str(e))
         with self._lock:
             failing = self._failures.get(key)

@@ -10,6 +10,7 @@ from runnel.scheduler.core import SchedulerCore
 
 ERR = ZeroDivisionError("boom")
 ERR2 = OSError("disk full")
+ERR3 = SystemExit(3)          # escaped a batch's run outside its jobs (BatchAborted)
 
 
 def plain(rec: c.BatchRecord) -> dict:
@@ -73,6 +74,7 @@ EVENTS = {
     "JobDone": c.JobDone(1000, 0, 1300),
     "JobFailed": c.JobDone(1000, 0, 1300, ERR),
     "BatchRan": c.BatchRan(1000, 1400, (("s", {"keys": 1}),)),
+    "BatchAborted": c.BatchAborted(1000, 1500, ERR3),
     "SnapshotWritten": c.SnapshotWritten(0),
     "SnapshotFailed": c.SnapshotFailed(0, ERR2),
     "Stop": c.StopRequested(False),
@@ -90,6 +92,14 @@ RESET = ([], {"phase": "idle", "zero": None, "next_ms": None, "generating": None
 SNAPSHOTS = {"SnapshotWritten": ([], {"written": 0}), "SnapshotFailed": ([], {"snapshot_error": ERR2})}
 STOP_GRACEFULLY = ([c.StopTimer(), c.StopInputs(True), c.Drain()], {"phase": "draining", "next_ms": None})
 JOB_DONE = [c.Post("output_completed", 1000, 0), c.RunJob(1000, 1)]
+ABORTED = [c.Forget(1000), c.Post("completed", 1000)]
+
+
+def aborted(**outs) -> dict:
+    """The changes of BatchAborted(1000, 1500, ERR3) to a running batch whose outputs were ``outs``."""
+    ended = {k: {**v, "end": 1500, "error": ERR3} if "end" not in v else v for k, v in outs.items()}
+    return {"running": None, "completed": 1000, "error": ERR3, "batches": {1000: {
+        **SUBMITTED, "started": 1100, "ended": 1500, "error": ERR3, "outputs": outputs(**ended)}}}
 
 
 def table(default, **cells):
@@ -104,12 +114,14 @@ def table(default, **cells):
 TABLE = {
     "idle": table(
         RAISES,
+        BatchAborted=NOTHING,
         Recovered=([], {"restored": 4000, "zero": 0}),
         Start=(STARTED, {"phase": "active", "zero": 0, "next_ms": 1000}),
         BatchDue=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING,
         Stop=([c.Terminate()], {"phase": "stopped"}), StopGracefully=([c.Terminate()], {"phase": "stopped"})),
     "active": table(
         RAISES,
+        BatchAborted=NOTHING,
         StartFailed=RESET,
         BatchDue=([c.Generate(1000)], {"generating": 1000}),
         DrainDone=NOTHING, ErrorReported=NOTHING,
@@ -118,6 +130,7 @@ TABLE = {
         StopGracefully=STOP_GRACEFULLY),
     "generating": table(
         RAISES,
+        BatchAborted=NOTHING,
         StartFailed=RESET, BatchDue=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING,
         JobsBuilt=([c.Post("submitted", 1000), c.Enqueue(1000), c.WaitUntil(2000)],
                    {"generating": None, "generated": 1000, "next_ms": 2000, "queue": [1000],
@@ -129,6 +142,7 @@ TABLE = {
         StopGracefully=STOP_GRACEFULLY),
     "queued": table(
         RAISES,
+        BatchAborted=NOTHING,
         StartFailed=RESET, BatchDue=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING,
         BatchStarted=([c.Post("started", 1000), c.RunJob(1000, 0)],
                       {"queue": [], "running": 1000, "batches": {1000: {**SUBMITTED, "started": 1100}}}),
@@ -137,6 +151,7 @@ TABLE = {
         StopGracefully=STOP_GRACEFULLY),
     "running": table(
         RAISES,
+        BatchAborted=(ABORTED, aborted(o0={}, o1={})),
         StartFailed=RESET, BatchDue=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING,
         JobStarted=([c.Post("output_started", 1000, 0)],
                     {"batches": {1000: {**SUBMITTED, "started": 1100, "outputs": outputs(o0={"start": 1200}, o1={})}}}),
@@ -144,6 +159,7 @@ TABLE = {
         StopGracefully=STOP_GRACEFULLY),
     "in_job": table(
         RAISES,
+        BatchAborted=(ABORTED, aborted(o0={"start": 1200}, o1={})),
         StartFailed=RESET, BatchDue=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING,
         JobDone=(JOB_DONE, {"batches": {1000: {**SUBMITTED, "started": 1100,
                                                "outputs": outputs(o0={"start": 1200, "end": 1300}, o1={})}}}),
@@ -154,6 +170,7 @@ TABLE = {
         StopGracefully=STOP_GRACEFULLY),
     "jobs_ran": table(
         RAISES,
+        BatchAborted=(ABORTED, aborted(o0={"start": 1200, "end": 1300}, o1={"start": 1300, "end": 1350})),
         StartFailed=RESET, BatchDue=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING,
         BatchRan=([c.Forget(1000), c.Post("completed", 1000)],
                   {"running": None, "completed": 1000, "batches": {1000: {
@@ -163,6 +180,7 @@ TABLE = {
         StopGracefully=STOP_GRACEFULLY),
     "draining": table(
         RAISES,
+        BatchAborted=(ABORTED, aborted(o0={}, o1={})),     # a graceful stop still drains
         BatchDue=NOTHING, StopGracefully=NOTHING, ErrorReported=NOTHING,
         JobStarted=([c.Post("output_started", 1000, 0)],
                     {"batches": {1000: {**SUBMITTED, "started": 1100, "outputs": outputs(o0={"start": 1200}, o1={})}}}),
@@ -171,11 +189,13 @@ TABLE = {
         Stop=([], {"phase": "stopping"})),       # a forced stop during a graceful one
     "stopping": table(
         RAISES,
+        BatchAborted=(ABORTED + [c.CloseCheckpoints(), c.Terminate()], {**aborted(o0={}, o1={}), "phase": "stopped"}),
         BatchDue=NOTHING, Stop=NOTHING, StopGracefully=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING,
         JobStarted=([c.Post("output_started", 1000, 0)],
                     {"batches": {1000: {**SUBMITTED, "started": 1100, "outputs": outputs(o0={"start": 1200}, o1={})}}})),
     "generating_stopping": table(
         RAISES,
+        BatchAborted=NOTHING,
         BatchDue=NOTHING, Stop=NOTHING, StopGracefully=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING,
         JobsBuilt=([c.CloseCheckpoints(), c.Terminate()],
                    {"phase": "stopped", "generating": None, "generated": 1000, "dropped": [1000]}),
@@ -184,6 +204,7 @@ TABLE = {
                          "batches": {1000: record(lost=True, error=ERR)}})),
     "stopped": table(
         RAISES,
+        BatchAborted=NOTHING,
         BatchDue=NOTHING, Stop=NOTHING, StopGracefully=NOTHING, DrainDone=NOTHING, ErrorReported=NOTHING),
 }
 

@@ -117,6 +117,13 @@ class CoreMachine(RuleBasedStateMachine):
         t, self.job = self.job.time, None
         self.feed(c.BatchRan(t, self.now))
 
+    @precondition(lambda self: self.job is not None)
+    @rule()
+    def runner_aborts_a_batch(self):
+        """Something escaped the run outside a job: the runner aborts the batch (JobScheduler._abort)."""
+        t, self.job = self.job.time, None
+        self.feed(c.BatchAborted(t, self.now, SystemExit(t)))
+
     # -- the checkpoint writer, stop() and the user -----------------------------------------------------------
     @precondition(lambda self: self.snapshots)
     @rule(ok=st.booleans())

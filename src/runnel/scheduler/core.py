@@ -19,6 +19,7 @@ The lifecycle of one batch time t::
     JobStarted(t, o) ──> Post(output_started)
     JobDone(t, o) ──> Post(output_completed), RunJob(t, o+1) | FinishBatch(t)
     BatchRan(t) ──> [Snapshot(t)], Forget(t), Post(completed)
+    BatchAborted(t) ──> Forget(t), Post(completed)      (failed outside its jobs: no snapshot)
 
 Batches run one at a time in time order; generation never waits for
 processing (queued batches wait, their scheduling delay grows).
@@ -40,17 +41,17 @@ State, what it maps, who changes it (every change is in :meth:`handle`):
     generated     last batch time generated (built or lost)             JobsBuilt, GenerateFailed
     queue         batch times built, not started, in time order         JobsBuilt (append),
                                                                         BatchStarted (pop), StopRequested
-    running       batch time being run, or None                         BatchStarted -> BatchRan
-    completed     last batch time whose jobs all ran                    BatchRan
+    running       batch time being run, or None                         BatchStarted -> BatchRan | BatchAborted
+    completed     last batch time whose jobs all ran (or were aborted)  BatchRan, BatchAborted
     backlog_warned  a backlog (>= ``backlog`` batches queued, or a     JobsBuilt, BatchStarted
                   scheduling delay of >= ``backlog`` intervals) was
                   reported; cleared when a batch starts with none queued
     batches       batch time -> BatchRecord (the last KEEP_BATCHES):    JobsBuilt, GenerateFailed, BatchStarted,
-                  times, records, outputs' times and failures           JobStarted, JobDone, BatchRan
+                  times, records, outputs' times and failures           JobStarted, JobDone, BatchRan, BatchAborted
     drained       a graceful stop has every received record in a batch  DrainDone
     dropped       batch times a non-graceful stop discarded unrun       StopRequested
-    error         first error of any batch (PySpark re-raises it on     GenerateFailed, JobDone
-                  every awaitTermination), or None
+    error         first error of any batch (PySpark re-raises it on     GenerateFailed, JobDone, BatchRan,
+                  every awaitTermination), or None                      BatchAborted
     reported      True once ``error`` reached the user                  ErrorReported
     last_snapshot time of the last snapshot handed to the writer        Start, BatchRan, final stop
     written       time of the last checkpoint committed                 SnapshotWritten
@@ -145,6 +146,16 @@ class BatchRan:
     now: int
     state_tables: tuple[tuple[str, dict], ...] = ()
     errors: tuple[BaseException, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchAborted:
+    """Running batch ``time`` failed outside its jobs (an internal error the runner could not carry on
+    after): its outputs that did not end fail with ``error`` and the batch completes, so that later
+    batches run and a stop is not kept waiting. No snapshot: its state did not settle."""
+    time: int
+    now: int
+    error: BaseException
 
 
 @dataclass(frozen=True)
@@ -524,6 +535,21 @@ class SchedulerCore:
         self.completed = t
         return out + self._maybe_terminate()
 
+    def _on_BatchAborted(self, ev: BatchAborted) -> list:
+        if self.running != ev.time:
+            return []                       # it completed after all (the error came later), or never started
+        rec = self.batches[ev.time]
+        for op in rec.outputs.values():
+            if op.end is None:
+                op.end, op.error = ev.now, ev.error
+        rec.ended = ev.now
+        if rec.error is None:
+            rec.error = ev.error
+        self._keep_error(ev.error)
+        self.running = None
+        self.completed = ev.time
+        return [Forget(ev.time), Post("completed", ev.time)] + self._maybe_terminate()
+
     # -- checkpoints --------------------------------------------------------------------------------------
     def _on_SnapshotWritten(self, ev: SnapshotWritten) -> list:
         self.written = ev.time if self.written is None else max(self.written, ev.time)
@@ -604,5 +630,5 @@ class SchedulerCore:
 
 _HANDLERS = {event: getattr(SchedulerCore, "_on_" + event.__name__)
              for event in (Recovered, Start, StartFailed, BatchDue, JobsBuilt, GenerateFailed, BatchStarted,
-                           JobStarted, JobDone, BatchRan, SnapshotWritten, SnapshotFailed, StopRequested,
+                           JobStarted, JobDone, BatchRan, BatchAborted, SnapshotWritten, SnapshotFailed, StopRequested,
                            DrainBatch, DrainDone, ErrorReported)}

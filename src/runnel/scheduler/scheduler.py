@@ -346,7 +346,7 @@ class JobScheduler:
             event = c.JobsBuilt(t, self.clock.now(), tuple(out.output_id for out, _ in jobs), graph.num_records(t),
                                 tuple((i.name, i.records.get(t, 0)) for i in inputs),
                                 tuple(input_infos(inputs, t).items()))
-        except Exception as e:  # the engine failed to build batch t: say so, keep generating
+        except BaseException as e:  # the engine failed to build batch t (SystemExit in a transform too): say so, go on
             log.error("runnel: could not generate the batch at %s: %s", ms_to_datetime(t), _first_line(e))
             return self._handle(c.GenerateFailed(t, e))
         self.jobs[t] = {out.output_id: job for out, job in jobs}
@@ -357,8 +357,9 @@ class JobScheduler:
         """Run batch t (this thread set ``_busy`` when it took or kept it)."""
         try:
             self.feed(c.BatchStarted(t, self.clock.now()))
-        except BaseException:  # never let a scheduler thread die silently
+        except BaseException as e:  # never let a scheduler thread die silently
             log.exception("runnel: internal error running batch %s", t)
+            self._abort(t, e)
         finally:
             self.jobs.pop(t, None)
             with self._work:
@@ -366,13 +367,24 @@ class JobScheduler:
                 if self.runq:
                     self._work.notify_all()
 
+    def _abort(self, t: int, error: BaseException) -> None:
+        """Something escaped batch t's run: if it is still running, it completes as failed (BatchAborted),
+        else no later batch could ever start and a stop would wait for it for ever."""
+        with self.lock:
+            running = self.core.running == t
+        if running:
+            try:
+                self.feed(c.BatchAborted(t, self.clock.now(), error))
+            except BaseException:
+                log.exception("runnel: internal error aborting batch %s", t)
+
     def _run_job(self, t: int, output: int) -> list:
         job = self.jobs[t][output]
         self.feed(c.JobStarted(t, output, self.clock.now()))
         error = None
         try:
             job()
-        except Exception as e:  # a user error fails this output of this batch only
+        except BaseException as e:  # a user error (SystemExit too) fails this output of this batch only
             error = e
             log.error("runnel: output %s failed for batch %s: %s", self.graph.outputs[output].name,
                       ms_to_datetime(t), _first_line(e))
@@ -469,7 +481,7 @@ _EVENTS = {"submitted": "onBatchSubmitted", "started": "onBatchStarted", "comple
 _WAKE = object()           # an instruction of the driver's own: wake the waiters (see _wake_waiters)
 _TIMER = object()          # on runq: take the timer
 _GIVEN_UP = object()       # _tick: this thread no longer holds the timer
-_WAKES = (c.BatchRan, c.GenerateFailed, c.StopRequested, c.DrainDone)
+_WAKES = (c.BatchRan, c.BatchAborted, c.GenerateFailed, c.StopRequested, c.DrainDone)
 
 
 def _first_line(e: BaseException) -> str:
