@@ -293,6 +293,18 @@ def test_a_graceful_stop_drains_then_takes_a_final_checkpoint():
     assert core.phase == "stopped" and core.completed == 2000
 
 
+def test_a_graceful_stop_of_a_recovered_context_drains_after_its_checkpoint():
+    """Stopped before its first batch, a recovered context drains into the batch after the checkpoint (it
+    drained into zero + interval, a batch time long past, as if the recovered batches had not run)."""
+    core = SchedulerCore(1000)
+    core.handle(c.Recovered(10_000, 0))
+    core.handle(c.Start(10_500))
+    assert core.handle(c.StopRequested(True)) == [c.StopTimer(), c.StopInputs(True), c.Drain()]
+    assert core.handle(c.DrainBatch()) == [c.Generate(11_000)]
+    core.handle(c.JobsBuilt(11_000, 10_500, (0,)))
+    assert core.handle(c.DrainBatch()) == [c.Generate(12_000)]
+
+
 def test_a_recovered_start_continues_after_the_checkpoint():
     core = SchedulerCore(1000)
     core.handle(c.Recovered(4000, 0))

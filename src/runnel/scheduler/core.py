@@ -417,7 +417,9 @@ class SchedulerCore:
         self._expect(ev, DRAINING)
         if self.generating is not None:
             return []
-        t = (self.generated if self.generated is not None else self.zero) + self.interval
+        last = self.generated if self.generated is not None else (
+            self.restored if self.restored is not None else self.zero)   # a recovered one ran up to its checkpoint
+        t = last + self.interval
         self.generating = t
         return [Generate(t)]
 
