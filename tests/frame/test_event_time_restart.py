@@ -40,11 +40,17 @@ def program(ctx, directory, key):
         sdf.groupby("k").event_window(session(4), name="sess").agg(s=("v", "sum")).foreach_batch(Keep(key + "/ses"))
         sdf.groupby("k").count_window(4, name="cnt").agg(s=("v", "sum")).foreach_batch(Keep(key + "/cnt"))
         sdf.drop_duplicates("k", within=6, name="dd").foreach_batch(Keep(key + "/dd"))
+        # w1 comes in the first two batches (to 2 s) and the last ones: with a ttl of 6 s it leaves at 8 s, after
+        # the restart (its last-seen time must have survived), and comes back afresh at 9 s
+        gappy = sdf[(sdf.k != "w1") | (sdf.ts < 10) | (sdf.ts > 38)]
+        gappy.groupby("k").count_window(3, emit="update", name="cnt_ttl", ttl=6).agg(s=("v", "sum")) \
+            .foreach_batch(Keep(key + "/cnt_ttl"))
+        gappy.groupby("k").running(ttl=6, name="cs_ttl")["v"].cumsum().foreach_batch(Keep(key + "/cs_ttl"))
         return ssc
     return setup
 
 
-PARTS = ("tum", "late", "hop", "ses", "cnt", "dd")
+PARTS = ("tum", "late", "hop", "ses", "cnt", "dd", "cnt_ttl", "cs_ttl")
 
 
 @pytest.mark.parametrize("how", ["resume", "get_or_create"])
@@ -55,6 +61,8 @@ def test_event_time_state_survives_a_driver_restart(ctx, tmp_path, clean_conf, h
     ref.run_batches(10)
     ref.stop(stop_spark_context=False)
     assert any(len(df) for df in SEEN["ref/late"].values()) and any(len(df) for df in SEEN["ref/ses"].values())
+    back = list(SEEN["ref/cnt_ttl"].values())[8]     # w1 back after its ttl: its windows count from 0 again
+    assert back[back.k == "w1"].window.tolist() == [0] and back[back.k == "w1"].s.tolist() == [9.0]
     d = str(tmp_path / "ck")
     ssc = program(ctx, d, "a")()
     ssc.start()

@@ -338,3 +338,23 @@ def test_keyless_window_shorthands_and_what_needs_a_key(ssc):
         sdf.event_window(tumbling(10)).running()
     with pytest.raises(ValueError, match="event_window needs event time"):
         ssc.frame.queue([pd.DataFrame({"ts": [1]})]).event_window(tumbling(10)).agg(n=("ts", "size"))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(st.tuples(st.sampled_from("abc"), st.integers(-5, 9)), max_size=4),
+                        min_size=1, max_size=9),
+       ttl=st.integers(1, 3), n=st.integers(1, 3))
+def test_count_windows_with_a_ttl_forget_idle_keys_as_a_running_groupby_does(ctx, batches, ttl, n):
+    # a key idle for more than ttl batches (1 s each) starts afresh: its open window is dropped, its next
+    # rows count from window 0 ("z" in every batch: no batch is empty)
+    frames = [pd.DataFrame([("z", 0)] + b, columns=["k", "v"]) for b in batches]
+    aggs = dict(s=("v", "sum"), z=("v", "size"))
+    final = run_frame(lambda s: s.groupby("k").count_window(n, ttl=ttl).agg(**aggs), frames, ctx,
+                      checkpoint=tempfile.mkdtemp())
+    df = pd.concat([f.assign(batch=i) for i, f in enumerate(frames)], ignore_index=True)
+    seg = (df.groupby("k").batch.diff().fillna(0) > ttl).astype(int).groupby(df.k).cumsum()
+    df = df.assign(seg=seg, window=lambda d: d.groupby(["k", "seg"]).cumcount() // n)
+    want = df.groupby(["k", "seg", "window"]).agg(**aggs, batch=("batch", "max")).reset_index()
+    want = want[want.z == n]
+    got = pd.concat([f.assign(batch=i) for i, f in enumerate(final)], ignore_index=True)
+    same_rows(got, want, ["k", "window", *aggs, "batch"])

@@ -172,3 +172,63 @@ def test_a_big_key_does_not_swallow_a_small_one(ctx, op):
         frames = [f.assign(i=np.where(f.k == "a", 10**17, f.v.astype(np.int64))) for f in frames]
     out = run_frame(lambda s: build(s.groupby("k")), frames, ctx, checkpoint=tempfile.mkdtemp())
     assert_frame_batches_equal(out, expected(frames, ref), check_dtype=False, rtol=0, atol=0)
+
+
+# --- ttl: an idle key's carry leaves (groupby(k).running(ttl=...)) -----------------------------------------
+
+def ttl_segments(frames, ttl_batches):
+    """All rows with ``seg``: a key starts afresh when more than ``ttl_batches`` batches passed since its last
+    row (1 s batches; as running(ttl=): a key back in the batch it would leave in stays)."""
+    df = pd.concat([f.assign(batch=i) for i, f in enumerate(frames)], ignore_index=True)
+    gap = df.groupby("k").batch.diff().fillna(0)
+    return df.assign(seg=(gap > ttl_batches).astype(int).groupby(df.k).cumsum())
+
+
+TTL_OPS = {
+    "cumsum": (lambda g: g["v"].cumsum(name="out"), lambda d, by: d.groupby(by)["v"].cumsum()),
+    "cumcount": (lambda g: g["v"].cumcount(name="out"), lambda d, by: d.groupby(by).cumcount()),
+    "shift": (lambda g: g["i"].shift(1, name="out"), lambda d, by: d.groupby(by)["i"].shift(1)),
+    "rolling_sum2": (lambda g: g["v"].rolling(2).sum(name="out"),
+                     lambda d, by: d.groupby(by)["v"].rolling(2).sum().reset_index(level=[0, 1], drop=True)),
+    "ewm_mean": (lambda g: g["v"].ewm(alpha=0.5).mean(name="out"),
+                 lambda d, by: d.groupby(by)["v"].ewm(alpha=0.5).mean().reset_index(level=[0, 1], drop=True)),
+}
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(st.tuples(st.sampled_from("abc"), st.integers(-9, 9)), max_size=4),
+                        min_size=1, max_size=9),
+       ttl=st.integers(1, 3), op=st.sampled_from(sorted(TTL_OPS)))
+def test_carries_with_a_ttl_forget_idle_keys_as_pandas_restarting_them(ctx, batches, ttl, op):
+    # "z" in every batch: no batch is empty; the others come and go
+    frames = [pd.DataFrame([("z", 0)] + b, columns=["k", "i"]).assign(v=lambda d: d.i.astype(float)) for b in batches]
+    build, ref = TTL_OPS[op]
+    out = run_frame(lambda s: build(s.groupby("k").running(ttl=ttl)), frames, ctx, checkpoint=tempfile.mkdtemp())
+    df = ttl_segments(frames, ttl)
+    want = df.assign(out=ref(df, ["k", "seg"]))
+    want = [want[want.batch == i].drop(columns=["batch", "seg"]) for i in range(len(frames))]
+    assert_frame_batches_equal(out, want, check_dtype=False)
+
+
+def test_a_carry_with_a_ttl_drops_idle_keys_from_its_table(ssc, tmp_path):
+    from runnel.listener import StreamingListener
+    keys = []
+
+    class Listen(StreamingListener):
+        def onBatchCompleted(self, batch):
+            keys.append(batch.batchInfo().state_tables["carry"]["keys"])
+
+    ssc.checkpoint(str(tmp_path))
+    frames = [pd.DataFrame({"k": ["a", "b"], "v": [1.0, 2.0]}), pd.DataFrame({"k": ["b"], "v": [3.0]}),
+              pd.DataFrame({"k": ["b"], "v": [4.0]}), pd.DataFrame({"k": ["a", "b"], "v": [5.0, 6.0]})]
+    out = []
+    sdf = ssc.frame.queue(frames)
+    sdf.groupby("k").running(ttl=2, name="carry")["v"].cumsum().foreach_batch(lambda df, t: out.append(df))
+    ssc.add_streaming_listener(Listen())
+    ssc.start()
+    ssc.run_batches(4)
+    # a, idle since 1 s, leaves the table at 3 s; at 4 s it starts again from 5
+    assert keys == [2, 2, 1, 2]
+    assert [df.v_cumsum.tolist() for df in out] == [[1.0, 2.0], [5.0], [9.0], [5.0, 15.0]]
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        sdf.groupby("k").running(ttl=-1)

@@ -17,6 +17,12 @@ rolling(n)       the last ``n - 1`` values
 ewm              the recursion's variables (``kernels.ewm``)
 ===============  ==============================================
 
+The carry keeps a row per key for good, unless the GroupBy has a ``ttl``
+(``groupby(k).running(ttl=60)``, as a running aggregate's): then it also
+keeps each key's last batch time (``_seen``) and a key without rows for
+``ttl`` seconds leaves it (in the batch it would leave in, a row of the key
+keeps it); the key's next row starts afresh.
+
 Per batch and partition the work is vectorised over rows (running and
 rolling sums per key from ``kernels.running``, segment positions from
 ``kernels.group_segments``);
@@ -71,14 +77,25 @@ class Cumulative:
         return 0
 
 
-def _carry_layout(keys: tuple) -> tuple:
-    return (keys[0] if len(keys) == 1 else tuple(keys), ("_carry",))
+def _carry_layout(keys: tuple, ttl: bool = False) -> tuple:
+    return (keys[0] if len(keys) == 1 else tuple(keys), ("_carry", "_seen") if ttl else ("_carry",))
 
 
-def empty_carry(keys: tuple, dtypes: dict) -> Batch:
+def empty_carry(keys: tuple, dtypes: dict, ttl: bool = False) -> Batch:
+    """The carry table with no key; with ``ttl``, a ``_seen`` column (batch ms of the key's last row)."""
     cols = {k: empty_column(dtypes[k]) for k in keys}
     cols["_carry"] = np.empty(0, dtype=object)
-    return Batch(cols, _carry_layout(keys))
+    if ttl:
+        cols["_seen"] = np.empty(0, dtype=np.int64)
+    return Batch(cols, _carry_layout(keys, ttl))
+
+
+def fresh(carry: Batch, now: int, ttl_ms: int) -> Batch:
+    """The carry without its keys idle for ``ttl_ms`` (no row since ``now - ttl_ms``; 0: all stay)."""
+    if not ttl_ms or len(carry) == 0:
+        return carry
+    keep = now - np.asarray(carry.columns["_seen"], np.int64) < ttl_ms
+    return carry if keep.all() else carry.filter(keep)
 
 
 def _codes(carry: Batch | None, rows: Batch, keys: tuple):
@@ -96,8 +113,11 @@ def _values(rows: Batch, column: str) -> np.ndarray:
     return x
 
 
-def apply(carry: Batch | None, rows: Batch, keys: tuple, spec: Cumulative) -> tuple[Batch, Batch]:
-    """(rows with the ``out`` column, the new carry table) for one partition."""
+def apply(carry: Batch | None, rows: Batch, keys: tuple, spec: Cumulative, now: int = 0,
+          ttl_ms: int = 0) -> tuple[Batch, Batch]:
+    """(rows with the ``out`` column, the new carry table) for one partition; with ``ttl_ms``, the carry
+    keeps each key's last batch time (``_seen``) and leaves out keys idle that long (as a running
+    groupby's ``ttl``: a key back in the batch it would leave in stays)."""
     ccodes, rcodes, g, kcols, first = _codes(carry, rows, keys)
     x = _values(rows, spec.column)
     carried = [] if carry is None else carry.columns["_carry"].tolist()
@@ -112,10 +132,17 @@ def apply(carry: Batch | None, rows: Batch, keys: tuple, spec: Cumulative) -> tu
         result, new = _running(x, rcodes, g, old, spec)
     out_rows = frame_batch({**rows.columns, spec.out: result})
     keep = np.array([v is not None for v in new], dtype=bool)
+    if ttl_ms:
+        seen = np.full(g, now, dtype=np.int64)
+        seen[ccodes] = carry.columns["_seen"] if carry is not None else seen[ccodes]
+        seen[rcodes] = now
+        keep &= now - seen < ttl_ms
     idx = np.flatnonzero(keep)
     cols = {k: column_take(c, first[idx]) for k, c in zip(keys, kcols)}
     cols["_carry"] = object_array([new[i] for i in idx.tolist()])
-    return out_rows, Batch(cols, _carry_layout(keys))
+    if ttl_ms:
+        cols["_seen"] = seen[idx]
+    return out_rows, Batch(cols, _carry_layout(keys, bool(ttl_ms)))
 
 
 def segments(codes: np.ndarray, g: int):
@@ -223,13 +250,17 @@ class ApplyCarry:
     empty_carry: Batch
     has_carry: bool
     carry_out: bool
+    now: int = 0              # the batch time (ms)
+    ttl_ms: int = 0           # keys idle this long leave the carry (0: never)
 
     def __call__(self, index: int, parts: list[Batch]) -> Batch:
         carry = parts[0] if self.has_carry and len(parts[0]) and "_carry" in parts[0].columns else None
-        rows = parts[-1]
+        rows = parts[-1] if len(parts) > int(self.has_carry) else Batch.empty()
         if len(rows) == 0 or self.spec.column not in rows.columns:
-            return (carry if carry is not None else self.empty_carry) if self.carry_out else self.empty_rows
-        out, new = apply(carry, rows, self.keys, self.spec)
+            if not self.carry_out:
+                return self.empty_rows
+            return fresh(carry, self.now, self.ttl_ms) if carry is not None else self.empty_carry
+        out, new = apply(carry, rows, self.keys, self.spec, self.now, self.ttl_ms)
         return new if self.carry_out else out
 
 
@@ -266,9 +297,11 @@ class CarryDStream(StatefulDStream):
 
     kind = "groupby_cumulative"
 
-    def __init__(self, rows: DStream, keys: tuple, spec: Cumulative, empty_rows: Batch, empty_carry: Batch, n: int):
+    def __init__(self, rows: DStream, keys: tuple, spec: Cumulative, empty_rows: Batch, empty_carry: Batch, n: int,
+                 ttl_ms: int = 0):
         super().__init__(rows.ssc, [rows])
         self.keys, self.spec, self.empty_rows, self.empty_carry, self.n = keys, spec, empty_rows, empty_carry, n
+        self.ttl_ms = ttl_ms
         self.must_cache = True
 
     def before(self, t: int) -> Dataset | None:
@@ -280,7 +313,8 @@ class CarryDStream(StatefulDStream):
         return None
 
     def op(self, t: int, carry_out: bool, has_carry: bool) -> ApplyCarry:
-        return ApplyCarry(self.keys, self.spec, self.empty_rows, self.empty_carry, has_carry, carry_out)
+        return ApplyCarry(self.keys, self.spec, self.empty_rows, self.empty_carry, has_carry, carry_out, t,
+                          self.ttl_ms)
 
     def combine(self, t: int, rows: Dataset, carry_out: bool) -> Dataset:
         if not carry_out:
@@ -296,7 +330,9 @@ class CarryDStream(StatefulDStream):
         rows = self.parents[0].get_or_compute(t)
         if rows is None:
             prev = self.before(t)
-            return prev
+            if prev is None or not self.ttl_ms:
+                return prev
+            return prev.zip_partitions([], self.op(t, True, True))     # no rows: idle keys still leave
         return self.combine(t, rows, True)
 
     def settle(self, t: int) -> None:
@@ -308,4 +344,5 @@ class CarryDStream(StatefulDStream):
 
     def signature(self) -> dict:
         s = self.spec
-        return {**super().signature(), "keys": list(self.keys), "cumulative": [s.kind, s.column, s.n, *s.params]}
+        return {**super().signature(), "keys": list(self.keys), "cumulative": [s.kind, s.column, s.n, *s.params],
+                "ttl_ms": self.ttl_ms}

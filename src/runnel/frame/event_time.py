@@ -62,7 +62,7 @@ from runnel import kernels as K
 
 from ..batch import Batch, column_take, concat_batches, concat_columns
 from ..dataset import Dataset
-from ..dstream.base import DStream
+from ..dstream.base import DStream, to_ms
 from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
 from ..plan import ShuffleDep
@@ -81,7 +81,7 @@ __all__ = ["tumbling", "hopping", "session", "Tumbling", "Hopping", "Session", "
            "window_agg"]
 
 EMITS = ("final", "update")
-_MARKS = ("_updated", "_closed")
+_MARKS = ("_updated", "_closed", "_seen")     # _seen: count windows with a ttl (batch ms of the key's last row)
 #: the hidden key of a keyless window (``sdf.event_window``): every row has it, 0; no result shows it
 GLOBAL = "_global"
 
@@ -177,11 +177,14 @@ def strip_marks(table: Batch, keys: tuple) -> Batch:
     return Batch({n: table.columns[n] for n in keys + states}, _layout(keys, states))
 
 
-def with_marks(table: Batch, keys: tuple, updated: np.ndarray, closed: np.ndarray) -> Batch:
+def with_marks(table: Batch, keys: tuple, updated: np.ndarray, closed: np.ndarray,
+               seen: np.ndarray | None = None) -> Batch:
     states = _state_names(table, keys)
     cols = {n: table.columns[n] for n in keys + states}
     cols["_updated"], cols["_closed"] = updated, closed
-    return Batch(cols, _layout(keys, states + _MARKS))
+    if seen is not None:
+        cols["_seen"] = seen
+    return Batch(cols, _layout(keys, states + tuple(m for m in _MARKS if m in cols)))
 
 
 def _open(table: Batch | None, keys: tuple) -> Batch | None:
@@ -323,28 +326,36 @@ class UpdateWindows:
     lateness: int
     empty: Batch           # the empty state table (keys + window key + partial states)
     has_state: bool
+    now: int = 0           # the batch time (ms); count windows with a ttl keep each key's last one
+    ttl_ms: int = 0        # count windows: a key without rows this long leaves the table (0: never)
 
     def __call__(self, index: int, parts: list[Batch]) -> Batch:
         counting = isinstance(self.window, Count)
         keys2 = self.keys + ("_widx" if counting else "_wstart",)
-        state = None
+        state = seen = None
         if self.has_state and counting:     # a key's last full window stays: it says where the key is
-            state = strip_marks(parts[0], keys2) if len(parts[0]) and "_closed" in parts[0].columns else None
+            if len(parts[0]) and "_closed" in parts[0].columns:
+                state = strip_marks(parts[0], keys2)
+                seen = np.asarray(parts[0].columns["_seen"], np.int64) if self.ttl_ms else None
         elif self.has_state:
             state = _open(parts[0], keys2)
         new = _rows_of(parts[1], keys2) if not counting else _rows_of(_keyed_rows(parts[1], self.keys), self.keys)
         if isinstance(self.window, Session):
             table, updated = _sessions(state, new, self.keys, self.specs)
         elif counting:
-            table, updated = self._counts(state, new)
+            table, updated, seen = self._counts(state, seen, new)
         else:
             table, updated = _merged(state, new, keys2, self.specs)
         if table is None:
             z = np.zeros(0, dtype=bool)
-            return with_marks(self.empty, keys2, z, z)
+            return with_marks(self.empty, keys2, z, z, np.zeros(0, np.int64) if self.ttl_ms else None)
         if counting:
             closed = np.asarray(table.columns[ROWS.state("n", len(self.specs) - 1)]) >= self.window.n
-            return with_marks(table, keys2, updated, closed)
+            if not self.ttl_ms:
+                return with_marks(table, keys2, updated, closed)
+            # as a running groupby's ttl: a key whose last row is ttl old leaves, its open window unemitted
+            keep = self.now - seen < self.ttl_ms
+            return with_marks(table.filter(keep), keys2, updated[keep], closed[keep], seen[keep])
         _, now = watermark_values(parts[2])
         if now == NONE:
             closed = np.zeros(len(table), dtype=bool)
@@ -355,18 +366,23 @@ class UpdateWindows:
         return with_marks(table, keys2, updated, closed)
 
     # -- count windows ----------------------------------------------------------------------------------
-    def _counts(self, state: Batch | None, rows: Batch | None):
+    def _counts(self, state: Batch | None, seen: np.ndarray | None, rows: Batch | None):
+        """(table, rows the batch updated, with a ttl each row's key's last batch time)."""
         keys2 = self.keys + ("_widx",)
         n_rows = ROWS.state("n", len(self.specs) - 1)
         if state is not None:      # each key's latest window only: its index and rows say where the key is
             codes, _ = group_codes([state.columns[k] for k in self.keys])
             widx = np.asarray(state.columns["_widx"], np.int64)
             top = K.reduce_codes(codes, int(codes.max()) + 1, widx, "max")
-            state = state.filter(widx == top[codes])
+            latest = widx == top[codes]
+            state = state.filter(latest)
+            seen = seen[latest] if seen is not None else None
         if rows is not None:
             rows = _drop_null_keys(rows, self.keys)
         if rows is None or len(rows) == 0:
-            return state, (np.zeros(len(state), dtype=bool) if state is not None else None)
+            if state is None:
+                return None, None, None
+            return state, np.zeros(len(state), dtype=bool), seen
         size = self.window.n
         m = 0 if state is None else len(state)
         kcols = [rows.columns[k] if state is None else concat_columns([state.columns[k], rows.columns[k]])
@@ -382,7 +398,13 @@ class UpdateWindows:
         rank[order] = pos
         widx = (base[rcodes] + rank) // size
         new = partial(_needed(rows, self.keys, self.specs, {"_widx": widx}), keys2, self.specs)
-        return _merged(state, new, keys2, self.specs)
+        table, updated = _merged(state, new, keys2, self.specs)
+        if not self.ttl_ms:
+            return table, updated, None
+        last = np.full(len(table), self.now, dtype=np.int64)       # the state's rows come first, in order
+        if seen is not None:
+            last[:m] = np.where(updated[:m], self.now, seen)
+        return table, updated, last
 
 
 def _sessions(state: Batch | None, new: Batch | None, keys: tuple, specs: tuple):
@@ -473,9 +495,9 @@ class EventWindowDStream(StatefulDStream):
     kind = "event_window"
 
     def __init__(self, rows: DStream, watermark: WatermarkDStream | None, keys: tuple, specs: tuple,
-                 window: Any, bounds: tuple, lateness: int, empty: Batch, n: int):
+                 window: Any, bounds: tuple, lateness: int, empty: Batch, n: int, ttl_ms: int = 0):
         super().__init__(rows.ssc, [rows] + ([watermark] if watermark is not None else []))
-        self.watermark = watermark
+        self.watermark, self.ttl_ms = watermark, ttl_ms
         self.keys, self.specs, self.window, self.bounds = keys, specs, window, bounds
         self.lateness, self.empty, self.n = lateness, empty, n
         self.late = LateRows(self)
@@ -510,7 +532,7 @@ class EventWindowDStream(StatefulDStream):
         inputs = self.incoming(t, rows)
         prev = self.before(t)
         op = UpdateWindows(self.keys, self.specs, self.window, self.bounds, self.lateness, self.empty,
-                           prev is not None)
+                           prev is not None, t, self.ttl_ms)
         return (prev if prev is not None else inputs[0]).zip_partitions(inputs, op)
 
     def settle(self, t: int) -> None:
@@ -542,7 +564,8 @@ class EventWindowDStream(StatefulDStream):
 
     def signature(self) -> dict:
         return {**super().signature(), "keys": list(self.keys), "window": repr(self.window),
-                "aggregates": [[s.out, s.column, s.func] for s in self.specs], "lateness": self.lateness}
+                "aggregates": [[s.out, s.column, s.func] for s in self.specs], "lateness": self.lateness,
+                "ttl_ms": self.ttl_ms}
 
 
 def _bucketed(ds: Dataset, keys: tuple, n: int) -> Dataset:
@@ -557,6 +580,7 @@ class WindowSpec:
     window: Any
     emit: str = "final"
     lateness: Any = 0
+    ttl: Any = None           # count windows: seconds after which a key without rows leaves the table
 
 
 def check_window(window: Any, emit: str) -> None:
@@ -601,8 +625,9 @@ def window_agg(gb: "GroupBy", specs: tuple[AggSpec, ...], spec: WindowSpec, name
                       _layout(keys2, empty.layout[1] + ("_wend",)))
     stream = sdf.stream
     n = stream.resolve_partitions(gb._n) if gb.keys else 1     # one key: one partition holds it
+    ttl_ms = to_ms(spec.ttl, "ttl") if spec.ttl is not None else 0
     table = EventWindowDStream(stream, None if counting else event.watermark, keys, kept, window, bounds,
-                               lateness, empty, n)
+                               lateness, empty, n, ttl_ms)
     if name is not None:
         table.named(name)
     table.rows_schema = sdf._schema_fn

@@ -258,11 +258,12 @@ class StreamingDataFrame:
         from .groupby import GroupBy
         return GroupBy(self, (), None).event_window(window, emit, allowed_lateness, name)
 
-    def count_window(self, n: int, emit: str = "final", name: str | None = None) -> "GroupBy":
+    def count_window(self, n: int, emit: str = "final", name: str | None = None,
+                     ttl: float | None = None) -> "GroupBy":
         """Count windows over all rows (no key): every ``n`` rows, in arrival order, make one window
         (``GroupBy.count_window`` without the groupby); the result has ``window`` and the aggregates."""
         from .groupby import GroupBy
-        return GroupBy(self, (), None).count_window(n, emit, name)
+        return GroupBy(self, (), None).count_window(n, emit, name, ttl)
 
     def with_watermark(self, column: str, delay: Any, idle_timeout: Any = None, unit: str = "s",
                        name: str | None = None) -> "StreamingDataFrame":

@@ -271,7 +271,10 @@ class GroupBy:
         """Aggregate over every batch so far (keyed state; checkpointed, resumed by ``name``).
 
         ``mode``: "complete" (every key each batch) or "update" (keys the batch changed);
-        ``ttl``: seconds after which a key without new rows leaves the table.
+        ``ttl``: seconds after which a key without new rows leaves the table. ``name`` and
+        ``ttl`` hold for the per-key carries of ``cumsum``, ``shift``, ``rolling``, ``ewm`` ...
+        too (``groupby(k).running(ttl=60)["v"].cumsum()``): an idle key's carry is dropped and
+        the key starts afresh.
         """
         if mode not in ("complete", "update"):
             raise ValueError(f"running(): mode must be 'complete' or 'update' ('append' needs rows that never "
@@ -322,18 +325,24 @@ class GroupBy:
         check_window(window, emit)
         return self._with(scope="event", event=WindowSpec(window, emit, allowed_lateness), name=name)
 
-    def count_window(self, n: int, emit: str = "final", name: str | None = None) -> "GroupBy":
+    def count_window(self, n: int, emit: str = "final", name: str | None = None,
+                     ttl: float | None = None) -> "GroupBy":
         """Aggregate every ``n`` rows of a key (in arrival order) into one window (``event_time.py``).
 
         The result has the keys, ``window`` (each key's windows numbered from 0) and the
         aggregates; ``emit`` "final" gives a window once it has its ``n`` rows, "update"
         every batch the windows it changed (the last one possibly not full yet).
+        The table keeps each key's latest window (where its count goes on); ``ttl``:
+        seconds (batch time) after which a key without new rows leaves it, as ``running(ttl=)``:
+        its open window is dropped unemitted, and a row of it later starts at window 0.
         """
         from .event_time import Count, WindowSpec, check_window
         if int(n) < 1:
             raise ValueError(f"count_window: n must be at least 1 row, got {n!r}")
         check_window(Count(int(n)), emit)
-        return self._with(scope="event", event=WindowSpec(Count(int(n)), emit), name=name)
+        if ttl is not None:
+            to_ms(ttl, "ttl")
+        return self._with(scope="event", event=WindowSpec(Count(int(n)), emit, ttl=ttl), name=name)
 
     def __getitem__(self, column: str) -> "GroupBy":
         if column not in self._sdf.columns:
@@ -389,7 +398,8 @@ class GroupBy:
         rows = stream.derive("groupby_rows", lambda ds: ds.shuffle(
             [ShuffleDep(ds.dependency(), RowBuckets(keys))], n_parts, ConcatRows())).cache()
         empty_rows = self._sdf.schema.empty()
-        carry = CarryDStream(rows, keys, spec, empty_rows, empty_carry(keys, dtypes), n_parts)
+        ttl_ms = to_ms(self._ttl, "ttl") if self._ttl is not None else 0
+        carry = CarryDStream(rows, keys, spec, empty_rows, empty_carry(keys, dtypes, bool(ttl_ms)), n_parts, ttl_ms)
         if self._name is not None:
             carry.named(self._name)
         out_dtype = "int64" if kind == "cumcount" or (kind == "cumsum" and not d.startswith("float")) else \
