@@ -48,7 +48,7 @@ from .hashing import (
     hash_int_scalar,
     hash_short,
 )
-from .partition import _check_n, _hash_scatter_worker, partition_of, scatter_order
+from .partition import _check_n, _hash_scatter_worker, scatter_order
 
 __all__ = [
     "factorize_int64",
@@ -556,72 +556,47 @@ def _fold_worker(codes, values, out, seen, fn):
             out[c] = fn(out[c], values[i])
 
 
-# Fused factorize + reduce for int64 keys in a small range (reduce_int64_dense and
-# its partitioned form): one pass, no codes array. Each row updates its key's slot
-# ``key - lo`` of ``acc`` (one random access per row; a lookup table giving the
-# group's output slot made two dependent ones, about 15-20% slower), and the first
-# row of a key appends the slot to ``order`` without a branch; the groups are then
-# read out of ``acc`` in that order. A sum or count starts at its identity, which is
-# bit for bit the folds above (-0.0 + v == v, 0 + v == v); min and max keep the first
-# value, then compare as the folds do.
+# Fused factorize + reduce for int64 keys in a small range (reduce_int64_dense):
+# one pass, no codes array. ``out`` starts as the first value of each group, which
+# is bit for bit what the folds above give (-0.0 + v == v, 0 + v == v).
 @jit
-def _slot_fold_worker(keys, values, lo, acc, seen, order, op):
-    # op: 0 sum, 1 min, 2 max (_DENSE_OPS), 3 count (values unused); returns the number of groups
+def _dense_reduce_worker(keys, values, lo, lut, ukeys, out, op):
     ng = 0
-    if op == 0 or op == 3:
-        for i in range(keys.shape[0]):
-            j = keys[i] - lo
-            if op == 0:
-                acc[j] += values[i]
-            else:
-                acc[j] += 1
-            first = 1 - np.int64(seen[j])
-            seen[j] = 1
-            order[ng] = j          # order has one spare slot: this write is harmless when not first
-            ng += first
-        return ng
     for i in range(keys.shape[0]):
-        j = keys[i] - lo
+        k = keys[i]
+        j = k - lo
+        c = lut[j]
         v = values[i]
-        if seen[j] == 0:
-            seen[j] = 1
-            acc[j] = v
-            order[ng] = j
+        if c < 0:
+            lut[j] = ng
+            ukeys[ng] = k
+            out[ng] = v
             ng += 1
+        elif op == 0:
+            out[c] += v
         elif op == 1:
-            if v < acc[j]:
-                acc[j] = v
-        elif v > acc[j]:
-            acc[j] = v
+            if v < out[c]:
+                out[c] = v
+        elif v > out[c]:
+            out[c] = v
     return ng
 
 
 @jit
-def _slot_emit_worker(order, ng, acc, lo, nparts, okeys, ovals, bounds):
-    # The groups out of acc in first-appearance order, in runs by shuffle partition
-    # (partition_of, stable); bounds (zeroed, nparts + 1) ends as the runs' starts and end.
-    if nparts == 1:
-        for g in range(ng):
-            j = order[g]
-            okeys[g] = j + lo
-            ovals[g] = acc[j]
-        bounds[1] = ng
-        return
-    ids = np.empty(ng, np.int32)
-    for g in range(ng):
-        p = partition_of(order[g] + lo, nparts)
-        ids[g] = p
-        bounds[p + 1] += 1
-    for p in range(nparts):
-        bounds[p + 1] += bounds[p]
-    fill = bounds[:-1].copy()
-    for g in range(ng):
-        p = ids[g]
-        d = fill[p]
-        j = order[g]
-        okeys[d] = j + lo
-        ovals[d] = acc[j]
-        fill[p] = d + 1
+def _dense_count_worker(keys, lo, lut, ukeys, out):
+    ng = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        j = k - lo
+        c = lut[j]
+        if c < 0:
+            lut[j] = ng
+            ukeys[ng] = k
+            out[ng] = 1
+            ng += 1
+        else:
+            out[c] += 1
+    return ng
 
 
 _DENSE_OPS = {"sum": 0, "min": 1, "max": 2}
@@ -657,8 +632,13 @@ def reduce_int64_dense(keys, values, op):
     >>> k.tolist(), v.tolist()
     ([5, 3], [5.0, 2.0])
     """
-    r = _dense_reduce(keys, values, op, 1)
-    return None if r is None else r[:2]
+    r = _dense_reduce(keys, values, op)
+    if r is None:
+        return None
+    ukeys, out, ng = r
+    if 2 * ng < len(ukeys):  # free the unused tail
+        return ukeys[:ng].copy(), out[:ng].copy()
+    return ukeys[:ng], out[:ng]
 
 
 def reduce_int64_dense_partitioned(keys, values, op, n):
@@ -694,7 +674,11 @@ def reduce_int64_dense_partitioned(keys, values, op, n):
     n = _check_n(n)
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    return _dense_reduce(keys, values, op, n)
+    r = _dense_reduce(keys, values, op)
+    if r is None:
+        return None
+    ukeys, out, ng = r
+    return _by_partition(ukeys[:ng], out[:ng], n)
 
 
 def reduce_int64_sorted(keys, values, op, n=1):
@@ -784,7 +768,7 @@ def _by_partition(keys, values, n):
 
 @jit
 def _sorted_fold_worker(keys, values, lo, acc, seen, op):
-    # op: 0 sum, 1 min, 2 max (as _slot_fold_worker), 3 count (values unused). The sum and
+    # op: 0 sum, 1 min, 2 max (as _dense_reduce_worker), 3 count (values unused). The sum and
     # the count add into acc, which starts at the identity (-0.0 + v is v bit for bit), with
     # no "first row of the key?" branch: unpredictable when keys arrive in random order.
     if op == 0:
@@ -824,38 +808,31 @@ def _sorted_emit_worker(lo, acc, seen, ukeys, out):
     return g
 
 
-def _dense_reduce(keys, values, op, n):
-    # (keys, values, bounds) in first-appearance order, in runs by shuffle partition, or None
+def _dense_reduce(keys, values, op):
+    # (ukeys, out, number of groups) with ukeys/out allocated for the worst case, or None
     if op != "count" and op not in _DENSE_OPS:
         raise ValueError(f"unknown op {op!r}; expected one of count, {', '.join(_DENSE_OPS)}")
     keys = as_int64_keys(keys, "keys")
-    rows = keys.shape[0]
-    if rows == 0 or rows >= 2**31 - 1:
+    n = keys.shape[0]
+    if n == 0 or n >= 2**31 - 1:
         return None
-    dense = _dense_range(keys, rows)
+    dense = _dense_range(keys, n)
     if dense is None:
         return None
     lo, size = dense
+    lut = np.full(size, -1, dtype=np.int32)
+    ukeys = np.empty(min(n, size), dtype=np.int64)
     if op == "count":
-        values, code, dtype = keys[:0], 3, np.dtype(np.int64)
+        out = np.empty(len(ukeys), dtype=np.int64)
+        ng = _dense_count_worker(keys, np.int64(lo), lut, ukeys, out)
     else:
         if values is None:
             raise ValueError(f"op {op!r} needs values (only 'count' accepts None)")
-        values = _check_values(values, rows)
-        code = _DENSE_OPS[op]
-        dtype = np.dtype(np.int64) if op == "sum" and values.dtype.kind == "b" else values.dtype
-    if code == 0 and dtype.kind == "f":
-        acc = np.full(size, -0.0, dtype)      # the identity of a float sum, bit for bit
-    elif code in (0, 3):
-        acc = np.zeros(size, dtype)
-    else:
-        acc = np.empty(size, dtype)           # min/max: every slot read is written first
-    seen = np.zeros(size, np.uint8)
-    order = np.empty(min(rows, size) + 1, np.int64)
-    ng = _slot_fold_worker(keys, values, np.int64(lo), acc, seen, order, code)
-    okeys, ovals, bounds = np.empty(ng, np.int64), np.empty(ng, acc.dtype), np.zeros(n + 1, np.int64)
-    _slot_emit_worker(order, ng, acc, np.int64(lo), n, okeys, ovals, bounds)
-    return okeys, ovals, bounds
+        values = _check_values(values, n)
+        dtype = np.int64 if op == "sum" and values.dtype.kind == "b" else values.dtype
+        out = np.empty(len(ukeys), dtype=dtype)
+        ng = _dense_reduce_worker(keys, values, np.int64(lo), lut, ukeys, out, _DENSE_OPS[op])
+    return ukeys, out, ng
 
 
 def _check_codes(codes, ngroups):

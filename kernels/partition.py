@@ -15,7 +15,7 @@ import numpy as np
 from ._config import jit
 from .hashing import hash_int_scalar
 
-__all__ = ["partition_ids", "partition_of", "scatter_order"]
+__all__ = ["partition_ids", "scatter_order"]
 
 
 @jit
@@ -49,18 +49,6 @@ def _scatter_order_worker(ids, bounds, order):
 
 
 @jit
-def partition_of(key, nparts):
-    """Shuffle partition of one int64 key: ``hash_int64(key) % nparts``, as :func:`partition_ids`
-    (a power-of-two nparts masks the low bits instead of dividing: the same ids)."""
-    h = hash_int_scalar(key)
-    n = np.uint64(nparts)
-    mask = n - np.uint64(1)
-    if (n & mask) == 0:
-        return np.int32(h & mask)
-    return np.int32(h % n)
-
-
-@jit
 def _hash_scatter_worker(rows, nparts, out, bounds):
     """Rows (int64 keys, values, counts; zero-length counts: absent) scattered to the runs of
     their shuffle partitions, ``hash_int64(key) % nparts`` as :func:`partition_ids`, keeping
@@ -70,9 +58,13 @@ def _hash_scatter_worker(rows, nparts, out, bounds):
     keys, vals, cnt = rows
     okeys, ovals, ocnt = out
     has_cnt = ocnt.shape[0] > 0
+    n = np.uint64(nparts)
+    mask = n - np.uint64(1)
+    pow2 = (n & mask) == 0
     ids = np.empty(keys.shape[0], np.int32)
     for i in range(keys.shape[0]):
-        p = partition_of(keys[i], nparts)
+        h = hash_int_scalar(keys[i])
+        p = np.int32(h & mask) if pow2 else np.int32(h % n)
         ids[i] = p
         bounds[p + 1] += 1
     for p in range(nparts):
