@@ -188,3 +188,19 @@ def test_ui_overhead_takes_the_ratio_pair_by_pair():
     assert got["pairs"] == 4 and got["median"] == pytest.approx(0.99) and got["slower"] == 3
     assert (got["min"], got["max"]) == (pytest.approx(0.97), pytest.approx(1.01))
     assert got["q1"] <= got["median"] <= got["q3"]
+
+
+def test_scaling_runs_the_call_once_per_thread_in_turn_and_at_once(capsys):
+    import threading
+
+    from runnel.bench import scaling
+    seen = []
+    s, p, x = scaling.speedup(lambda: seen.append(threading.get_ident()), threads=3, rounds=2)
+    # one warm-up call, then per round 3 calls on this thread and 1 on each of 3 threads
+    assert len(seen) == 1 + 2 * (3 + 3) and len(set(seen[1:4])) == 1 and len(set(seen[4:7])) == 3
+    assert s > 0 and p > 0 and x == pytest.approx(s / p)
+    scaling.main(["--threads", "2", "--rows", "2000", "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert re.search(r"^dense reduce, 100,000 keys +[\d.]+ ms +[\d.]+ ms +[\d.]+x$", out, re.M), out
+    with pytest.raises(SystemExit):
+        scaling.main(["--threads", "1"])
