@@ -312,8 +312,8 @@ class ProcessPoolExecutor(Executor):
         forget, w.forget = w.forget, []
         w.lent = self._lend(lend)
         w.sent = perf_counter()
+        w.seq = seq                       # before sending: interrupted from here on, the worker owes a reply
         w.conn.send_bytes(_DUMPS(("task", seq, blobs, forget, data, w.lent), _PROTO))
-        w.seq = seq
         self.stats["tasks_sent"] += 1
         self.stats["fn_blobs_sent"] += len(blobs)
 
@@ -424,8 +424,9 @@ class ProcessPoolExecutor(Executor):
                         stop_at = min(stop_at, i)
         except BaseException:
             self.activity.add_busy(self._busy)
-            # interrupted: busy workers' results are unknown, so replace them
-            for w in list(busy.values()):
+            # interrupted: what a worker sent a task will still reply is unknown (also one whose reply was
+            # being read), so replace it: a later run must not take that reply for its own task's
+            for w in [w for w in self._workers if w.seq is not None or w.conn in busy]:
                 w.seq = None
                 self._replace(w, kill=True)
             for w in self._workers:
