@@ -62,6 +62,7 @@ from collections.abc import Mapping, Sequence
 from runnel.accumulators import merge_task_updates
 from runnel.executors.base import Executor, Task, TaskFailed, run_inline
 from runnel.executors.shipping import BlobCache, dumps, ship
+from runnel.executors.dask_comm import RETRY_SECONDS, RETRY_SECONDS_KEY, ClusterUnreachable
 from runnel.executors.dask_store import DEPTH_LIMIT, GONE, DaskStore, Recipe
 from runnel.executors.dask_worker import WarmKernels, describe, forget_soon
 from runnel.executors.kinds import INLINE_BYTES_KEY
@@ -69,7 +70,7 @@ from runnel.executors.parallel import INLINE_BYTES
 from runnel.executors.pool import warm_kernels
 from runnel.storage.store import BlockRef
 
-__all__ = ["DaskExecutor", "require_distributed", "RECOVERIES"]
+__all__ = ["DaskExecutor", "require_distributed", "RECOVERIES", "ClusterUnreachable"]
 
 #: Times a stage is submitted again after losing tasks to dead workers.
 RECOVERIES = 5
@@ -102,7 +103,11 @@ class DaskExecutor(Executor):
         ``"dask://host:port"`` (or ``tcp://host:port``) of a running scheduler,
         or a connected ``Client`` (not closed by :meth:`close`).
     conf : mapping, optional
-        Read at every stage for ``runnel.executor.inlineBytes`` (overrides ``inline_bytes``).
+        Read at every stage for ``runnel.executor.inlineBytes`` (overrides
+        ``inline_bytes``); at start for ``runnel.dask.retrySeconds``: how long a
+        call to the scheduler is retried while its connection is down
+        (:mod:`runnel.executors.dask_comm`) before the batch fails with
+        :class:`~runnel.executors.dask_comm.ClusterUnreachable`.
     depth_limit : int
         Lineage depth after which a block is backed up to the driver
         (:mod:`runnel.executors.dask_store`).
@@ -140,7 +145,9 @@ class DaskExecutor(Executor):
         self.inline_bytes = inline_bytes
         warm_kernels()                     # workers on this machine then only read Numba's cache
         self.client.register_plugin(WarmKernels())
-        self.store = DaskStore(self.client, DEPTH_LIMIT if depth_limit is None else depth_limit)
+        retry = (conf or {}).get(RETRY_SECONDS_KEY)
+        self.store = DaskStore(self.client, DEPTH_LIMIT if depth_limit is None else depth_limit,
+                               self.client.scheduler.address, RETRY_SECONDS if retry is None else float(retry))
         self.stats = {"tasks_sent": 0, "stages": 0, "fn_blobs_sent": 0, "recoveries": 0}
         self._blobs = BlobCache()
         self._blob_futures: dict = {}
@@ -159,7 +166,7 @@ class DaskExecutor(Executor):
 
     # -- the cluster ------------------------------------------------------------------------
     def _look_at_workers(self) -> None:
-        info = self.client.scheduler_info()["workers"]
+        info = self.store.call("asking which workers are alive", self.client.scheduler_info)["workers"]
         self._workers = sorted(info)
         self._threads = sum(w.get("nthreads", 1) for w in info.values()) or 1
         self._seen_at = time.monotonic()
@@ -188,7 +195,7 @@ class DaskExecutor(Executor):
     def _owner_of(self, recipe) -> str | None:
         """For a recipe submitted again: its function blobs scattered anew if lost; its owner worker."""
         if all(self._blobs.has(i) for i in recipe.fn_ids):       # else its FnRef is gone: keep the old
-            recipe.blobs = self._blob_futures_of(recipe.fn_ids)
+            recipe.blobs = self._blob_futures_of(recipe.fn_ids, recipe.label)
         return self.owner(recipe.owner)
 
     def kind_of(self, tasks: Sequence[Task]) -> str:
@@ -210,11 +217,12 @@ class DaskExecutor(Executor):
         if gone:
             self.client.run(forget_soon, gone, wait=False)
 
-    def _blob_futures_of(self, fn_ids: list[str]) -> list:
+    def _blob_futures_of(self, fn_ids: list[str], label: str = "") -> list:
         """Futures of the functions' blobs, scattered to every worker (so a lost worker does not lose them)."""
         missing = [i for i in fn_ids if i not in self._blob_futures or self._blob_futures[i].status in GONE]
         if missing:
-            futures = self.client.scatter([self._blobs.data(i) for i in missing], hash=False, broadcast=True)
+            futures = self.store.call(f"sending the functions of {label or 'a task'}", lambda: self.client.scatter(
+                [self._blobs.data(i) for i in missing], hash=False, broadcast=True))
             self._blob_futures.update(zip(missing, futures))
             self.stats["fn_blobs_sent"] += len(missing)
         return [self._blob_futures[i] for i in fn_ids]
@@ -241,7 +249,7 @@ class DaskExecutor(Executor):
             made = []
             for t, data, fn_ids, blocks in recipes:
                 key = f"{_key_label(t.label)}-{next(self._keys)}-{id(self):x}"
-                made.append(Recipe(key, data, fn_ids, self._blob_futures_of(fn_ids), blocks, t.index))
+                made.append(Recipe(key, data, fn_ids, self._blob_futures_of(fn_ids, t.label), blocks, t.index, t.label))
             self.stats["stages"] += 1
             return self._run(tasks, made)
 
@@ -285,7 +293,12 @@ class DaskExecutor(Executor):
 
     def _describe(self, futures: list) -> list:
         """Descriptions of finished tasks whose event did not come (a lost message): one more task each."""
-        return self.client.gather([self.client.submit(describe, f, pure=False) for f in futures])
+        return self.store.call("asking how tasks ended", lambda: self.client.gather(
+            [self.client.submit(describe, f, pure=False) for f in futures]))
+
+    def _connected(self) -> None:
+        if self.client.status != "running":
+            raise ConnectionError(f"the client is {self.client.status}")
 
     def _run(self, tasks: Sequence[Task], recipes: list) -> list[list[BlockRef]]:
         n = len(tasks)
@@ -325,6 +338,8 @@ class DaskExecutor(Executor):
                     self.stats["recoveries"] += 1
                     # the driver may hear of lost blocks after their tasks were cancelled: give it time
                     time.sleep(min(0.1 * 2 ** recoveries, 2.0))
+                    # a lost connection to the scheduler cancels every future: wait (bounded) for it to come back
+                    self.store.call(f"running {tasks[0].label}", self._connected)
                     self._look_at_workers()
                     self._submit(recipes, sorted(lost))
                 elif not late:

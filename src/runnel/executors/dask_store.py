@@ -45,6 +45,7 @@ import itertools
 from collections.abc import Iterable
 
 from runnel.batch import Batch
+from runnel.executors.dask_comm import RETRY_SECONDS, retrying
 from runnel.executors.dask_worker import run_task
 from runnel.storage.store import BlockRef, BlockStore, freeze, thaw
 
@@ -60,14 +61,16 @@ class Recipe:
     """How a task's outputs are computed again: the pickled task, its functions, the blocks it read.
 
     ``owner`` is the task's partition index (its owner worker is chosen at
-    submission); ``future`` the latest submission's result future.
+    submission); ``future`` the latest submission's result future; ``label``
+    the runnel task's (it names the stream and batch time in errors).
     """
 
-    __slots__ = ("key", "payload", "fn_ids", "blobs", "inputs", "owner", "future", "__weakref__")
+    __slots__ = ("key", "payload", "fn_ids", "blobs", "inputs", "owner", "future", "label", "__weakref__")
 
     def __init__(self, key: str, payload: bytes, fn_ids: list[str], blobs: list, inputs: list[list["Block"]],
-                 owner: int) -> None:
+                 owner: int, label: str = "") -> None:
         self.key = key
+        self.label = label
         self.payload = payload
         self.fn_ids = fn_ids
         self.blobs = blobs            # the blob futures: kept alive while the recipe may be needed
@@ -110,15 +113,34 @@ class DaskStore(BlockStore):
     client : distributed.Client
     depth_limit : int
         Lineage depth after which a block is backed up to the driver.
+    address : str
+        The scheduler's, for errors (``client.scheduler`` is gone once the client closed).
+    retry_seconds : float
+        How long a scatter or gather is retried while the connection to the
+        scheduler is down (:func:`~runnel.executors.dask_comm.retrying`).
     """
 
-    def __init__(self, client, depth_limit: int = DEPTH_LIMIT) -> None:
+    def __init__(self, client, depth_limit: int = DEPTH_LIMIT, address: str = "", retry_seconds: float = RETRY_SECONDS
+                 ) -> None:
         super().__init__()
         self.client = client
+        self.address = address or client.scheduler.address
+        self.retry_seconds = retry_seconds
         self.depth_limit = depth_limit
         self._blocks: dict[str, Block] = {}
         self._ids = itertools.count()
         self.stats = {"scattered": 0, "fetched": 0, "backed_up": 0, "recomputed": 0}
+
+    def call(self, what: str, attempt, on_retry=None):
+        """``attempt()`` retried while the scheduler's connection is down (see :mod:`~runnel.executors.dask_comm`)."""
+        return retrying(self.client, self.address, what, attempt, self.retry_seconds, on_retry)
+
+    def _fetch(self, blocks: list[Block], why: str) -> list:
+        """The values of blocks on workers (revived first: a retry recomputes what the lost connection took)."""
+        def attempt():
+            self.revive(blocks, {})
+            return self.client.gather([b.future for b in blocks])
+        return self.call(f"{why} {_named(blocks)}", attempt)
 
     # -- what the driver puts and reads ------------------------------------------------
     def put(self, batch: Batch) -> BlockRef:
@@ -151,8 +173,7 @@ class DaskStore(BlockStore):
         blocks = [self.block(r) for r in refs]
         remote = [b for b in blocks if b.frozen is None]
         if remote:
-            self.revive(remote, {})
-            values = self.client.gather([b.future for b in remote])
+            values = self._fetch(remote, "fetching to the driver")
             self.stats["fetched"] += len(remote)
             for b, v in zip(remote, values):
                 self._freeze(b, v)
@@ -171,7 +192,7 @@ class DaskStore(BlockStore):
         """Fetch the blocks of ``refs`` whose lineage is deeper than ``depth_limit``; how many were."""
         deep = [b for b in map(self.block, refs) if b.frozen is None and b.depth > self.depth_limit]
         if deep:
-            for b, v in zip(deep, self.client.gather([b.future for b in deep])):
+            for b, v in zip(deep, self._fetch(deep, "backing up to the driver")):
                 self._freeze(b, v)
             self.stats["backed_up"] += len(deep)
         return len(deep)
@@ -196,8 +217,9 @@ class DaskStore(BlockStore):
                 self.stats["recomputed"] += 1
                 b.future = b.recipe.future
         for worker, group in scatter.items():
-            futures = self.client.scatter([thaw(b.frozen) for b in group], hash=False,
-                                          workers=[worker] if worker else None)
+            futures = self.call(f"scattering {len(group)} blocks the driver holds to {worker or 'the workers'}",
+                                lambda: self.client.scatter([thaw(b.frozen) for b in group], hash=False,
+                                                            workers=[worker] if worker else None))
             self.stats["scattered"] += len(group)
             for b, f in zip(group, futures):
                 b.future, b.k = f, None            # the future's value is the batch itself now
@@ -224,3 +246,10 @@ class DaskStore(BlockStore):
             # not Future.release(): the blocks of one task share its future (dropping the last
             # reference releases the key)
             b.future = None
+
+
+def _named(blocks: list[Block]) -> str:
+    """``"3 blocks (of <task label>, ...)"`` for an error message."""
+    labels = sorted({b.recipe.label for b in blocks if b.recipe is not None and b.recipe.label})
+    more = f" (of {', '.join(labels[:3])}{' ...' if len(labels) > 3 else ''})" if labels else ""
+    return f"{len(blocks)} block(s){more}"
