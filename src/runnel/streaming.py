@@ -147,8 +147,16 @@ class StreamingContext:
         """
         return ReceiverInputDStream(self, SocketReceiver(hostname, int(port)))
 
-    def receiver_stream(self, receiver: Any) -> DStream:
-        """A stream fed by a user :class:`~runnel.dstream.receivers.Receiver`."""
+    def receiver_stream(self, receiver: Any, on_worker: bool = False) -> DStream:
+        """A stream fed by a user :class:`~runnel.dstream.receivers.Receiver`.
+
+        ``on_worker=True`` (a ``dask://`` master): the receiver runs on a Dask
+        worker and its blocks stay there (:mod:`runnel.dstream.worker_receivers`,
+        which says what that does not support yet); else it runs in the driver.
+        """
+        if on_worker:
+            from .dstream.worker_receivers import WorkerReceiverInputDStream
+            return WorkerReceiverInputDStream(self, receiver)
         return ReceiverInputDStream(self, receiver)
 
     def text_file_stream(self, directory: str) -> DStream:

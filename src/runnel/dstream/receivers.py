@@ -757,7 +757,7 @@ class ReceiverInputDStream(InputDStream):
             blocks = self._take_logged(t)
         blocks = [b if isinstance(b, Batch) else Batch.from_records(b) for b in blocks]
         self.generator.account(t, sum(b.nbytes() for b in blocks))
-        parts = self._merge_small([b for b in blocks if len(b)])
+        parts = merge_small([b for b in blocks if len(b)], self.block_records)
         ctx = self.ssc.context
         ds = ctx.dataset_of(parts, self.name) if parts else ctx.empty_dataset(self.name)
         return self._counted(t, ds)
@@ -879,20 +879,21 @@ class ReceiverInputDStream(InputDStream):
         if entries:
             self._batches_log.truncate(max(entries))
 
-    def _merge_small(self, blocks: list[Batch]) -> list[Batch]:
-        """Adjacent blocks of one record shape merged up to ``block_records`` rows each."""
-        parts: list[list[Batch]] = []
-        size = 0
-        for b in blocks:
-            last = parts[-1][-1] if parts else None
-            if (last is not None and size + len(b) <= self.block_records
-                    and b.layout == last.layout and b.names == last.names):
-                parts[-1].append(b)
-                size += len(b)
-            else:
-                parts.append([b])
-                size = len(b)
-        return [p[0] if len(p) == 1 else concat_batches(p) for p in parts]
+
+def merge_small(blocks: list[Batch], block_records: int) -> list[Batch]:
+    """Adjacent blocks of one record shape merged up to ``block_records`` rows each."""
+    parts: list[list[Batch]] = []
+    size = 0
+    for b in blocks:
+        last = parts[-1][-1] if parts else None
+        if (last is not None and size + len(b) <= block_records
+                and b.layout == last.layout and b.names == last.names):
+            parts[-1].append(b)
+            size += len(b)
+        else:
+            parts.append([b])
+            size = len(b)
+    return [p[0] if len(p) == 1 else concat_batches(p) for p in parts]
 
 
 # -- a socket receiver -------------------------------------------------------------------------------

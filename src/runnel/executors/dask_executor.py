@@ -64,7 +64,7 @@ from runnel.executors.base import Executor, Task, TaskFailed, run_inline
 from runnel.executors.shipping import BlobCache, dumps, ship
 from runnel.executors.dask_comm import RETRY_SECONDS, RETRY_SECONDS_KEY, ClusterUnreachable
 from runnel.executors.dask_store import DEPTH_LIMIT, GONE, DaskStore, Recipe
-from runnel.executors.dask_worker import WarmKernels, describe, forget_soon
+from runnel.executors.dask_worker import WarmKernels, describe, forget_soon, run_pinned
 from runnel.executors.kinds import INLINE_BYTES_KEY
 from runnel.executors.parallel import INLINE_BYTES
 from runnel.executors.pool import warm_kernels
@@ -252,6 +252,45 @@ class DaskExecutor(Executor):
                 made.append(Recipe(key, data, fn_ids, self._blob_futures_of(fn_ids, t.label), blocks, t.index, t.label))
             self.stats["stages"] += 1
             return self._run(tasks, made)
+
+    def run_on(self, worker: str, fn, args: tuple, label: str, timeout: float = 60.0) -> tuple[list[BlockRef], object]:
+        """Run runnel's worker-side ``fn(*args)`` (returning a Result) on ``worker`` and no other.
+
+        Returns its outputs as blocks, and the Result's ``updates`` (here: what
+        ``fn`` tells the driver besides its outputs, not accumulator updates).
+        For what lives on one worker only (a receiver's buffered blocks,
+        :mod:`runnel.dstream.worker_receivers`): the blocks have no lineage, so
+        they are lost with their worker. Raises TaskFailed when ``fn`` raised or
+        the worker is gone.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            key = f"{_key_label(label)}-{next(self._keys)}-{id(self):x}"
+            with self._inbox_cond:
+                self._expected.add(key)
+            try:
+                future = self.client.submit(run_pinned, fn, args, self._topic, key, key=key, pure=False,
+                                            workers=[worker], allow_other_workers=False)
+                future.add_done_callback(self._wake)
+                deadline = time.monotonic() + timeout
+                with self._inbox_cond:
+                    while key not in self._inbox:
+                        if future.status in GONE or future.status == "error":
+                            raise TaskFailed(label, "WorkerDied", f"worker {worker} was lost ({future.status})")
+                        if time.monotonic() > deadline:
+                            raise TaskFailed(label, "TimeoutError", f"no answer from worker {worker} in {timeout} s")
+                        self._inbox_cond.wait(EVENT_WAIT)
+                    sizes, error, updates, _ = self._inbox.pop(key)
+            finally:
+                with self._inbox_cond:
+                    self._expected.discard(key)
+            if error is not None:
+                raise TaskFailed(label, error[0], error[1], error[2])
+            self.stats["tasks_sent"] += 1
+            recipe = Recipe(key, b"", [], [], [], 0, label)     # no lineage: revive says the block is lost
+            return [self.store.add_output(future, k, recipe, nrows, nbytes, lineage=False)
+                    for k, (nrows, nbytes) in enumerate(sizes)], updates
 
     def _runs_inline(self, tasks: Sequence[Task]) -> bool:
         limit = self.inline_bytes

@@ -49,12 +49,16 @@ from runnel.executors.dask_comm import RETRY_SECONDS, retrying
 from runnel.executors.dask_worker import run_task
 from runnel.storage.store import BlockRef, BlockStore, freeze, thaw
 
-__all__ = ["DaskStore", "Block", "Recipe", "DEPTH_LIMIT"]
+__all__ = ["DaskStore", "Block", "Recipe", "BlockLost", "DEPTH_LIMIT"]
 
 #: Tasks of lineage a block may depend on before it is backed up to the driver (see the module docstring).
 DEPTH_LIMIT = 8
 #: Future states after which the value is gone for good (its worker died, or a dependency was lost).
 GONE = ("cancelled", "lost", "error")
+
+
+class BlockLost(RuntimeError):
+    """A block without lineage was on a worker that was lost."""
 
 
 class Recipe:
@@ -91,7 +95,7 @@ class Block:
     the driver's copy, if any.
     """
 
-    __slots__ = ("future", "k", "frozen", "recipe", "depth", "__weakref__")
+    __slots__ = ("future", "k", "frozen", "recipe", "depth", "lineage", "__weakref__")
 
     def __init__(self, future=None, k: int | None = None, frozen: tuple | None = None,
                  recipe: Recipe | None = None) -> None:
@@ -100,6 +104,7 @@ class Block:
         self.frozen = frozen
         self.recipe = recipe
         self.depth = 0 if recipe is None else recipe.depth
+        self.lineage = True               # False: the recipe cannot run again (see DaskStore.add_output)
 
     def alive(self) -> bool:
         return self.future is not None and self.future.status not in GONE
@@ -154,9 +159,16 @@ class DaskStore(BlockStore):
             self._blocks[block_id] = block
         return BlockRef(block_id, nrows, nbytes)
 
-    def add_output(self, future, k: int, recipe: Recipe, nrows: int, nbytes: int) -> BlockRef:
-        """Register output ``k`` of ``recipe``'s task, whose Result ``future`` holds."""
-        return self._add(Block(future, k, recipe=recipe), nrows, nbytes)
+    def add_output(self, future, k: int, recipe: Recipe, nrows: int, nbytes: int, lineage: bool = True) -> BlockRef:
+        """Register output ``k`` of ``recipe``'s task, whose Result ``future`` holds.
+
+        ``lineage=False``: the recipe cannot be run again (data that exists on
+        one worker only); the block is lost with its worker, and reading it
+        then raises an error naming the recipe's label.
+        """
+        block = Block(future, k, recipe=recipe)
+        block.lineage = lineage
+        return self._add(block, nrows, nbytes)
 
     def block(self, ref: BlockRef) -> Block:
         self._drain()
@@ -212,6 +224,9 @@ class DaskStore(BlockStore):
                 continue
             if b.frozen is not None:
                 scatter.setdefault(owners.get(id(b)), []).append(b)
+            elif not b.lineage:
+                raise BlockLost(f"a block of {b.recipe.label} was held by one Dask worker only, which was lost "
+                                "(it has no lineage to recompute it from)")
             else:
                 self._resubmit(b.recipe, owner_of)
                 self.stats["recomputed"] += 1

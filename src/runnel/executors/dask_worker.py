@@ -38,7 +38,7 @@ from runnel.batch import Batch, object_array
 from runnel.executors.base import check_outputs
 from runnel.executors.shipping import loads
 
-__all__ = ["Result", "run_task", "describe", "forget", "forget_soon", "fn_loads", "WarmKernels"]
+__all__ = ["Result", "run_task", "run_pinned", "describe", "forget", "forget_soon", "fn_loads", "WarmKernels"]
 
 FN_LOADS = 0
 _fns: dict = {}
@@ -124,6 +124,19 @@ def run_task(payload: bytes, fn_ids: list[str], blobs: list[bytes], inputs: list
     result.seconds = time.perf_counter() - started
     if topic is not None:
         get_worker().log_event(topic, pickle.dumps((key, describe(result)), pickle.HIGHEST_PROTOCOL))
+    return result
+
+
+def run_pinned(fn, args: tuple, topic: str, key: str) -> Result:
+    """Run runnel's own worker-side ``fn(*args) -> Result`` (not user code from the driver: a function
+    imported on the worker) and send its :func:`describe` to the driver as :func:`run_task` does."""
+    started = time.perf_counter()
+    try:
+        result = fn(*args)
+    except Exception as exc:
+        result = Result(None, _error(exc), [])
+    result.seconds = time.perf_counter() - started
+    get_worker().log_event(topic, pickle.dumps((key, describe(result)), pickle.HIGHEST_PROTOCOL))
     return result
 
 
