@@ -29,20 +29,23 @@ _CHILD = textwrap.dedent("""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(20):
         reduce_int64_dense(keys, values, "sum")
-    print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
+    import pyarrow as pa
+    print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before,
+                      pa.default_memory_pool().backend_name]))
     ctx.stop()
 """)
 
 
-def _faults(keep: str) -> int:
+def _faults(keep: str) -> list:
     out = subprocess.run([sys.executable, "-c", _CHILD, keep], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @glibc_only
-def test_a_context_makes_the_process_reuse_freed_arrays_instead_of_faulting_them_in():
-    kept, default = _faults("true"), _faults("false")
+def test_a_context_makes_the_process_and_arrow_reuse_freed_memory_instead_of_faulting_it_in():
+    (kept, kept_pool), (default, default_pool) = _faults("true"), _faults("false")
+    assert kept_pool in ("jemalloc", "system") and default_pool != kept_pool, (kept_pool, default_pool)
     assert default >= 20 * 100, f"glibc's defaults should fault the outputs in afresh; saw {default} faults"
     assert kept < 20 * 10, f"with the setting, freed arrays should be reused; saw {kept} faults"
 
