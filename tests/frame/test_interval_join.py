@@ -139,6 +139,31 @@ def test_late_rows_of_each_side_are_counted_on_its_buffer(ctx):
     assert [(s["j.left"]["late_rows"], s["j.right"]["late_rows"]) for s in states.tables] == [(0, 0), (2, 1)]
 
 
+def test_late_rows_of_a_join_result_say_to_ask_each_side_whose_late_rows_are_the_rows_left_out(ctx):
+    # the sides have different columns: no one frame holds both sides' late rows, so the result says where
+    # they are; each side's late_rows() gives exactly the rows that joined nothing for being late
+    left = [pd.DataFrame({"k": ["a", "a"], "ts": [20, 21], "v": [1, 2]}),
+            pd.DataFrame({"k": ["a", "a", "b"], "ts": [3, 30, 4], "v": [3, 4, 5]})]      # 3 and 4: behind 21 - 5
+    right = [pd.DataFrame({"k": ["a"], "ts": [20], "v": [1]}), pd.DataFrame({"k": ["a"], "ts": [2], "v": [2]})]
+    lates = {"left": [], "right": []}
+
+    def build(a, b):
+        a, b = a.with_watermark("ts", 5), b.with_watermark("ts", 1)
+        j = a.join_interval(b, on="k", lower=-30, upper=30, name="j")
+        for got in (j, j[["k", "v_x"]], j[j.v_x > 0]):
+            with pytest.raises(ValueError, match=r"late rows are each side's: call late_rows\(\) on the left and "
+                                                 r"on the right.*state_tables\['j.left' / 'j.right'\]"):
+                got.late_rows()
+        a.late_rows().foreach_batch(lambda df, t: lates["left"].append(df))
+        b.late_rows().foreach_batch(lambda df, t: lates["right"].append(df))
+        return j
+    out = pd.concat(run_join(ctx, left, right, build), ignore_index=True)
+    assert [df.values.tolist() for df in lates["left"]] == [[], [["a", 3, 3], ["b", 4, 5]]]
+    assert [df.values.tolist() for df in lates["right"]] == [[], [["a", 2, 2]]]
+    # with bounds wide enough for every pair, exactly the late rows are missing from the pairs
+    assert sorted(out.v_x.tolist()) == [1, 2, 4] and sorted(set(out.v_y.tolist())) == [1]
+
+
 def test_left_on_and_right_on_keep_both_key_columns_as_pandas_merge(ctx):
     left = [pd.DataFrame({"seller": [1, 2, 3], "cat": [10, 10, 11]})]
     right = [pd.DataFrame({"id": [2, 3, 4], "name": ["b", "c", "d"]})]

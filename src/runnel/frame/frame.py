@@ -47,11 +47,13 @@ class StreamingDataFrame:
     / ``.rate(...)`` / ``.socket(...)`` / ``.files(...)``.
     """
 
-    def __init__(self, stream: DStream, schema: Callable[[], Schema | None], event: Any = None):
+    def __init__(self, stream: DStream, schema: Callable[[], Schema | None], event: Any = None, late: Any = None):
         self._stream = stream
         self._schema_fn = schema
         self._event = event      # watermark.EventTime: set by with_watermark, kept by row-wise operations
-        self._late = None        # the stream whose late rows late_rows() gives (an event-time operator)
+        # what late_rows() gives, kept by row-wise operations: the stream of an event-time operator (its late
+        # rows), or a str saying why this frame has none of its own (a join_interval result)
+        self._late = late
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -64,7 +66,7 @@ class StreamingDataFrame:
         def schema() -> Schema | None:
             s = parent()
             return None if s is None else Schema.of_batch(op(0, s.empty()))
-        return StreamingDataFrame(self._stream.derive(kind, lambda ds: ds.narrow(op)), schema, self._event)
+        return StreamingDataFrame(self._stream.derive(kind, lambda ds: ds.narrow(op)), schema, self._event, self._late)
 
     def _ship_expr(self, e: Any) -> Any:
         """Ship the user functions inside an expression (``map``) as the engine ships any function."""
@@ -198,7 +200,7 @@ class StreamingDataFrame:
         op = C.Head(n)
         parent = self._schema_fn
         stream = self._stream.derive("head", lambda ds: ds.narrow(op).repartition(1).narrow(op))
-        return StreamingDataFrame(stream, parent, self._event)
+        return StreamingDataFrame(stream, parent, self._event, self._late)
 
     def nlargest(self, n: int, column: str) -> "StreamingDataFrame":
         """The ``n`` rows of every batch with the largest ``column`` (pandas' ``nlargest``)."""
@@ -211,7 +213,7 @@ class StreamingDataFrame:
         op = C.SortTop(int(n), str(column), largest)
         stream = self._stream.derive("nlargest" if largest else "nsmallest",
                                          lambda ds: ds.narrow(op).repartition(1).narrow(op))
-        return StreamingDataFrame(stream, self._schema_fn, self._event)
+        return StreamingDataFrame(stream, self._schema_fn, self._event, self._late)
 
     # -- aggregation -------------------------------------------------------------------------------
     def groupby(self, by: Any, num_partitions: int | None = None) -> "GroupBy":
@@ -333,9 +335,13 @@ class StreamingDataFrame:
         On the result of an event-time operator: the rows it could not take (its
         windows had closed, or its keys been forgotten); on a watermarked frame:
         its rows behind the watermark in force for their batch. Also counted in
-        ``BatchInfo.state_tables[operator]["late_rows"]``.
+        ``BatchInfo.state_tables[operator]["late_rows"]``. A ``join_interval``
+        result has none of its own: its sides' late rows are each side's
+        ``late_rows()`` (they have different columns), and it says so.
         """
         from .watermark import BehindWatermark, LateRowsDStream
+        if isinstance(self._late, str):
+            raise ValueError(self._late)
         if self._late is not None:
             source = self._late
             schema = source.rows_schema

@@ -433,4 +433,8 @@ def join_interval(left: "StreamingDataFrame", right: "StreamingDataFrame", on: A
     op = JoinPairs(ls, rs, interval, layout, result, (False, False))
     stream = TransformedDStream(ssc, [lrows, rrows], IntervalJoin((lbuf, rbuf), op), "join_interval")
     schema = Schema.of_batch(result)
-    return StreamingDataFrame(stream, lambda: schema)
+    where = f"BatchInfo.state_tables['{lbuf.name}' / '{rbuf.name}']['late_rows']"
+    why = ("late_rows() of a join_interval result: a row behind its own side's watermark joins nothing, and the "
+           "two sides have different columns, so the late rows are each side's: call late_rows() on the left "
+           f"and on the right frame (the frames given to join_interval); counted in {where}")
+    return StreamingDataFrame(stream, lambda: schema, late=why)
