@@ -21,6 +21,12 @@ with the task that needs them.
 
 State (changed only under ``_run_lock``: by ``run``, ``close`` and the reaper thread)
 -----------------------------------------------------------------------------------
+``_closed``
+    Set by ``close`` (under ``_close_lock``) before it waits for the run lock: a
+    run in progress has its workers killed, sees them die and raises
+    RuntimeError instead of replacing them, so ``close`` never waits for a
+    task that may not end (``ssc.stop()`` stops the Context after waiting 30 s
+    for a running batch).
 ``_workers: list[_Worker]``
     The live workers, one slot per unit of parallelism. A dead worker's slot
     gets a fresh worker (new ``wid``, so its file names never clash). Between
@@ -203,6 +209,7 @@ class ProcessPoolExecutor(Executor):
         self._blobs = blobs
         self._wids = itertools.count()
         self._run_lock = threading.Lock()
+        self._close_lock = threading.Lock()
         self._closed = False
         self._workers: list[_Worker] = []
         self._finalizer = weakref.finalize(self, _shutdown, self._workers)
@@ -289,7 +296,8 @@ class ProcessPoolExecutor(Executor):
         for name, _ in w.lent:  # written or not, what the dead worker held is unknown
             self.store.spares.discard(name)
         w.lent = []
-        self._workers[self._workers.index(w)] = self._spawn()
+        if not self._closed:              # closing: the slot stays with the dead worker (close reaps it again)
+            self._workers[self._workers.index(w)] = self._spawn()
         return code
 
     def worker_pids(self) -> list[int]:
@@ -452,6 +460,8 @@ class ProcessPoolExecutor(Executor):
         w.seq = None
         self.stats["workers_died"] += 1
         code = self._replace(w)
+        if self._closed:
+            raise RuntimeError("the executor was closed while a stage ran on its worker processes")
         if i is None:
             return stop_at
         if attempts[i] < MAX_ATTEMPTS:
@@ -467,10 +477,19 @@ class ProcessPoolExecutor(Executor):
                 self.store.release(refs)
 
     def close(self) -> None:
-        with self._run_lock:
+        """Stop the workers and remove their leftover files. Idempotent. A run in progress is not waited
+        for: its workers are killed and it raises RuntimeError."""
+        with self._close_lock:
             if self._closed:
                 return
             self._closed = True
         self._stop_reaper.set()
-        self._finalizer()
+        if not self._run_lock.acquire(blocking=False):    # a run (or the reaper) holds it: end the run
+            for w in list(self._workers):
+                w.proc.kill()
+            self._run_lock.acquire()
+        try:
+            self._finalizer()
+        finally:
+            self._run_lock.release()
         self.store.remove_unowned("w")   # the owner's store lives on: drop what workers left behind
