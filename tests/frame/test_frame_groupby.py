@@ -287,11 +287,15 @@ ADDITIVE_AGGS = dict(s=("v", "sum"), c=("v", "count"), m=("v", "mean"), z=("i", 
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=int_rows, cuts=st.lists(st.integers(0, 40), max_size=4), mode=st.sampled_from(["complete", "update"]))
-def test_running_additive_aggregates_of_int_keys_equal_pandas(ctx, data, cuts, mode):
+@given(data=int_rows, cuts=st.lists(st.integers(0, 40), max_size=4), mode=st.sampled_from(["complete", "update"]),
+       nulls=st.booleans())
+def test_running_additive_aggregates_of_int_keys_equal_pandas(ctx, data, cuts, mode, nulls):
     # keys in [-3, 5] merge by direct addressing; a key of +-2**40 makes the range too wide: merged by hashing,
-    # from then on or for a batch, over a table the other path left
+    # from then on or for a batch, over a table the other path left. Batches without a null value also
+    # reduce to partials by direct addressing (sorted by key); a batch with one, by hashing
     df = pd.DataFrame(data, columns=["k", "i", "v"])
+    if not nulls:
+        df["v"] = df.v.fillna(0.25)
     frames = split(df, cuts)
     out = run_frame(lambda s: s.groupby("k").running(mode=mode).agg(**ADDITIVE_AGGS), frames, ctx,
                     checkpoint=tempfile.mkdtemp())
@@ -317,16 +321,61 @@ def test_key_range_merge_is_taken_for_int_keys_and_additive_aggregates_only():
     specs = (AggSpec("m", "v", "mean"), AggSpec("n", None, "size"))
     a = partial(Batch({"k": np.array([3, 1, 3]), "v": np.array([1.0, np.nan, 2.0])}), ("k",), specs)
     b = partial(Batch({"k": np.array([2, 3]), "v": np.array([5.0, 4.0])}), ("k",), specs)
-    table, seen = merge_key_range(a, np.array([1000, 1000]), b, ("k",), specs, 2000, 0)
+    table, touched, seen = merge_key_range(a, np.array([1000, 1000]), b, ("k",), specs, 2000, 0)
     want = merge([a, b], ("k",), specs)
     order = np.argsort(want.columns["k"])
     for name, col in table.columns.items():
         np.testing.assert_array_equal(col, np.asarray(want.columns[name])[order])
+    # without a ttl no batch time per key is kept: the marks say which keys the batch updated
+    assert table.columns["k"].tolist() == [1, 2, 3] and touched.tolist() == [False, True, True] and seen is None
+    table, touched, seen = merge_key_range(a, np.array([1000, 1000]), b, ("k",), specs, 2000, 5000)
     assert table.columns["k"].tolist() == [1, 2, 3] and seen.tolist() == [1000, 2000, 2000]
     # key 1 idle since 0 leaves (ttl 1.5 s); key 3, as old, stays: the batch updated it
-    assert merge_key_range(a, np.array([0, 0]), b, ("k",), specs, 2000, 1500)[0].columns["k"].tolist() == [2, 3]
+    table, touched, _ = merge_key_range(a, np.array([0, 0]), b, ("k",), specs, 2000, 1500)
+    assert table.columns["k"].tolist() == [2, 3] and touched.tolist() == [True, True]
     assert merge_key_range(a, None, b, ("k",), (AggSpec("lo", "v", "min"),), 2000, 0) is None
     wide = partial(Batch({"k": np.array([2**50]), "v": np.array([1.0])}), ("k",), specs)
     assert merge_key_range(a, np.array([0, 0]), wide, ("k",), specs, 2000, 0) is None
     text = partial(Batch({"k": np.array(["x"], dtype=object), "v": np.array([1.0])}), ("k",), specs)
     assert merge_key_range(text, np.array([0]), text, ("k",), specs, 2000, 0) is None
+
+
+# --- partials of int keys in a small range by direct addressing (sorted_reduce), as the hash path's -----------
+
+dense_rows = st.lists(st.tuples(st.integers(-5, 60), st.integers(-2**40, 2**40),
+                                st.one_of(st.floats(-1e6, 1e6), st.sampled_from([-0.0, 0.0])), st.booleans()),
+                      min_size=1, max_size=60)
+DENSE_SPECS = dict(s=("v", "sum"), m=("v", "mean"), c=("v", "count"), z=(None, "size"), si=("i", "sum"),
+                   mi=("i", "mean"), sb=("b", "sum"), cb=("b", "count"))
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=dense_rows, spoil=st.sampled_from([None, "wide key", "nan value"]))
+def test_sorted_partials_equal_the_hash_path_bit_for_bit_and_pandas(rows, spoil):
+    from runnel.batch import Batch, column_take
+    from runnel.frame.aggregate import (AggSpec, finalize, group_codes, partial, partial_by_codes,
+                                        result_schema_batch)
+    df = pd.DataFrame(rows, columns=["k", "i", "v", "b"])
+    if spoil == "wide key":     # a key range too wide to address: grouped by hash
+        df.loc[0, "k"] = 2**40
+    elif spoil == "nan value":  # a null value: its count differs from the rows, grouped by hash
+        df.loc[0, "v"] = np.nan
+    cols = {"k": df.k.to_numpy(np.int64), "i": df.i.to_numpy(np.int64), "v": df.v.to_numpy(np.float64),
+            "b": df.b.to_numpy(bool)}
+    specs = tuple(AggSpec(out, col, func) for out, (col, func) in DENSE_SPECS.items())
+    got = partial(Batch(cols), ("k",), specs)
+    codes, first = group_codes([cols["k"]])
+    ref = partial_by_codes(cols, {"k": column_take(cols["k"], first)}, specs, codes, len(first))
+    keys = got.columns["k"].tolist()
+    # direct addressing gives the keys sorted; grouping by hash in order of first appearance
+    assert keys == (sorted(set(df.k)) if spoil is None else list(dict.fromkeys(df.k)))
+    order = {k: j for j, k in enumerate(ref.columns["k"].tolist())}
+    idx = np.array([order[k] for k in keys], np.int64)
+    for name, col in got.columns.items():
+        want = np.asarray(ref.columns[name])[idx]
+        assert col.dtype == want.dtype and col.tobytes() == want.tobytes(), name   # -0.0 sums as 0.0 too
+    result = result_schema_batch(("k",), specs, {"k": "int64", "i": "int64", "v": "float64", "b": "bool"})
+    out = finalize(got, ("k",), specs, result).to_pandas()
+    want = df.groupby("k").agg(**{o: (c, f) for o, (c, f) in DENSE_SPECS.items() if f != "size"},
+                               z=("k", "size")).reset_index()
+    assert_frame_batches_equal([out], [want[out.columns]], check_dtype=False, rtol=1e-9)

@@ -152,8 +152,8 @@ def test_sorted_reduce_matches_dict_fold(keys, data, op, floats, counts):
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.integers(-5, 60), st.tuples(values_f, st.integers(0, 10), st.integers(1, 4))),
        st.dictionaries(st.integers(-5, 60), st.tuples(values_f, st.integers(1, 4))),
-       st.sampled_from(sorted(OPS)), st.integers(0, 5), st.booleans(), st.booleans(), st.randoms())
-def test_merge_dense_matches_dict_fold(table, new, op, ttl, with_seen, counts, rnd):
+       st.sampled_from(sorted(OPS)), st.integers(0, 5), st.booleans(), st.booleans(), st.randoms(), st.booleans())
+def test_merge_dense_matches_dict_fold(table, new, op, ttl, with_seen, counts, rnd, put_seen):
     tkeys, nkeys = list(table), list(new)
     rnd.shuffle(tkeys)  # any order merges; the result is sorted
     rnd.shuffle(nkeys)
@@ -164,10 +164,15 @@ def test_merge_dense_matches_dict_fold(table, new, op, ttl, with_seen, counts, r
          np.array([seen[k] for k in tkeys], np.int64) if with_seen else None)
     b = (np.array(nkeys, np.int64), np.array([new[k][0] for k in nkeys], np.float64),
          np.array([new[k][1] for k in nkeys], np.int64) if counts else None)
-    k, v, c, s = merge_dense(a, b, op, 10, ttl, seen=True)
+    # without seen (and ttl 0) a sum merges the table on its branch-free path; touched: the keys b updated
+    k, v, c, s, touched = merge_dense(a, b, op, 10, ttl, seen=put_seen, touched=True)
     assert k.tolist() == sorted(want)
     assert all(same(x, want[key]) for key, x in zip(k.tolist(), v.tolist()))
-    assert s.tolist() == [want_seen[key] for key in k.tolist()]
+    assert touched.dtype == np.bool_ and touched.tolist() == [key in new for key in k.tolist()]
+    if put_seen:
+        assert s.tolist() == [want_seen[key] for key in k.tolist()]
+    else:
+        assert s is None
     if counts:
         assert c.tolist() == [table.get(key, (0, 0, 0))[2] + new.get(key, (0, 0))[1] for key in k.tolist()]
 
@@ -214,6 +219,7 @@ def test_dense_kernels_empty_and_validation():
     assert len(k) == len(v) == len(c) == 0
     k, v, c, s = merge_dense((e, ef, None, None), (e, ef, None), "max", seen=True)
     assert len(k) == len(v) == len(s) == 0 and c is None
+    assert len(merge_dense((e, ef, None, None), (e, ef, None), "sum", touched=True)[4]) == 0
     with pytest.raises(TypeError, match="int64"):
         sorted_reduce(np.array([1.0]), np.ones(1), "sum")
     with pytest.raises(ValueError, match="op"):

@@ -1,11 +1,13 @@
-"""DataFrame workloads side by side: ``python -m runnel.bench.frames [--quick] [--batches N] [--only F1,F3]``.
+"""DataFrame workloads side by side: ``python -m runnel.bench.frames [--quick] [--batches N] [--only F1,F3] [--masters local,local[2]]``.
 
 F1 filter + assign + groupby sum per batch; F2 running groupby mean over
 1M keys; F3 windowed groupby count/mean over 20 batches. Each runs in one
 process on the same data, batch by batch:
 
-* runnel.frame on ``local`` (a StreamingContext on a ManualClock fed by
-  ``ssc.frame.queue``); a batch's clock starts when it is submitted and
+* runnel.frame on each master of ``--masters`` (default ``local``; as
+  ``runnel.bench.compare``'s, ``local[2]:threads`` forcing a stage kind) —
+  a StreamingContext on a ManualClock fed by
+  ``ssc.frame.queue``; a batch's clock starts when it is submitted and
   stops when ``run_batches(1)`` returns with the output computed — F1's
   result brought to the driver (``to_batch``), F2/F3's table counted in
   the workers (the state stays there, as it would feeding a sink);
@@ -17,7 +19,11 @@ process on the same data, batch by batch:
   last 20 batches' per-key partials) between batches.
 
 Figures are the median seconds per batch after warm-up (F2: 5 batches,
-F3: the window fills), printed with ratios to runnel. Measure on an idle
+F3: the window fills): wall time, and the CPU time this process spent
+(every thread: runnel's tasks, polars' pool), printed with ratios to
+runnel.frame on the first master, and frame ÷ DStream on each master. CPU
+time is the steadier figure on a shared machine; stages that ``local[N]``
+sends to worker processes (user Python) are not in it. Measure on an idle
 machine: a loaded one moves every figure.
 """
 
@@ -86,7 +92,7 @@ class RunnelFrames:
     """A StreamingContext on ``local`` with a workload's pipeline: ``step(batch)`` submits one batch
     and returns when its output ran (``variant``: "frame" or the hand-written "dstream")."""
 
-    def __init__(self, w: FrameWorkload, first, variant: str, quick: bool):
+    def __init__(self, w: FrameWorkload, first, variant: str, quick: bool, master: str = "local"):
         import tempfile
         import warnings
 
@@ -94,8 +100,10 @@ class RunnelFrames:
         from runnel import kernels as K
         from runnel.batch import Batch
         from runnel.frame.schema import Schema
+
+        from .compare import split_master
         K.warm()
-        self.ctx = Context("local")
+        self.ctx = Context(*split_master(master))
         self.variant = variant
         self.ssc = StreamingContext(self.ctx, 1, clock=ManualClock())
         self.ssc.checkpoint(tempfile.mkdtemp())
@@ -130,8 +138,9 @@ class RunnelFrames:
             self.ctx.stop()
 
 
-def time_runnel(w: FrameWorkload, batches: list, variant: str, quick: bool) -> list[float]:
-    runner = RunnelFrames(w, batches[0], variant, quick)
+def time_runnel(w: FrameWorkload, batches: list, variant: str, quick: bool,
+                master: str = "local") -> list[tuple[float, float]]:
+    runner = RunnelFrames(w, batches[0], variant, quick, master)
     try:
         return time_frames(runner.step, batches)
     finally:
@@ -191,17 +200,20 @@ def polars_step(name: str, window: int) -> Callable:
     return f3
 
 
-def time_frames(step: Callable, frames: list) -> list[float]:
+def time_frames(step: Callable, frames: list) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of ``step`` on each frame (CPU: this process, every thread)."""
     times = []
     for f in frames:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step(f)
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
     return times
 
 
-def run(names: list[str], n: int, quick: bool) -> list[tuple[str, str, float]]:
-    """(workload, system, median seconds per batch) for every workload and system."""
+def run(names: list[str], n: int, quick: bool,
+        masters: tuple[str, ...] = ("local",)) -> list[tuple[str, str, float, float]]:
+    """(workload, system, median wall seconds per batch, median CPU seconds per batch) for every
+    workload and system (runnel.frame and the DStream pipeline on each master, then pandas, polars)."""
     import polars as pl
     out = []
     for name in names:
@@ -210,13 +222,16 @@ def run(names: list[str], n: int, quick: bool) -> list[tuple[str, str, float]]:
         batches = make_batches(w, count, quick)
         skip = w.warmup if not quick else min(w.warmup, count - 3)
         window = w.window // 4 if quick and w.window else w.window
-        med = lambda ts: statistics.median(ts[skip:])  # noqa: E731
-        out.append((name, "runnel.frame local", med(time_runnel(w, batches, "frame", quick))))
-        if dstream_pipeline(name, _Probe()) is not None:
-            out.append((name, "DStream local", med(time_runnel(w, batches, "dstream", quick))))
-        out.append((name, "pandas", med(time_frames(pandas_step(name, window), batches))))
+
+        def med(ts):
+            return statistics.median(t[0] for t in ts[skip:]), statistics.median(t[1] for t in ts[skip:])
+        for master in masters:
+            out.append((name, f"runnel.frame {master}", *med(time_runnel(w, batches, "frame", quick, master))))
+            if dstream_pipeline(name, _Probe()) is not None:
+                out.append((name, f"DStream {master}", *med(time_runnel(w, batches, "dstream", quick, master))))
+        out.append((name, "pandas", *med(time_frames(pandas_step(name, window), batches))))
         pls = [pl.from_pandas(b) for b in batches]
-        out.append((name, "polars", med(time_frames(polars_step(name, window), pls))))
+        out.append((name, "polars", *med(time_frames(polars_step(name, window), pls))))
     return out
 
 
@@ -227,15 +242,21 @@ class _Probe:
         return lambda *a, **k: self
 
 
-def format_results(results: list[tuple[str, str, float]]) -> str:
-    lines = [f"{'workload':8} {'system':22} {'s/batch':>10} {'runnel.frame is':>18}"]
+def format_results(results: list[tuple[str, str, float, float]]) -> str:
+    """The table: seconds per batch (wall, CPU), how many times as fast runnel.frame on the first
+    master is (wall, CPU), and frame ÷ DStream per master."""
+    lines = [f"{'workload':8} {'system':24} {'wall s':>8} {'CPU s':>8}   {'runnel.frame is (wall, CPU)':>28}"]
     for name in dict.fromkeys(r[0] for r in results):
         rows = [r for r in results if r[0] == name]
-        mine = next(s for _, sys_, s in rows if sys_ == "runnel.frame local")
+        ref = next(r for r in rows if r[1].startswith("runnel.frame "))
         lines.append(f"{name}: {WORKLOADS[name].title}")
-        for _, sys_, s in rows:
-            ratio = "" if sys_ == "runnel.frame local" else f"{s / mine:.2f}x as fast"
-            lines.append(f"{'':8} {sys_:22} {s:10.4f} {ratio:>18}")
+        for _, sys_, wall, cpu in rows:
+            ratio = "" if sys_ == ref[1] else f"{wall / ref[2]:.2f}x, {cpu / ref[3]:.2f}x as fast"
+            lines.append(f"{'':8} {sys_:24} {wall:8.4f} {cpu:8.4f}   {ratio:>28}")
+        for _, sys_, wall, cpu in rows:
+            d = next((r for r in rows if sys_.startswith("runnel.frame ") and r[1] == "DStream " + sys_[13:]), None)
+            if d is not None:
+                lines.append(f"{'':8} frame ÷ DStream on {sys_[13:]}: wall {wall / d[2]:.2f}x, CPU {cpu / d[3]:.2f}x")
     return "\n".join(lines)
 
 
@@ -244,12 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a tenth of the rows and keys, a quarter of F3's window")
     p.add_argument("--batches", type=int, default=8, help="timed batches after warm-up (default 8)")
     p.add_argument("--only", default="F1,F2,F3", help="comma-separated workloads")
+    p.add_argument("--masters", default="local",
+                   help="comma-separated runnel masters, e.g. local,local[2] (default local)")
     a = p.parse_args(argv)
     names = [x.strip() for x in a.only.split(",") if x.strip()]
     unknown = [x for x in names if x not in WORKLOADS]
     if unknown:
         p.error(f"unknown workload(s) {unknown}; known: {sorted(WORKLOADS)}")
-    print(format_results(run(names, a.batches, a.quick)))
+    masters = tuple(m.strip() for m in a.masters.split(",") if m.strip())
+    if not masters:
+        p.error("--masters needs at least one master")
+    print(format_results(run(names, a.batches, a.quick, masters)))
     return 0
 
 

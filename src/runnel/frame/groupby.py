@@ -113,15 +113,16 @@ class MergeState:
         raw = parts[0] if self.has_state and len(parts[0]) and "_updated" in parts[0].columns else None
         state = _strip(raw) if raw is not None else None
         new = parts[-1] if len(parts[-1]) and all(k in parts[-1].columns for k in self.keys) else None
-        fast = merge_key_range(state, None if raw is None else raw.columns["_seen"], new, self.keys, self.specs,
-                               self.now, self.ttl_ms)
+        # each key's batch time of last update is kept only with a ttl (a table restored without one:
+        # its keys count as seen now)
+        state_seen = raw.columns.get("_seen") if raw is not None and self.ttl_ms else None
+        fast = merge_key_range(state, state_seen, new, self.keys, self.specs, self.now, self.ttl_ms)
         if fast is not None:
-            table, seen = fast
-            return _with_marks(table, seen == self.now, seen)
+            return _with_marks(*fast)
         codes: list = []
         m = merge([x for x in (state, new) if x is not None], self.keys, self.specs, codes)
         if m is None:
-            return _with_marks(self.empty, np.zeros(0, bool), np.zeros(0, np.int64))
+            return _with_marks(self.empty, np.zeros(0, bool), np.zeros(0, np.int64) if self.ttl_ms else None)
         # the state's keys are distinct and come first: they are the merged table's first rows, in order,
         # and the codes of the new partials' rows say which keys the batch touched (no second hash)
         n_state = 0 if state is None else len(state)
@@ -131,14 +132,13 @@ class MergeState:
                 updated[codes[0][n_state:]] = True
             else:
                 updated[:] = True
+        if not self.ttl_ms:
+            return _with_marks(m, updated, None)
         seen = np.full(len(m), self.now, dtype=np.int64)
-        if state is not None:
-            seen[:n_state] = raw.columns["_seen"]
+        if state_seen is not None:
+            seen[:n_state] = state_seen
             seen[updated] = self.now
-        out = _with_marks(m, updated, seen)
-        if self.ttl_ms:
-            out = out.filter(self.now - seen < self.ttl_ms)
-        return out
+        return _with_marks(m, updated, seen).filter(self.now - seen < self.ttl_ms)
 
 
 def _strip(table: Batch) -> Batch:
@@ -148,9 +148,11 @@ def _strip(table: Batch) -> Batch:
     return Batch(cols, (key, tuple(s for s in states if s not in ("_updated", "_seen"))))
 
 
-def _with_marks(table: Batch, updated: np.ndarray, seen: np.ndarray) -> Batch:
+def _with_marks(table: Batch, updated: np.ndarray, seen: np.ndarray | None) -> Batch:
+    """The table with its marks: ``_updated`` (keys the batch changed) and, with a ttl, ``_seen``."""
     key, states = table.layout
-    return Batch({**table.columns, "_updated": updated, "_seen": seen}, (key, tuple(states) + ("_updated", "_seen")))
+    marks = {"_updated": updated} if seen is None else {"_updated": updated, "_seen": seen}
+    return Batch({**table.columns, **marks}, (key, tuple(states) + tuple(marks)))
 
 
 @dataclass(eq=False)
