@@ -44,8 +44,8 @@ from ..dstream.base import DStream, to_ms
 from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
 from ..plan import ShuffleDep
-from .aggregate import (AggSpec, check_specs, empty_partials, finalize, group_codes, merge, merge_key_range, partial,
-                        partition_partials, result_schema_batch)
+from .aggregate import (AggSpec, check_specs, empty_partials, finalize, group_codes, merge, merge_key_range,
+                        partial_buckets, partition_partials, result_schema_batch)
 from .schema import Schema, frame_batch
 
 if TYPE_CHECKING:
@@ -67,8 +67,7 @@ class PartialBuckets:
     empty: Batch
 
     def __call__(self, index: int, batch: Batch, n: int) -> list[Batch]:
-        p = partial(batch, self.keys, self.specs)
-        return partition_partials(p if p is not None else self.empty, self.keys, n)
+        return partial_buckets(batch, self.keys, self.specs, n, self.empty)
 
 
 @dataclass(eq=False)
