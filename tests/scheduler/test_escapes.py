@@ -143,3 +143,48 @@ def test_an_internal_error_while_a_batch_runs_completes_it_as_failed(lctx, monke
         assert info.processing_end_time is not None
     finally:
         assert _stop(ssc, graceful=True)
+
+
+def test_an_instruction_that_raises_after_a_batch_completed_still_ends_the_threads(lctx, monkeypatch):
+    """Forgetting old Datasets raised once in a loaded run ('dictionary changed size'): the instructions after
+    it (the completed event, waking the waiters, ending the threads of a stop) were skipped, so a stop
+    waiting for that batch waited for ever and the scheduler threads never ended."""
+    completed = []
+
+    class Completed(StreamingListener):
+        def onBatchCompleted(self, e):
+            completed.append(e.batch_info.batch_time)
+
+    ssc = _ssc(lctx, lambda rdd: rdd.collect())
+    ssc.add_streaming_listener(Completed())
+    forget = ssc.graph.forget_before
+
+    def failing_forget(t):
+        if t == 3000:                              # the last batch a graceful stop drains
+            raise RuntimeError("dictionary changed size during iteration")
+        forget(t)
+
+    monkeypatch.setattr(ssc.graph, "forget_before", failing_forget)
+    ssc.start()
+    threads = ssc._scheduler._threads
+    ssc.run_batches(1, timeout=WAIT)
+    assert _stop(ssc, graceful=True)               # drains batches 2000 and 3000
+    for t in threads:
+        t.join(WAIT)
+    assert not any(t.is_alive() for t in threads)
+    assert completed == [1000, 2000, 3000]
+
+
+def test_a_start_that_fails_posts_no_streaming_started(lctx, monkeypatch):
+    started = []
+
+    class Started(StreamingListener):
+        def onStreamingStarted(self, e):
+            started.append(e)
+
+    ssc = _ssc(lctx, lambda rdd: rdd.collect())
+    ssc.add_streaming_listener(Started())
+    monkeypatch.setattr(ssc.graph, "start", lambda zero: (_ for _ in ()).throw(RuntimeError("no start")))
+    with pytest.raises(RuntimeError, match="no start"):
+        ssc.start()
+    assert started == [] and ssc.state == "INITIALIZED"

@@ -95,10 +95,22 @@ class JobScheduler:
 
     # -- feeding events -------------------------------------------------------------------------
     def feed(self, event) -> None:
-        """Apply ``event`` and carry out the instructions (and those of the events they feed)."""
+        """Apply ``event`` and carry out the instructions (and those of the events they feed).
+
+        When one raises, the rest are skipped but for the driver's own bookkeeping (queueing a batch,
+        setting the timer, posting the listener events, waking the waiters, ending the threads): the core
+        has already moved on, and without them a waiter or a stop would wait for ever. The error is raised
+        after them."""
         work = deque(self._handle(event))
         while work:
-            more = self._do(work.popleft())
+            try:
+                more = self._do(work.popleft())
+            except BaseException:
+                for ins in work:
+                    if ins is _WAKE or type(ins) in _BOOKKEEPING or (
+                            type(ins) is c.Post and ins.kind != "streaming_started"):   # a failed start did not start
+                        self._do(ins)
+                raise
             if more:
                 work.extendleft(reversed(more))
 
@@ -482,6 +494,7 @@ _WAKE = object()           # an instruction of the driver's own: wake the waiter
 _TIMER = object()          # on runq: take the timer
 _GIVEN_UP = object()       # _tick: this thread no longer holds the timer
 _WAKES = (c.BatchRan, c.BatchAborted, c.GenerateFailed, c.StopRequested, c.DrainDone)
+_BOOKKEEPING = (c.Enqueue, c.WaitUntil, c.Terminate)   # carried out after an instruction raised (feed), as batch events
 
 
 def _first_line(e: BaseException) -> str:
