@@ -46,6 +46,8 @@ def is_object(col: Column) -> bool:
 
 
 def _freeze(col: Column) -> Column:
+    if type(col) is np.ndarray and not col.flags.writeable and col.ndim == 1 and col.dtype.kind not in "US":
+        return col                                 # frozen already (most columns: batches are built from batches)
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if isinstance(col, pa.Array):
@@ -222,6 +224,14 @@ class Batch:
         self.columns: dict[str, Column] = cols
         self.layout: Layout = layout
         self._len = lengths.pop() if lengths else 0
+
+    @classmethod
+    def _of_frozen(cls, columns: dict, layout: Layout, length: int) -> "Batch":
+        """A batch of columns taken from batches (frozen, ``length`` long, ``layout`` checked): no checks.
+        For the block stores, which hand back what they were given."""
+        b = object.__new__(cls)
+        b.columns, b.layout, b._len = columns, layout, length
+        return b
 
     # -- construction -----------------------------------------------------
     @classmethod

@@ -384,6 +384,10 @@ class StreamingContext:
     def run_batches(self, n: int = 1, timeout: float = 60.0) -> None:
         """With a ManualClock: advance n batch intervals and wait for those batches.
 
+        The calling thread generates and runs the batches itself when the
+        scheduler's threads are idle (no thread hand-off per batch); a batch
+        another thread runs is waited for at most ``timeout`` seconds. A
+        Ctrl-C stops after the running batch (a second one at once).
         Raises the error of the first of these batches that failed, after all n ran (a failed batch
         does not stop later ones, as in PySpark).
         """
@@ -391,12 +395,12 @@ class StreamingContext:
             raise TypeError("run_batches needs a StreamingContext created with clock=ManualClock()")
         if self._state != ACTIVE:
             raise RuntimeError(f"run_batches needs an active StreamingContext (state: {self._state})")
-        times = []
-        for _ in range(n):
+
+        def advance() -> int:
             self.clock.advance(self.batch_ms)
-            t = (self.clock.now() // self.batch_ms) * self.batch_ms
-            self._scheduler.wait_for_batch(t, timeout)
-            times.append(t)
+            return (self.clock.now() // self.batch_ms) * self.batch_ms
+
+        times = self._scheduler.drive(n, advance, timeout)
         err = self._scheduler.batch_error(times)
         if err is not None:
             raise err

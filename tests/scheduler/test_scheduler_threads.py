@@ -66,22 +66,100 @@ def _stream(lctx, clock, output):
     return ssc, events
 
 
+def _threads_per_batch(events):
+    threads = {}
+    for kind, t, name in events.seen:
+        threads.setdefault(t, set()).add(name)
+    return threads
+
+
 def test_a_batch_runs_on_the_thread_that_generated_it_when_the_other_is_idle(lctx):
     ran = []
     ssc, events = _stream(lctx, ManualClock(), lambda t, rdd: ran.append((t.second, threading.current_thread())))
     ssc.start()
     try:
-        ssc.run_batches(3)
+        for t in (1000, 2000, 3000):         # the clock moved by someone else than run_batches: the timer thread
+            ssc.clock.advance(1000)
+            ssc._scheduler.wait_for_batch(t, WAIT)
     finally:
         ssc.stop(stop_spark_context=False)
-    threads = {}
-    for kind, t, name in events.seen:
-        threads.setdefault(t, set()).add(name)
+    threads = _threads_per_batch(events)
     assert sorted(threads) == [1000, 2000, 3000]
     for t, names in threads.items():      # submitted, started, completed: one thread per batch, no hand-off
         assert len(names) == 1 and next(iter(names)).startswith("runnel-scheduler-"), (t, names)
     assert [s for s, _ in ran] == [1, 2, 3]
     assert all(th.name == next(iter(threads[1000 * s])) for s, th in ran)
+
+
+@pytest.mark.parametrize("first", ["run_batches", "clock"])
+def test_run_batches_generates_and_runs_the_batches_on_the_calling_thread(lctx, first):
+    ran = []
+    ssc, events = _stream(lctx, ManualClock(), lambda t, rdd: ran.append((rdd.collect(), threading.current_thread())))
+    ssc.start()
+    sched = ssc._scheduler
+    try:
+        if first == "clock":                 # a batch first run by the timer thread, then run_batches takes over
+            ssc.clock.advance(1000)
+            sched.wait_for_batch(1000, WAIT)
+            ssc.run_batches(2)
+        else:
+            ssc.run_batches(1)
+            assert sched.timer is None and sched.lent == 2000    # lent to the next run_batches, or the idle thread
+            ssc.run_batches(1)
+            ssc.clock.advance(1000)          # moved by someone else: the idle scheduler thread takes the timer
+            sched.wait_for_batch(3000, WAIT)
+    finally:
+        ssc.stop(stop_spark_context=False)
+    assert [r for r, _ in ran] == [[1], [2], [3]]
+    threads = _threads_per_batch(events)
+    main = threading.current_thread().name
+    expect = {1000: "runnel-scheduler-", 2000: main, 3000: main} if first == "clock" else \
+        {1000: main, 2000: main, 3000: "runnel-scheduler-"}
+    for t, names in threads.items():      # submitted, started, completed of a batch: one thread
+        assert len(names) == 1 and next(iter(names)).startswith(expect[t]), (t, names)
+    assert sched.core.completed == 3000 and not sched._threads[0].is_alive() and not sched._threads[1].is_alive()
+
+
+def test_stop_from_a_job_run_by_run_batches(lctx):
+    ssc = None
+
+    def output(rdd):
+        if rdd.collect() == [2]:
+            ssc.stop(stop_spark_context=False)
+
+    ssc, events = _stream(lctx, ManualClock(), output)
+    ssc.start()
+    ssc.run_batches(2)                        # batch 2 stops the context from the calling thread
+    ssc.await_termination(WAIT)
+    assert ssc._scheduler.core.terminated and ssc._scheduler.core.completed == 2000
+    for th in ssc._scheduler._threads:
+        th.join(WAIT)
+        assert not th.is_alive()
+    assert ssc._scheduler.timer is None and ssc._scheduler._driver is None
+
+
+def test_stop_from_another_thread_while_run_batches_runs_a_batch(lctx):
+    inside, release = threading.Event(), threading.Event()
+
+    def output(rdd):
+        if rdd.collect() == [1]:
+            inside.set()
+            assert release.wait(WAIT)
+
+    ssc, events = _stream(lctx, ManualClock(), output)
+    ssc.start()
+    runner = threading.Thread(target=ssc.run_batches, args=(1,), name="caller")
+    runner.start()
+    assert inside.wait(WAIT)
+    stopper = threading.Thread(target=ssc.stop, kwargs={"stop_spark_context": False})
+    stopper.start()                           # it waits for the running batch, not for the timer
+    stopper.join(0.2)
+    release.set()
+    stopper.join(WAIT)
+    runner.join(WAIT)
+    assert not stopper.is_alive() and not runner.is_alive()
+    assert ssc._scheduler.core.terminated and ssc._scheduler.core.completed == 1000
+    assert [s[2] for s in events.seen if s[1] == 1000] == ["caller"] * 3
 
 
 @pytest.mark.parametrize("clock", [ManualClock, NoJumpClock], ids=["clock-tells", "waits-timed"])
@@ -196,3 +274,29 @@ def test_a_graceful_stop_runs_the_drained_batches_one_at_a_time_in_order(lctx):
     ssc.stop(stop_spark_context=False, stop_gracefully=True)
     assert ran == [[k] for k in range(8)]
     assert ssc._scheduler.core.completed == 8000 and not ssc._scheduler.core.dropped
+
+
+def test_ctrl_c_in_run_batches_lets_the_running_batch_finish(lctx):
+    import os
+    import signal
+    ran = []
+
+    def output(rdd):
+        ran.append(rdd.collect())
+        if len(ran) == 1:
+            os.kill(os.getpid(), signal.SIGINT)     # Ctrl-C while the calling thread runs batch 1
+            ran.append("after")                     # the batch was not cut short
+
+    ssc, events = _stream(lctx, ManualClock(), output)
+    ssc.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ssc.run_batches(3)
+        assert ran == [[1], "after"]
+        core = ssc._scheduler.core
+        assert core.completed == 1000 and core.running is None and not core.queue
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ssc.run_batches(1)                          # the stream goes on from batch 2
+        assert ran[-1] == [2]
+    finally:
+        ssc.stop(stop_spark_context=False)

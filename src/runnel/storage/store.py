@@ -198,23 +198,26 @@ class BlockStore:
 def freeze(batch: Batch) -> tuple[tuple, int]:
     """A batch as kept in a process's memory, and its size: NumPy/Arrow columns as they are
     (immutable), object columns pickled once so that every :func:`thaw` gives fresh objects."""
-    cols, nbytes = {}, 0
+    cols, pickled, nbytes = {}, [], 0
     for name, col in batch.columns.items():
         if isinstance(col, pa.Array) or col.dtype != object:
-            cols[name] = (False, col)
+            cols[name] = col
             nbytes += col.nbytes
         else:
             blob = dumps_objects(list(col))
-            cols[name] = (True, blob)
+            cols[name] = blob
+            pickled.append(name)
             nbytes += len(blob)
-    return (cols, batch.layout), nbytes
+    return (cols, tuple(pickled), batch.layout, len(batch)), nbytes
 
 
 def thaw(frozen: tuple) -> Batch:
     """The batch :func:`freeze` kept (object columns unpickled anew)."""
-    cols, layout = frozen
-    return Batch({name: object_array(pickle.loads(v)) if pickled else v
-                  for name, (pickled, v) in cols.items()}, layout)
+    cols, pickled, layout, n = frozen
+    if pickled:
+        return Batch({name: object_array(pickle.loads(v)) if name in pickled else v for name, v in cols.items()},
+                     layout)
+    return Batch._of_frozen(dict(cols), layout, n)    # its own dict: the stored one is never shared
 
 
 class MemoryStore(BlockStore):
@@ -509,26 +512,26 @@ class SharedMemoryStore(FileStore):
         # memory only when a worker is about to read them (``spill``): a batch whose
         # stages run on threads (or inline) never touches the file system.
         # W5 (10-record batches) on local[2]: ~8 file writes and reads per batch saved.
-        self._held: dict[str, BlockRef] = {}
+        self._held: dict[str, tuple] = {}        # block id -> the batch as frozen in memory (see freeze)
         self._spilled: set[str] = set()          # held blocks that also have their file
         self._spill_lock = threading.Lock()      # one writer per file (runs may spill concurrently)
         self._hold = hold_bytes if self._owner else 0
-        self._mem = MemoryStore() if self._hold > 0 else None
         # released files are written again (see storage/spares.py); a worker's spares are lent by the driver
         self.spares = SpareFiles(directory, prefix + tag, spare_bytes, keeps=self._owner) if spare_bytes > 0 else None
 
     def put(self, batch: Batch) -> BlockRef:
-        if self._mem is None or (self._hold < HOLD_ALL and batch.nbytes() > self._hold):
+        if self._hold <= 0 or (self._hold < HOLD_ALL and batch.nbytes() > self._hold):
             return super().put(batch)
         block_id = f"{self.prefix}{self._tag}{next(self._ids)}"
-        self._held[block_id] = inner = self._mem.put(batch)
-        self._register(block_id, inner.nbytes)
-        return BlockRef(block_id, len(batch), inner.nbytes)
+        frozen, nbytes = freeze(batch)
+        self._held[block_id] = frozen
+        self._register(block_id, nbytes)
+        return BlockRef(block_id, len(batch), nbytes)
 
     def get(self, ref: BlockRef) -> Batch:
-        inner = self._held.get(ref.id)
-        if inner is not None:
-            return self._mem.get(inner)
+        frozen = self._held.get(ref.id)
+        if frozen is not None:
+            return thaw(frozen)
         return super().get(ref)
 
     def put_many(self, batches: list[Batch]) -> list[BlockRef]:
@@ -545,9 +548,9 @@ class SharedMemoryStore(FileStore):
         written = 0
         with self._spill_lock:
             for ref in refs:
-                inner = self._held.get(ref.id)
-                if inner is not None and ref.id not in self._spilled:
-                    written += self._write(ref.id, self._mem.get(inner))
+                frozen = self._held.get(ref.id)
+                if frozen is not None and ref.id not in self._spilled:
+                    written += self._write(ref.id, thaw(frozen))
                     self._spilled.add(ref.id)
         return written
 
@@ -556,9 +559,7 @@ class SharedMemoryStore(FileStore):
         return ref.id in self._held
 
     def _free(self, block_id: str, nbytes: int) -> None:
-        inner = self._held.pop(block_id, None)
-        if inner is not None:
-            self._mem.release([inner])
+        if self._held.pop(block_id, None) is not None:
             with self._spill_lock:
                 if block_id not in self._spilled:
                     return                    # never written: no file
