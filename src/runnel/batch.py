@@ -46,8 +46,11 @@ def is_object(col: Column) -> bool:
 
 
 def _freeze(col: Column) -> Column:
-    if type(col) is np.ndarray and not col.flags.writeable and col.ndim == 1 and col.dtype.kind not in "US":
-        return col                                 # frozen already (most columns: batches are built from batches)
+    if type(col) is np.ndarray and col.ndim == 1 and col.dtype.kind not in "US":   # most columns: at once
+        if col.flags.writeable:
+            col = col.view()
+            col.flags.writeable = False
+        return col
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if isinstance(col, pa.Array):

@@ -42,6 +42,11 @@ printed with what was measured.
 W5: 10-record batches are queued and ``ssc.run_batches(n)`` advances the
 clock n intervals and waits for each; batches/s is the median over rounds.
 The empty-batch overhead is the same with nothing queued (ms per batch).
+``run_batches`` runs the batches on the calling thread, one after the
+other: on a machine whose cores are all busy the process gets its fair
+share, so the W5 row's note says what the batches cost in CPU (the
+process's CPU ms per batch) and how long its threads waited for a core
+(from ``/proc``), the figures that compare across loads.
 
 The baselines get their input already converted to their own format (a
 pandas / polars DataFrame): their figure is pure per-batch compute.
@@ -195,14 +200,18 @@ def run_runnel_tiny(ctx, w: Workload, tiny: list, s: Settings) -> Result:
     last: list = [None]
     _runnel_stream(ssc, w, queue, last)
     n = len(tiny)
-    full, empty = [], []
+    full, empty, cpu, waited = [], [], [], []
     ssc.start()
     try:
         for r in range(s.rounds + 1):  # round 0 warms up
             queue.extend(tiny)
+            c0, w0 = _cpu_seconds()
             t0 = time.perf_counter()
             ssc.run_batches(n)
             full.append(time.perf_counter() - t0)
+            c1, w1 = _cpu_seconds()
+            cpu.append(c1 - c0)
+            waited.append(None if w0 is None or w1 is None else w1 - w0)
         summary = wl.result_summary(last[0])
         for r in range(s.rounds + 1):
             t0 = time.perf_counter()
@@ -210,9 +219,31 @@ def run_runnel_tiny(ctx, w: Workload, tiny: list, s: Settings) -> Result:
             empty.append(time.perf_counter() - t0)
     finally:
         ssc.stop(stop_spark_context=False)
+    note = f"cpu {statistics.median(cpu[1:]) / n * 1e3:.3f} ms/batch"
+    if all(x is not None for x in waited[1:]):
+        note += f", waited for a core {statistics.median(waited[1:]) / n * 1e3:.3f} ms/batch"
     return Result(w.name, "", n / statistics.median(full[1:]), statistics.median(full[1:]) / n * 1e3,
-                  statistics.median(empty[1:]) / n * 1e3, summary,
+                  statistics.median(empty[1:]) / n * 1e3, summary, note=note,
                   spread=(min(full[1:]) / n * 1e3, max(full[1:]) / n * 1e3))
+
+
+def _cpu_seconds() -> tuple[float, float | None]:
+    """CPU seconds this process used (all threads), and seconds its threads waited on a run queue for a
+    core (Linux ``/proc/self/task/*/schedstat``; None elsewhere)."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    waited = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return ru.ru_utime + ru.ru_stime, None
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat") as f:
+                waited += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):   # a thread that ended meanwhile
+            continue
+    return ru.ru_utime + ru.ru_stime, waited / 1e9
 
 
 def split_master(spec: str) -> tuple[str, dict]:
