@@ -36,6 +36,8 @@ from .listener import ListenerBus, ms_to_datetime
 from .scheduler.scheduler import JobScheduler
 
 log = logging.getLogger("runnel.streaming")
+#: conf key: run_batches runs the batches on the calling thread (default true; see run_batches)
+RUN_BATCHES_INLINE = "runnel.streaming.runBatchesInline"
 INITIALIZED, ACTIVE, STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
 
 
@@ -387,7 +389,12 @@ class StreamingContext:
         The calling thread generates and runs the batches itself when the
         scheduler's threads are idle (no thread hand-off per batch); a batch
         another thread runs is waited for at most ``timeout`` seconds. A
-        Ctrl-C stops after the running batch (a second one at once).
+        Ctrl-C stops after the running batch (a second one at once). With
+        the conf key ``runnel.streaming.runBatchesInline`` false the
+        scheduler's threads run them and this thread only waits (on a machine
+        whose cores are all busy, threads that sleep and wake each batch get
+        more than a fair share of a core; one thread running batches back to
+        back gets its fair share).
         Raises the error of the first of these batches that failed, after all n ran (a failed batch
         does not stop later ones, as in PySpark).
         """
@@ -400,7 +407,8 @@ class StreamingContext:
             self.clock.advance(self.batch_ms)
             return (self.clock.now() // self.batch_ms) * self.batch_ms
 
-        times = self._scheduler.drive(n, advance, timeout)
+        inline = conf_flag(self.context.conf, RUN_BATCHES_INLINE, True)
+        times = self._scheduler.drive(n, advance, timeout, inline)
         err = self._scheduler.batch_error(times)
         if err is not None:
             raise err

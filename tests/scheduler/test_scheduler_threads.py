@@ -300,3 +300,19 @@ def test_ctrl_c_in_run_batches_lets_the_running_batch_finish(lctx):
         assert ran[-1] == [2]
     finally:
         ssc.stop(stop_spark_context=False)
+
+
+def test_run_batches_inline_false_leaves_the_batches_to_the_scheduler_threads():
+    ctx = Context("local", conf={"runnel.streaming.runBatchesInline": "false"})
+    try:
+        ran = []
+        ssc, events = _stream(ctx, ManualClock(), lambda rdd: ran.append(threading.current_thread().name))
+        ssc.start()
+        try:
+            ssc.run_batches(3)
+        finally:
+            ssc.stop(stop_spark_context=False)
+        assert len(ran) == 3 and all(name.startswith("runnel-scheduler-") for name in ran), ran
+        assert ssc._scheduler._driver is None
+    finally:
+        ctx.stop()
