@@ -311,14 +311,15 @@ class DaskExecutor(Executor):
         with self._inbox_cond:
             self._inbox_cond.notify_all()
 
-    def _submit(self, recipes: list, indices: list[int]) -> None:
-        """Submit the tasks of ``indices`` (reviving the blocks they read first)."""
+    def _submit(self, recipes: list, indices: list[int]) -> list[str]:
+        """Submit the tasks of ``indices`` (reviving the blocks they read first); their keys (expected events)."""
         owners: dict[int, str] = {}
         for i in indices:
             for g in recipes[i].inputs:
                 for b in g:
                     owners.setdefault(id(b), self.owner(recipes[i].owner))
         self.store.revive([b for i in indices for g in recipes[i].inputs for b in g], owners, self._owner_of)
+        keys = []
         for i in indices:
             r = recipes[i]
             if r.future is not None:           # a retry: its function blobs may have been lost too
@@ -326,9 +327,11 @@ class DaskExecutor(Executor):
             key = r.key if r.future is None else f"{r.key}-r{next(self._keys)}"
             with self._inbox_cond:
                 self._expected.add(key)
+            keys.append(key)
             r.future = self.store.submit(r, key, self.owner(r.owner), self._topic)
             r.future.add_done_callback(self._wake)
         self.stats["tasks_sent"] += len(indices)
+        return keys
 
     def _describe(self, futures: list) -> list:
         """Descriptions of finished tasks whose event did not come (a lost message): one more task each."""
@@ -341,7 +344,7 @@ class DaskExecutor(Executor):
 
     def _run(self, tasks: Sequence[Task], recipes: list) -> list[list[BlockRef]]:
         n = len(tasks)
-        self._submit(recipes, list(range(n)))
+        keys = self._submit(recipes, list(range(n)))      # every attempt's: forgotten however the stage ends
         described: dict[int, tuple] = {}
         lost: dict[int, str] = {}
         finished_at: dict[int, float] = {}
@@ -380,7 +383,7 @@ class DaskExecutor(Executor):
                     # a lost connection to the scheduler cancels every future: wait (bounded) for it to come back
                     self.store.call(f"running {tasks[0].label}", self._connected)
                     self._look_at_workers()
-                    self._submit(recipes, sorted(lost))
+                    keys += self._submit(recipes, sorted(lost))
                 elif not late:
                     with self._inbox_cond:
                         self._inbox_cond.wait(EVENT_WAIT)
@@ -392,10 +395,9 @@ class DaskExecutor(Executor):
             raise
         finally:
             with self._inbox_cond:
-                for r in recipes:
-                    if r.future is not None:
-                        self._expected.discard(r.future.key)
-                        self._inbox.pop(r.future.key, None)
+                for key in keys:
+                    self._expected.discard(key)
+                    self._inbox.pop(key, None)
         failures = {i: TaskFailed(tasks[i].label, "WorkerDied",
                                   f"its worker was lost on each of {recoveries} attempts ({why})")
                     for i, why in lost.items() if i not in described}
