@@ -42,32 +42,63 @@ __all__ = ["assign_windows", "window_pairs", "merge_intervals", "warm"]
 
 
 @jit
-def _count_windows_worker(ts, size, slide, offset):
-    n = 0
-    for i in range(ts.shape[0]):
-        last = ((ts[i] - offset) // slide) * slide + offset   # floor division: right for negative times too
-        s = last
-        while s + size > ts[i]:
-            n += 1
-            s -= slide
-    return n
+def _span(t, size, slide, offset):
+    # the first and the last start of the windows holding t; first > last when none does (slide > size
+    # leaves gaps between windows). Floor division: right for negative times too.
+    last = ((t - offset) // slide) * slide + offset
+    if last + size <= t:
+        return last + slide, last
+    first = last
+    while first - slide + size > t:
+        first -= slide
+    return first, last
 
 
 @jit
-def _assign_windows_worker(ts, size, slide, offset, rows, starts):
+def _count_windows_worker(ts, size, slide, offset):
+    # (row, window) pairs, and the earliest and latest window start of any (a row's windows are contiguous)
+    n = 0
+    lo = np.int64(0)
+    hi = np.int64(0)
+    for i in range(ts.shape[0]):
+        first, last = _span(ts[i], size, slide, offset)
+        if first > last:
+            continue
+        if n == 0 or first < lo:
+            lo = first
+        if n == 0 or last > hi:
+            hi = last
+        n += (last - first) // slide + 1
+    return n, lo, hi
+
+
+@jit
+def _assign_windows_worker(ts, size, slide, offset, rows, starts, ids):
+    # one (row, start) pair per window holding a row, earliest window first; with ``ids`` (codes, lo,
+    # slots, out) also the pair's group id, code * slots + (start - lo) // slide
+    codes, lo, slots, pairs = ids
+    with_ids = codes.shape[0] > 0
     j = 0
     for i in range(ts.shape[0]):
-        last = ((ts[i] - offset) // slide) * slide + offset
-        # earliest window first: a row's windows come out in time order
-        first = last
-        while first - slide + size > ts[i]:
-            first -= slide
+        first, last = _span(ts[i], size, slide, offset)
         s = first
         while s <= last:
             rows[j] = i
             starts[j] = s
+            if with_ids:
+                pairs[j] = codes[i] * slots + (s - lo) // slide
             j += 1
             s += slide
+
+
+_NO_IDS = (np.zeros(0, dtype=np.int64), np.int64(0), np.int64(0), np.zeros(0, dtype=np.int64))
+
+
+def _checked(size, slide, offset, ts):
+    size, slide, offset = int(size), int(slide), int(offset)
+    if size <= 0 or slide <= 0:
+        raise ValueError(f"window size and slide must be positive, got size {size} and slide {slide}")
+    return size, slide, offset, np.ascontiguousarray(ts, dtype=np.int64)
 
 
 def assign_windows(ts, size, slide, offset=0):
@@ -95,49 +126,12 @@ def assign_windows(ts, size, slide, offset=0):
     >>> rows.tolist(), starts.tolist()
     ([0, 0, 1, 1], [5, 10, -5, 0])
     """
-    size, slide, offset = int(size), int(slide), int(offset)
-    if size <= 0 or slide <= 0:
-        raise ValueError(f"window size and slide must be positive, got size {size} and slide {slide}")
-    ts = np.ascontiguousarray(ts, dtype=np.int64)
-    n = _count_windows_worker(ts, size, slide, offset)
+    size, slide, offset, ts = _checked(size, slide, offset, ts)
+    n, _, _ = _count_windows_worker(ts, size, slide, offset)
     rows = np.empty(n, dtype=np.int64)
     starts = np.empty(n, dtype=np.int64)
-    _assign_windows_worker(ts, size, slide, offset, rows, starts)
+    _assign_windows_worker(ts, size, slide, offset, rows, starts, _NO_IDS)
     return rows, starts
-
-
-@jit
-def _slot_range_worker(ts, size, slide, offset):
-    # the earliest and the latest window start of any row (one pass: a row's windows are contiguous)
-    lo = np.int64(0)
-    hi = np.int64(0)
-    for i in range(ts.shape[0]):
-        last = ((ts[i] - offset) // slide) * slide + offset
-        first = last
-        while first - slide + size > ts[i]:
-            first -= slide
-        if i == 0 or first < lo:
-            lo = first
-        if i == 0 or last > hi:
-            hi = last
-    return lo, hi
-
-
-@jit
-def _window_pairs_worker(codes, ts, size, slide, offset, lo, slots, rows, starts, pairs):
-    j = 0
-    for i in range(ts.shape[0]):
-        last = ((ts[i] - offset) // slide) * slide + offset
-        first = last
-        while first - slide + size > ts[i]:
-            first -= slide
-        s = first
-        while s <= last:
-            rows[j] = i
-            starts[j] = s
-            pairs[j] = codes[i] * slots + (s - lo) // slide
-            j += 1
-            s += slide
 
 
 #: the largest pair id ``window_pairs`` makes (key codes x window slots must stay below it)
@@ -171,22 +165,18 @@ def window_pairs(codes, ts, size, slide, offset=0):
     >>> rows.tolist(), starts.tolist(), pairs.tolist()
     ([0, 1, 2], [0, 0, 10], [0, 2, 1])
     """
-    size, slide, offset = int(size), int(slide), int(offset)
-    if size <= 0 or slide <= 0:
-        raise ValueError(f"window size and slide must be positive, got size {size} and slide {slide}")
-    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    size, slide, offset, ts = _checked(size, slide, offset, ts)
     codes = np.ascontiguousarray(codes, dtype=np.int64)
     if len(codes) != len(ts):
         raise ValueError(f"codes and ts must be equally long, got {len(codes)} and {len(ts)}")
-    n = _count_windows_worker(ts, size, slide, offset)
+    n, lo, hi = _count_windows_worker(ts, size, slide, offset)
     rows, starts, pairs = (np.empty(n, dtype=np.int64) for _ in range(3))
-    if len(ts) == 0:
+    if n == 0:
         return rows, starts, pairs
-    lo, hi = _slot_range_worker(ts, size, slide, offset)
     slots = (hi - lo) // slide + 1
     if (int(codes.max()) + 1) * int(slots) > MAX_PAIR:
         raise OverflowError(f"{int(codes.max()) + 1} keys x {int(slots)} window slots do not fit an int64 id")
-    _window_pairs_worker(codes, ts, size, slide, offset, lo, slots, rows, starts, pairs)
+    _assign_windows_worker(ts, size, slide, offset, rows, starts, (codes, lo, np.int64(slots), pairs))
     return rows, starts, pairs
 
 

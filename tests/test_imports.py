@@ -16,14 +16,16 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: Cycles that are known debts, each a group no other module may join:
-#: - the DStream API: DStream's methods (map, window, update_state_by_key, save_*, to_frame) build
-#:   operator and frame classes that subclass or wrap DStream; frame.sql runs on pyspark.sql, whose
-#:   SparkContext is a Context;
-#: - the frame expressions and their accessors (.str, .dt) build each other;
+#: - the DStream API: DStream's methods (map, window, update_state_by_key, save_*) build operator
+#:   classes that subclass or wrap DStream (to_frame and with_watermark reach the frame layer through
+#:   the context's ``ssc.frame``, not by importing it: no DStream module is in a cycle with a frame one);
+#: - the frame: StreamingDataFrame's methods build the operators' frames (groupby, windows, dedup, joins),
+#:   whose results are StreamingDataFrames; the frame expressions and their accessors (.str, .dt) build
+#:   each other;
 #: - the executors: base.py picks an executor by master string and the executors subclass its base.
 KNOWN = [
-    ("runnel.sinks", "runnel.pyspark.context", "runnel.pyspark.sql", "runnel.dstream.", "runnel.frame."),
-    ("runnel.frame.accessors", "runnel.frame.expr"),
+    ("runnel.sinks", "runnel.pyspark.context", "runnel.pyspark.sql", "runnel.dstream."),
+    ("runnel.frame.",),
     ("runnel.executors.",),
 ]
 

@@ -414,8 +414,7 @@ class DStream:
         (pandas, Arrow, dicts of NumPy arrays); ``schema`` (``{column: dtype}``)
         is checked on every batch, or inferred from the first batch with rows.
         """
-        from ..frame.source import frame_of
-        return frame_of(self, columns, schema)
+        return self.ssc.frame.stream(self, columns, schema)     # the frame layer's face on the context
 
     def with_watermark(self, timestamp: Callable, delay: Any, idle_timeout: Any = None, unit: str = "s",
                        schema: Any = None, name: str | None = None, value: Callable | None = None):
@@ -438,14 +437,14 @@ class DStream:
         ...              .groupby("key").event_window(tumbling(60)).agg(value=("value", "sum"))
         ...              .to_dstream())          # (key, window_start, window_end, sum) records
         """
-        from ..frame.source import frame_of
         want = {"key": "object", "value": "float64", "ts": "int64"}
         want.update(dict(schema or {}))
         if not callable(timestamp):
             raise TypeError(f"with_watermark expects a function record -> event time, got {timestamp!r}")
         stamp = self.ship_function(_WithTime(timestamp, value))
         records = self.derive("with_timestamps", lambda ds: ds.map(stamp))
-        return frame_of(records, ("key", "value", "ts"), want).with_watermark("ts", delay, idle_timeout, unit, name)
+        frame = self.ssc.frame.stream(records, ("key", "value", "ts"), want)
+        return frame.with_watermark("ts", delay, idle_timeout, unit, name)
 
     # -- outputs (outputs.py) ---------------------------------------------------------------
     def foreach_rdd(self, func: Callable) -> None:

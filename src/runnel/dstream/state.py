@@ -70,12 +70,8 @@ class StateDStream(StatefulDStream):
         return init.narrow(op) if op is not None else init
 
     def compute(self, t: int) -> Dataset | None:
-        s = self.slide_ms
-        zero = self.graph.zero_ms
-        restored = self.graph.restored_ms
-        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
-            prev = self.get_or_compute(t - s)
-        else:   # the first batch, or the first after a recovery that had no state for this operator
+        prev = self.before(t)
+        if prev is None:   # the first batch, or the first after a recovery that had no state for this operator
             prev = self._initial_dataset(t)
         ds = self.parents[0].get_or_compute(t)
         if ds is None:

@@ -104,6 +104,14 @@ class StatefulDStream(DStream):
         next batch builds on (a plain window reads its parent's batches).
         """
 
+    def before(self, t: int) -> Dataset | None:
+        """The table batch t continues from: this stream's Dataset of the batch before, or None for the
+        first batch (and for the first after a recovery that restored no table for this stream)."""
+        s, zero, restored = self.slide_ms, self.graph.zero_ms, self.graph.restored_ms
+        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
+            return self.get_or_compute(t - s)
+        return None
+
     def settle_table(self, t: int) -> None:
         """:meth:`settle` for streams whose next batch builds on their Dataset at t."""
         ds = self.generated.get(t)

@@ -47,9 +47,8 @@ from ..dataset import Dataset
 from ..dstream.base import DStream
 from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
-from .aggregate import group_codes, partition_partials
+from .aggregate import group_codes
 from .ewm import ewm_rows
-from .expr import isnull_column
 from .schema import empty_column, frame_batch
 
 __all__ = ["Cumulative", "CarryDStream"]
@@ -264,34 +263,6 @@ class ApplyCarry:
         return new if self.carry_out else out
 
 
-@dataclass(eq=False)
-class RowBuckets:
-    """Rows hashed by key into n buckets (each bucket keeps arrival order); a null key raises unless
-    ``nulls`` (the rows of null keys then go where the null hashes)."""
-    keys: tuple
-    nulls: bool = False
-
-    def __call__(self, index: int, batch: Batch, n: int) -> list[Batch]:
-        if len(batch) == 0 or not all(k in batch.columns for k in self.keys):
-            return [batch] * n
-        if self.nulls:
-            return partition_partials(batch, self.keys, n)
-        keep = np.ones(len(batch), dtype=bool)
-        for k in self.keys:
-            keep &= ~isnull_column(batch.columns[k], len(batch))
-        if not keep.all():
-            raise ValueError(f"cumulative operations per key need keys: a row has a null in {list(self.keys)}")
-        return partition_partials(batch, self.keys, n)
-
-
-@dataclass(eq=False)
-class ConcatRows:
-    def __call__(self, index: int, groups: list[list[Batch]]) -> Batch:
-        from ..batch import concat_batches
-        parts = [b for b in groups[0] if len(b)]
-        return concat_batches(parts) if parts else Batch.empty()
-
-
 class CarryDStream(StatefulDStream):
     """The per-key carry table after each batch (see the module docstring)."""
 
@@ -303,14 +274,6 @@ class CarryDStream(StatefulDStream):
         self.keys, self.spec, self.empty_rows, self.empty_carry, self.n = keys, spec, empty_rows, empty_carry, n
         self.ttl_ms = ttl_ms
         self.must_cache = True
-
-    def before(self, t: int) -> Dataset | None:
-        """The carry table the batch at t continues from (None for the first batch)."""
-        s, zero = self.slide_ms, self.graph.zero_ms
-        restored = self.graph.restored_ms
-        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
-            return self.get_or_compute(t - s)
-        return None
 
     def op(self, t: int, carry_out: bool, has_carry: bool) -> ApplyCarry:
         return ApplyCarry(self.keys, self.spec, self.empty_rows, self.empty_carry, has_carry, carry_out, t,

@@ -25,12 +25,12 @@ import numpy as np
 from ..batch import Batch, column_take, concat_columns
 from ..dataset import Dataset
 from ..dstream.base import DStream
-from ..dstream.stateful import StatefulDStream
-from ..listener import ms_to_datetime
 from .aggregate import group_codes
+from .buckets import bucket_rows
 from .schema import empty_column
 from .transformed_frame import transformed
-from .watermark import NONE, EventClock, ByWatermark, LateRows, WatermarkDStream, replicate, split_late, watermark_values
+from .watermark import (NONE, ByWatermark, EventClock, TableWithLateRows, WatermarkDStream, replicate, split_late,
+                        watermark_values)
 
 if TYPE_CHECKING:
     from .frame import StreamingDataFrame
@@ -85,24 +85,17 @@ class Dedup:
         return table
 
 
-class DedupDStream(StatefulDStream):
+class DedupDStream(TableWithLateRows):
     """The table of seen keys after each batch (see the module docstring)."""
 
     kind = "drop_duplicates"
+    holds = "seen keys"
 
     def __init__(self, rows: DStream, watermark: WatermarkDStream, keys: tuple, within: int, empty_table: Batch,
                  empty_rows: Batch, n: int):
         super().__init__(rows.ssc, [rows, watermark])
         self.watermark, self.keys, self.within = watermark, keys, within
         self.empty_table, self.empty_rows, self.n = empty_table, empty_rows, n
-        self.late = LateRows(self)
-        self.must_cache = True
-
-    def before(self, t: int) -> Dataset | None:
-        s, zero, restored = self.slide_ms, self.graph.zero_ms, self.graph.restored_ms
-        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
-            return self.get_or_compute(t - s)
-        return None
 
     def combine(self, t: int, rows: Dataset, table_out: bool) -> Dataset:
         """Batch t's new rows (``table_out`` False) or its table of seen keys (True)."""
@@ -117,40 +110,19 @@ class DedupDStream(StatefulDStream):
     def compute(self, t: int) -> Dataset | None:
         rows = self.parents[0].get_or_compute(t)
         if rows is None:
-            from .event_time import _bucketed
-            rows = _bucketed(self.ssc.context.empty_dataset("no rows"), self.keys, self.n)
+            rows = bucket_rows(self.ssc.context.empty_dataset("no rows"), self.keys, self.n, nulls=True)
         wm = replicate(self.watermark.get_or_compute(t), self.n)
         self.late.put(t, rows.zip_partitions([wm], ByWatermark(self.watermark.clock, 0)))
         return self.combine(t, rows, True)
 
-    def settle(self, t: int) -> None:
-        self.settle_table(t)
-        self.late.settle(t)
-
-    def fall_back(self, t: int) -> str:
-        self.generated[t] = self.generated.get(t - self.slide_ms)
-        return f"its seen keys stay as before the batch at {ms_to_datetime(t)}"
-
-    def forget_before(self, t: int) -> None:
-        super().forget_before(t)
-        self.late.forget_through(t - self.remember_ms)
-
-    def state_report(self, t: int) -> dict | None:
-        report = super().state_report(t)
-        if report is not None:
-            report["late_rows"] = self.late.count(t)
-        return report
-
     def _fit(self, ds: Dataset) -> Dataset:
-        from .event_time import _bucketed
-        return ds if ds.get_num_partitions() == self.n else _bucketed(ds, self.keys, self.n).cache()
+        return ds if ds.get_num_partitions() == self.n else bucket_rows(ds, self.keys, self.n, nulls=True).cache()
 
     def signature(self) -> dict:
         return {**super().signature(), "keys": list(self.keys), "within": self.within}
 
 
 def drop_duplicates(sdf: "StreamingDataFrame", keys: tuple, within: Any, name: str | None) -> "StreamingDataFrame":
-    from .event_time import _bucketed
     from .frame import StreamingDataFrame
     event = sdf._event
     if event is None:
@@ -164,7 +136,7 @@ def drop_duplicates(sdf: "StreamingDataFrame", keys: tuple, within: Any, name: s
                         _layout(keys))
     stream = sdf.stream
     n = stream.resolve_partitions(None)
-    rows = stream.derive("dedup_rows", lambda ds: _bucketed(ds, keys, n)).cache()
+    rows = stream.derive("dedup_rows", lambda ds: bucket_rows(ds, keys, n, nulls=True)).cache()
     table = DedupDStream(rows, event.watermark, keys, within_units, empty_table, sdf.schema.empty(), n)
     if name is not None:
         table.named(name)

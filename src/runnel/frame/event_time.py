@@ -63,14 +63,14 @@ from runnel import kernels as K
 from ..batch import Batch, column_take, concat_batches, concat_columns
 from ..dataset import Dataset
 from ..dstream.base import DStream, to_ms
-from ..dstream.stateful import StatefulDStream
-from ..listener import ms_to_datetime
 from ..plan import ShuffleDep
 from .aggregate import (AggSpec, empty_partials, finalize, group_codes, merge, partial, partial_by_codes,
                         partition_partials, result_schema_batch)
-from .cumulative import ConcatRows, RowBuckets, segments
+from .buckets import bucket_rows
+from .cumulative import segments
 from .schema import Schema, empty_column, frame_batch
-from .watermark import NONE, ByWatermark, EventClock, LateRows, WatermarkDStream, replicate, watermark_values
+from .watermark import (NONE, ByWatermark, EventClock, TableWithLateRows, WatermarkDStream, replicate,
+                        watermark_values)
 from .window import ROWS
 
 if TYPE_CHECKING:
@@ -489,10 +489,11 @@ class EmitWindows:
 
 # --- the operator -----------------------------------------------------------------------------------------
 
-class EventWindowDStream(StatefulDStream):
+class EventWindowDStream(TableWithLateRows):
     """The window table of a keyed event-time window aggregation (see the module docstring)."""
 
     kind = "event_window"
+    holds = "windows"
 
     def __init__(self, rows: DStream, watermark: WatermarkDStream | None, keys: tuple, specs: tuple,
                  window: Any, bounds: tuple, lateness: int, empty: Batch, n: int, ttl_ms: int = 0):
@@ -500,20 +501,15 @@ class EventWindowDStream(StatefulDStream):
         self.watermark, self.ttl_ms = watermark, ttl_ms
         self.keys, self.specs, self.window, self.bounds = keys, specs, window, bounds
         self.lateness, self.empty, self.n = lateness, empty, n
-        self.late = LateRows(self)
-        self.must_cache = True
 
-    def before(self, t: int) -> Dataset | None:
-        s, zero, restored = self.slide_ms, self.graph.zero_ms, self.graph.restored_ms
-        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
-            return self.get_or_compute(t - s)
-        return None
+    def counts_late(self) -> bool:
+        return self.watermark is not None
 
     def incoming(self, t: int, rows: Dataset) -> list[Dataset]:
         """What the table at t is updated with: the batch's partials per (key, window) and the watermark
         (count windows: the rows hashed by key); puts the late rows."""
         if self.watermark is None:
-            return [_bucketed(rows, self.keys, self.n)]
+            return [bucket_rows(rows, self.keys, self.n, nulls=True)]
         clock, lateness = self.watermark.clock, self.lateness
         wm_t = self.watermark.get_or_compute(t)
         rows = Dataset(rows.ctx, rows.dependency(), f"{self.name} rows").cache()      # read twice: on time, late
@@ -535,27 +531,6 @@ class EventWindowDStream(StatefulDStream):
                            prev is not None, t, self.ttl_ms)
         return (prev if prev is not None else inputs[0]).zip_partitions(inputs, op)
 
-    def settle(self, t: int) -> None:
-        self.settle_table(t)
-        self.late.settle(t)
-
-    def fall_back(self, t: int) -> str:
-        prev = self.generated.get(t - self.slide_ms)
-        self.generated[t] = prev
-        if prev is None:
-            return "it starts again from no windows"
-        return f"its windows stay as after the batch at {ms_to_datetime(t - self.slide_ms)}"
-
-    def forget_before(self, t: int) -> None:
-        super().forget_before(t)
-        self.late.forget_through(t - self.remember_ms)
-
-    def state_report(self, t: int) -> dict | None:
-        report = super().state_report(t)
-        if report is not None and self.watermark is not None:
-            report["late_rows"] = self.late.count(t)
-        return report
-
     def _fit(self, ds: Dataset) -> Dataset:
         from .groupby import _rehash
         if ds.get_num_partitions() == self.n:
@@ -566,10 +541,6 @@ class EventWindowDStream(StatefulDStream):
         return {**super().signature(), "keys": list(self.keys), "window": repr(self.window),
                 "aggregates": [[s.out, s.column, s.func] for s in self.specs], "lateness": self.lateness,
                 "ttl_ms": self.ttl_ms}
-
-
-def _bucketed(ds: Dataset, keys: tuple, n: int) -> Dataset:
-    return ds.shuffle([ShuffleDep(ds.dependency(), RowBuckets(keys, nulls=True))], n, ConcatRows())
 
 
 # --- the API (GroupBy.event_window / count_window -> agg) ---------------------------------------------------

@@ -182,11 +182,7 @@ class RunningAggDStream(StatefulDStream):
         self.must_cache = True
 
     def compute(self, t: int) -> Dataset | None:
-        s, zero = self.slide_ms, self.graph.zero_ms
-        restored = self.graph.restored_ms
-        prev = None
-        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
-            prev = self.get_or_compute(t - s)
+        prev = self.before(t)
         new = self.parents[0].get_or_compute(t)
         if new is None:
             new = self.ssc.context.empty_dataset(f"{self.parents[0].name} (no data)")
@@ -380,7 +376,8 @@ class GroupBy:
 
     # -- cumulative and rolling per key, across batches (cumulative.py) ---------------------------------
     def _cumulative(self, kind: str, n: int = 0, name: str | None = None, params: tuple = ()) -> "StreamingDataFrame":
-        from .cumulative import CarryDStream, ConcatRows, Cumulative, RowBuckets, empty_carry
+        from .buckets import bucket_rows
+        from .cumulative import CarryDStream, Cumulative, empty_carry
         from .frame import StreamingDataFrame
         from .transformed_frame import transformed
         if not self.keys:
@@ -396,8 +393,7 @@ class GroupBy:
         keys = self.keys
         stream = self._sdf.stream
         n_parts = stream.resolve_partitions(self._n)
-        rows = stream.derive("groupby_rows", lambda ds: ds.shuffle(
-            [ShuffleDep(ds.dependency(), RowBuckets(keys))], n_parts, ConcatRows())).cache()
+        rows = stream.derive("groupby_rows", lambda ds: bucket_rows(ds, keys, n_parts)).cache()
         empty_rows = self._sdf.schema.empty()
         ttl_ms = to_ms(self._ttl, "ttl") if self._ttl is not None else 0
         carry = CarryDStream(rows, keys, spec, empty_rows, empty_carry(keys, dtypes, bool(ttl_ms)), n_parts, ttl_ms)

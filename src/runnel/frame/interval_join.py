@@ -58,15 +58,12 @@ from runnel import kernels as K
 from ..batch import Batch, column_take, concat_batches, concat_columns, is_arrow
 from ..dataset import Dataset
 from ..dstream.base import DStream
-from ..dstream.stateful import StatefulDStream
 from ..dstream.transformed import TransformedDStream
-from ..listener import ms_to_datetime
-from ..plan import ShuffleDep
 from .aggregate import group_codes
-from .cumulative import ConcatRows, RowBuckets
+from .buckets import bucket_rows
 from .expr import isnull_column
 from .schema import Schema, frame_batch
-from .watermark import NONE, ByWatermark, EventClock, LateRows, replicate, split_late, watermark_values
+from .watermark import NONE, ByWatermark, EventClock, TableWithLateRows, replicate, split_late, watermark_values
 
 if TYPE_CHECKING:
     from .frame import StreamingDataFrame
@@ -277,7 +274,7 @@ class JoinPairs:
 
 # --- streams --------------------------------------------------------------------------------------
 
-class JoinBufferDStream(StatefulDStream):
+class JoinBufferDStream(TableWithLateRows):
     """One side's rows kept for the other side's rows to come (see the module docstring)."""
 
     kind = "join_interval_buffer"
@@ -288,15 +285,9 @@ class JoinBufferDStream(StatefulDStream):
         super().__init__(rows.ssc, [rows] + [w for w in watermarks if w is not None])
         self.own_wm, self.other_wm = watermarks
         self.side, self.other, self.reach, self.empty, self.n = side, other, reach, empty, n
-        self.late = LateRows(self)
-        self.must_cache = True
 
-    def before(self, t: int) -> Dataset | None:
-        """The buffer batch t continues from (None for the first batch, or one not restored)."""
-        s, zero, restored = self.slide_ms, self.graph.zero_ms, self.graph.restored_ms
-        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
-            return self.get_or_compute(t - s)
-        return None
+    def counts_late(self) -> bool:
+        return self.own_wm is not None
 
     def watermark_inputs(self, t: int) -> list[Dataset]:
         return [replicate(w.get_or_compute(t), self.n) for w in (self.own_wm, self.other_wm) if w is not None]
@@ -304,7 +295,7 @@ class JoinBufferDStream(StatefulDStream):
     def compute(self, t: int) -> Dataset | None:
         rows = self.parents[0].get_or_compute(t)
         if rows is None:
-            rows = _bucketed(self.ssc.context.empty_dataset("no rows"), self.side.keys, self.n)
+            rows = bucket_rows(self.ssc.context.empty_dataset("no rows"), self.side.keys, self.n, nulls=True)
         prev = self.before(t)
         wms = self.watermark_inputs(t)
         if self.own_wm is not None:     # the side's rows behind its watermark, counted on BatchInfo
@@ -312,33 +303,12 @@ class JoinBufferDStream(StatefulDStream):
         op = KeepRows(self.side, self.other, self.reach, self.empty, prev is not None)
         return (prev if prev is not None else rows).zip_partitions([rows] + wms, op)
 
-    def settle(self, t: int) -> None:
-        self.settle_table(t)
-        self.late.settle(t)
-
-    def forget_before(self, t: int) -> None:
-        super().forget_before(t)
-        self.late.forget_through(t - self.remember_ms)
-
-    def state_report(self, t: int) -> dict | None:
-        report = super().state_report(t)
-        if report is not None and self.own_wm is not None:
-            report["late_rows"] = self.late.count(t)
-        return report
-
-    def fall_back(self, t: int) -> str:
-        self.generated[t] = self.generated.get(t - self.slide_ms)
-        return f"its rows stay as after the batch before {ms_to_datetime(t)}"
-
     def _fit(self, ds: Dataset) -> Dataset:
-        return ds if ds.get_num_partitions() == self.n else _bucketed(ds, self.side.keys, self.n).cache()
+        return ds if ds.get_num_partitions() == self.n else \
+            bucket_rows(ds, self.side.keys, self.n, nulls=True).cache()
 
     def signature(self) -> dict:
         return {**super().signature(), "keys": list(self.side.keys), "time": self.side.time, "reach": self.reach}
-
-
-def _bucketed(ds: Dataset, keys: tuple, n: int) -> Dataset:
-    return ds.shuffle([ShuffleDep(ds.dependency(), RowBuckets(keys, nulls=True))], n, ConcatRows())
 
 
 @dataclass(eq=False)
@@ -420,8 +390,8 @@ def join_interval(left: "StreamingDataFrame", right: "StreamingDataFrame", on: A
     result = layout.assemble(lempty, rempty, np.empty(0, np.int64), np.empty(0, np.int64))
     ssc = left.stream.ssc
     n = left.stream.resolve_partitions(None)
-    lrows = left.stream.derive("join_interval_rows", lambda ds: _bucketed(ds, lkeys, n)).cache()
-    rrows = right.stream.derive("join_interval_rows", lambda ds: _bucketed(ds, rkeys, n)).cache()
+    lrows = left.stream.derive("join_interval_rows", lambda ds: bucket_rows(ds, lkeys, n, nulls=True)).cache()
+    rrows = right.stream.derive("join_interval_rows", lambda ds: bucket_rows(ds, rkeys, n, nulls=True)).cache()
     lwm = left._event.watermark if left._event is not None else None
     rwm = right._event.watermark if right._event is not None else None
     # a left row at a pairs with right rows at b <= a - lower; a right row at b with left rows at a <= b + upper

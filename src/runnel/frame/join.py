@@ -292,13 +292,12 @@ class JoinLatest:
 
 
 def merge_latest(left: "StreamingDataFrame", right: "StreamingDataFrame", on: tuple, how: str, name: str | None):
-    from .cumulative import ConcatRows, RowBuckets
+    from .buckets import bucket_rows
     from .frame import StreamingDataFrame
     values = [c for c in right.columns if c not in on]
     latest = right.groupby(list(on)).running(name=name).agg(**{c: (c, "last") for c in values})
     n = left.stream.ssc.context.default_parallelism
-    rows = left.stream.derive("merge_asof_rows", lambda ds: ds.shuffle(
-        [ShuffleDep(ds.dependency(), RowBuckets(on))], n, ConcatRows()))
+    rows = left.stream.derive("merge_asof_rows", lambda ds: bucket_rows(ds, on, n))
     result_batch = join_batches(left.schema.empty(), latest.schema.empty(), on, how)
     op = JoinLatest(on, how, result_batch)
     stream = rows.derive_with("merge_asof", latest.stream, lambda a, b: a.zip_partitions([b], op))

@@ -48,8 +48,8 @@ from ..dstream.stateful import StatefulDStream
 from ..listener import ms_to_datetime
 from ..plan import Blocks, ShuffleDep
 
-__all__ = ["EventClock", "EventTime", "WatermarkDStream", "LateRows", "LateRowsDStream", "NONE", "split_late", "replicate",
-           "watermark_values"]
+__all__ = ["EventClock", "EventTime", "WatermarkDStream", "LateRows", "TableWithLateRows", "LateRowsDStream", "NONE",
+           "split_late", "replicate", "watermark_values"]
 
 #: "no value yet" in the int64 columns of the watermark table (also a NaT's int64 view)
 NONE = np.iinfo(np.int64).min
@@ -259,13 +259,6 @@ class WatermarkDStream(StatefulDStream):
         self.clock, self.delay, self.idle_ms = clock, delay, idle_ms
         self.must_cache = True
 
-    def before(self, t: int) -> Dataset | None:
-        """The table batch t continues from (None for the first batch, or one not restored)."""
-        s, zero, restored = self.slide_ms, self.graph.zero_ms, self.graph.restored_ms
-        if t - s > zero and not (restored is not None and t - s <= restored and t - s not in self.generated):
-            return self.get_or_compute(t - s)
-        return None
-
     def compute(self, t: int) -> Dataset | None:
         rows = self.parents[0].get_or_compute(t)
         if rows is None:
@@ -336,6 +329,46 @@ class LateRows:
     def forget_through(self, horizon: int) -> None:
         for old in [k for k in list(self._at) if k <= horizon]:
             self._at.pop(old, None)
+
+
+class TableWithLateRows(StatefulDStream):
+    """An event-time operator's table (windows: ``event_time.py``; seen keys: ``dedup.py``; interval-join
+    buffers) that also puts each batch's late rows in ``self.late`` (its ``compute`` does). This class
+    owns the late rows' bookkeeping: computed when the table is settled, forgotten with the table's
+    batches, counted in ``BatchInfo.state_tables[name]["late_rows"]``; and a failed batch's fall-back."""
+
+    #: what the table holds, as the fall-back message says it ("windows", "seen keys", ...)
+    holds = "rows"
+
+    def __init__(self, ssc, parents: list):
+        super().__init__(ssc, parents)
+        self.late = LateRows(self)
+        self.must_cache = True
+
+    def counts_late(self) -> bool:
+        """Whether the operator can have late rows (not without a watermark: count windows, a join side)."""
+        return True
+
+    def settle(self, t: int) -> None:
+        self.settle_table(t)
+        self.late.settle(t)
+
+    def forget_before(self, t: int) -> None:
+        super().forget_before(t)
+        self.late.forget_through(t - self.remember_ms)
+
+    def state_report(self, t: int) -> dict | None:
+        report = super().state_report(t)
+        if report is not None and self.counts_late():
+            report["late_rows"] = self.late.count(t)
+        return report
+
+    def fall_back(self, t: int) -> str:
+        prev = self.generated.get(t - self.slide_ms)
+        self.generated[t] = prev
+        if prev is None:
+            return f"it starts again from no {self.holds}"
+        return f"its {self.holds} stay as after the batch at {ms_to_datetime(t - self.slide_ms)}"
 
 
 class LateRowsDStream(DStream):
