@@ -34,4 +34,25 @@ def test_quick_run_prints_every_system(capsys):
     results = fb.run(["F1"], 1, True)
     assert [r[1] for r in results] == ["runnel.frame local", "DStream local", "pandas", "polars"]
     assert all(r[2] > 0 for r in results)
-    assert "F1: filter + assign" in fb.format_results(results)
+    text = fb.format_results(results)
+    assert "F1: filter + assign" in text and "frame ÷ DStream on local: wall" in text
+
+
+def test_cpu_of_stages_in_worker_processes_is_not_reported():
+    # local[2] sends the DStream pipeline's Python lambdas to worker processes: their CPU is not this
+    # process's, so the table says n/a instead of a figure that leaves it out
+    batches = [b.head(20_000) for b in fb.make_batches(fb.WORKLOADS["F1"], 1, True)]   # 320 kB: not inline
+    seen = {}
+    for variant in ("frame", "dstream"):
+        runner = fb.RunnelFrames(fb.WORKLOADS["F1"], batches[0], variant, True, "local[2]")
+        try:
+            for b in batches:
+                runner.step(b)
+            seen[variant] = runner.ran_in_processes()
+        finally:
+            runner.close()
+    assert seen == {"frame": False, "dstream": True}
+    text = fb.format_results([("F1", "runnel.frame local[2]", 0.02, 0.03), ("F1", "DStream local[2]", 0.5, float("nan")),
+                              ("F1", "pandas", 0.2, 0.2)])
+    assert "frame ÷ DStream on local[2]: wall 0.04x, CPU n/a" in text
+    assert "10.00x, 6.67x as fast" in text and "CPU n/a: stages ran in worker processes" in text

@@ -23,14 +23,16 @@ F3: the window fills): wall time, and the CPU time this process spent
 (every thread: runnel's tasks, polars' pool), printed with ratios to
 runnel.frame on the first master, and frame ÷ DStream on each master. CPU
 time is the steadier figure on a shared machine; stages that ``local[N]``
-sends to worker processes (user Python) are not in it. Measure on an idle
-machine: a loaded one moves every figure.
+sends to worker processes (user Python: F1's DStream lambdas) are not in
+it, and the table says n/a there. Measure on an idle machine: a loaded one
+moves every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import math
 import operator
 import statistics
 import sys
@@ -104,6 +106,7 @@ class RunnelFrames:
         from .compare import split_master
         K.warm()
         self.ctx = Context(*split_master(master))
+        self.ctx.executor.activity.watch()      # the stage log: did a stage run in worker processes?
         self.variant = variant
         self.ssc = StreamingContext(self.ctx, 1, clock=ManualClock())
         self.ssc.checkpoint(tempfile.mkdtemp())
@@ -130,6 +133,10 @@ class RunnelFrames:
             self.queue.append(self.ctx.dataset_of([Batch.from_pairs(b.k.to_numpy(), b.v.to_numpy())], "pairs"))
         self.ssc.run_batches(1, timeout=600)
 
+    def ran_in_processes(self) -> bool:
+        """Did a stage run in worker processes (whose CPU time this process's does not include)?"""
+        return any(s.kind == "processes" for s in self.ctx.executor.activity.stages or ())
+
     def close(self) -> None:
         try:
             self.ssc.await_termination_or_timeout(0)
@@ -140,9 +147,11 @@ class RunnelFrames:
 
 def time_runnel(w: FrameWorkload, batches: list, variant: str, quick: bool,
                 master: str = "local") -> list[tuple[float, float]]:
+    """(wall, CPU) seconds per batch; CPU NaN when stages ran in worker processes (not counted)."""
     runner = RunnelFrames(w, batches[0], variant, quick, master)
     try:
-        return time_frames(runner.step, batches)
+        times = time_frames(runner.step, batches)
+        return [(wall, float("nan")) for wall, _ in times] if runner.ran_in_processes() else times
     finally:
         runner.close()
 
@@ -251,13 +260,24 @@ def format_results(results: list[tuple[str, str, float, float]]) -> str:
         ref = next(r for r in rows if r[1].startswith("runnel.frame "))
         lines.append(f"{name}: {WORKLOADS[name].title}")
         for _, sys_, wall, cpu in rows:
-            ratio = "" if sys_ == ref[1] else f"{wall / ref[2]:.2f}x, {cpu / ref[3]:.2f}x as fast"
-            lines.append(f"{'':8} {sys_:24} {wall:8.4f} {cpu:8.4f}   {ratio:>28}")
+            ratio = "" if sys_ == ref[1] else f"{wall / ref[2]:.2f}x, {_ratio(cpu, ref[3])} as fast"
+            lines.append(f"{'':8} {sys_:24} {wall:8.4f} {_cpu(cpu)}   {ratio:>28}")
         for _, sys_, wall, cpu in rows:
             d = next((r for r in rows if sys_.startswith("runnel.frame ") and r[1] == "DStream " + sys_[13:]), None)
             if d is not None:
-                lines.append(f"{'':8} frame ÷ DStream on {sys_[13:]}: wall {wall / d[2]:.2f}x, CPU {cpu / d[3]:.2f}x")
+                lines.append(f"{'':8} frame ÷ DStream on {sys_[13:]}: wall {wall / d[2]:.2f}x, "
+                             f"CPU {_ratio(cpu, d[3])}")
+    if any(math.isnan(r[3]) for r in results):
+        lines.append("CPU n/a: stages ran in worker processes (user Python), whose CPU time is not counted")
     return "\n".join(lines)
+
+
+def _cpu(seconds: float) -> str:
+    return f"{'n/a':>8}" if math.isnan(seconds) else f"{seconds:8.4f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return "n/a" if math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
 
 
 def main(argv: list[str] | None = None) -> int:
