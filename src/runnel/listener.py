@@ -37,7 +37,7 @@ describes its files instead), and a queue stream reports nothing at all.
 runnel's own event: ``onCheckpointWritten(event)`` (not in PySpark; a
 PySpark listener simply lacks it) carries a :class:`CheckpointInfo` each
 time a checkpoint is committed: its batch time, bytes, and how long taking
-the snapshot (on the job runner, between batches) and writing it (on the
+the snapshot (on the scheduler thread, between batches) and writing it (on the
 checkpoint writer thread, while the next batches run) took.
 
 Events are delivered synchronously, on the thread that produced them, in
@@ -309,7 +309,7 @@ class BatchInfo(_Frozen):
 class CheckpointInfo:
     """One checkpoint committed (``onCheckpointWritten``); durations in ms of wall time.
 
-    ``snapshot_ms`` is the time the job runner spent taking the snapshot (the
+    ``snapshot_ms`` is the time the scheduler thread spent taking the snapshot (the
     stateful tables of batch ``batch_time`` computed and held) before the next
     batch could start — None for the checkpoint written at start; ``write_ms``
     the writer thread's time to write, fsync and commit it while later batches

@@ -95,7 +95,7 @@ class StreamingContext:
         graph.attach(self)
         self._graph = graph
         backlog = int(self.context.conf.get("runnel.streaming.backlogWarning.batches", 10))
-        self._scheduler = JobScheduler(graph, self.clock, self._bus, backlog)
+        self._scheduler = JobScheduler(graph, self.clock, self._bus, backlog, executor=self.context.executor)
 
     # -- properties ----------------------------------------------------------
     @property

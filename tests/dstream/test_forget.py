@@ -1,4 +1,4 @@
-"""Forgetting old Datasets while the next batch's are memoised (runner and generator threads)."""
+"""Forgetting old Datasets while the next batch's are memoised (the two scheduler threads)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def test_forget_before_runs_while_another_thread_memoises_new_times(ssc):
     stream.remember_ms = 0
     stop = threading.Event()
 
-    def generate():                       # the generator thread memoising batch after batch
+    def generate():                       # the scheduler thread holding the timer, memoising batch after batch
         t = 0
         while not stop.is_set():
             t += 1

@@ -5,15 +5,15 @@ The scheduler core (``runnel.scheduler.core``) decides when: its
 generated after it but not completed; the checkpointer only carries it out
 (:meth:`Checkpointer.take`) and reports ``SnapshotWritten`` /
 ``SnapshotFailed`` back. The first snapshot ("initial") is written at start
-before any batch; the others are taken on the job-runner thread when batch
-t completes — a *snapshot* — the computed tables every stateful stream names
+before any batch; the others are taken on the scheduler thread that ran
+batch t when it completes — a *snapshot* — the computed tables every stateful stream names
 (``checkpoint_tables``: state tables, window tables, window partials or
 batches), each input's progress (``progress``), the batches generated but
 not completed — and hands it to a writer thread, which writes it
 (``files.CheckpointWriter``) while the next batches run. The snapshot holds
 the tables' Datasets, so their blocks stay alive until written; blocks are
 immutable, so the snapshot is consistent without copying. At most one
-snapshot waits: when the disk is slower than the interval, the runner waits
+snapshot waits: when the disk is slower than the interval, that thread waits
 for the writer to take it before handing over the next one (every
 checkpoint is written; processing slows to the disk's pace), so memory is
 bounded by two snapshots. Only a writer stuck for :data:`HANDOFF_WAIT`
@@ -24,7 +24,7 @@ the time of the oldest one kept and the progress that one recorded for it
 not replay can go, and nothing any kept checkpoint still needs. Each
 commit is announced to the listeners (``onCheckpointWritten``, a
 :class:`~runnel.listener.CheckpointInfo`): its bytes, the snapshot's time
-on the job runner and the write's time on the writer thread, both measured
+on the scheduler thread and the write's time on the writer thread, both measured
 with ``perf_counter`` (real time, also under a ManualClock).
 
 Checkpoint times are ``zero + k * interval``. The interval must be a
@@ -64,7 +64,7 @@ class Snapshot:
     pending: list[int]
     inputs: dict[str, dict]
     streams: dict[str, dict] = field(default_factory=dict)   # name -> {"signature", "tables": {label: (t, ds)}}
-    seconds: float | None = None     # taking it on the job runner (None: the one written at start)
+    seconds: float | None = None     # taking it on the scheduler thread (None: the one written at start)
 
 
 class Checkpointer:

@@ -127,7 +127,7 @@ class DStream:
     def forget_before(self, t: int) -> None:
         """Drop Datasets older than t - remember (their blocks are freed with them)."""
         horizon = t - self.remember_ms
-        # the runner thread forgets while the generator thread memoises the next batch's Datasets:
+        # one scheduler thread forgets while the other (holding the timer) memoises the next batch's Datasets:
         # list() copies the keys without running Python code (so without a thread switch mid-iteration)
         for old in [k for k in list(self.generated) if k <= horizon]:
             self.generated.pop(old, None)

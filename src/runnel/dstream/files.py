@@ -38,8 +38,9 @@ and the file, and is *set aside*: not read again until its size or
 modification time changes (a fixed version is read). The other new files
 of that batch are not consumed: the next batch reads them.
 
-State, changed only by ``start`` and ``compute`` on the job generator
-thread (``_lock`` guards what ``progress`` reads on the job-runner thread):
+State, changed only by ``start`` and ``compute`` on the scheduler thread
+generating a batch (``_lock`` guards what ``progress`` reads on the scheduler
+thread that ran an earlier one; see ``runnel.scheduler.scheduler``):
 
     ignored    names present at start
     processed  name -> (bytes read, mtime ns, CRC-32 of the last 64 kB read) or None (restored from

@@ -46,8 +46,8 @@ class InputDStream(DStream):
     def progress(self, t: int) -> dict:
         """JSON-serialisable progress of the batches <= t (what a recovery must not take again).
 
-        Called on the job-runner thread once batch t completed, while later
-        batches may be generated concurrently: keep per-batch records.
+        Called on the scheduler thread that ran batch t once it completed, while the
+        other scheduler thread may generate later batches: keep per-batch records.
         """
         return {}
 

@@ -7,8 +7,8 @@ previous batch into the next batch's Dataset.
 
 Pieces, and who owns what::
 
-    receiver thread(s)  --store()-->  BlockGenerator  --take()-->  compute(t) on the
-    (user code)          rate limit   (buffer, lock)              job-generator thread
+    receiver thread(s)  --store()-->  BlockGenerator  --take()-->  compute(t) on the scheduler
+    (user code)          rate limit   (buffer, lock)              thread holding the timer
                                       [write-ahead log]           [allocation log]
     supervisor thread: on_start / on_stop, restarts with backoff, listener events
 
@@ -38,7 +38,7 @@ by a batch is at most one batch interval of input and is not counted.
 Exactly once: ``take`` swaps both lists out under the lock, so a record is
 either in the lists a batch took, or stored after the swap and taken by the
 next batch; without a WAL, records are converted to columnar Batches outside
-the lock, on the job generator's thread, so ``store`` stays an append.
+the lock, on the scheduler thread generating the batch, so ``store`` stays an append.
 
 Write-ahead log (``spark.streaming.receiver.writeAheadLog.enable``, needs
 ``ssc.checkpoint(dir)``). Under ``<checkpoint dir>/receivedData/<stream name>/``:
@@ -56,7 +56,8 @@ data, to the first batch after the span. ``checkpoint_written(t)`` deletes
 the log segments only batches <= t used.
 
 ``ReceiverInputDStream`` progress state, under its lock (compute runs on the
-generator thread while ``progress`` runs on the job runner):
+scheduler thread generating a batch while ``progress`` runs on the one that
+ran an earlier batch: ``runnel-scheduler-1/2``, either may do either):
 
     taken     batch time -> (last block entry it took or None, its allocation entry)
     floor     last block entry taken by the batches already checkpointed

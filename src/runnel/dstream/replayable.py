@@ -38,8 +38,9 @@ Commit: with ``commit=True`` the source's ``commit(offsets)`` is called
 with the offsets after a batch once that batch's outputs all finished
 (a batch that failed commits nothing), in batch order.
 
-State of :class:`ReplayableInputDStream` (``compute`` runs on the job
-generator thread, ``progress`` and the commit listener on the job runner;
+State of :class:`ReplayableInputDStream` (``compute`` runs on the scheduler
+thread generating a batch, ``progress`` and the commit listener on the one
+that ran an earlier batch;
 ``_lock`` guards what both read; ``_source_lock`` keeps a commit and ``stop``'s close of the
 source apart — a batch finishing after ``stop`` commits, then closes the source again):
 
@@ -198,7 +199,7 @@ class ReplayableInputDStream(InputDStream):
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
-        self._source_lock = threading.Lock()    # commit (job runner) against close (stop)
+        self._source_lock = threading.Lock()    # commit (batch completed) against close (stop)
         self._log: WriteAheadLog | None = None
         self.ranges: dict[int, list[OffsetRange]] = {}
         self.ends: dict[int, dict[str, int]] = {}

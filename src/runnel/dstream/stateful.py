@@ -55,7 +55,7 @@ def warn_without_checkpoint(stream: DStream, what: str = "state", stacklevel: in
 
 def drop_lineage(datasets: Iterable[Dataset | None]) -> None:
     """Forget the plans computed, cached Datasets were built from (their blocks stay)."""
-    for ds in list(datasets):  # a copy: the generator thread may add the next batch meanwhile
+    for ds in list(datasets):  # a copy: the scheduler thread generating the next batch may add it meanwhile
         # once computed, a table is its blocks: dropping its lineage lets what the lineage refers to
         # (the previous table, partials, raw input) be freed as soon as its own stream forgets it
         if ds is not None and isinstance(ds.plan, Blocks):

@@ -18,6 +18,9 @@ in dependency order. An executor implements:
     Its :class:`~runnel.storage.store.BlockStore` owns every block (inputs
     are put there by the engine, outputs by the tasks); ``close`` stops
     workers and frees every block.
+``describe_state() -> str``
+    What it has in flight, for the report of a wait that timed out
+    (:mod:`runnel.diagnostics`); read without locks, never blocks.
 ``activity``
     An :class:`~runnel.executors.activity.Activity`: the task-seconds its
     slots spent running tasks (two ``perf_counter`` calls per task) and,
@@ -178,6 +181,13 @@ class Executor:
     def kind_of(self, tasks: Sequence[Task]) -> str:
         """Where these tasks would run (``"serial"`` for a backend with one way)."""
         return "serial"
+
+    def describe_state(self) -> str:
+        """What this executor has in flight, one line per worker or slot (for a timeout's report).
+
+        Reads without taking locks (the run it describes may hold them) and never blocks.
+        """
+        return f"{type(self).__name__}: runs tasks on the calling thread (see its stack)"
 
     def close(self) -> None:
         """Stop workers and free every block. Idempotent."""

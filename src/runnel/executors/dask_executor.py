@@ -201,6 +201,13 @@ class DaskExecutor(Executor):
     def kind_of(self, tasks: Sequence[Task]) -> str:
         return "dask"
 
+    def describe_state(self) -> str:
+        """The workers last seen, the task events awaited and not yet come, the counters."""
+        waiting = sorted(self._expected - set(self._inbox))
+        return (f"{self.master}{' (closed)' if self._closed else ''}, workers last seen {self._workers}; "
+                f"{len(waiting)} task events awaited {waiting[:8]}{' ...' if len(waiting) > 8 else ''}; "
+                + ", ".join(f"{k} {v}" for k, v in self.stats.items()))
+
     # -- functions ------------------------------------------------------------------------------
     def check_shippable(self, refs) -> None:
         for ref in refs:

@@ -129,6 +129,13 @@ class ParallelExecutor(Executor):
         """Pids of the worker processes ([] before a stage needed them)."""
         return self._pool.worker_pids() if self._pool is not None else []
 
+    def describe_state(self) -> str:
+        stats = ", ".join(f"{k} {v}" for k, v in self.stats.items())
+        pool = self._pool
+        return (f"local[{self.parallelism}]{' (closed)' if self._closed else ''}, last stage ran as "
+                f"{self.activity.ran_as}; {stats}\n  threads: {self._threads.describe_state()}\n  processes: "
+                + (pool.describe_state() if pool is not None else "not started"))
+
     def check_shippable(self, refs) -> None:
         # a stage may go to the workers on any batch: a function that cannot travel is caught up front
         for ref in refs:

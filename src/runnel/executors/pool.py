@@ -213,6 +213,7 @@ class ProcessPoolExecutor(Executor):
         self._closed = False
         self._workers: list[_Worker] = []
         self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+        self._tasks: Sequence[Task] | None = None         # the tasks of the run in progress (describe_state)
         self._stop_reaper = threading.Event()
         try:
             for _ in range(n):
@@ -303,6 +304,41 @@ class ProcessPoolExecutor(Executor):
     def worker_pids(self) -> list[int]:
         return [w.proc.pid for w in self._workers]
 
+    def describe_state(self) -> str:
+        """Whether a run is on, then per worker: pid, alive or how it exited, the task it runs and since when.
+
+        A busy worker that is alive is asked (SIGUSR1, see ``worker.py``) to print its threads' stacks
+        to stderr, which it shares with the driver.
+        """
+        tasks, now = self._tasks, perf_counter()
+        lines = [f"{self.parallelism} workers{' (closed)' if self._closed else ''}, run "
+                 + (f"in progress ({len(tasks)} tasks)" if tasks is not None else "not in progress")
+                 + f", reaper {'alive' if self._reaper.is_alive() else 'stopped'}"]
+        for w in list(self._workers):
+            code = w.proc.poll()
+            line = f"    w{w.wid} pid {w.proc.pid}: {'alive' if code is None else describe_exit(code)}, "
+            seq = w.seq
+            if seq is None:
+                line += "idle" if w.ready else "not ready yet"
+            else:
+                label = tasks[seq].label if tasks is not None and seq < len(tasks) else "?"
+                line += f"running task {seq} ({label}) for {now - w.sent:.1f} s"
+                if code is None and w.ready and self._signal_dump(w.proc.pid):
+                    line += ", its stacks are on stderr"
+            lines.append(line)
+        return "\n".join(lines)
+
+    @staticmethod
+    def _signal_dump(pid: int) -> bool:
+        sig = getattr(signal, "SIGUSR1", None)
+        if sig is None:
+            return False
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            return False
+        return True
+
     # -- shipping ------------------------------------------------------------------------
     def _prepare(self, task: Task) -> tuple[bytes, list[str], list[int]]:
         """The pickled task, the function blobs it needs, and the sizes spares are lent for."""
@@ -369,7 +405,11 @@ class ProcessPoolExecutor(Executor):
             # FnRefs stay alive (and their blobs cached) while the tasks that refer to them do
             payloads = [self._prepare(t) for t in tasks]
             self.store.spill(refs)
-            return self._run(tasks, payloads)
+            self._tasks = tasks
+            try:
+                return self._run(tasks, payloads)
+            finally:
+                self._tasks = None
 
     def _run(self, tasks: Sequence[Task], payloads: list) -> list[list[BlockRef]]:
         n = len(tasks)

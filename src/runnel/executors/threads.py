@@ -190,6 +190,12 @@ class ThreadTeam:
             raise exc
         return run.results  # type: ignore[return-value]
 
+    def describe_state(self) -> str:
+        """The helper threads (alive or not) and the runs queued for them."""
+        alive = [t.name for t in self._threads if t.is_alive()]
+        return (f"{len(alive)} of {self.helpers} helper threads alive ({', '.join(alive) or 'none started'}), "
+                f"{self._queue.qsize()} run shares queued")
+
     def close(self) -> None:
         """Stop the helper threads (they finish the run they are in first). Idempotent."""
         with self._lock:

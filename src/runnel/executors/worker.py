@@ -29,6 +29,8 @@ driver died (even SIGKILL), so the worker removes every file of the driver's
 prefix and exits at once, even in the middle of a long task. EOF on the
 connection is handled the same way. SIGINT is ignored: Ctrl-C in a terminal
 reaches the whole process group, and the driver decides what happens.
+SIGUSR1 prints every thread's stack to stderr (faulthandler): the driver
+sends it to a busy worker when a wait for a batch times out.
 
 State
 -----
@@ -42,6 +44,7 @@ State
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import signal
@@ -150,6 +153,8 @@ def serve(conn, lifeline_fd: int) -> None:
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_as_driver_does(os.environ)
+    if hasattr(faulthandler, "register"):     # the driver's report of a hang asks a busy worker where it is
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     from multiprocessing.connection import Connection
     conn_fd, lifeline_fd = int(argv[0]), int(argv[1])
     serve(Connection(conn_fd), lifeline_fd)

@@ -2,8 +2,8 @@
 
 :class:`SchedulerCore` is the one home of the scheduling state of a
 StreamingContext. It has no threads, no clock and no I/O: whoever observes
-something (the generator thread saw the clock reach a batch time, the runner
-finished a job, the checkpoint writer committed a file, ``stop()`` was
+something (the scheduler thread holding the timer saw the clock reach a batch
+time, a scheduler thread finished a job, the checkpoint writer committed a file, ``stop()`` was
 called) turns it into an *event* and calls :meth:`SchedulerCore.handle`,
 which updates the state and returns *instructions* for the caller to carry
 out, in order (``runnel.scheduler.scheduler.JobScheduler`` does, for the
@@ -118,7 +118,7 @@ class GenerateFailed:
 
 @dataclass(frozen=True)
 class BatchStarted:
-    """The runner took batch ``time`` off its queue."""
+    """A scheduler thread took batch ``time`` off the queue (or kept it) to run it."""
     time: int
     now: int
 
@@ -140,7 +140,7 @@ class JobDone:
 
 @dataclass(frozen=True)
 class BatchRan:
-    """The runner finished batch ``time``: its jobs ran, stateful streams settled (``errors``: those
+    """A scheduler thread finished batch ``time``: its jobs ran, stateful streams settled (``errors``: those
     that could not compute what the next batch builds on), state reports collected."""
     time: int
     now: int
@@ -467,7 +467,7 @@ class SchedulerCore:
     # -- running ------------------------------------------------------------------------------------------
     def _on_BatchStarted(self, ev: BatchStarted) -> list:
         if ev.time in self.dropped:
-            return []                       # discarded by a non-graceful stop: the runner skips it
+            return []                       # discarded by a non-graceful stop: it is skipped
         if not self.queue or self.queue[0] != ev.time or self.running is not None:
             raise ValueError(f"batch {ev.time} ms started out of turn (queue: {list(self.queue)}, "
                              f"running: {self.running})")

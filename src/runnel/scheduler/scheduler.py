@@ -4,7 +4,7 @@
 observes and acts. It owns no scheduling state of its own (read it from
 ``self.core``) — only the things the core deliberately does not hold:
 
-    jobs        batch time -> [(output stream, job)] built   Generate puts, the runner pops
+    jobs        batch time -> [(output stream, job)] built   Generate puts, _run pops
     runq        what the idle thread takes, in order: batch   Enqueue puts a time (or keeps it, below),
                 times, TIMER (take the timer), None (exit)    Terminate puts None per thread
     due         batch time the timer waits for                WaitUntil
@@ -71,6 +71,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Callable
 
+from ..diagnostics import hang_report
 from ..listener import (BatchEvent, BatchInfo, ListenerBus, OutputOperationEvent, StreamingStarted, input_infos,
                         ms_to_datetime)
 from . import core as c
@@ -82,7 +83,7 @@ DRAIN_ROUNDS = 10_000
 
 
 class JobScheduler:
-    """Carries out a :class:`SchedulerCore`'s instructions with a generator and a runner thread.
+    """Carries out a :class:`SchedulerCore`'s instructions with two scheduler threads (``runnel-scheduler-1/2``).
 
     Parameters
     ----------
@@ -92,10 +93,13 @@ class JobScheduler:
     bus : ListenerBus
     backlog : int
         Warn when this many batches queue (or wait this many intervals).
+    executor : Executor, optional
+        Runs the jobs' stages; its state is part of a timed-out wait's report.
     """
 
-    def __init__(self, graph, clock, bus: ListenerBus, backlog: int = 10):
+    def __init__(self, graph, clock, bus: ListenerBus, backlog: int = 10, executor=None):
         self.graph = graph
+        self.executor = executor
         self.clock = clock
         self.bus = bus
         self.core = c.SchedulerCore(graph.batch_ms, backlog)
@@ -594,13 +598,25 @@ class JobScheduler:
 
     # -- waiting -------------------------------------------------------------------------------------------
     def wait_for_batch(self, t: int, timeout: float) -> None:
-        """Block until batch t has completed (or was lost); TimeoutError after ``timeout`` seconds."""
+        """Block until batch t has completed (or was lost); TimeoutError after ``timeout`` seconds.
+
+        The error carries the executor's state and every thread's stack (:func:`hang_report`): a hang
+        seen once under load explains itself.
+        """
         with self.lock:
-            ok = self.lock.wait_for(lambda: self.core.is_done(t), timeout)
-            if not ok:
-                raise TimeoutError(f"batch at {t} ms did not complete within {timeout} s "
-                                   f"(last completed: {self.core.completed}, running: {self.core.running}, "
-                                   f"queued: {list(self.core.queue)})")
+            if self.lock.wait_for(lambda: self.core.is_done(t), timeout):
+                return
+            core = self.core
+            where = (f"last completed: {core.completed}, running: {core.running}, queued: {list(core.queue)}, "
+                     f"phase: {core.phase}, timer held by: {getattr(self.timer, 'name', None)}, "
+                     f"lent until: {self.lent}, clock at: {self.clock.now()}")
+        if self._work.acquire(timeout=1.0):   # a report never hangs itself
+            try:
+                where += f", runq: {[_NAMES.get(id(i), i) for i in self.runq]}, busy: {self._busy}, idle: {self._idle}"
+            finally:
+                self._work.release()
+        raise TimeoutError(f"batch at {t} ms did not complete within {timeout} s ({where})\n\n"
+                           + hang_report(self.executor))
 
     def wait_for_stop_or_error(self, timeout: float | None, stopped: threading.Event) -> None:
         """Block until ``stopped`` is set or a batch fails (at most ``timeout`` seconds)."""
@@ -636,6 +652,7 @@ _EVENTS = {"submitted": "onBatchSubmitted", "started": "onBatchStarted", "comple
 _WAKE = object()           # an instruction of the driver's own: wake the waiters (see _wake_waiters)
 _TIMER = object()          # on runq: take the timer
 _GIVEN_UP = object()       # _tick: this thread no longer holds the timer
+_NAMES = {id(_TIMER): "TIMER", id(None): "None (exit)"}
 _WAKES = (c.BatchRan, c.BatchAborted, c.GenerateFailed, c.StopRequested, c.DrainDone)
 _BOOKKEEPING = (c.Enqueue, c.WaitUntil, c.Terminate)   # carried out after an instruction raised (feed), as batch events
 

@@ -23,7 +23,7 @@ streams, operators and statuses (never record values).
 ``runnel_checkpoint_last_timestamp_seconds``   gauge      batch time of the newest checkpoint on disk
 ``runnel_checkpoint_size_bytes``               gauge      bytes of the newest checkpoint on disk
 ``runnel_checkpoint_write_seconds``            histogram  writing a checkpoint (writer thread, per commit)
-``runnel_checkpoint_snapshot_seconds``         histogram  taking its snapshot (job runner, between batches)
+``runnel_checkpoint_snapshot_seconds``         histogram  taking its snapshot (scheduler thread, between batches)
 ``runnel_executor_task_seconds_total``         counter    seconds the executor's slots spent running tasks
 ``runnel_executor_slots``                      gauge      the executor's threads or processes
 ``runnel_executor_busy_ratio``                 gauge      task seconds / (slots x wall seconds), last minute
@@ -85,7 +85,7 @@ class JobMetrics(StreamingListener):
                                     "Time the checkpoint writer took to write and commit a checkpoint",
                                     buckets=BUCKETS, registry=r)
         self.ckpt_snapshot = Histogram("runnel_checkpoint_snapshot_seconds",
-                                       "Time the job runner took to snapshot a checkpoint's tables between batches",
+                                       "Time a scheduler thread took to snapshot a checkpoint's tables",
                                        buckets=BUCKETS, registry=r)
         self.late = Counter("runnel_late_rows", "Rows an event-time operator found behind its watermark",
                             ["operator"], registry=r)

@@ -241,7 +241,7 @@ def _checkpoints(status: StreamingStatus) -> str:
                             "Checkpoint Write Time")
     return (f"<h2>Checkpoints</h2><p>In <code>{escape(d)}</code></p><table id=\"checkpoints\">"
             f"<tr><th>Batch Time</th><th>Bytes</th><th>Written</th></tr>{rows}</table>"
-            + (f'<h3>Written since start ({len(infos)})</h3><p class="note">Snapshot: the job runner computing '
+            + (f'<h3>Written since start ({len(infos)})</h3><p class="note">Snapshot: the scheduler thread computing '
                f"and holding the tables between batches; write: the writer thread writing and committing the "
                f'files while the next batches run.</p><table id="checkpoint-writes"><tr><th>Batch Time</th>'
                f"<th>Snapshot</th><th>Write</th><th>Bytes</th></tr>{written}</table>{chart}" if infos else ""))

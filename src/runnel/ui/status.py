@@ -14,11 +14,11 @@ the context hands to the UI at start, with the two live probes the web UI
 reads: the executor's :class:`~runnel.executors.activity.Activity` (busy
 ratio, stages run) and the receiver streams that keep a write-ahead log.
 
-With an activity, the status marks each batch's start (on the job runner,
+With an activity, the status marks each batch's start (on the scheduler thread running it,
 in ``onBatchStarted``: a ``perf_counter``, the executor's busy seconds and
 the stage log's position) and at its completion keeps a
 :class:`BatchActivity`: the batch's wall time, its task-seconds, and the
-stages the runner thread ran for it. Without (no web UI), it does nothing
+stages that thread ran for it. Without (no web UI), it does nothing
 more per event than before.
 """
 
@@ -64,11 +64,11 @@ class JobFacts:
 
 @dataclass(frozen=True)
 class BatchActivity:
-    """What the executor did while one batch ran, measured by the status on the job runner's thread.
+    """What the executor did while one batch ran, measured by the status on the scheduler thread running it.
 
     ``wall`` is seconds from the batch's start to its completion (real time,
     also on a ManualClock), ``busy`` the task-seconds every slot spent in that
-    span, ``stages`` those the runner ran for the batch, in order.
+    span, ``stages`` those that thread ran for the batch, in order.
     """
     batch_time: int
     wall: float
