@@ -98,3 +98,30 @@ def test_a_task_stuck_in_a_worker_process_names_the_worker_and_its_task(tmp_path
         assert all(ctx.executor._pool._workers[i].proc.poll() is None for i in range(2))
     finally:
         ctx.stop()
+
+
+def test_an_internal_error_of_the_scheduler_is_in_the_report(monkeypatch):
+    from runnel.scheduler import core
+
+    def broken(self, event):
+        raise RuntimeError("the core could not start the batch")
+
+    monkeypatch.setitem(core._HANDLERS, core.BatchStarted, broken)      # a defect of the scheduler itself
+    monkeypatch.setattr("runnel.scheduler.scheduler.STOP_WAIT", 0.5)
+    ctx = Context("local")
+    try:
+        ssc = StreamingContext(ctx, 1, clock=ManualClock())
+        ssc.queue_stream([[1]]).foreach_rdd(lambda rdd: None)
+        ssc.start()
+        try:
+            with pytest.raises(TimeoutError) as err:
+                ssc.run_batches(1, timeout=0.3)
+        finally:
+            ssc.stop(stop_spark_context=False)
+    finally:
+        ctx.stop()
+    text = str(err.value)
+    assert "(last completed: None, running: None, queued: [1000]" in text
+    # which thread, which batch, and the traceback down to where it was raised
+    assert "internal error of the scheduler: runnel-scheduler-" in text and ", running the batch at 1000 ms:\n" in text
+    assert "in broken\n" in text and "RuntimeError: the core could not start the batch" in text

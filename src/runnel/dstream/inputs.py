@@ -67,8 +67,9 @@ class InputDStream(DStream):
 
     def forget_before(self, t: int) -> None:
         super().forget_before(t)
-        for old in [k for k in self.records if k <= t - self.remember_ms]:
-            del self.records[old]
+        # list() copies the keys in one step: the scheduler thread generating the next batch may count it meanwhile
+        for old in [k for k in list(self.records) if k <= t - self.remember_ms]:
+            self.records.pop(old, None)
 
 
 def to_dataset(ssc, item: Any, label: str) -> Dataset:

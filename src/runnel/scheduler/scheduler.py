@@ -67,6 +67,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import traceback
 from collections import deque
 from contextlib import contextmanager
 from typing import Callable
@@ -123,6 +124,7 @@ class JobScheduler:
         self._idle = 0                    # scheduler threads waiting on runq (under _work)
         self._kept: int | None = None     # a batch the timer keeps to run itself (timer thread only)
         self._busy = False                # a thread runs (or is about to run) a batch (under _work)
+        self.internal_errors: deque[str] = deque(maxlen=8)   # the last errors of the scheduler itself
 
     # -- feeding events -------------------------------------------------------------------------
     def feed(self, event) -> None:
@@ -319,7 +321,7 @@ class JobScheduler:
         try:
             self.feed(c.BatchDue(t))
         except BaseException:  # never let a scheduler thread die silently
-            log.exception("runnel: internal error generating the batch at %s", t)
+            self._internal_error(f"generating the batch at {t} ms")
         kept, self._kept = self._kept, None
         if kept is not None:
             self._lend_while_running()
@@ -458,6 +460,12 @@ class JobScheduler:
             with self._work:                  # the clock moved on, or does not tell when it does: the idle
                 self._work.notify()           # thread looks (and times its wait)
 
+    def _internal_error(self, what: str) -> None:
+        """Log the error being handled, and keep it for the report of a wait that times out: the
+        instructions after it were not carried out, so a batch may never complete."""
+        log.exception("runnel: internal error %s", what)
+        self.internal_errors.append(f"{threading.current_thread().name}, {what}:\n{traceback.format_exc()}")
+
     def _enqueue(self, t: int) -> None:
         """Queue batch t for the idle thread, or keep it (see the module docstring)."""
         if self.timer is threading.current_thread() and not self._stop_timer.is_set() and self._kept is None:
@@ -517,7 +525,7 @@ class JobScheduler:
         try:
             self.feed(c.BatchStarted(t, self.clock.now()))
         except BaseException as e:  # never let a scheduler thread die silently
-            log.exception("runnel: internal error running batch %s", t)
+            self._internal_error(f"running the batch at {t} ms")
             self._abort(t, e)
         finally:
             self.jobs.pop(t, None)
@@ -535,7 +543,7 @@ class JobScheduler:
             try:
                 self.feed(c.BatchAborted(t, self.clock.now(), error))
             except BaseException:
-                log.exception("runnel: internal error aborting batch %s", t)
+                self._internal_error(f"aborting the batch at {t} ms")
 
     def _run_job(self, t: int, output: int) -> list:
         job = self.jobs[t][output]
@@ -615,7 +623,9 @@ class JobScheduler:
                 where += f", runq: {[_NAMES.get(id(i), i) for i in self.runq]}, busy: {self._busy}, idle: {self._idle}"
             finally:
                 self._work.release()
+        errors = list(self.internal_errors)
         raise TimeoutError(f"batch at {t} ms did not complete within {timeout} s ({where})\n\n"
+                           + "".join(f"internal error of the scheduler: {e}\n" for e in errors)
                            + hang_report(self.executor))
 
     def wait_for_stop_or_error(self, timeout: float | None, stopped: threading.Event) -> None:
