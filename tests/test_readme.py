@@ -12,7 +12,10 @@ others:
   own on a free port (``tests/mqtt/broker.py``: skipped where there is none,
   installed under CI), the literal port replaced;
 * waiting for termination (``await_termination*``, ``awaitTermination*``)
-  lasts at most ``RUN_SECONDS`` of wall clock, and a context still active
+  lasts at most ``RUN_SECONDS`` of wall clock — in a block that calls
+  ``pprint``, until a batch that brought records completed instead (at most
+  ``RUN_MAX_SECONDS``: a loaded machine may take longer than RUN_SECONDS to
+  start the stream, an idle one much less) — and a context still active
   when the block ends is stopped.
 
 A block that calls ``pprint`` must have printed at least one batch with a
@@ -37,18 +40,42 @@ from broker import Mosquitto, mosquitto_or_skip  # noqa: E402 — a helper of th
 README = pathlib.Path(__file__).parent.parent / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)
 RUN_SECONDS = 4.0
+RUN_MAX_SECONDS = 90.0
 BLOCK_TIMEOUT = 180
 
 HARNESS = """
 import sys
-from runnel import StreamingContext
+import threading
+from runnel import StreamingContext, StreamingListener
 
-RUN = float(sys.argv[1])
+RUN, RUN_MAX, NEED_RECORDS = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "1"
 _wait = StreamingContext.await_termination_or_timeout
+_start = StreamingContext.start
+_records = threading.Event()     # a batch that brought records completed (its outputs printed)
+
+
+class _Seen(StreamingListener):
+    def onBatchCompleted(self, e):
+        if e.batch_info.num_records:
+            _records.set()
+
+
+def _started(self, *args, **kwargs):
+    self.add_streaming_listener(_Seen())
+    return _start(self, *args, **kwargs)
+
 
 def _short(self, timeout=None):
-    return _wait(self, RUN if timeout is None else min(timeout, RUN))
+    if not NEED_RECORDS:
+        return _wait(self, RUN if timeout is None else min(timeout, RUN))
+    waited, stopped = 0.0, False    # until a batch with records ran, however loaded the machine is
+    while not _records.is_set() and not stopped and waited < RUN_MAX:
+        stopped = _wait(self, 0.1)
+        waited += 0.1
+    return stopped
 
+
+StreamingContext.start = _started
 for name in ("await_termination", "awaitTermination", "await_termination_or_timeout", "awaitTerminationOrTimeout"):
     setattr(StreamingContext, name, _short)
 exec(compile(sys.stdin.read(), "README.md", "exec"), {"__name__": "__main__"})
@@ -74,7 +101,8 @@ def test_readme_block_runs(block, tmp_path):
             broker = Mosquitto(mosquitto_or_skip(), str(tmp_path / "mosquitto")).start()
             stack.callback(broker.stop)
             code = code.replace("1883", str(broker.port))
-        done = subprocess.run([sys.executable, "-c", HARNESS, str(RUN_SECONDS)], input=code, cwd=tmp_path,
+        done = subprocess.run([sys.executable, "-c", HARNESS, str(RUN_SECONDS), str(RUN_MAX_SECONDS),
+                               "1" if ".pprint(" in block else "0"], input=code, cwd=tmp_path,
                               capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
     assert done.returncode == 0, f"the README block failed:\n{block}\n--- stderr:\n{done.stderr[-4000:]}"
     if ".pprint(" in block:
