@@ -123,5 +123,5 @@ def test_an_internal_error_of_the_scheduler_is_in_the_report(monkeypatch):
     text = str(err.value)
     assert "(last completed: None, running: None, queued: [1000]" in text
     # which thread, which batch, and the traceback down to where it was raised
-    assert "internal error of the scheduler: runnel-scheduler-" in text and ", running the batch at 1000 ms:\n" in text
+    assert "internal error of the scheduler: runnel-scheduler-" in text and ", running batch 1000:\n" in text
     assert "in broken\n" in text and "RuntimeError: the core could not start the batch" in text

@@ -321,7 +321,7 @@ class JobScheduler:
         try:
             self.feed(c.BatchDue(t))
         except BaseException:  # never let a scheduler thread die silently
-            self._internal_error(f"generating the batch at {t} ms")
+            self._internal_error(f"generating the batch at {t}")
         kept, self._kept = self._kept, None
         if kept is not None:
             self._lend_while_running()
@@ -525,7 +525,7 @@ class JobScheduler:
         try:
             self.feed(c.BatchStarted(t, self.clock.now()))
         except BaseException as e:  # never let a scheduler thread die silently
-            self._internal_error(f"running the batch at {t} ms")
+            self._internal_error(f"running batch {t}")
             self._abort(t, e)
         finally:
             self.jobs.pop(t, None)
@@ -543,7 +543,7 @@ class JobScheduler:
             try:
                 self.feed(c.BatchAborted(t, self.clock.now(), error))
             except BaseException:
-                self._internal_error(f"aborting the batch at {t} ms")
+                self._internal_error(f"aborting batch {t}")
 
     def _run_job(self, t: int, output: int) -> list:
         job = self.jobs[t][output]
