@@ -389,8 +389,11 @@ class JobScheduler:
                     held = self._take_timer(timeout)
                     t = advance()
                     if held:
-                        self._generate_due()
+                        with self._watchdog(t, timeout) as late:   # this thread runs them: nobody else times it
+                            self._generate_due()
                         self._lend_timer()
+                        if late:
+                            raise TimeoutError(late[0])
                     times.append(self._wait_after(t, timeout))
                     if interrupted:
                         raise KeyboardInterrupt
@@ -608,25 +611,61 @@ class JobScheduler:
     def wait_for_batch(self, t: int, timeout: float) -> None:
         """Block until batch t has completed (or was lost); TimeoutError after ``timeout`` seconds.
 
-        The error carries the executor's state and every thread's stack (:func:`hang_report`): a hang
-        seen once under load explains itself.
+        The error carries the executor's state and every thread's stack (:meth:`timeout_report`): a
+        hang seen once under load explains itself.
         """
         with self.lock:
             if self.lock.wait_for(lambda: self.core.is_done(t), timeout):
                 return
-            core = self.core
-            where = (f"last completed: {core.completed}, running: {core.running}, queued: {list(core.queue)}, "
-                     f"phase: {core.phase}, timer held by: {getattr(self.timer, 'name', None)}, "
-                     f"lent until: {self.lent}, clock at: {self.clock.now()}")
-        if self._work.acquire(timeout=1.0):   # a report never hangs itself
+        raise TimeoutError(self.timeout_report(t, timeout))
+
+    def timeout_report(self, t: int, timeout: float) -> str:
+        """Why batch t did not complete within ``timeout`` s: the scheduler's state, its internal errors,
+        the executor's state and every thread's stack (:func:`~runnel.diagnostics.hang_report`). Takes
+        no lock for more than a second (the stuck thread may hold one)."""
+        where = "scheduler state unknown: its lock stayed held"
+        if self.lock.acquire(timeout=1.0):
+            try:
+                core = self.core
+                where = (f"last completed: {core.completed}, running: {core.running}, queued: {list(core.queue)}, "
+                         f"phase: {core.phase}, timer held by: {getattr(self.timer, 'name', None)}, "
+                         f"lent until: {self.lent}, clock at: {self.clock.now()}")
+            finally:
+                self.lock.release()
+        if self._work.acquire(timeout=1.0):
             try:
                 where += f", runq: {[_NAMES.get(id(i), i) for i in self.runq]}, busy: {self._busy}, idle: {self._idle}"
             finally:
                 self._work.release()
         errors = list(self.internal_errors)
-        raise TimeoutError(f"batch at {t} ms did not complete within {timeout} s ({where})\n\n"
-                           + "".join(f"internal error of the scheduler: {e}\n" for e in errors)
-                           + hang_report(self.executor))
+        return (f"batch at {t} ms did not complete within {timeout} s ({where})\n\n"
+                + "".join(f"internal error of the scheduler: {e}\n" for e in errors)
+                + hang_report(self.executor))
+
+    @contextmanager
+    def _watchdog(self, t: int, timeout: float):
+        """While the caller runs batches itself (``drive``): if batch t is not done within ``timeout`` s,
+        log :meth:`timeout_report` then (the stuck thread's stack in it) and yield it in the list, so
+        that the caller raises it once the batches it runs end."""
+        report: list[str] = []
+
+        def late():
+            if self.lock.acquire(timeout=1.0):
+                try:
+                    if self.core.is_done(t):
+                        return
+                finally:
+                    self.lock.release()
+            report.append(self.timeout_report(t, timeout))
+            log.error("runnel: %s", report[0])
+
+        timer = threading.Timer(timeout, late)
+        timer.name, timer.daemon = "runnel-watchdog", True
+        timer.start()
+        try:
+            yield report
+        finally:
+            timer.cancel()
 
     def wait_for_stop_or_error(self, timeout: float | None, stopped: threading.Event) -> None:
         """Block until ``stopped`` is set or a batch fails (at most ``timeout`` seconds)."""
