@@ -108,3 +108,10 @@ def test_readme_block_runs(block, tmp_path):
     if ".pprint(" in block:
         printed = [b for b in done.stdout.split("Time: ")[1:] if b.split("\n", 2)[2].strip(" -\n.")]
         assert printed, f"the block printed no batch with a record in it:\n{done.stdout[-2000:]}"
+
+
+def test_ci_runs_the_readme_test_command():
+    """``.ci/run`` is exactly the README's test command (what a contributor runs is what CI runs)."""
+    ci = (README.parent / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci.startswith("python3 -m venv .venv") and ci.endswith(".venv/bin/python -m pytest"), ci
+    assert any(line.strip() == ci for line in README.read_text().splitlines()), ci
