@@ -86,12 +86,16 @@ def test_a_task_stuck_in_a_worker_process_names_the_worker_and_its_task(tmp_path
             assert "(stuck task 0) for " in text and "(stuck task 1) for " in text
             assert text.count(", its stacks are on stderr") == 2, text
             assert "--- thread " in text and "in run\n" in text     # the driver thread waiting for them
-            # the workers' side: each prints where it is (faulthandler on SIGUSR1)
-            deadline, seen = time.monotonic() + WAIT, ""
-            while seen.count("in _block_until_released") < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-                seen += capfd.readouterr().err
-            assert seen.count("in _block_until_released") == 2, seen
+            # the workers' side: each prints where it is (faulthandler on SIGUSR1). Both print at once
+            # into one stderr, interleaved, so ask them again one at a time
+            for pid in pids:
+                capfd.readouterr()
+                deadline, seen = time.monotonic() + WAIT, ""
+                assert ex._pool._signal_dump(pid)
+                while "in _block_until_released" not in seen and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    seen += capfd.readouterr().err
+                assert "in _block_until_released" in seen, (pid, seen)
         finally:
             open(flag, "w").close()
             runner.join(WAIT)
