@@ -6,7 +6,7 @@ observes and acts. It owns no scheduling state of its own (read it from
 
     jobs        batch time -> [(output stream, job)] built   Generate puts, _run pops
     runq        what the idle thread takes, in order: batch   Enqueue puts a time (or keeps it, below),
-                times, TIMER (take the timer), None (exit)    Terminate puts None per thread
+                times, None (exit)                            Terminate puts None per thread
     due         batch time the timer waits for                WaitUntil
     timer       the thread holding the timer, or None         under ``lock``: lent, taken, given up
     lent        while the timer is lent: the time it was      under ``lock``: the timer keeps a batch
@@ -29,7 +29,8 @@ The threads are alike; at any time one of them holds the *timer*:
 
 When the timer builds a batch while the other thread is idle (nothing
 queued, nothing running), it keeps the batch and runs it itself, and hands
-the timer to the other thread (a TIMER on ``runq``): the batch does not wait
+the timer to the other thread (it is *lent*: the idle thread's wait for
+``runq`` returns TIMER once the clock reaches ``lent``): the batch does not wait
 for a thread to wake up, and the clock is still watched while it runs, so
 generation never waits for processing. Otherwise the batch is queued for the
 other thread, as before. A 10-record batch (W5) thus costs one thread
