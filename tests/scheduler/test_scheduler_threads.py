@@ -287,6 +287,9 @@ def test_ctrl_c_in_run_batches_lets_the_running_batch_finish(lctx):
             os.kill(os.getpid(), signal.SIGINT)     # Ctrl-C while the calling thread runs batch 1
             ran.append("after")                     # the batch was not cut short
 
+    # Python's own handler, as in a terminal: a job started in the background (CI under `cmd &`)
+    # inherits SIGINT ignored, and an ignored Ctrl-C interrupts nothing
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     ssc, events = _stream(lctx, ManualClock(), output)
     ssc.start()
     try:
@@ -300,6 +303,7 @@ def test_ctrl_c_in_run_batches_lets_the_running_batch_finish(lctx):
         assert ran[-1] == [2]
     finally:
         ssc.stop(stop_spark_context=False)
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_run_batches_inline_false_leaves_the_batches_to_the_scheduler_threads():
