@@ -43,7 +43,6 @@ Windows) it does nothing and says so by returning False.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import threading
 
@@ -69,7 +68,7 @@ def _glibc_mallopt():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")   # glibc's soname; find_library would run ldconfig at every start
         libc.gnu_get_libc_version      # glibc only (musl has mallopt as a no-op stub, or not at all)
         return libc.mallopt
     except (OSError, AttributeError):
