@@ -133,6 +133,25 @@ def test_stage_description_names_the_executor_kind(pool_ctx, conf):
     assert "[threads]" not in big.reduce_by_key(operator.add).describe_stages()
 
 
+def test_a_stage_that_runs_inline_is_not_classified(pool_ctx, monkeypatch):
+    # the walk over task programs is asked only when the stage does not run inline (W5's tiny batches)
+    ex = pool_ctx.executor
+    asked = []
+    real = type(ex).kind_of
+    monkeypatch.setattr(ex, "kind_of", lambda tasks: asked.append(len(tasks)) or real(ex, tasks))
+    small = pool_ctx.parallelize([(i % 3, 1) for i in range(10)], 2).reduce_by_key(operator.add)
+    before = ex.stats["stages_inline"]
+    assert sorted(small.collect()) == [(0, 4), (1, 3), (2, 3)]
+    assert ex.stats["stages_inline"] == before + 2 and asked == []
+    assert "[threads]" in small.describe_stages() and asked == [2, 2]    # describe still names the kind
+    n = 200_000
+    big = pool_ctx.parallelize(Batch.from_pairs(np.arange(n) % 7, np.ones(n, dtype=np.int64)), 2)
+    asked.clear()
+    assert sorted(big.reduce_by_key(operator.add).collect()) == [(k, int((np.arange(n) % 7 == k).sum()))
+                                                                 for k in range(7)]
+    assert asked == [2]                                                  # the map stage; its tiny reduce ran inline
+
+
 def test_start_rejects_a_function_that_cannot_reach_the_workers(pool_ctx):
     lock = threading.Lock()
 

@@ -147,9 +147,8 @@ class ParallelExecutor(Executor):
             raise RuntimeError("the executor is closed")
         if not tasks:
             return []
-        kind = check_kind(kind) if kind is not None else self.kind_of(tasks)
-        if kind == "auto":
-            kind = self.kind_of(tasks)
+        if kind is not None:
+            kind = check_kind(kind)
         inline = self.inline_bytes
         if self._conf is not None and self._conf.get(INLINE_BYTES_KEY) is not None:
             inline = int(self._conf[INLINE_BYTES_KEY])
@@ -157,6 +156,8 @@ class ParallelExecutor(Executor):
             self.stats["stages_inline"] += 1
             self.activity.ran_as = "inline"
             return run_inline(self.store, tasks, self.activity)
+        if kind is None or kind == "auto":     # asked only now: an inline stage needs no walk of its programs
+            kind = self.kind_of(tasks)
         self.stats[f"stages_{kind}"] += 1
         self.activity.ran_as = kind
         if kind == "threads":
